@@ -1,0 +1,52 @@
+# Two commands on a fresh machine (Debian 12, root):
+#   make run    set-up + the main job: capacity table of the built-in scenario smbdirect-2x200g
+#   make test   set-up + the whole test suite (host tier, then the RDMA tier in the soft-RoCE guest)
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+APT_PACKAGES := qemu-system-x86 kmod iproute2 rdma-core ibverbs-providers ibverbs-utils libibverbs1 \
+	python3-pyverbs perftest busybox-static mbw iperf3 ethtool git
+
+.PHONY: run test test-host test-rdma deps venv bench clean
+
+run: venv
+	$(BIN)/rdmarig plan smbdirect-2x200g --out out/
+
+test: venv deps
+	$(MAKE) test-host
+	$(MAKE) test-rdma
+
+test-host: venv
+	$(BIN)/python -m pytest -m "not rdma" tests
+
+# RDMA tier: directly where this kernel has an RDMA device, else inside the soft-RoCE guest.
+test-rdma: venv deps
+	@if [ -d /sys/class/infiniband ] && [ -n "$$(ls /sys/class/infiniband 2>/dev/null)" ]; then \
+		$(BIN)/python -m pytest -m rdma tests; \
+	else \
+		$(BIN)/rdmarig guest prepare && \
+		$(BIN)/rdmarig guest run --timeout 1200 -- $(CURDIR)/$(BIN)/python -m pytest -m rdma -p no:cacheprovider tests; \
+	fi
+
+deps: $(VENV)/.apt-done
+$(VENV)/.apt-done: | $(VENV)/bin/python
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+	touch $@
+
+venv: $(VENV)/.installed
+$(VENV)/bin/python:
+	$(PY) -m venv $(VENV)
+$(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+bench: venv
+	$(BIN)/python benchmarks/model_sweep.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache

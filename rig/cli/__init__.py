@@ -1,0 +1,54 @@
+"""The rdmarig command line: one typer app, one module per command group.
+
+`main()` is the console script. It turns every InputError (and OSError on a file the user named)
+into one line on stderr and exit code 2, and Ctrl-C into exit code 130, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from scenarios.errors import InputError
+
+app = typer.Typer(
+    name="rdmarig",
+    help="Measure and model file-data throughput over RDMA (SMB Direct) and TCP.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def error(message: str, code: int = 2) -> None:
+    print(f"rdmarig: error: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def _register() -> None:
+    # imported here so that `rig.cli` stays importable for the sub-modules themselves
+    from rig.cli import calibrate, guest, measure, plan, results, scenarios_cmd, serve
+
+    app.command("plan")(plan.plan)
+    app.add_typer(scenarios_cmd.app, name="scenarios", help="List, show and check scenario files.")
+    app.add_typer(results.app, name="results", help="List, show and export stored records.")
+    app.add_typer(measure.app, name="measure", help="Measure real transfers and copy costs on this host.")
+    app.command("serve")(serve.serve)
+    app.add_typer(guest.app, name="guest", help="The soft-RoCE qemu guest: real RDMA where the kernel has none.")
+    app.add_typer(calibrate.app, name="calibrate", help="Fit model parameters to stored measurements.")
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        app(args=argv, prog_name="rdmarig")
+    except InputError as exc:
+        error(exc.one_line(), exc.exit_code)
+    except KeyboardInterrupt:
+        error("interrupted; records completed before the interrupt are kept in the store", 130)
+    except OSError as exc:
+        where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
+        error(f"{exc.strerror or exc}:{where}; check the path and its permissions")
