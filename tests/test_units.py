@@ -1,0 +1,46 @@
+import pytest
+
+from scenarios import units
+from scenarios.errors import InputError
+
+
+@pytest.mark.parametrize("text, value", [
+    ("8MiB", 8 * 1024**2), ("64KiB", 65536), ("4096", 4096), ("1GB", 1e9), ("100Mbit", 12.5e6), (512, 512),
+])
+def test_sizes(text, value):
+    assert units.parse_size(text) == value
+
+
+@pytest.mark.parametrize("text, value", [
+    ("200Gbit/s", 25e9), ("46GB/s", 46e9), ("100Gbps", 12.5e9), ("12.5GB/s", 12.5e9),
+])
+def test_rates(text, value):
+    assert units.parse_rate(text) == pytest.approx(value)
+
+
+def test_times_and_freq():
+    assert units.parse_time("250ns") == pytest.approx(2.5e-7)
+    assert units.parse_time("10s") == 10
+    assert units.parse_freq("2.25GHz") == 2.25e9
+
+
+def test_size_lists():
+    assert units.parse_size_list("4KiB..32KiB") == [4096, 8192, 16384, 32768]
+    assert units.parse_size_list("64KiB,1MiB") == [65536, 1048576]
+    assert units.parse_int_list("1,2,4") == [1, 2, 4]
+
+
+@pytest.mark.parametrize("fn, text", [
+    (units.parse_size, "8 parsecs"), (units.parse_rate, "200Gbit"), (units.parse_time, "soon"),
+    (units.parse_size_list, "8MiB..4KiB"), (units.parse_int_list, "one,two"),
+])
+def test_bad_input_names_the_field(fn, text):
+    with pytest.raises(InputError) as info:
+        fn(text, where="platform.link.rate")
+    assert "platform.link.rate" in info.value.one_line() or "range" in info.value.one_line()
+    assert "\n" not in info.value.one_line()
+
+
+def test_format():
+    assert units.format_size(8 * 1024**2) == "8MiB"
+    assert units.format_rate(25e9) == "25.00GB/s (200.0Gbit/s)"
