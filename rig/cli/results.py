@@ -78,3 +78,22 @@ def export(
         typer.echo(f"wrote {out}", err=True)
     else:
         typer.echo(text, nl=False)
+
+
+@app.command("plot")
+def plot(
+    y: str = typer.Option(..., "--y", help="field to plot, e.g. summary.median_gbytes_per_s"),
+    x: str = typer.Option("params.size_bytes", "--x", help="field on the x axis"),
+    group: str = typer.Option("name", "--group", help="field whose values make separate lines"),
+    out: Path = typer.Option(Path("out/plot.png"), "--out", help="PNG file to write"),
+    kind: Optional[str] = typer.Option(None, help="measured or modelled"),
+    name: Optional[str] = typer.Option(None, help="record name or prefix"),
+    linear: bool = typer.Option(False, "--linear", help="linear x axis (default: log2)"),
+    store: Optional[Path] = StoreOption,
+) -> None:
+    """Draw stored records: one line per group, x and y picked by dotted field path."""
+    from results.plots import plot_series
+
+    with open_store(store) as st:
+        records = st.query(kind=kind, name=name)
+    typer.echo(f"wrote {plot_series(records, x, y, group, out, logx=not linear)}")
