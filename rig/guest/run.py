@@ -1,0 +1,220 @@
+"""`rdmarig guest run`: boot the prepared guest, run one command in it, bring its records home.
+
+Per run, a directory under <cache>/runs/ is shared read-write and mounted at the same path in the
+guest. It carries the command in (argv, env, cwd: NUL-separated files, nothing on the kernel
+command line) and the results out (rc, setup.log, spool/ of JSON records, console.log).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping
+
+from rig.guest import boot as bootmod
+from rig.guest import hostcheck, qemu
+from rig.guest.cache import Cache
+from rig.guest.initramfs import RXE_LINKS
+from rig.guest.prepare import Prepared, ensure_prepared
+from scenarios.errors import InputError
+
+EXIT_TIMEOUT = 124      # like timeout(1)
+EXIT_GUEST_FAILED = 125  # the guest itself failed (boot, set-up, panic): no command exit code
+KEEP_RUNS = 20
+KVM_TEST_BOOT_TIMEOUT_S = 60.0
+
+# host environment passed into the guest: what finds the same Python, venv and packages there
+_PASS_NAMES = {"PATH", "PYTHONPATH", "VIRTUAL_ENV", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ",
+               "TERM", "COLUMNS", "NO_COLOR", "FORCE_COLOR", "PYTEST_ADDOPTS"}
+_PASS_PREFIXES = ("LC_", "PYENV_", "PYTHON", "RDMARIG_")
+_NOT_PASSED = {"RDMARIG_STORE", "RDMARIG_SPOOL", "PYTHONHOME"}
+_ROOT_PATH = ("/usr/local/sbin", "/usr/sbin", "/sbin")
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class RunOptions:
+    cpus: int = 2
+    mem_mib: int = 2048
+    boot_timeout_s: float = 300.0
+    command_timeout_s: float = 3600.0
+    accel: str = "auto"            # auto | tcg | kvm
+    rxe: bool = True               # set up the soft-RoCE devices before the command
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class RunResult:
+    exit_code: int
+    status: str                    # finished | boot-timeout | command-timeout | fatal | crashed
+    message: str
+    accel: str
+    accel_reason: str
+    kernel_version: str
+    run_dir: Path
+    console_log: Path
+    records_ingested: int
+    store: Path | None
+    userland_uptime_s: float | None     # guest clock: kernel start -> host root mounted
+    rxe_uptime_s: float | None          # guest clock: kernel start -> rxe0/rxe1 ACTIVE
+    ready_host_s: float | None          # host clock: qemu start -> command starts
+    command_s: float | None             # host clock: command start -> command end
+    total_s: float
+    console_tail: list[str]
+
+
+def guest_env(host_env: Mapping[str, str], accel: str, spool: Path, extra: Mapping[str, str]) -> dict[str, str]:
+    """The command's environment inside the guest."""
+    env = {k: v for k, v in host_env.items()
+           if (k in _PASS_NAMES or k.startswith(_PASS_PREFIXES)) and k not in _NOT_PASSED}
+    path = env.get("PATH", "/usr/local/bin:/usr/bin:/bin").split(":")
+    env["PATH"] = ":".join(path + [p for p in _ROOT_PATH if p not in path])
+    env.setdefault("HOME", "/root")
+    env["PYTHONUNBUFFERED"] = "1"   # output reaches the host console as it is printed
+    env["RDMARIG_GUEST"] = "1"
+    env["RDMARIG_GUEST_ACCEL"] = accel
+    env["RDMARIG_SPOOL"] = str(spool)
+    env["RDMARIG_GUEST_RXE"] = ",".join(f"{rxe}={ip}" for rxe, _, ip in RXE_LINKS)
+    env.update(extra)
+    return env
+
+
+def write_nul_file(path: Path, items: list[str]) -> None:
+    for item in items:
+        if "\0" in item:
+            raise InputError(f"argument or variable contains a NUL byte: {item!r}", "remove it")
+    path.write_bytes(b"".join(i.encode() + b"\0" for i in items))
+
+
+def read_nul_file(path: Path) -> list[str]:
+    return [p.decode() for p in path.read_bytes().split(b"\0")[:-1]]
+
+
+def _new_run_dir(cache: Cache) -> Path:
+    cache.runs.mkdir(parents=True, exist_ok=True)
+    name = time.strftime("%Y%m%d-%H%M%S") + f"-{uuid.uuid4().hex[:6]}"
+    run_dir = cache.runs / name
+    run_dir.mkdir()
+    (run_dir / "spool").mkdir()
+    return run_dir
+
+
+def _prune_runs(cache: Cache, keep: int = KEEP_RUNS) -> None:
+    runs = sorted(p for p in cache.runs.iterdir() if p.is_dir())
+    for old in runs[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _read_rc(run_dir: Path) -> int | None:
+    try:
+        return int((run_dir / "rc").read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def choose_accel(requested: str, cache: Cache, prepared: Prepared, say: Say) -> tuple[str, str]:
+    if requested in ("tcg", "kvm"):
+        return requested, "requested with --accel"
+    if requested != "auto":
+        raise InputError(f"--accel must be auto, tcg or kvm, not {requested!r}", "pass --accel auto")
+    usable, why = qemu.kvm_candidate()
+    if not usable:
+        return "tcg", why
+    key = qemu.verdict_key(prepared.kernel_version)
+    verdict = qemu.read_verdict(cache.accel_verdict, key)
+    if verdict is None:
+        say("KVM looks usable; test-booting the guest under KVM once (the verdict is cached)")
+        test = run_in_guest(["true"], Path(prepared.cache), cache,
+                            RunOptions(accel="kvm", rxe=False, boot_timeout_s=KVM_TEST_BOOT_TIMEOUT_S,
+                                       command_timeout_s=30), store=None, say=lambda _: None)
+        if test.status == "finished" and test.exit_code == 0:
+            verdict = qemu.write_verdict(cache.accel_verdict, key, "kvm", "a KVM test boot succeeded")
+        else:
+            verdict = qemu.write_verdict(cache.accel_verdict, key, "tcg",
+                                         f"a KVM test boot failed ({test.message})")
+    return verdict["accel"], verdict["reason"]
+
+
+def run_in_guest(argv: list[str], cwd: Path, cache: Cache, options: RunOptions, store: Path | None,
+                 say: Say = lambda _: None, on_output: Callable[[bytes], None] = lambda _: None,
+                 ingest: bool = True) -> RunResult:
+    """Boot, run `argv` in `cwd` (shared read-write), ingest spooled records into `store`."""
+    t0 = time.monotonic()
+    if not argv:
+        raise InputError("no command given", "put the command after --, e.g. `rdmarig guest run -- true`")
+    if options.cpus < 1 or options.mem_mib < 256:
+        raise InputError("the guest needs at least 1 CPU and 256 MiB", "raise --cpus / --mem")
+    cwd = cwd.resolve()
+    if cwd == Path("/"):
+        raise InputError("the working directory is /, which cannot be shared read-write",
+                         "cd into the project directory first")
+    qemu.check_share_path(cwd, "the working directory")
+    qemu.check_share_path(cache.root, "the cache directory")
+    binary = hostcheck.qemu_binary()
+    prepared = ensure_prepared(cache, say)
+    accel, accel_reason = choose_accel(options.accel, cache, prepared, say)
+    run_dir = _new_run_dir(cache)
+    spool = run_dir / "spool"
+    write_nul_file(run_dir / "argv", list(argv))
+    env = guest_env(os.environ, accel, spool, options.env)
+    write_nul_file(run_dir / "env", [f"{k}={v}" for k, v in env.items()])
+    (run_dir / "cwd").write_text(str(cwd))
+    (run_dir / "rxe").write_text("on" if options.rxe else "off")
+    shares = [qemu.Share("hostroot", Path("/"), True),
+              qemu.Share("kmods", cache.kernel_root / "lib" / "modules", True),
+              qemu.Share("run", run_dir, False),
+              qemu.Share("project", cwd, False)]
+    cmd = qemu.command(binary, accel, options.cpus, options.mem_mib, Path(prepared.vmlinuz),
+                       Path(prepared.initramfs), shares)
+    (run_dir / "qemu.cmd").write_text(" ".join(cmd) + "\n")
+    say(f"booting kernel {prepared.kernel_version} under {accel.upper()} ({accel_reason}); "
+        f"{options.cpus} CPUs, {options.mem_mib} MiB")
+
+    def on_marker(m: bootmod.Marker) -> None:
+        if m.event == "userland":
+            say(f"host root mounted after {m.uptime_s:.1f} s (guest clock); setting up soft-RoCE"
+                if options.rxe else f"host root mounted after {m.uptime_s:.1f} s (guest clock)")
+        elif m.event == "rxe":
+            say(f"rxe0/rxe1 ACTIVE on veth0/veth1 after {m.uptime_s:.1f} s (guest clock)")
+        elif m.event == "ready":
+            say(f"running: {' '.join(argv)}")
+
+    result = bootmod.boot(cmd, run_dir / "console.log", run_dir / "qemu.stderr", options.boot_timeout_s,
+                          options.command_timeout_s, on_output, on_marker)
+    rc = _read_rc(run_dir)
+    if result.status == "finished":
+        exit_code = rc if rc is not None else EXIT_GUEST_FAILED
+    elif result.status == "command-timeout":
+        exit_code = EXIT_TIMEOUT
+    else:
+        exit_code = EXIT_GUEST_FAILED
+    if result.status in ("fatal", "crashed") and (run_dir / "qemu.stderr").stat().st_size:
+        qemu_err = (run_dir / "qemu.stderr").read_text(errors="replace").strip().splitlines()
+        if qemu_err and result.qemu_returncode not in (0, None):
+            result.message += f"; qemu: {qemu_err[-1]}"
+    ingested = 0
+    store_path = None
+    if ingest and any(spool.glob("*.json")):
+        from results.store import Store
+        with Store(store) as st:
+            st.spool = None   # this process writes to SQLite even if it runs under a spool itself
+            ingested = len(st.ingest_spool(spool))
+            store_path = st.path
+    _prune_runs(cache)
+
+    def uptime(event: str) -> float | None:
+        return next((m.uptime_s for m in result.markers if m.event == event), None)
+
+    ready, done = result.host_time("ready"), result.host_time("done")
+    return RunResult(exit_code=exit_code, status=result.status, message=result.message, accel=accel,
+                     accel_reason=accel_reason, kernel_version=prepared.kernel_version, run_dir=run_dir,
+                     console_log=run_dir / "console.log", records_ingested=ingested, store=store_path,
+                     userland_uptime_s=uptime("userland"), rxe_uptime_s=uptime("rxe"), ready_host_s=ready,
+                     command_s=(done - ready) if (ready is not None and done is not None) else None,
+                     total_s=time.monotonic() - t0, console_tail=result.console_tail)
