@@ -1,0 +1,59 @@
+"""Real boots of the soft-RoCE guest (qemu, the Debian kernel, the host's userland). ~10-30 s each."""
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from results.store import Store
+from rig.guest.cache import Cache
+from rig.guest.prepare import ensure_prepared
+from rig.guest.run import RunOptions, run_in_guest
+from scenarios.errors import InputError
+
+pytestmark = pytest.mark.guest
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def cache():
+    if not shutil.which("qemu-system-x86_64"):
+        pytest.skip("qemu-system-x86_64 not installed (apt-get install qemu-system-x86)")
+    c = Cache.at(None)
+    try:
+        ensure_prepared(c)
+    except InputError as exc:
+        pytest.skip(f"the guest cannot be prepared here: {exc}")
+    return c
+
+
+@pytest.mark.parametrize("command, code", [(["true"], 0), (["false"], 1)])
+def test_exit_code_propagates(cache, command, code, tmp_path):
+    out = []
+    r = run_in_guest(command, ROOT, cache, RunOptions(boot_timeout_s=300, command_timeout_s=120),
+                     store=tmp_path / "store.sqlite", on_output=out.append)
+    assert r.status == "finished", f"{r.message}; console log {r.console_log}"
+    assert r.exit_code == code
+    assert r.accel in ("tcg", "kvm") and r.rxe_uptime_s is not None
+    assert r.records_ingested == 0 and not (tmp_path / "store.sqlite").exists()
+
+
+def test_spooled_record_lands_in_the_host_store(cache, tmp_path):
+    code = ("import os; from results.record import Record; from results.store import Store; "
+            "assert os.environ['RDMARIG_GUEST'] == '1'; "
+            "rxe = open('/sys/class/infiniband/rxe0/ports/1/state').read().strip(); "
+            "Store().insert(Record(kind='measured', name='guest.selfcheck', "
+            "params={'accel': os.environ['RDMARIG_GUEST_ACCEL'], 'rxe0_state': rxe}, "
+            "summary={'payload_bytes': 1.0})); print('spooled')")
+    out = []
+    store = tmp_path / "store.sqlite"
+    r = run_in_guest([sys.executable, "-c", code], ROOT, cache,
+                     RunOptions(boot_timeout_s=300, command_timeout_s=120), store=store, on_output=out.append)
+    assert r.status == "finished" and r.exit_code == 0, f"{r.message}; console log {r.console_log}"
+    assert b"spooled\n" in out
+    assert r.records_ingested == 1 and r.store == store
+    (rec,) = Store(store).query(name="guest.selfcheck")
+    assert rec.params["accel"] == r.accel
+    assert rec.params["rxe0_state"] == "4: ACTIVE"
+    assert not list((r.run_dir / "spool").glob("*.json"))
