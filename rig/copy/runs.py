@@ -1,0 +1,221 @@
+"""Sweeps of the copy probes, turned into records and stored one by one as each completes.
+
+`memcpy_sweep` and `socket_sweep` are generators: they yield one `Outcome` per configuration (a
+stored record, or a skip with its reason), so the caller shows progress and an interrupted sweep
+keeps every record already yielded.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from results import stats
+from results.record import Record
+from results.store import Store
+from rig import runner
+from rig.copy import accounting as acct
+from rig.copy import memcpy, netns, senders, sources, transfer
+from scenarios.errors import InputError
+from scenarios.units import MiB
+
+VIAS = ("loopback", "veth")
+MAX_MEMCPY_BYTES = 1 << 30
+MAX_CHUNK_BYTES = 256 << 20
+SOURCE_MIN_BYTES = 64 << 20     # larger than the last-level cache: file data comes from DRAM
+WARMUP_S = 0.2
+
+
+@dataclass
+class Outcome:
+    what: str
+    record: Record | None = None
+    skipped: str | None = None
+    row: dict = field(default_factory=dict)
+
+
+def check_sizes(sizes: list[float], what: str, limit: int) -> list[int]:
+    out = []
+    for s in sizes:
+        if s != int(s) or s < 1:
+            raise InputError(f"{what} {s!r} is not a whole number of bytes >= 1", "write sizes like 4KiB or 1MiB")
+        if s > limit:
+            raise InputError(f"{what} {int(s)} bytes is larger than this probe allows ({limit} bytes)",
+                             f"use sizes up to {limit // MiB} MiB")
+        out.append(int(s))
+    return out
+
+
+def _summary(samples: dict[str, list[float]], main: str, label: str) -> dict:
+    summary: dict = {}
+    values = [v for v in samples[main] if v is not None]
+    if values:
+        summary.update(stats.summarize(values).as_dict(main))
+        summary["stability_warning"] = stats.stability_warning(values, label)
+    for key, series in samples.items():
+        clean = [v for v in series if v is not None and np.isfinite(v)]
+        if key != main and clean:
+            summary[f"median_{key}"] = float(np.median(clean))
+    return summary
+
+
+# --------------------------------------------------------------------------- memcpy
+
+def memcpy_sweep(sizes: list[int], processes: list[int], repetitions: int,
+                 store: Store | None) -> Iterator[Outcome]:
+    overhead = memcpy.call_overhead_s()
+    ncpu = len(os.sched_getaffinity(0))
+    for size in sizes:
+        count, alignment = memcpy.calibrate_count(size)
+        for procs in processes:
+            what = f"memcpy {size} B x{procs}"
+            if size * 2 * procs > _available_bytes() * 0.8:
+                yield Outcome(what, skipped=f"{procs} x 2 x {size} bytes do not fit in available memory")
+                continue
+            timings = memcpy.measure(size, procs, repetitions, count)
+            total = [t.total_gbytes_per_s for t in timings]
+            per_core = [t.per_core_gbytes_per_s for t in timings]
+            per_copy_s = [max(t.per_process_s) / t.copies_per_process for t in timings]
+            corrected = [size / (s - overhead) / 1e9 if s > 2 * overhead else None for s in per_copy_s]
+            samples = {"total_gbytes_per_s": total, "per_core_gbytes_per_s": per_core,
+                       "wall_s": [t.wall_s for t in timings], "seconds_per_copy": per_copy_s,
+                       "call_corrected_per_core_gbytes_per_s": corrected}
+            summary = _summary(samples, "total_gbytes_per_s", f"memcpy {size} B x{procs}")
+            summary["call_overhead_s"] = overhead
+            params = {"size_bytes": size, "processes": procs, "copies_per_timing": count,
+                      "min_timing_s": memcpy.MIN_TIMING_S, "repetitions": repetitions,
+                      "pinned": procs <= ncpu, "copy_function": "glibc memmove via ctypes"}
+            record = runner.store_record(runner.measured_record(
+                "copy.memcpy", params, samples, summary, extra_provenance={"buffers": alignment}), store)
+            yield Outcome(what, record=record, row=_memcpy_row(record))
+
+
+def _available_bytes() -> int:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) * 1024
+    return 1 << 30
+
+
+def _memcpy_row(record: Record) -> dict:
+    p, s = record.params, record.summary
+    return {"id": record.id[:8], "size_bytes": p["size_bytes"], "processes": p["processes"],
+            "total_gbytes_per_s": s.get("median_total_gbytes_per_s"),
+            "per_core_gbytes_per_s": s.get("median_per_core_gbytes_per_s"),
+            "corrected_gbytes_per_s": s.get("median_call_corrected_per_core_gbytes_per_s"),
+            "cv": s.get("cv"), "warning": "unstable" if s.get("stability_warning") else ""}
+
+
+# --------------------------------------------------------------------------- sockets
+
+_SPLIT_KEYS = ("gbytes_per_s", "tx_user_cpu_s_per_gb", "tx_system_cpu_s_per_gb", "tx_softirq_cpu_s_per_gb",
+               "rx_user_cpu_s_per_gb", "rx_system_cpu_s_per_gb", "rx_softirq_cpu_s_per_gb",
+               "total_cpu_s_per_gb", "foreign_cpu_per_s", "steal_cpu_per_s", "seconds", "bytes")
+
+
+def _interface_provenance(via: str, veth: netns.VethPair | None) -> dict:
+    sysctls = {}
+    for name in ("tcp_rmem", "tcp_wmem", "tcp_congestion_control"):
+        try:
+            sysctls[name] = Path(f"/proc/sys/net/ipv4/{name}").read_text().strip()
+        except OSError:
+            sysctls[name] = None
+    if via == "veth" and veth is not None:
+        return {"network": {"via": "veth", **veth.describe()}, "sysctl": sysctls}
+    return {"network": {"via": "loopback", "interface": "lo", "mtu_bytes": netns.mtu("lo"),
+                        "offloads": netns.offloads("lo")}, "sysctl": sysctls}
+
+
+def socket_sweep(paths: list[str], source_kinds: list[str], chunks: list[int], vias: list[str],
+                 repetitions: int, duration_s: float, store: Store | None,
+                 source_bytes: int | None = None) -> Iterator[Outcome]:
+    for path in paths:
+        if path not in senders.PATHS:
+            raise InputError(f"unknown path {path!r}", f"use some of {','.join(senders.PATHS)}")
+    for via in vias:
+        if via not in VIAS:
+            raise InputError(f"unknown --via {via!r}", "use loopback or veth")
+    pids = acct.ksoftirqd_pids()
+    for via in vias:
+        veth = netns.VethPair().create() if via == "veth" else None
+        try:
+            net_prov = _interface_provenance(via, veth)
+            for kind in source_kinds:
+                size = source_bytes or max(SOURCE_MIN_BYTES, 2 * max(chunks))
+                size = -(-size // max(chunks)) * max(chunks)  # whole chunks, so no send wraps mid-file
+                source = sources.open_source(kind, size)
+                try:
+                    for chunk in chunks:
+                        for path in paths:
+                            yield _socket_config(path, source, chunk, via, veth, repetitions, duration_s,
+                                                 store, pids, net_prov)
+                finally:
+                    source.close()
+        finally:
+            if veth is not None:
+                veth.destroy()
+
+
+def _socket_config(path, source, chunk, via, veth, repetitions, duration_s, store, pids,
+                   net_prov) -> Outcome:
+    what = f"{path} {source.kind} {chunk} B {via}"
+    warm = transfer.run(path, source, chunk, via, duration_s=min(WARMUP_S, duration_s), veth=veth,
+                        ksoftirqd=pids)
+    if "refused" in warm:
+        return Outcome(what, skipped=warm["refused"],
+                       row={"path": path, "source": source.kind, "chunk_bytes": chunk, "via": via,
+                            "warning": "skipped: " + warm["refused"]})
+    runs = [transfer.cpu_split(transfer.run(path, source, chunk, via, duration_s=duration_s, veth=veth,
+                                            ksoftirqd=pids))
+            for _ in range(repetitions)]
+    samples = {k: [r.get(k) for r in runs] for k in _SPLIT_KEYS}
+    summary = _summary(samples, "gbytes_per_s", f"{path} throughput")
+    copied = [r.get("kernel_copied") for r in runs if "kernel_copied" in r]
+    if copied:
+        summary["kernel_copied"] = any(bool(c) for c in copied)
+        summary["zerocopy_copied_sends"] = sum(r.get("zerocopy_copied") or 0 for r in runs)
+    foreign = summary.get("median_foreign_cpu_per_s") or 0.0
+    if foreign > acct.FOREIGN_CPU_WARN_PER_S:
+        summary["noise_warning"] = (f"other work used {foreign:.2f} CPU-s per second during the runs "
+                                    f"(> {acct.FOREIGN_CPU_WARN_PER_S}); figures may be low")
+    summary["calls_sent_per_gb"] = float(np.median([r["calls_sent"] / (r["bytes_sent"] / 1e9)
+                                                    for r in runs if r["bytes_sent"]]))
+    params = {"path": path, "source": source.kind, "chunk_bytes": chunk, "via": via,
+              "duration_s": duration_s, "repetitions": repetitions, "source_bytes": source.size_bytes,
+              "receiver": "recv_into a page-aligned buffer", "tx_cpu": _cpu_of(0),
+              "rx_cpu": _cpu_of(1)}
+    extra = {**net_prov, "source": source.info,
+             "socket_buffers": {"sndbuf_bytes": runs[-1]["sndbuf_bytes"], "rcvbuf_bytes": runs[-1]["rcvbuf_bytes"]}}
+    if "pipe_bytes" in runs[-1]:
+        extra["pipe_bytes"] = runs[-1]["pipe_bytes"]
+    record = runner.store_record(runner.measured_record("copy.socket", params, samples, summary, extra), store)
+    return Outcome(what, record=record, row=_socket_row(record))
+
+
+def _cpu_of(index: int) -> int | None:
+    cpus = sorted(os.sched_getaffinity(0))
+    return cpus[index] if len(cpus) >= 2 else None
+
+
+def _socket_row(record: Record) -> dict:
+    p, s = record.params, record.summary
+    row = {"id": record.id[:8], "path": p["path"], "source": p["source"], "chunk_bytes": p["chunk_bytes"],
+           "via": p["via"], "gbytes_per_s": s.get("median_gbytes_per_s"), "cv": s.get("cv")}
+    for side in ("tx", "rx"):
+        for part in ("user", "system", "softirq"):
+            row[f"{side}_{part}"] = s.get(f"median_{side}_{part}_cpu_s_per_gb")
+    row["total_cpu_s_per_gb"] = s.get("median_total_cpu_s_per_gb")
+    row["foreign_cpu_per_s"] = s.get("median_foreign_cpu_per_s")
+    notes = []
+    if "kernel_copied" in s:
+        notes.append("kernel copied" if s["kernel_copied"] else "zero-copy")
+    if s.get("stability_warning"):
+        notes.append("unstable")
+    if s.get("noise_warning"):
+        notes.append("noisy host")
+    row["warning"] = ", ".join(notes)
+    return row
