@@ -12,6 +12,7 @@ from typing import Optional
 import typer
 
 from results.tables import Column, Table, render
+from rig.cli import error
 from rig.cli._common import JsonOption, StoreOption, open_store
 from rig.copy import runs, senders, sources
 from rig.runner import Progress
@@ -144,6 +145,10 @@ def copy(
                     for key in ("stability_warning", "noise_warning"):
                         if outcome.record.summary.get(key):
                             progress.note(f"warning: {outcome.what}: {outcome.record.summary[key]}")
+    except KeyboardInterrupt:
+        # the sweeps' finally blocks have removed namespaces, source files and child processes
+        error(f"interrupted; the {len(ids)} records completed before the interrupt are kept in "
+              f"{store.path}", 130)
     finally:
         signal.signal(signal.SIGTERM, previous)
         store.close()

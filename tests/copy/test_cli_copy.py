@@ -1,0 +1,82 @@
+"""`rdmarig measure copy` end to end: records stored, bad input as one line with exit 2."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from results.store import Store
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _cli(*args, store=None):
+    cmd = [sys.executable, "-m", "rig.cli", "measure", "copy", *args]
+    if store is not None:
+        cmd += ["--store", str(store)]
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def test_small_run_stores_records_and_prints_json(tmp_path):
+    store = tmp_path / "r.sqlite"
+    out = _cli("--probe", "all", "--sizes", "64KiB", "--threads", "1", "--paths", "rw,sendfile",
+               "--source", "tmpfs,anon", "--repetitions", "2", "--duration", "0.1s", "--json", store=store)
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert len(doc["memcpy"]) == 1 and len(doc["socket"]) == 3
+    assert [s["reason"] for s in doc["skipped"]] == ["sendfile moves page cache pages of a file; "
+                                                     "anonymous memory has no file"]
+    with Store(store) as st:
+        records = st.query(name="copy")
+    assert sorted(r.id for r in records) == sorted(doc["record_ids"])
+    mem = [r for r in records if r.name == "copy.memcpy"][0]
+    assert mem.provenance["buffers"] == {"src_page_offset_bytes": 0, "dst_page_offset_bytes": 0}
+    assert mem.summary["median_total_gbytes_per_s"] > 0
+    sock = [r for r in records if r.name == "copy.socket"][0]
+    assert len(sock.samples["gbytes_per_s"]) == 2
+    assert "stability_warning" in sock.summary
+    assert sock.provenance["network"]["interface"] == "lo"
+    assert sock.provenance["kernel"]
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--probe", "memcopy"], "unknown probe"),
+    (["--paths", "rw,teleport"], "unknown value teleport"),
+    (["--probe", "socket", "--sizes", "0"], "not a whole number"),
+    (["--probe", "socket", "--sizes", "1GiB"], "larger than this probe allows"),
+    (["--probe", "memcpy", "--sizes", "lots"], "cannot read"),
+    (["--source", "nfs"], "unknown value nfs"),
+    (["--duration", "10ms"], "outside"),
+    (["--threads", "0"], "counts must be"),
+])
+def test_bad_input_is_one_line_exit_2(tmp_path, args, words):
+    out = _cli(*args, store=tmp_path / "r.sqlite")
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0], out.stderr
+    assert not (tmp_path / "r.sqlite").exists()
+
+
+def test_unwritable_store_fails_before_measuring(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    store = locked / "r.sqlite"
+    store.write_text("")
+    os.chmod(store, 0o444)
+    os.chmod(locked, 0o555)
+    try:
+        if os.access(store, os.W_OK):
+            pytest.skip("running as a user who can write read-only files (root without restrictions)")
+        out = _cli("--probe", "memcpy", "--sizes", "4KiB", store=store)
+    finally:
+        os.chmod(locked, 0o755)
+    assert out.returncode == 2 and "result store" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_store_path_that_is_a_directory(tmp_path):
+    out = _cli("--probe", "memcpy", "--sizes", "4KiB", store=tmp_path)
+    assert out.returncode == 2 and "result store" in out.stderr

@@ -1,0 +1,95 @@
+"""Every socket path on real sockets: exact bytes, in order (crc32 over the received stream)."""
+
+import pytest
+
+from rig.copy import senders, sources, transfer, uring
+
+TOTAL = 3 * (1 << 20) + 4097  # not a multiple of the chunk or a page: partial last chunk
+
+
+@pytest.fixture(scope="module")
+def tmpfs_source():
+    src = sources.open_source("tmpfs", 2 << 20)
+    yield src
+    src.close()
+
+
+@pytest.fixture(scope="module")
+def anon_source():
+    src = sources.open_source("anon", 2 << 20)
+    yield src
+    src.close()
+
+
+def _transfer_checked(path, source, chunk):
+    raw = transfer.run(path, source, chunk, total_bytes=TOTAL, verify=True)
+    if "refused" in raw:
+        pytest.skip(f"{path} refused by this kernel: {raw['refused']}")
+    assert raw["sent"]["bytes"] == TOTAL
+    assert raw["received"]["bytes"] == TOTAL
+    assert raw["received"]["crc32"] == source.stream_crc32(TOTAL)
+    return raw
+
+
+@pytest.mark.parametrize("path", senders.PATHS)
+def test_path_moves_exactly_the_file_bytes(path, tmpfs_source):
+    raw = _transfer_checked(path, tmpfs_source, 1 << 20)
+    split = transfer.cpu_split(raw)
+    assert split["gbytes_per_s"] > 0
+    assert split["total_cpu_s_per_gb"] > 0
+
+
+@pytest.mark.parametrize("path", ["rw", "vmsplice", "msg-zerocopy", "uring-send"])
+def test_user_memory_paths_from_anonymous_memory(path, anon_source):
+    _transfer_checked(path, anon_source, 64 << 10)
+
+
+def test_disk_page_cache_source_sendfile_and_splice():
+    src = sources.open_source("disk", 1 << 20)
+    try:
+        assert src.info["filesystem"] not in ("tmpfs", "ramfs")
+        for path in ("rw", "sendfile", "splice"):
+            _transfer_checked(path, src, 256 << 10)
+    finally:
+        src.close()
+    assert not src.path.exists()
+
+
+def test_file_paths_refuse_anonymous_memory(anon_source):
+    for path in senders.FILE_ONLY:
+        raw = transfer.run(path, anon_source, 1 << 20, total_bytes=1 << 20)
+        assert "anonymous memory has no file" in raw["refused"]
+
+
+def test_msg_zerocopy_says_the_kernel_copied_on_loopback(tmpfs_source):
+    raw = _transfer_checked("msg-zerocopy", tmpfs_source, 1 << 20)
+    info = raw["sent"]["info"]
+    assert info["zerocopy_completed"] == info["zerocopy_sends"] > 0
+    assert info["kernel_copied"] is True
+    assert info["zerocopy_copied"] == info["zerocopy_sends"]
+
+
+def test_uring_send_zc_reports_copied_on_loopback(tmpfs_source):
+    raw = _transfer_checked("uring-send-zc", tmpfs_source, 1 << 20)
+    assert raw["sent"]["info"]["kernel_copied"] is True
+
+
+def test_io_uring_setup_or_skip_with_reason():
+    try:
+        ring = uring.Uring(4)
+    except uring.UringUnavailable as exc:
+        pytest.skip(f"io_uring unavailable here: {exc}")
+    with ring:
+        assert ring.params.sq_entries >= 4
+        assert ring.params.cq_entries >= ring.params.sq_entries
+
+
+def test_timed_transfer_accounts_cpu_per_side(tmpfs_source):
+    split = transfer.cpu_split(transfer.run("sendfile", tmpfs_source, 1 << 20, duration_s=0.2))
+    assert split["bytes"] == split["bytes_sent"] > 0
+    assert split["seconds"] >= 0.19
+    for side in ("tx", "rx"):
+        for part in ("user", "system"):
+            assert split[f"{side}_{part}_cpu_s_per_gb"] >= 0
+    assert split["tx_user_cpu_s_per_gb"] + split["tx_system_cpu_s_per_gb"] > 0
+    assert split["foreign_cpu_per_s"] >= 0
