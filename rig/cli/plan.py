@@ -1,8 +1,180 @@
-"""Placeholder: being written (see the issue tracker)."""
+"""`rdmarig plan SCENARIO`: the capacity-planning table of a scenario, from the model.
 
-from rig.cli import error
+Prints one row per (I/O size, copy path, swept field): payload throughput, the binding resource,
+the utilisation of every resource, cores and DMA engines busy, and the headroom to the next
+bottleneck. `--target 46GB/s` adds what it takes to reach that rate. Every run stores one
+`modelled` record naming the scenario file hash and the platform's sources.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import typer
+
+from models.bottleneck import RESOURCES
+from models.sweep import Evaluation, evaluate_scenario
+from models.target import Requirements, requirements
+from results.record import Record, scenario_ref
+from results.tables import EXTENSIONS, Column, Table, render
+from rig.cli._common import StoreOption, open_store
+from scenarios.errors import InputError
+from scenarios.schema import Scenario, load_scenario
+from scenarios.units import GB, format_size, parse_rate
+
+_UTIL_COLUMNS = [("links", "links [%]"), ("pcie", "PCIe [%]"), ("dram", "DRAM [%]"),
+                 ("cpu-serving", "serving cores [%]"), ("cpu-workers", "worker cores [%]"),
+                 ("dma", "DMA [%]"), ("pipeline", "pipeline [%]")]
 
 
-def plan() -> None:
-    """Not written yet."""
-    error("'plan' is not written yet")
+def _swept(ev: Evaluation) -> list[str]:
+    return [k for k in ev.axes if k not in ("path_index", "workload.io_size")]
+
+
+def capacity_table(ev: Evaluation) -> Table:
+    s = ev.scenario
+    r = ev.result
+    util = r.utilisation
+    swept = _swept(ev)
+    columns = [Column("io_size", "I/O size"), Column("copy_path", "copy path")]
+    columns += [Column(k, f"{k.split('.')[-1]}", "{:g}") for k in swept]
+    columns += [Column("gbytes_per_s", "throughput [GB/s]", "{:.2f}"), Column("binding", "binding resource")]
+    columns += [Column(f"util_{name}", header, "{:.0f}") for name, header in _UTIL_COLUMNS]
+    columns += [Column("cores_busy", "cores busy [cores]", "{:.2f}"),
+                Column("dma_engines_busy", "DMA engines busy [engines]", "{:.2f}"),
+                Column("headroom_pct", "headroom [%]", "{:.0f}"), Column("next_binding", "next bottleneck")]
+    rows = []
+    for i in range(ev.points):
+        X = float(r.throughput.flat[i])
+        row = {"io_size": format_size(float(r.io_size.flat[i])), "copy_path": ev.path_name(i),
+               "gbytes_per_s": X / GB, "binding": RESOURCES[int(r.binding.flat[i])],
+               "cores_busy": float(r.cores_busy.flat[i]), "dma_engines_busy": float(r.dma_engines_busy.flat[i]),
+               "next_binding": RESOURCES[int(r.next_binding.flat[i])]}
+        row.update({k: float(ev.axes[k].flat[i]) for k in swept})
+        for name, _ in _UTIL_COLUMNS:
+            u = float(util[RESOURCES.index(name)].flat[i])
+            row[f"util_{name}"] = u * 100 if np.isfinite(u) and u > 0 else None
+        h = float(r.headroom.flat[i])
+        row["headroom_pct"] = h * 100 if np.isfinite(h) else None
+        if X <= 0:
+            row["binding"] = "dma (none reachable)"
+            row["headroom_pct"] = None
+            row["next_binding"] = "-"
+        rows.append(row)
+    order = sorted(range(len(rows)), key=lambda i: (r.io_size.flat[i], *[ev.axes[k].flat[i] for k in swept],
+                                                   int(r.path_index.flat[i])))
+    return Table(title=f"{s.name} on {s.platform.name}: {s.link.label} {s.link.protocol}, "
+                       f"SMB2 {s.workload.operation.upper()} over {s.workload.transport}",
+                 columns=columns, rows=[rows[i] for i in order], notes=_notes(ev))
+
+
+def _notes(ev: Evaluation) -> list[str]:
+    s = ev.scenario
+    srcs = s.platform.sources()
+    assumed = sorted(k for k, v in srcs.items() if "assumption" in v.lower())
+    notes = [
+        "throughput = payload bytes/s of SMB2 READ data; utilisation = throughput / capacity of that resource",
+        f"serving cores = min(io_cores {s.workload.io_cores}, connections); links used = min(links, connections)",
+        "headroom = how much faster the point would run if the binding resource were removed",
+    ]
+    unreachable = [p.name for p in s.copy_paths if p.dma_api and not any(p.dma_api in e.apis and e.count > 0
+                                                                         for e in s.platform.dma)]
+    for name in unreachable:
+        api = next(p.dma_api for p in s.copy_paths if p.name == name)
+        notes.append(f"{name}: no DMA engine on {s.platform.name} answers {api} (see the platform's dma apis)")
+    if assumed:
+        notes.append(f"{len(assumed)} platform figures are assumptions, not measurements: {', '.join(assumed)}")
+    return notes
+
+
+def target_table(ev: Evaluation, req: Requirements) -> Table:
+    r = ev.result
+    swept = _swept(ev)
+    columns = [Column("io_size", "I/O size"), Column("copy_path", "copy path")]
+    columns += [Column(k, f"{k.split('.')[-1]}", "{:g}") for k in swept]
+    columns += [Column("serving_cores", "serving cores [cores]", "{:.0f}"),
+                Column("worker_cores", "worker cores [cores]", "{:.0f}"),
+                Column("dma_engines", "DMA engines [engines]", "{:.2f}"),
+                Column("links", "links [links]", "{:.0f}"),
+                Column("reachable", "reachable"), Column("why_not", "why not")]
+    rows = []
+    for i in range(ev.points):
+        row = {"io_size": format_size(float(r.io_size.flat[i])), "copy_path": ev.path_name(i),
+               "serving_cores": float(req.serving_cores.flat[i]), "worker_cores": float(req.worker_cores.flat[i]),
+               "dma_engines": float(req.dma_engines.flat[i]) if np.isfinite(req.dma_engines.flat[i]) else None,
+               "links": float(req.links.flat[i]), "reachable": "yes" if req.feasible[i] else "no",
+               "why_not": req.blocker[i]}
+        row.update({k: float(ev.axes[k].flat[i]) for k in swept})
+        rows.append(row)
+    order = sorted(range(len(rows)), key=lambda i: (r.io_size.flat[i], *[ev.axes[k].flat[i] for k in swept],
+                                                   int(r.path_index.flat[i])))
+    s = ev.scenario
+    return Table(title=f"what it takes to reach {req.target / GB:.1f} GB/s: {s.name} on {s.platform.name}",
+                 columns=columns, rows=[rows[i] for i in order],
+                 notes=["serving cores need as many connections (one serving thread per connection)",
+                        f"links of {s.link.rate * 8 / 1e9:g} Gbit/s each; NICs follow at {s.platform.nic.ports} ports per NIC"])
+
+
+def modelled_record(ev: Evaluation, target: Optional[float]) -> Record:
+    s = ev.scenario
+    r = ev.result
+    samples: dict[str, list[float]] = {"io_size_bytes": [float(v) for v in r.io_size.ravel()],
+                                       "throughput_gbytes_per_s": [float(v) / GB for v in r.throughput.ravel()],
+                                       "cores_busy": [float(v) for v in r.cores_busy.ravel()],
+                                       "dma_engines_busy": [float(v) for v in r.dma_engines_busy.ravel()]}
+    summary: dict[str, object] = {}
+    for j, p in enumerate(s.copy_paths):
+        mask = r.path_index.ravel() == j
+        best = int(np.argmax(np.where(mask, r.throughput.ravel(), -1)))
+        summary[f"{p.name}_max_throughput_gbytes_per_s"] = float(r.throughput.ravel()[best]) / GB
+        summary[f"{p.name}_binding_at_max"] = RESOURCES[int(r.binding.ravel()[best])]
+    return Record(
+        kind="modelled", name=f"plan:{s.name}",
+        scenario=scenario_ref(s.name, s.path),
+        params={"scenario": s.name, "platform": s.platform.name, "platform_path": s.platform.path,
+                "platform_sources": s.platform.sources(), "links": s.link.label, "protocol": s.link.protocol,
+                "copy_paths": [p.name for p in s.copy_paths],
+                "point_paths": [ev.path_name(i) for i in range(ev.points)],
+                "swept": {k: [float(v) for v in ev.axes[k]] for k in _swept(ev)},
+                "target_bytes_per_s": target},
+        samples=samples, summary=summary)
+
+
+def plan(
+    scenario: str = typer.Argument(..., help="Built-in scenario name (rdmarig scenarios list) or a .toml path."),
+    platform: Optional[str] = typer.Option(None, "--platform", help="Platform name or .toml file; overrides the scenario's."),
+    fmt: str = typer.Option("md", "--format", help="md, csv, json or html."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Directory to write the table(s) into."),
+    target: Optional[str] = typer.Option(None, "--target", help="Rate to reach, e.g. 46GB/s: what it takes."),
+    store: Optional[Path] = StoreOption,
+) -> None:
+    """Capacity table of a scenario: throughput, binding resource, utilisations, headroom."""
+    if fmt not in EXTENSIONS:
+        raise InputError(f"--format: unknown table format {fmt!r}", "use md, csv, json or html")
+    target_rate = parse_rate(target, "--target") if target is not None else None
+    if target_rate is not None and target_rate <= 0:
+        raise InputError("--target: must be a positive rate", "write it like 46GB/s")
+    s: Scenario = load_scenario(scenario, platform=platform)
+    if target_rate is None:
+        target_rate = s.target
+    ev = evaluate_scenario(s)
+    tables = [capacity_table(ev)]
+    if target_rate is not None:
+        tables.append(target_table(ev, requirements(ev, target_rate)))
+    text = "\n".join(render(t, fmt) for t in tables)
+    typer.echo(text, nl=not text.endswith("\n"))
+    if out is not None:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"--out {out}: cannot create the directory ({exc.strerror})",
+                             "pass a writable directory") from None
+        for t, stem in zip(tables, ("", "-target")):
+            for f in sorted(set(EXTENSIONS.values())):
+                (out / f"plan-{s.name}{stem}.{f}").write_text(render(t, f))
+    rec = modelled_record(ev, target_rate)
+    with open_store(store) as st:
+        st.insert(rec)
+    typer.echo(f"stored modelled record {rec.id} in {st.path}", err=True)

@@ -1,0 +1,42 @@
+"""Benchmark: evaluate a 100,000-point sweep of the built-in SMB Direct scenario; print points/s.
+
+    python benchmarks/model_sweep.py [--points 100000] [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from models.sweep import evaluate_grid  # noqa: E402
+from scenarios.schema import load_scenario  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--points", type=int, default=100_000)
+    ap.add_argument("--repeat", type=int, default=5)
+    args = ap.parse_args()
+    s = load_scenario("smbdirect-2x200g")
+    per_path = max(1, args.points // len(s.copy_paths))
+    sizes = np.geomspace(4096, 8 * 1024 * 1024, 100)
+    cores = np.arange(1, max(2, per_path // len(sizes)) + 1)
+    grid = {"workload.io_size": sizes, "workload.io_cores": cores}
+    times = []
+    for _ in range(args.repeat):
+        t0 = time.perf_counter()
+        ev = evaluate_grid(s, grid)
+        times.append(time.perf_counter() - t0)
+    best = min(times)
+    print(f"model sweep: {ev.points} points in {best * 1e3:.1f} ms (best of {args.repeat}), "
+          f"{ev.points / best:,.0f} points/s; median {np.median(times) * 1e3:.1f} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""Copy paths (rows of data, scenarios/copy_paths.py) as demand arrays the model can index.
+
+`demand_table(paths, engines)` turns a list of CopyPath rows into one numpy array per demand:
+index any of them with a per-point path index to get that point's demand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from scenarios.copy_paths import CopyPath
+
+
+@dataclass(frozen=True)
+class DemandTable:
+    names: tuple[str, ...]
+    serving_cold_copies: np.ndarray     # copies per payload byte in the serving thread, cold source
+    serving_warm_copies: np.ndarray     # ... from a reused buffer of I/O size
+    worker_cold_copies: np.ndarray
+    worker_warm_copies: np.ndarray
+    dma_copies: np.ndarray              # copies per payload byte done by DMA engines
+    dma_descriptor: np.ndarray          # bytes per descriptor
+    dma_reach: np.ndarray               # [path, engine] True when the path's API reaches the engine
+    syscalls_per_io: np.ndarray
+    syscalls_per_chunk: np.ndarray
+    chunk: np.ndarray
+    rdma_wrs_per_io: np.ndarray
+    handoffs_per_io: np.ndarray
+    zc_notifications_per_io: np.ndarray
+
+    @property
+    def cpu_copies(self) -> np.ndarray:
+        return self.serving_cold_copies + self.serving_warm_copies + self.worker_cold_copies + self.worker_warm_copies
+
+
+def _count(path: CopyPath, who: str, source: str) -> float:
+    return float(sum(1 for c in path.copies if c.who == who and c.source == source))
+
+
+def demand_table(paths: list[CopyPath] | tuple[CopyPath, ...], engine_apis: list[tuple[str, ...]]) -> DemandTable:
+    """One array per demand, one entry per path; `engine_apis[e]` lists the APIs reaching engine e."""
+    def col(fn) -> np.ndarray:
+        return np.array([fn(p) for p in paths], dtype=float)
+
+    reach = np.array([[bool(p.dma_api) and p.dma_api in apis for apis in engine_apis] for p in paths],
+                     dtype=bool).reshape(len(paths), len(engine_apis))
+    return DemandTable(
+        names=tuple(p.name for p in paths),
+        serving_cold_copies=col(lambda p: _count(p, "serving", "page-cache")),
+        serving_warm_copies=col(lambda p: _count(p, "serving", "buffer")),
+        worker_cold_copies=col(lambda p: _count(p, "workers", "page-cache")),
+        worker_warm_copies=col(lambda p: _count(p, "workers", "buffer")),
+        dma_copies=col(lambda p: float(sum(1 for c in p.copies if c.who == "dma"))),
+        dma_descriptor=col(lambda p: p.dma_descriptor),
+        dma_reach=reach,
+        syscalls_per_io=col(lambda p: p.syscalls_per_io),
+        syscalls_per_chunk=col(lambda p: p.syscalls_per_chunk),
+        chunk=col(lambda p: p.chunk),
+        rdma_wrs_per_io=col(lambda p: p.rdma_wrs_per_io),
+        handoffs_per_io=col(lambda p: p.handoffs_per_io),
+        zc_notifications_per_io=col(lambda p: p.zc_notifications_per_io),
+    )

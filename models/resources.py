@@ -1,0 +1,124 @@
+"""Capacities of the resources a file server uses, as vectorised numpy functions.
+
+Every function takes arrays (or scalars) in SI units and broadcasts. The constants are protocol
+facts, each with its origin; the hardware figures come from the platform profile.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# --- Ethernet / RoCEv2 / InfiniBand / TCP framing, bytes (IEEE 802.3, RFC 791/768/793/7323,
+# --- InfiniBand Architecture Specification vol. 1 + annex A17 RoCEv2) -----------------------
+ETH_PREAMBLE_IFG = 8 + 12      # preamble + start-of-frame delimiter, inter-frame gap
+ETH_HEADER_FCS = 14 + 4        # MAC header + frame check sequence
+IPV4 = 20
+UDP = 8
+BTH = 12                       # InfiniBand base transport header
+RETH = 16                      # RDMA extended transport header: first packet of an RDMA WRITE
+ICRC = 4                       # invariant CRC
+IB_LRH_VCRC = 8 + 2            # InfiniBand local route header + variant CRC (native IB)
+TCP = 20
+TCP_TIMESTAMPS = 12            # RFC 7323 timestamp option, padded
+ROCE_PACKET_OVERHEAD = ETH_PREAMBLE_IFG + ETH_HEADER_FCS + IPV4 + UDP + BTH + ICRC   # 82 B
+IB_PACKET_OVERHEAD = IB_LRH_VCRC + BTH + ICRC                                      # 26 B
+# ib_core reserves GRH 40 + BTH 12 + XRC 4 + AtomicETH 28 + ICRC 4 = 88 B of the Ethernet MTU
+# before picking the largest IB MTU (256..4096) that fits (include/rdma/ib_addr.h iboe_get_mtu).
+IBOE_HEADER_RESERVE = 88
+IB_MTUS = np.array([256, 512, 1024, 2048, 4096], dtype=float)
+
+# --- SMB headers per I/O ----------------------------------------------------------------------
+SMB2_HEADER = 64               # [MS-SMB2] 2.2.1 SYNC header
+SMB2_READ_RESPONSE = 16        # [MS-SMB2] 2.2.20 READ response fixed part (data follows)
+SMBD_DATA_HEADER = 24          # [MS-SMBD] 2.2.3 data transfer message, data offset 0x18
+NETBIOS_SESSION = 4            # [MS-SMB2] 2.1 Direct TCP transport 4-byte length prefix
+
+# --- PCIe (PCI Express Base Specification: transfer rate per lane, line encoding) ------------
+PCIE_GTS = {1: 2.5e9, 2: 5e9, 3: 8e9, 4: 16e9, 5: 32e9}
+PCIE_ENCODING = {1: 8 / 10, 2: 8 / 10, 3: 128 / 130, 4: 128 / 130, 5: 128 / 130}
+NIC_DESCRIPTOR = 64            # bytes the NIC fetches per work request (mlx5 WQE basic block, MLX5_SEND_WQE_BB)
+
+
+def roce_path_mtu(eth_mtu):
+    """RoCE path MTU from the Ethernet MTU: largest IB MTU <= MTU - 88 B (1500 -> 1024, 9000 -> 4096)."""
+    usable = np.asarray(eth_mtu, dtype=float) - IBOE_HEADER_RESERVE
+    idx = np.searchsorted(IB_MTUS, usable, side="right") - 1
+    return IB_MTUS[np.clip(idx, 0, len(IB_MTUS) - 1)]
+
+
+def rdma_message_wire_bytes(payload, path_mtu, packet_overhead, first_packet_extra=0.0):
+    """Bytes on the wire for one RDMA message of `payload` bytes (at least one packet)."""
+    packets = np.maximum(1.0, np.ceil(np.asarray(payload, dtype=float) / path_mtu))
+    return payload + packets * packet_overhead + first_packet_extra
+
+
+def tcp_mss(eth_mtu, timestamps):
+    return eth_mtu - IPV4 - TCP - np.where(np.asarray(timestamps) > 0, TCP_TIMESTAMPS, 0)
+
+
+def tcp_stream_wire_bytes(stream_bytes, eth_mtu, timestamps):
+    """Bytes on the wire to carry `stream_bytes` of TCP payload in full-size segments."""
+    mss = tcp_mss(eth_mtu, timestamps)
+    segments = np.maximum(1.0, np.ceil(stream_bytes / mss))
+    per_segment = ETH_PREAMBLE_IFG + ETH_HEADER_FCS + IPV4 + TCP + np.where(np.asarray(timestamps) > 0, TCP_TIMESTAMPS, 0)
+    return stream_bytes + segments * per_segment
+
+
+def smb_wire_bytes_per_io(io_size, protocol, eth_mtu, timestamps):
+    """Bytes the server puts on the wire for one SMB2 READ of `io_size` bytes.
+
+    protocol: 0 = roce-v2, 1 = infiniband, 2 = tcp (arrays allowed).
+    SMB Direct: the data goes as one RDMA WRITE (RETH on its first packet), the response as one
+    SEND carrying the SMB Direct data header + SMB2 header + READ response.
+    TCP: NetBIOS length + SMB2 header + READ response + data in one stream.
+    """
+    io_size = np.asarray(io_size, dtype=float)
+    protocol = np.asarray(protocol)
+    response = SMBD_DATA_HEADER + SMB2_HEADER + SMB2_READ_RESPONSE
+    ib_mtu = np.where(protocol == 1, eth_mtu, roce_path_mtu(eth_mtu))
+    overhead = np.where(protocol == 1, IB_PACKET_OVERHEAD, ROCE_PACKET_OVERHEAD)
+    rdma = (rdma_message_wire_bytes(io_size, ib_mtu, overhead, RETH)
+            + rdma_message_wire_bytes(response, ib_mtu, overhead))
+    tcp = tcp_stream_wire_bytes(io_size + NETBIOS_SESSION + SMB2_HEADER + SMB2_READ_RESPONSE, eth_mtu, timestamps)
+    return np.where(protocol == 2, tcp, rdma)
+
+
+def pcie_rate(generation, lanes):
+    """Bytes/s one direction of a PCIe link carries after line encoding (before TLP overhead)."""
+    gen = np.asarray(generation).astype(int)
+    gts = np.vectorize(PCIE_GTS.get, otypes=[float])(gen)
+    enc = np.vectorize(PCIE_ENCODING.get, otypes=[float])(gen)
+    return gts * enc * lanes / 8.0
+
+
+def pcie_bytes_per_io(io_size, read_completion, max_payload, tlp_overhead, descriptors):
+    """Host-to-NIC PCIe bytes to send one I/O: data in read completions + descriptor fetches."""
+    completion = np.minimum(read_completion, max_payload)
+    completions = np.ceil(io_size / completion)
+    return io_size + completions * tlp_overhead + descriptors * (NIC_DESCRIPTOR + tlp_overhead)
+
+
+def copy_seconds(nbytes, rate_cache, rate_dram, cache_bytes, cold_source):
+    """CPU seconds for one core to copy `nbytes`.
+
+    A cold source (page cache not in any CPU cache) copies at the DRAM rate. A reused buffer
+    copies its first `cache_bytes` at the cache rate and the rest at the DRAM rate, so the rate
+    falls smoothly from the cache regime to the DRAM regime as the buffer outgrows the cache.
+    """
+    nbytes = np.asarray(nbytes, dtype=float)
+    cached = np.where(cold_source, 0.0, np.minimum(nbytes, cache_bytes))
+    return cached / rate_cache + (nbytes - cached) / rate_dram
+
+
+def dram_bytes_per_payload_byte(cpu_copies, dma_copies, nontemporal, page_cache_hit):
+    """DRAM traffic per payload byte: NIC DMA reads the payload once (1x), every CPU copy reads
+    and writes it (2x, 3x when stores are not non-temporal: the write-allocate read), every
+    DMA-engine copy 2x, and filling the page cache from storage 1x when the data is not cached."""
+    per_cpu_copy = np.where(np.asarray(nontemporal) > 0, 2.0, 3.0)
+    fill = np.where(np.asarray(page_cache_hit) > 0, 0.0, 1.0)
+    return 1.0 + cpu_copies * per_cpu_copy + 2.0 * dma_copies + fill
+
+
+def dma_engine_rate(descriptor_bytes, rate, descriptor_time):
+    """Bytes/s one DMA engine moves when each descriptor carries `descriptor_bytes`."""
+    return descriptor_bytes / (descriptor_bytes / rate + descriptor_time)

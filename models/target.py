@@ -1,0 +1,56 @@
+"""'What it takes': cores, DMA engines and links needed to reach a target payload rate.
+
+Resources that can be added (serving cores, worker cores, DMA engines, links + their NICs) are
+scaled to the target; fixed ones (DRAM of the socket, the kernel API's reach to DMA engines)
+either allow the target or name why it cannot be reached.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from models.sweep import Evaluation
+
+
+@dataclass
+class Requirements:
+    target: float                       # payload bytes/s asked for
+    serving_cores: np.ndarray           # serving threads (= connections at least) needed
+    worker_cores: np.ndarray
+    total_cores: np.ndarray
+    dma_engines: np.ndarray             # engine-equivalents (0 when the path needs none)
+    links: np.ndarray
+    feasible: np.ndarray                # bool
+    blocker: list[str]                  # why not, per point ("" when feasible)
+
+
+def requirements(ev: Evaluation, target: float) -> Requirements:
+    r = ev.result
+    s = ev.scenario
+    S = r.io_size
+    serving = np.ceil(target * r.serving_seconds_per_io / S - 1e-9)
+    workers = np.ceil(target * r.worker_seconds_per_io / S - 1e-9)
+    dma_copies = ev.table.dma_copies[r.path_index]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dma = np.where(dma_copies > 0, target * dma_copies / r.dma_rate_per_engine, 0.0)
+        links = np.ceil(target / r.link_capacity_per_link - 1e-9)
+    dram_cap = r.capacity[2]
+    cpu_total = serving + workers
+    blocker = []
+    for i in range(r.throughput.size):
+        why = ""
+        if dma_copies[i] > 0 and r.dma_rate_per_engine.flat[i] <= 0:
+            path = ev.table.names[int(r.path_index.flat[i])]
+            api = next(p.dma_api for p in s.copy_paths if p.name == path)
+            why = f"no DMA engine reachable via {api}"
+        elif dram_cap.flat[i] < target:
+            why = f"DRAM carries at most {dram_cap.flat[i] / 1e9:.1f} GB/s on this path"
+        elif cpu_total.flat[i] > s.platform.cpu.cores:
+            why = f"needs {cpu_total.flat[i]:.0f} cores, the socket has {s.platform.cpu.cores}"
+        blocker.append(why)
+    feasible = np.array([b == "" for b in blocker])
+    return Requirements(target=target, serving_cores=serving, worker_cores=workers, total_cores=cpu_total,
+                        dma_engines=np.where(np.isfinite(dma), dma, np.nan), links=links,
+                        feasible=feasible, blocker=blocker)

@@ -1,0 +1,176 @@
+"""Copy paths as data: what moving one I/O of file data costs, per byte and per I/O.
+
+A copy path is a row in a table, not a class. It says which copies of the payload happen and
+who does them (the serving thread, io_uring async workers, or a DMA engine through which kernel
+API), how many system calls, RDMA work requests and hand-offs each I/O costs. The model
+(models/copy_paths.py) turns the rows into demand arrays. Adding a path is adding a row, either
+here or in a scenario's [[copy_path]] table with the same fields.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from scenarios.errors import InputError
+from scenarios.units import parse_size
+
+WHO = ("serving", "workers", "dma")
+SOURCES = ("page-cache", "buffer")
+TRANSPORTS = ("smbdirect", "tcp")
+
+# Kernel APIs through which a copy can reach a DMA engine. Which engine answers which API is a
+# platform fact (scenarios/platforms/*.toml, [[dma]] apis):
+# - async_memcpy (crypto/async_tx): takes any *public* DMA_MEMCPY channel. I/OAT (ioatdma) and
+#   AMD PTDMA register public channels; the DSA driver (idxd) sets DMA_PRIVATE on its channels
+#   (commit c06e424be5f5, Linux 5.11), so async_memcpy never reaches DSA.
+# - dma_request_channel: a dedicated (private) channel a driver asks for explicitly; reaches DSA
+#   work queues, I/OAT and PTDMA.
+# - NET_DMA (TCP receive copies offloaded to I/OAT) existed until Linux 3.17, which removed it;
+#   it is listed so a scenario that names it gets a clear answer: no engine is reachable.
+DMA_APIS = ("async_memcpy", "dma_request_channel", "net_dma")
+
+
+@dataclass(frozen=True)
+class Copy:
+    """One copy of every payload byte."""
+    who: str            # serving | workers | dma
+    source: str         # page-cache (cold: from DRAM) | buffer (a reused buffer of I/O size)
+
+
+@dataclass(frozen=True)
+class CopyPath:
+    name: str
+    description: str
+    transports: tuple[str, ...]
+    copies: tuple[Copy, ...]
+    dma_api: str = ""               # kernel API the dma copies go through
+    dma_descriptor: float = 4096.0  # bytes per DMA descriptor (async_memcpy: one page each)
+    syscalls_per_io: float = 0.0
+    syscalls_per_chunk: float = 0.0 # extra system calls per `chunk` bytes (splice through a pipe)
+    chunk: float = 65536.0          # bytes per chunk (default pipe capacity: 16 pages)
+    rdma_wrs_per_io: float = 0.0    # work requests posted + completions reaped per I/O
+    handoffs_per_io: float = 0.0    # I/O handed to another core and back
+    zc_notifications_per_io: float = 0.0  # MSG_ZEROCOPY / SEND_ZC completion notifications
+
+
+def _c(who: str, source: str) -> Copy:
+    return Copy(who, source)
+
+
+ROWS: tuple[CopyPath, ...] = (
+    CopyPath(
+        name="zero-copy",
+        description="RDMA WRITE straight from page-cache pages (registered per I/O); no CPU copy",
+        transports=("smbdirect",), copies=(),
+        syscalls_per_io=0, rdma_wrs_per_io=4,   # REG_MR + RDMA WRITE + SEND (response) + LOCAL_INV
+    ),
+    CopyPath(
+        name="cpu-copy",
+        description="copy_to_iter in the serving thread: page cache -> registered send buffer",
+        transports=("smbdirect",),
+        copies=(_c("serving", "page-cache"),),
+        syscalls_per_io=1, rdma_wrs_per_io=2,   # RDMA WRITE from a pre-registered buffer + SEND
+    ),
+    CopyPath(
+        name="async-workers",
+        description="io_uring IOSQE_ASYNC: the copy runs on async worker cores, the serving thread waits",
+        transports=("smbdirect",),
+        copies=(_c("workers", "page-cache"),),
+        syscalls_per_io=1, rdma_wrs_per_io=2, handoffs_per_io=1,
+    ),
+    CopyPath(
+        name="dma-offload",
+        description="async_memcpy to a DMA engine, one 4 KiB page per descriptor",
+        transports=("smbdirect",),
+        copies=(_c("dma", "page-cache"),),
+        dma_api="async_memcpy", dma_descriptor=4096,
+        syscalls_per_io=1, rdma_wrs_per_io=2,
+    ),
+    CopyPath(
+        name="dma-offload-chan",
+        description="copy on a dedicated DMA channel (dma_request_channel), one 4 KiB page per descriptor",
+        transports=("smbdirect",),
+        copies=(_c("dma", "page-cache"),),
+        dma_api="dma_request_channel", dma_descriptor=4096,
+        syscalls_per_io=1, rdma_wrs_per_io=2,
+    ),
+    CopyPath(
+        name="send-zc",
+        description="read() into a buffer, IORING_OP_SENDMSG_ZC sends it without a send-side copy",
+        transports=("tcp",),
+        copies=(_c("serving", "page-cache"),),
+        syscalls_per_io=2, zc_notifications_per_io=1,
+    ),
+    CopyPath(
+        name="splice",
+        description="splice file -> pipe -> socket: page references, no CPU copy; 2 calls per pipe-full",
+        transports=("tcp",), copies=(),
+        syscalls_per_io=1, syscalls_per_chunk=2, chunk=65536,
+    ),
+
+    # TCP adds the send-side copy into socket buffers to the paths that send from a user buffer
+    # with plain send()/write(): the row for TCP differs, so it is its own entry.
+    CopyPath(
+        name="cpu-copy",
+        description="read() page cache -> buffer, send() buffer -> skb: two copies in the serving thread",
+        transports=("tcp",),
+        copies=(_c("serving", "page-cache"), _c("serving", "buffer")),
+        syscalls_per_io=2,
+    ),
+    CopyPath(
+        name="async-workers",
+        description="io_uring IOSQE_ASYNC read + send on worker cores: both copies leave the serving thread",
+        transports=("tcp",),
+        copies=(_c("workers", "page-cache"), _c("workers", "buffer")),
+        syscalls_per_io=1, handoffs_per_io=2,
+    ),
+)
+
+
+def builtin(name: str, transport: str) -> CopyPath | None:
+    """The built-in row for a path name on a transport (cpu-copy copies twice on TCP)."""
+    for row in ROWS:
+        if row.name == name and transport in row.transports:
+            return row
+    return None
+
+
+def builtin_names() -> list[str]:
+    return sorted({row.name for row in ROWS})
+
+
+def from_mapping(d: Any, where: str) -> CopyPath:
+    """A [[copy_path]] table from a scenario file."""
+    if not isinstance(d, Mapping):
+        raise InputError(f"{where}: must be a table", "write it as a [[copy_path]] table")
+    name = d.get("name")
+    if not isinstance(name, str) or not name:
+        raise InputError(f"{where}.name: missing field", 'add `name = "my-path"`')
+    transports = d.get("transports", list(TRANSPORTS))
+    if not isinstance(transports, list) or not all(t in TRANSPORTS for t in transports):
+        raise InputError(f"{where}.transports: {transports!r}", f"use a list of {', '.join(TRANSPORTS)}")
+    copies = []
+    for i, c in enumerate(d.get("copies", [])):
+        if not isinstance(c, Mapping) or c.get("who") not in WHO or c.get("source") not in SOURCES:
+            raise InputError(f"{where}.copies[{i}]: {c!r}",
+                             f'write it like {{who = "serving", source = "page-cache"}}; who: {", ".join(WHO)}; '
+                             f'source: {", ".join(SOURCES)}')
+        copies.append(Copy(c["who"], c["source"]))
+    api = d.get("dma_api", "")
+    if any(c.who == "dma" for c in copies) and api not in DMA_APIS:
+        raise InputError(f"{where}.dma_api: {api!r}", f"a path with a dma copy names its API: {', '.join(DMA_APIS)}")
+    numbers = {}
+    for key in ("syscalls_per_io", "syscalls_per_chunk", "rdma_wrs_per_io", "handoffs_per_io",
+                "zc_notifications_per_io"):
+        value = d.get(key, 0)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise InputError(f"{where}.{key}: {value!r}", "write a count >= 0, like 1")
+        numbers[key] = float(value)
+    sizes = {}
+    for key, default in (("dma_descriptor", "4KiB"), ("chunk", "64KiB")):
+        sizes[key] = parse_size(d.get(key, default), f"{where}.{key}")
+        if sizes[key] <= 0:
+            raise InputError(f"{where}.{key}: must be greater than zero", f'write it like "{default}"')
+    return CopyPath(name=name, description=str(d.get("description", "")), transports=tuple(transports),
+                    copies=tuple(copies), dma_api=api, **sizes, **numbers)

@@ -1,0 +1,232 @@
+"""The model against hand-computed cases and its invariants."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from models import resources
+from models.bottleneck import RESOURCES
+from models.sweep import evaluate_grid, evaluate_scenario, evaluate_with_overrides
+from models.target import requirements
+from scenarios import copy_paths, schema
+
+MiB = 1024 * 1024
+
+
+def _row(ev, path: str, size: float, **axes):
+    for i, r in enumerate(ev.rows()):
+        if r["copy_path"] == path and r["io_size_bytes"] == size and all(
+                r[k.replace(".", "_")] == v for k, v in axes.items()):
+            return ev, i, r
+    raise AssertionError(f"no row {path} {size} {axes}")
+
+
+# --- framing, by hand -----------------------------------------------------------------------
+
+def test_roce_path_mtu_from_ethernet_mtu():
+    assert resources.roce_path_mtu(1500) == 1024
+    assert resources.roce_path_mtu(9000) == 4096
+    assert resources.roce_path_mtu(4200) == 4096
+    assert resources.roce_path_mtu(2000) == 1024
+
+
+def test_roce_wire_bytes_1mib_read():
+    # 1 MiB in 1024 packets of 1024 B, 82 B each + RETH 16; response SEND 104 B in one packet + 82
+    wire = resources.smb_wire_bytes_per_io(MiB, 0, 1500, 1)
+    assert wire == MiB + 1024 * 82 + 16 + 104 + 82
+
+
+def test_tcp_wire_bytes():
+    # MSS 1500-20-20-12 = 1448; stream = 64 KiB + 4 + 64 + 16; per segment 90 B on the wire
+    stream = 65536 + 84
+    segs = math.ceil(stream / 1448)
+    assert resources.smb_wire_bytes_per_io(65536, 2, 1500, 1) == stream + segs * 90
+
+
+def test_pcie_gen5_x16_rate_and_tlps():
+    assert resources.pcie_rate(5, 16) == pytest.approx(32e9 * 16 * 128 / 130 / 8)
+    # 1 MiB in 64 B completions of 20 B overhead + 2 descriptors of 64+20
+    assert resources.pcie_bytes_per_io(MiB, 64, 256, 20, 2) == MiB + (MiB // 64) * 20 + 2 * 84
+
+
+def test_copy_seconds_regimes():
+    # cold source: all at the DRAM rate; warm buffer: first 2 MiB at cache rate, rest at DRAM rate
+    assert resources.copy_seconds(8 * MiB, 25e9, 5e9, 2 * MiB, True) == pytest.approx(8 * MiB / 5e9)
+    assert resources.copy_seconds(8 * MiB, 25e9, 5e9, 2 * MiB, False) == pytest.approx(2 * MiB / 25e9 + 6 * MiB / 5e9)
+    assert resources.copy_seconds(MiB, 25e9, 5e9, 2 * MiB, False) == pytest.approx(MiB / 25e9)
+
+
+def test_dram_bytes_per_path():
+    # NIC 1x; CPU copy 3x (write-allocate) or 2x (non-temporal); DMA copy 2x; page-cache fill 1x
+    assert resources.dram_bytes_per_payload_byte(0, 0, 0, 1) == 1
+    assert resources.dram_bytes_per_payload_byte(1, 0, 0, 1) == 4
+    assert resources.dram_bytes_per_payload_byte(1, 0, 1, 1) == 3
+    assert resources.dram_bytes_per_payload_byte(0, 1, 0, 1) == 3
+    assert resources.dram_bytes_per_payload_byte(2, 0, 0, 0) == 8
+
+
+# --- each copy path's demands, by hand -------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def smbd():
+    return schema.load_scenario("smbdirect-2x200g")
+
+
+@pytest.fixture(scope="module")
+def tcp():
+    return schema.load_scenario("smb-tcp-100g")
+
+
+def test_cpu_copy_serving_time_by_hand(smbd):
+    ev, i, r = _row(evaluate_scenario(smbd), "cpu-copy", 8 * MiB)
+    c = smbd.platform.cpu
+    t = c.smb_request_time + 1 * c.syscall_time + 2 * c.rdma_wr_time + 8 * MiB / c.copy_rate_dram
+    assert ev.result.serving_seconds_per_io.flat[i] == pytest.approx(t)
+    assert r["throughput_bytes_per_s"] == pytest.approx(4 * 8 * MiB / t)   # 4 serving threads bind
+    assert r["binding"] == "cpu-serving"
+    assert ev.result.dram_bytes_per_byte.flat[i] == 4
+
+
+def test_zero_copy_demands_by_hand(smbd):
+    ev, i, r = _row(evaluate_scenario(smbd), "zero-copy", MiB)
+    c = smbd.platform.cpu
+    assert ev.result.serving_seconds_per_io.flat[i] == pytest.approx(c.smb_request_time + 4 * c.rdma_wr_time)
+    assert ev.result.dram_bytes_per_byte.flat[i] == 1
+    assert ev.result.worker_seconds_per_io.flat[i] == 0
+
+
+def test_zero_copy_reaches_line_rate(smbd):
+    ev, i, r = _row(evaluate_scenario(smbd), "zero-copy", 8 * MiB)
+    line = 2 * 25e9 * 8 * MiB / resources.smb_wire_bytes_per_io(8 * MiB, 0, 1500, 1)
+    assert r["binding"] == "links"
+    assert r["throughput_bytes_per_s"] == pytest.approx(line)
+    assert r["throughput_bytes_per_s"] / 1e9 == pytest.approx(46.29, abs=0.01)
+
+
+def test_async_workers_moves_the_copy(smbd):
+    ev, i, r = _row(evaluate_scenario(smbd), "async-workers", 8 * MiB)
+    c = smbd.platform.cpu
+    assert ev.result.worker_seconds_per_io.flat[i] == pytest.approx(8 * MiB / c.copy_rate_dram)
+    assert ev.result.serving_seconds_per_io.flat[i] == pytest.approx(
+        c.smb_request_time + c.syscall_time + 2 * c.rdma_wr_time + c.async_handoff_time)
+
+
+def test_dma_offload_async_memcpy_cannot_reach_dsa(smbd):
+    ev, i, r = _row(evaluate_scenario(smbd), "dma-offload", MiB)
+    assert r["throughput_bytes_per_s"] == 0 and r["binding"] == "dma"
+
+
+def test_dma_offload_chan_descriptors_by_hand(smbd):
+    ev, i, r = _row(evaluate_scenario(smbd), "dma-offload-chan", MiB)
+    dsa = smbd.platform.dma[0]
+    c = smbd.platform.cpu
+    descriptors = MiB // 4096
+    assert ev.result.serving_seconds_per_io.flat[i] == pytest.approx(
+        c.smb_request_time + c.syscall_time + 2 * c.rdma_wr_time + descriptors * dsa.descriptor_cpu_time)
+    assert ev.result.dram_bytes_per_byte.flat[i] == 3
+    assert r["dma_engines_busy"] == pytest.approx(r["throughput_bytes_per_s"] / dsa.rate)
+
+
+def test_dma_offload_reaches_ptdma_on_epyc():
+    s = schema.load_scenario("smbdirect-2x200g", platform="epyc-9654-cx7")
+    ev, i, r = _row(evaluate_scenario(s), "dma-offload", MiB)
+    pt = s.platform.dma[0]
+    rate = 4096 / (4096 / pt.rate + pt.descriptor_time)
+    assert r["throughput_bytes_per_s"] == pytest.approx(pt.count * rate) and r["binding"] == "dma"
+
+
+def test_tcp_paths_by_hand(tcp):
+    ev = evaluate_scenario(tcp)
+    c = tcp.platform.cpu
+    S = MiB
+    units = S / 65536
+    _, i, r = _row(ev, "cpu-copy", S, **{"workload.connections": 1.0})
+    t = c.smb_request_time + 2 * c.syscall_time + S / c.copy_rate_dram + S / c.copy_rate_cache + units * c.tcp_segment_time
+    assert ev.result.serving_seconds_per_io.flat[i] == pytest.approx(t)
+    assert r["throughput_bytes_per_s"] == pytest.approx(S / t)
+    _, i, r = _row(ev, "splice", S, **{"workload.connections": 1.0})
+    t = c.smb_request_time + (1 + 2 * 16) * c.syscall_time + units * c.tcp_segment_time
+    assert ev.result.serving_seconds_per_io.flat[i] == pytest.approx(t)
+    assert ev.result.dram_bytes_per_byte.flat[i] == 1
+    _, i, r = _row(ev, "send-zc", S, **{"workload.connections": 1.0})
+    t = c.smb_request_time + 3 * c.syscall_time + S / c.copy_rate_dram + units * c.tcp_segment_time
+    assert ev.result.serving_seconds_per_io.flat[i] == pytest.approx(t)
+
+
+def test_tcp_checksum_cost_when_not_offloaded(tcp):
+    on = evaluate_scenario(tcp)
+    off = evaluate_with_overrides(tcp, {"workload.checksum_offload": 0})
+    d = off.result.serving_seconds_per_io - on.result.serving_seconds_per_io
+    assert np.allclose(d, on.result.io_size / tcp.platform.cpu.tcp_checksum_rate)
+
+
+def test_tcp_multichannel_reaches_the_link(tcp):
+    ev = evaluate_scenario(tcp)
+    _, i, r = _row(ev, "cpu-copy", MiB, **{"workload.connections": 4.0})
+    assert r["binding"] == "links"
+    assert 11.0e9 < r["throughput_bytes_per_s"] < 12.5e9
+
+
+# --- invariants ------------------------------------------------------------------------------
+
+def test_throughput_never_exceeds_any_capacity(smbd, tcp):
+    for s in (smbd, tcp, schema.load_scenario("smbdirect-2x200g", platform="epyc-9654-cx7")):
+        r = evaluate_scenario(s).result
+        assert np.all(r.throughput <= r.capacity * (1 + 1e-12))
+        assert np.all(r.throughput >= 0)
+        assert np.all(r.throughput == r.capacity.min(axis=0))
+
+
+def test_more_cores_never_lower_throughput(smbd, tcp):
+    for s in (smbd, tcp):
+        grid = {"workload.io_size": [64 * 1024, MiB, 8 * MiB], "workload.io_cores": [1, 2, 4, 8, 16, 32],
+                "workload.connections": [1, 4, 16], "workload.async_workers": [1, 4, 16]}
+        r = evaluate_grid(s, grid).result
+        X = r.throughput.reshape(len(s.copy_paths), 3, 6, 3, 3)
+        assert np.all(np.diff(X, axis=2) >= -1e-6)
+        assert np.all(np.diff(X, axis=4) >= -1e-6)
+
+
+def test_more_links_never_lower_throughput(smbd):
+    r = evaluate_grid(smbd, {"workload.io_size": [MiB], "link.count": [1, 2, 4, 8]}).result
+    assert np.all(np.diff(r.throughput.reshape(len(smbd.copy_paths), 4), axis=1) >= 0)
+
+
+def test_utilisation_of_binding_resource_is_one(smbd):
+    r = evaluate_scenario(smbd).result
+    ok = r.throughput > 0
+    u = np.take_along_axis(r.utilisation, r.binding[None], 0)[0]
+    assert np.allclose(u[ok], 1.0)
+
+
+def test_links_one_line_change_scales(smbd):
+    base = evaluate_grid(smbd, {"workload.io_size": [8 * MiB]}, paths=[4]).result.throughput[0]
+    import dataclasses
+    four = dataclasses.replace(smbd, link=dataclasses.replace(smbd.link, count=4, rate=12.5e9))
+    r4 = evaluate_grid(four, {"workload.io_size": [8 * MiB]}, paths=[4]).result.throughput[0]
+    assert r4 == pytest.approx(base)   # same 400 Gbit/s, same framing
+
+
+def test_target_requirements(smbd):
+    ev = evaluate_scenario(smbd)
+    req = requirements(ev, 46e9)
+    rows = ev.rows()
+    for i, r in enumerate(rows):
+        if r["copy_path"] == "cpu-copy" and r["io_size_bytes"] == 8 * MiB:
+            assert req.serving_cores[i] == math.ceil(46e9 * ev.result.serving_seconds_per_io[i] / (8 * MiB))
+            assert req.links[i] == 2 and req.feasible[i]
+        if r["copy_path"] == "dma-offload":
+            assert not req.feasible[i] and "async_memcpy" in req.blocker[i]
+        if r["copy_path"] == "zero-copy" and r["io_size_bytes"] == 8 * MiB:
+            assert req.serving_cores[i] == 1
+
+
+def test_builtin_rows_cover_required_paths():
+    names = copy_paths.builtin_names()
+    for n in ("cpu-copy", "async-workers", "dma-offload", "send-zc", "splice", "zero-copy"):
+        assert n in names
+    assert copy_paths.builtin("cpu-copy", "tcp").copies != copy_paths.builtin("cpu-copy", "smbdirect").copies
+    assert RESOURCES[0] == "links"

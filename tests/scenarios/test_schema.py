@@ -1,0 +1,158 @@
+"""Scenario and platform files: every built-in loads; bad input names the file and the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from scenarios import schema
+from scenarios.errors import InputError
+
+SCEN = Path(schema.PACKAGE_DIR)
+
+
+def test_every_builtin_scenario_loads_on_every_platform():
+    assert set(schema.builtin_scenarios()) >= {"smbdirect-2x200g", "smb-tcp-100g"}
+    for name in schema.builtin_scenarios():
+        for plat in schema.builtin_platforms():
+            s = schema.load_scenario(name, platform=plat)
+            assert s.copy_paths and s.sweep.io_sizes
+            assert s.platform.name == plat
+
+
+def test_every_platform_number_has_a_source():
+    for name in schema.builtin_platforms():
+        p = schema.load_platform(name)
+        flat_keys = {k.rsplit(".", 1)[0] for k in p.sources()}
+        assert {"cpu", "memory", "nic", "pcie"} <= flat_keys
+        assert all(v.strip() for v in p.sources().values())
+        assert len(p.sources()) >= 25
+
+
+def test_links_one_line_change():
+    assert schema.parse_links("2x200Gbit/s", "x") == (2, 25e9)
+    assert schema.parse_links("4x100Gbit/s", "x") == (4, 12.5e9)
+    assert schema.parse_links("1x400Gbit/s", "x") == (1, 50e9)
+
+
+def test_builtin_smbdirect_defaults():
+    s = schema.load_scenario("smbdirect-2x200g")
+    assert s.link.count == 2 and s.link.rate == 25e9 and s.link.protocol == "roce-v2"
+    assert s.sweep.io_sizes[0] == 64 * 1024 and s.sweep.io_sizes[-1] == 8 * 1024 * 1024
+    assert [p.name for p in s.copy_paths] == ["cpu-copy", "async-workers", "dma-offload", "dma-offload-chan", "zero-copy"]
+
+
+def _write(tmp_path: Path, text: str, name: str = "s.toml") -> Path:
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def _scenario_text(**repl: str) -> str:
+    text = (SCEN / "smbdirect-2x200g.toml").read_text()
+    for old, new in repl.items():
+        assert old in text, old
+        text = text.replace(old, new)
+    return text
+
+
+def _error(path: Path, **kw) -> InputError:
+    with pytest.raises(InputError) as info:
+        schema.load_scenario(path, **kw)
+    return info.value
+
+
+def test_unknown_scenario_name():
+    with pytest.raises(InputError) as info:
+        schema.load_scenario("no-such-scenario")
+    assert "no-such-scenario" in info.value.cause and "smbdirect-2x200g" in info.value.fix
+
+
+def test_missing_field_names_file_and_field(tmp_path):
+    p = _write(tmp_path, _scenario_text(**{"connections = 4 ": "# gone "}))
+    e = _error(p)
+    assert str(p) in e.cause and "workload.connections" in e.cause and "missing" in e.cause
+    assert "connections" in e.fix
+
+
+def test_wrong_unit(tmp_path):
+    p = _write(tmp_path, _scenario_text(**{'rtt = "10us"': 'rtt = "10GB"'}))
+    e = _error(p)
+    assert str(p) in e.one_line() and "workload.rtt" in e.one_line()
+
+
+def test_bare_number_where_unit_belongs(tmp_path):
+    p = _write(tmp_path, _scenario_text(**{'rtt = "10us"': "rtt = 10"}))
+    e = _error(p)
+    assert "workload.rtt" in e.cause and "unit" in e.cause
+
+
+def test_zero_and_negative_capacity_in_platform(tmp_path):
+    text = (SCEN / "platforms" / "xeon-8470-cx7.toml").read_text()
+    for bad in ('dram_bandwidth = "0GB/s"', 'dram_bandwidth = "-5GB/s"'):
+        p = _write(tmp_path, text.replace('dram_bandwidth = "294GB/s"', bad), "plat.toml")
+        with pytest.raises(InputError) as info:
+            schema.load_platform(p)
+        assert str(p) in info.value.cause and "memory.dram_bandwidth" in info.value.cause
+
+
+def test_number_without_source(tmp_path):
+    text = (SCEN / "platforms" / "xeon-8470-cx7.toml").read_text()
+    lines = [l for l in text.splitlines() if not l.startswith("copy_rate_dram_source")]
+    p = _write(tmp_path, "\n".join(lines), "plat.toml")
+    with pytest.raises(InputError) as info:
+        schema.load_platform(p)
+    assert "cpu.copy_rate_dram_source" in info.value.cause
+
+
+def test_zero_links(tmp_path):
+    p = _write(tmp_path, _scenario_text(**{'links = "2x200Gbit/s"': 'links = "0x200Gbit/s"'}))
+    assert "network.links" in _error(p).cause
+
+
+def test_links_faster_than_nic_port(tmp_path):
+    p = _write(tmp_path, _scenario_text(**{'links = "2x200Gbit/s"': 'links = "1x400Gbit/s"'}))
+    e = _error(p)
+    assert "network.links" in e.cause and "port" in e.cause
+
+
+def test_sweep_over_cap_is_refused(tmp_path):
+    text = _scenario_text() + '\n"cpu.copy_rate_dram" = [' + ", ".join(str(1e9 + i) for i in range(30000)) + "]\n"
+    p = _write(tmp_path, text)
+    e = _error(p)
+    assert "1,000,000" in e.cause and "sweep" in e.cause
+
+
+def test_sweep_unknown_field(tmp_path):
+    p = _write(tmp_path, _scenario_text() + '\n"cpu.warp_drive" = [1, 2]\n')
+    assert "sweep.cpu.warp_drive" in _error(p).cause
+
+
+def test_unknown_copy_path_and_wrong_transport(tmp_path):
+    p = _write(tmp_path, _scenario_text(**{'"zero-copy"]': '"teleport"]'}))
+    assert "teleport" in _error(p).cause
+    p = _write(tmp_path, _scenario_text(**{'"zero-copy"]': '"splice"]'}))
+    assert "transport smbdirect" in _error(p).cause
+
+
+def test_custom_copy_path_row(tmp_path):
+    text = _scenario_text(**{'"zero-copy"]': '"zero-copy", "my-path"]'})
+    text += '\n[[copy_path]]\nname = "my-path"\ntransports = ["smbdirect"]\ncopies = [{who = "serving", source = "buffer"}]\nrdma_wrs_per_io = 2\n'
+    s = schema.load_scenario(_write(tmp_path, text))
+    assert s.copy_paths[-1].name == "my-path" and s.copy_paths[-1].copies[0].source == "buffer"
+
+
+def test_platform_override_by_file():
+    p = SCEN / "platforms" / "epyc-9654-cx7.toml"
+    s = schema.load_scenario("smbdirect-2x200g", platform=str(p))
+    assert s.platform.cpu.cores == 96
+
+
+def test_with_params_overrides_and_rejects_unknown():
+    s = schema.load_scenario("smbdirect-2x200g")
+    t = schema.with_params(s, {"cpu.copy_rate_dram": 8e9, "link.count": 4, "dma.dsa.count": 2})
+    assert t.platform.cpu.copy_rate_dram == 8e9 and t.link.count == 4 and t.platform.dma[0].count == 2
+    assert s.platform.cpu.copy_rate_dram == 6.17e9
+    with pytest.raises(InputError):
+        schema.with_params(s, {"cpu.nonsense": 1})
