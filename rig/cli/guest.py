@@ -102,3 +102,50 @@ def run(
     else:
         say("no records written by the command")
     raise typer.Exit(result.exit_code)
+
+
+@app.command("check")
+def check(
+    bw_iters: int = typer.Option(50, "--bw-iters", help="ib_write_bw iterations of 1 MiB (-n; -D reads zero under TCG)."),
+    boot_timeout: str = typer.Option("300s", "--boot-timeout", help="Limit from qemu start to the probe's start."),
+    timeout: str = typer.Option("15min", "--timeout", help="Limit on the probe's run time."),
+    cpus: int = typer.Option(2, "--cpus", help="Guest CPUs."),
+    mem: str = typer.Option("2GiB", "--mem", help="Guest memory."),
+    accel: str = typer.Option("auto", "--accel", help="auto, tcg or kvm."),
+    cache: Optional[Path] = CacheOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Boot the guest and report its RDMA devices, ports, GIDs, one ib_write_bw and the pyverbs self-test."""
+    from rig.guest.check import run_check
+
+    options = _options(cpus, mem, boot_timeout, timeout, accel, [])
+    say = _timed_say()
+    result = run_check(Cache.at(cache), options, bw_iters, say)
+    if as_json:
+        print(json.dumps(result.to_dict(), indent=1))
+    else:
+        _print_check(result)
+    if result.run.status not in ("finished",):
+        _report_failure(result.run)
+    elif result.probe is None:
+        _say(f"the probe wrote no report (exit {result.run.exit_code}); console log: {result.run.console_log}")
+    raise typer.Exit(0 if result.ok else 1)
+
+
+def _print_check(result) -> None:
+    r, p = result.run, result.probe
+    timing = (f"host root at {r.userland_uptime_s:.1f} s, rxe ready at {r.rxe_uptime_s:.1f} s (guest clock), "
+              if r.userland_uptime_s is not None and r.rxe_uptime_s is not None else "")
+    print(f"soft-RoCE guest: kernel {r.kernel_version}, accel {r.accel.upper()} ({r.accel_reason})")
+    print(f"timings: {timing}check total {r.total_s:.1f} s")
+    if p is None:
+        print("FAIL  the guest produced no report")
+        return
+    print(f"{'device':8} {'port':4} {'state':10} {'MTU':>6} {'netdev':8} GIDs (first few)")
+    for d in p["devices"]:
+        gids = "; ".join(f"[{g['index']}] {g['gid']} {g['type'] or ''}".strip() for g in d["gids"])
+        print(f"{d['device']:8} {d['port']:<4} {(d['state'] or '?'):10} {d.get('active_mtu_bytes') or '?':>6} "
+              f"{d['netdev'] or '?':8} {gids}")
+    for item in p["items"]:
+        print(f"{'PASS' if item['ok'] else 'FAIL'}  {item['name']}: {item['detail']}")
+    print("all checks passed" if result.ok else "some checks FAILED")

@@ -69,7 +69,8 @@ class RunResult:
     console_tail: list[str]
 
 
-def guest_env(host_env: Mapping[str, str], accel: str, spool: Path, extra: Mapping[str, str]) -> dict[str, str]:
+def guest_env(host_env: Mapping[str, str], accel: str, spool: Path, extra: Mapping[str, str],
+              out: Path | None = None) -> dict[str, str]:
     """The command's environment inside the guest."""
     env = {k: v for k, v in host_env.items()
            if (k in _PASS_NAMES or k.startswith(_PASS_PREFIXES)) and k not in _NOT_PASSED}
@@ -80,6 +81,8 @@ def guest_env(host_env: Mapping[str, str], accel: str, spool: Path, extra: Mappi
     env["RDMARIG_GUEST"] = "1"
     env["RDMARIG_GUEST_ACCEL"] = accel
     env["RDMARIG_SPOOL"] = str(spool)
+    if out is not None:
+        env["RDMARIG_GUEST_OUT"] = str(out)   # files for the host to read back after the run
     env["RDMARIG_GUEST_RXE"] = ",".join(f"{rxe}={ip}" for rxe, _, ip in RXE_LINKS)
     env.update(extra)
     return env
@@ -102,6 +105,7 @@ def _new_run_dir(cache: Cache) -> Path:
     run_dir = cache.runs / name
     run_dir.mkdir()
     (run_dir / "spool").mkdir()
+    (run_dir / "out").mkdir()
     return run_dir
 
 
@@ -162,7 +166,7 @@ def run_in_guest(argv: list[str], cwd: Path, cache: Cache, options: RunOptions, 
     run_dir = _new_run_dir(cache)
     spool = run_dir / "spool"
     write_nul_file(run_dir / "argv", list(argv))
-    env = guest_env(os.environ, accel, spool, options.env)
+    env = guest_env(os.environ, accel, spool, options.env, out=run_dir / "out")
     write_nul_file(run_dir / "env", [f"{k}={v}" for k, v in env.items()])
     (run_dir / "cwd").write_text(str(cwd))
     (run_dir / "rxe").write_text("on" if options.rxe else "off")
