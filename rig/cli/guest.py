@@ -52,7 +52,9 @@ def _options(cpus: int, mem: str, boot_timeout: str, timeout: str, accel: str, e
 def _report_failure(result) -> None:
     _say(f"{result.message}; console log: {result.console_log}")
     if result.status in ("boot-timeout", "crashed", "fatal"):
-        for line in result.console_tail[-15:]:
+        tail = result.console_tail[-15:]
+        print("  console tail:" if tail else "  (the console stayed silent)", file=sys.stderr)
+        for line in tail:
             print(f"  | {line}", file=sys.stderr)
 
 
@@ -99,7 +101,7 @@ def run(
             f"(guest {result.accel}, total {result.total_s:.1f} s)")
     if result.records_ingested:
         say(f"{result.records_ingested} record(s) landed in {result.store}")
-    else:
+    elif result.status in ("finished", "command-timeout"):
         say("no records written by the command")
     raise typer.Exit(result.exit_code)
 
