@@ -114,7 +114,8 @@ def _memcpy_row(record: Record) -> dict:
 
 _SPLIT_KEYS = ("gbytes_per_s", "tx_user_cpu_s_per_gb", "tx_system_cpu_s_per_gb", "tx_softirq_cpu_s_per_gb",
                "rx_user_cpu_s_per_gb", "rx_system_cpu_s_per_gb", "rx_softirq_cpu_s_per_gb",
-               "total_cpu_s_per_gb", "foreign_cpu_per_s", "steal_cpu_per_s", "seconds", "bytes")
+               "total_cpu_s_per_gb", "foreign_cpu_per_s", "steal_cpu_per_s", "seconds", "bytes",
+               "calls_sent_per_gb", "calls_received_per_gb")
 
 
 def _interface_provenance(via: str, veth: netns.VethPair | None) -> dict:
@@ -182,8 +183,6 @@ def _socket_config(path, source, chunk, via, veth, repetitions, duration_s, stor
     if foreign > acct.FOREIGN_CPU_WARN_PER_S:
         summary["noise_warning"] = (f"other work used {foreign:.2f} CPU-s per second during the runs "
                                     f"(> {acct.FOREIGN_CPU_WARN_PER_S}); figures may be low")
-    summary["calls_sent_per_gb"] = float(np.median([r["calls_sent"] / (r["bytes_sent"] / 1e9)
-                                                    for r in runs if r["bytes_sent"]]))
     params = {"path": path, "source": source.kind, "chunk_bytes": chunk, "via": via,
               "duration_s": duration_s, "repetitions": repetitions, "source_bytes": source.size_bytes,
               "receiver": "recv_into a page-aligned buffer", "tx_cpu": _cpu_of(0),

@@ -187,6 +187,8 @@ def cpu_split(raw: dict) -> dict:
     out.update(acct.foreign_cpu_per_s(raw["host"], [sent["rusage"], got["rusage"]], raw["wall_s"]))
     out["calls_sent"] = sent["info"].get("calls")
     out["calls_received"] = got["calls"]
+    out["calls_sent_per_gb"] = out["calls_sent"] / (sent["bytes"] / 1e9) if sent["bytes"] else None
+    out["calls_received_per_gb"] = got["calls"] / gb if gb else None
     for key in ("kernel_copied", "zerocopy_copied", "zerocopy_notifications", "pipe_bytes"):
         if key in sent["info"]:
             out[key] = sent["info"][key]
