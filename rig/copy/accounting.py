@@ -33,6 +33,12 @@ class Rusage:
         ru = resource.getrusage(resource.RUSAGE_SELF)
         return Rusage(ru.ru_utime, ru.ru_stime)
 
+    @staticmethod
+    def children() -> "Rusage":
+        """Waited-for children (the memcpy copiers once joined)."""
+        ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return Rusage(ru.ru_utime, ru.ru_stime)
+
     def __sub__(self, other: "Rusage") -> "Rusage":
         return Rusage(self.user_s - other.user_s, self.system_s - other.system_s)
 

@@ -8,6 +8,7 @@ keeps every record already yielded.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -68,6 +69,7 @@ def _summary(samples: dict[str, list[float]], main: str, label: str) -> dict:
 def memcpy_sweep(sizes: list[int], processes: list[int], repetitions: int,
                  store: Store | None) -> Iterator[Outcome]:
     overhead = memcpy.call_overhead_s()
+    pids = acct.ksoftirqd_pids()
     ncpu = len(os.sched_getaffinity(0))
     for size in sizes:
         count, alignment = memcpy.calibrate_count(size)
@@ -76,7 +78,12 @@ def memcpy_sweep(sizes: list[int], processes: list[int], repetitions: int,
             if size * 2 * procs > _available_bytes() * 0.8:
                 yield Outcome(what, skipped=f"{procs} x 2 x {size} bytes do not fit in available memory")
                 continue
+            before, children0 = acct.HostSnapshot.now(pids), acct.Rusage.children()
+            wall0 = time.perf_counter()
             timings = memcpy.measure(size, procs, repetitions, count)
+            wall = time.perf_counter() - wall0
+            delta = acct.host_delta(before, acct.HostSnapshot.now(pids))
+            noise = acct.foreign_cpu_per_s(delta, [acct.Rusage.children() - children0], wall)
             total = [t.total_gbytes_per_s for t in timings]
             per_core = [t.per_core_gbytes_per_s for t in timings]
             per_copy_s = [max(t.per_process_s) / t.copies_per_process for t in timings]
@@ -86,12 +93,20 @@ def memcpy_sweep(sizes: list[int], processes: list[int], repetitions: int,
                        "call_corrected_per_core_gbytes_per_s": corrected}
             summary = _summary(samples, "total_gbytes_per_s", f"memcpy {size} B x{procs}")
             summary["call_overhead_s"] = overhead
+            summary.update(noise)
+            _noise_warning(summary, noise["foreign_cpu_per_s"])
             params = {"size_bytes": size, "processes": procs, "copies_per_timing": count,
                       "min_timing_s": memcpy.MIN_TIMING_S, "repetitions": repetitions,
                       "pinned": procs <= ncpu, "copy_function": "glibc memmove via ctypes"}
             record = runner.store_record(runner.measured_record(
                 "copy.memcpy", params, samples, summary, extra_provenance={"buffers": alignment}), store)
             yield Outcome(what, record=record, row=_memcpy_row(record))
+
+
+def _noise_warning(summary: dict, foreign_cpu_per_s: float | None) -> None:
+    if foreign_cpu_per_s is not None and foreign_cpu_per_s > acct.FOREIGN_CPU_WARN_PER_S:
+        summary["noise_warning"] = (f"other work used {foreign_cpu_per_s:.2f} CPU-s per second during "
+                                    f"the runs (> {acct.FOREIGN_CPU_WARN_PER_S}); figures may be low")
 
 
 def _available_bytes() -> int:
@@ -107,7 +122,9 @@ def _memcpy_row(record: Record) -> dict:
             "total_gbytes_per_s": s.get("median_total_gbytes_per_s"),
             "per_core_gbytes_per_s": s.get("median_per_core_gbytes_per_s"),
             "corrected_gbytes_per_s": s.get("median_call_corrected_per_core_gbytes_per_s"),
-            "cv": s.get("cv"), "warning": "unstable" if s.get("stability_warning") else ""}
+            "cv": s.get("cv"), "foreign_cpu_per_s": s.get("foreign_cpu_per_s"),
+            "warning": ", ".join(w for k, w in (("stability_warning", "unstable"), ("noise_warning", "noisy host"))
+                                 if s.get(k))}
 
 
 # --------------------------------------------------------------------------- sockets
@@ -179,10 +196,7 @@ def _socket_config(path, source, chunk, via, veth, repetitions, duration_s, stor
     if copied:
         summary["kernel_copied"] = any(bool(c) for c in copied)
         summary["zerocopy_copied_sends"] = sum(r.get("zerocopy_copied") or 0 for r in runs)
-    foreign = summary.get("median_foreign_cpu_per_s") or 0.0
-    if foreign > acct.FOREIGN_CPU_WARN_PER_S:
-        summary["noise_warning"] = (f"other work used {foreign:.2f} CPU-s per second during the runs "
-                                    f"(> {acct.FOREIGN_CPU_WARN_PER_S}); figures may be low")
+    _noise_warning(summary, summary.get("median_foreign_cpu_per_s"))
     params = {"path": path, "source": source.kind, "chunk_bytes": chunk, "via": via,
               "duration_s": duration_s, "repetitions": repetitions, "source_bytes": source.size_bytes,
               "receiver": "recv_into a page-aligned buffer", "tx_cpu": _cpu_of(0),
