@@ -16,7 +16,10 @@ Resources:
   pipeline     outstanding I/Os x size / per-I/O latency (Little's law)
 
 Inputs are flat parameters (see scenarios.schema.flat_params) as numpy arrays that broadcast,
-plus `workload.io_size`, `link.protocol_code` (0 roce-v2, 1 infiniband, 2 tcp) and `path_index`.
+plus `workload.io_size`, `link.protocol_code` (0 roce-v2, 1 infiniband, 2 tcp),
+`workload.operation_code` (0 read: the server sends, 1 write: it receives) and `path_index`.
+A WRITE mirrors a READ: the same copies in the other direction (RDMA READ or TCP receive into a
+buffer, then into the page cache); only the PCIe transaction type differs (posted writes).
 """
 
 from __future__ import annotations
@@ -109,7 +112,7 @@ def evaluate(p: Mapping[str, np.ndarray], table: DemandTable, engine_names: tupl
     nics = np.ceil(links_used / g("nic.ports"))
     pcie_descriptors = np.where(is_tcp, send_units + 1, table.rdma_wrs_per_io[idx])
     pcie_bytes = resources.pcie_bytes_per_io(S, g("pcie.read_completion"), g("pcie.max_payload"),
-                                             g("pcie.tlp_overhead"), pcie_descriptors)
+                                             g("pcie.tlp_overhead"), pcie_descriptors, g("workload.operation_code"))
     cap_pcie = nics * resources.pcie_rate(g("pcie.generation"), g("pcie.lanes")) * S / pcie_bytes
 
     # --- DMA engines the path's API reaches

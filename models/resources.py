@@ -91,11 +91,20 @@ def pcie_rate(generation, lanes):
     return gts * enc * lanes / 8.0
 
 
-def pcie_bytes_per_io(io_size, read_completion, max_payload, tlp_overhead, descriptors):
-    """Host-to-NIC PCIe bytes to send one I/O: data in read completions + descriptor fetches."""
-    completion = np.minimum(read_completion, max_payload)
-    completions = np.ceil(io_size / completion)
-    return io_size + completions * tlp_overhead + descriptors * (NIC_DESCRIPTOR + tlp_overhead)
+MWR64_EXTRA = 4                # a 64-bit memory write header is 4 B longer than a completion's (pcie-model)
+
+
+def pcie_bytes_per_io(io_size, read_completion, max_payload, tlp_overhead, descriptors, nic_writes=0):
+    """PCIe bytes to move one I/O's payload across the NIC's host interface, plus descriptor fetches.
+
+    Sending (SMB2 READ, nic_writes=0): the NIC reads host memory and the root returns the data in
+    completions of min(read_completion, MPS) bytes. Receiving (SMB2 WRITE, nic_writes=1): the NIC
+    writes host memory in posted writes of MPS bytes with a 64-bit address header.
+    """
+    writes = np.asarray(nic_writes) > 0
+    chunk = np.where(writes, max_payload, np.minimum(read_completion, max_payload))
+    overhead = np.where(writes, tlp_overhead + MWR64_EXTRA, tlp_overhead)
+    return io_size + np.ceil(io_size / chunk) * overhead + descriptors * (NIC_DESCRIPTOR + tlp_overhead)
 
 
 def copy_seconds(nbytes, rate_cache, rate_dram, cache_bytes, cold_source):

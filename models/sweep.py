@@ -18,7 +18,7 @@ import numpy as np
 from models.bottleneck import RESOURCES, Result, evaluate
 from models.copy_paths import DemandTable, demand_table
 from scenarios.errors import InputError
-from scenarios.schema import MAX_SWEEP_POINTS, PROTOCOLS, Scenario, flat_params, with_params
+from scenarios.schema import MAX_SWEEP_POINTS, OPERATIONS, PROTOCOLS, Scenario, flat_params, with_params
 
 
 @dataclass
@@ -69,6 +69,7 @@ def _key(flat_name: str) -> str:
 def base_params(s: Scenario) -> dict[str, float]:
     p = dict(flat_params(s))
     p["link.protocol_code"] = float(PROTOCOLS.index(s.link.protocol))
+    p["workload.operation_code"] = float(OPERATIONS.index(s.workload.operation))
     return p
 
 

@@ -230,3 +230,17 @@ def test_builtin_rows_cover_required_paths():
         assert n in names
     assert copy_paths.builtin("cpu-copy", "tcp").copies != copy_paths.builtin("cpu-copy", "smbdirect").copies
     assert RESOURCES[0] == "links"
+
+
+def test_write_uses_posted_writes_on_pcie(smbd):
+    import dataclasses
+    w = dataclasses.replace(smbd, workload=dataclasses.replace(smbd.workload, operation="write"))
+    S = MiB
+    r_read = evaluate_grid(smbd, {"workload.io_size": [S]}, paths=[4]).result
+    r_write = evaluate_grid(w, {"workload.io_size": [S]}, paths=[4]).result
+    pcie = smbd.platform.nic.pcie
+    rate = resources.pcie_rate(5, 16)
+    # read: 64 B completions + 20 B; write: 256 B posted writes + 24 B; 4 WR descriptors each
+    assert r_read.capacity[1][0] == pytest.approx(rate * S / (S + S / 64 * 20 + 4 * 84))
+    assert r_write.capacity[1][0] == pytest.approx(rate * S / (S + S / pcie.max_payload * 24 + 4 * 84))
+    assert r_write.capacity[1][0] > r_read.capacity[1][0]
