@@ -22,6 +22,8 @@ class Requirements:
     total_cores: np.ndarray
     dma_engines: np.ndarray             # engine-equivalents (0 when the path needs none)
     links: np.ndarray
+    nics: np.ndarray
+    outstanding_ios: np.ndarray         # I/Os in flight needed (Little's law at the current latency)
     feasible: np.ndarray                # bool
     blocker: list[str]                  # why not, per point ("" when feasible)
 
@@ -30,12 +32,14 @@ def requirements(ev: Evaluation, target: float) -> Requirements:
     r = ev.result
     s = ev.scenario
     S = r.io_size
-    serving = np.ceil(target * r.serving_seconds_per_io / S - 1e-9)
-    workers = np.ceil(target * r.worker_seconds_per_io / S - 1e-9)
+    serving = _whole(target * r.serving_seconds_per_io / S)
+    workers = _whole(target * r.worker_seconds_per_io / S)
     dma_copies = ev.table.dma_copies[r.path_index]
     with np.errstate(divide="ignore", invalid="ignore"):
         dma = np.where(dma_copies > 0, target * dma_copies / r.dma_rate_per_engine, 0.0)
         links = np.ceil(target / r.link_capacity_per_link - 1e-9)
+    nics = np.ceil(links / s.platform.nic.ports)
+    outstanding = np.ceil(target * r.latency_seconds / S - 1e-9)
     dram_cap = r.capacity[2]
     cpu_total = serving + workers
     blocker = []
@@ -53,4 +57,11 @@ def requirements(ev: Evaluation, target: float) -> Requirements:
     feasible = np.array([b == "" for b in blocker])
     return Requirements(target=target, serving_cores=serving, worker_cores=workers, total_cores=cpu_total,
                         dma_engines=np.where(np.isfinite(dma), dma, np.nan), links=links,
+                        nics=nics, outstanding_ios=outstanding,
                         feasible=feasible, blocker=blocker)
+
+
+def _whole(x: np.ndarray) -> np.ndarray:
+    """Whole units needed for a fractional demand (0 stays 0, never -0)."""
+    n = np.ceil(np.asarray(x, dtype=float) - 1e-9)
+    return np.where(n > 0, n, 0.0)

@@ -97,14 +97,16 @@ def target_table(ev: Evaluation, req: Requirements) -> Table:
     columns += [Column("serving_cores", "serving cores [cores]", "{:.0f}"),
                 Column("worker_cores", "worker cores [cores]", "{:.0f}"),
                 Column("dma_engines", "DMA engines [engines]", "{:.2f}"),
-                Column("links", "links [links]", "{:.0f}"),
+                Column("links", "links [links]", "{:.0f}"), Column("nics", "NICs [NICs]", "{:.0f}"),
+                Column("outstanding", "I/Os in flight [I/Os]", "{:.0f}"),
                 Column("reachable", "reachable"), Column("why_not", "why not")]
     rows = []
     for i in range(ev.points):
         row = {"io_size": format_size(float(r.io_size.flat[i])), "copy_path": ev.path_name(i),
                "serving_cores": float(req.serving_cores.flat[i]), "worker_cores": float(req.worker_cores.flat[i]),
                "dma_engines": float(req.dma_engines.flat[i]) if np.isfinite(req.dma_engines.flat[i]) else None,
-               "links": float(req.links.flat[i]), "reachable": "yes" if req.feasible[i] else "no",
+               "links": float(req.links.flat[i]), "nics": float(req.nics.flat[i]),
+               "outstanding": float(req.outstanding_ios.flat[i]), "reachable": "yes" if req.feasible[i] else "no",
                "why_not": req.blocker[i]}
         row.update({k: float(ev.axes[k].flat[i]) for k in swept})
         rows.append(row)
@@ -145,7 +147,7 @@ def modelled_record(ev: Evaluation, target: Optional[float]) -> Record:
 def plan(
     scenario: str = typer.Argument(..., help="Built-in scenario name (rdmarig scenarios list) or a .toml path."),
     platform: Optional[str] = typer.Option(None, "--platform", help="Platform name or .toml file; overrides the scenario's."),
-    fmt: str = typer.Option("md", "--format", help="md, csv, json or html."),
+    fmt: str = typer.Option("md", "--format", help="md, csv, json or html (json with --target: a list of both tables)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Directory to write the table(s) into."),
     target: Optional[str] = typer.Option(None, "--target", help="Rate to reach, e.g. 46GB/s: what it takes."),
     store: Optional[Path] = StoreOption,
@@ -163,7 +165,11 @@ def plan(
     tables = [capacity_table(ev)]
     if target_rate is not None:
         tables.append(target_table(ev, requirements(ev, target_rate)))
-    text = "\n".join(render(t, fmt) for t in tables)
+    if fmt == "json" and len(tables) > 1:
+        # one valid JSON document: [capacity table, target table]
+        text = "[\n" + ",\n".join(render(t, fmt) for t in tables) + "\n]\n"
+    else:
+        text = "\n".join(render(t, fmt) for t in tables)
     typer.echo(text, nl=not text.endswith("\n"))
     if out is not None:
         try:

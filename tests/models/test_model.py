@@ -244,3 +244,26 @@ def test_write_uses_posted_writes_on_pcie(smbd):
     assert r_read.capacity[1][0] == pytest.approx(rate * S / (S + S / 64 * 20 + 4 * 84))
     assert r_write.capacity[1][0] == pytest.approx(rate * S / (S + S / pcie.max_payload * 24 + 4 * 84))
     assert r_write.capacity[1][0] > r_read.capacity[1][0]
+
+
+def test_grid_over_cap_is_refused(smbd):
+    from scenarios.errors import InputError
+    with pytest.raises(InputError) as info:
+        evaluate_grid(smbd, {"workload.io_size": np.arange(1, 1001) * 4096.0, "cpu.cores": np.arange(1, 1001)})
+    assert "1,000,000" in info.value.cause
+
+
+def test_four_links_need_two_nics(smbd):
+    import dataclasses
+    s = dataclasses.replace(smbd, link=dataclasses.replace(smbd.link, count=4, rate=12.5e9))
+    one = evaluate_grid(smbd, {"workload.io_size": [MiB]}, paths=[4]).result
+    four = evaluate_grid(s, {"workload.io_size": [MiB]}, paths=[4]).result
+    assert four.capacity[1][0] == pytest.approx(2 * one.capacity[1][0])   # 2 NICs of 2 ports
+
+
+def test_target_counts_nics_and_outstanding(smbd):
+    ev = evaluate_grid(smbd, {"workload.io_size": [8 * MiB]}, paths=[4])
+    req = requirements(ev, 60e9)
+    assert req.links[0] == 3 and req.nics[0] == 2
+    assert req.outstanding_ios[0] == math.ceil(60e9 * ev.result.latency_seconds[0] / (8 * MiB))
+    assert req.worker_cores[0] == 0 and not np.signbit(req.worker_cores[0])
