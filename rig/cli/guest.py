@@ -92,6 +92,7 @@ def run(
 
     options = _options(cpus, mem, boot_timeout, timeout, accel, env)
     options.rxe = not no_rxe
+    options.tty = sys.stdout.isatty()
     say = _timed_say()
     result = run_in_guest(list(command), Path(os.getcwd()), Cache.at(cache), options, store, say, _forward)
     if result.status != "finished":

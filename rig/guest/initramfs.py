@@ -66,7 +66,7 @@ poweroff -f
 
 STAGE2 = r"""#!/bin/bash
 # Runs as root in the chroot (the host's userland): soft-RoCE set-up, then the command.
-# $1 = run directory (shared with the host): argv, env, cwd (NUL-separated) in; rc, setup.log out.
+# $1 = run directory (shared with the host): argv, env (NUL-separated), cwd, rxe, tty in; rc, setup.log out.
 RUN=$1
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 mark() { echo "@MARKER@ $* t=$(cut -d' ' -f1 /proc/uptime)"; }
@@ -111,8 +111,13 @@ mapfile -d '' -t ENVV < "$RUN/env"
 mapfile -d '' -t ARGV < "$RUN/argv"
 cd "$(cat "$RUN/cwd")" || { mark "fatal cannot enter $(cat "$RUN/cwd")"; exit 125; }
 mark "ready"
-env -i "${ENVV[@]}" "${ARGV[@]}" < /dev/null
-finish $?
+if [ "$(cat "$RUN/tty" 2>/dev/null)" = "yes" ]; then
+  env -i "${ENVV[@]}" "${ARGV[@]}" < /dev/null
+  finish $?
+fi
+# the host's output is a file or pipe: so is the command's (no colours, no progress redraws)
+env -i "${ENVV[@]}" "${ARGV[@]}" < /dev/null 2>&1 | cat
+finish ${PIPESTATUS[0]}
 """
 
 

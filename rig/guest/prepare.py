@@ -6,6 +6,7 @@ if the scripts changed; the download and extraction happen only when the kernel 
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import shutil
@@ -89,9 +90,15 @@ def _fetch_kernel(cache: Cache, package: str, say: Say) -> None:
 
 def prepare(cache: Cache, say: Say = lambda _: None, resolve: bool = True) -> Prepared:
     """Make the cache bootable; returns what is there. `resolve=False` trusts an existing cache."""
-    t0 = time.monotonic()
     hostcheck.require_host_packages()
     cache.root.mkdir(parents=True, exist_ok=True)
+    with open(cache.root / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)     # two prepares (or runs) at once: the second waits
+        return _prepare_locked(cache, say, resolve)
+
+
+def _prepare_locked(cache: Cache, say: Say, resolve: bool) -> Prepared:
+    t0 = time.monotonic()
     old = cache.read_manifest() or {}
     if resolve or not old:
         package = _resolve(say)

@@ -46,6 +46,7 @@ class RunOptions:
     command_timeout_s: float = 3600.0
     accel: str = "auto"            # auto | tcg | kvm
     rxe: bool = True               # set up the soft-RoCE devices before the command
+    tty: bool = False              # give the command the console (a tty) rather than a pipe
     env: dict[str, str] = field(default_factory=dict)
 
 
@@ -170,6 +171,7 @@ def run_in_guest(argv: list[str], cwd: Path, cache: Cache, options: RunOptions, 
     write_nul_file(run_dir / "env", [f"{k}={v}" for k, v in env.items()])
     (run_dir / "cwd").write_text(str(cwd))
     (run_dir / "rxe").write_text("on" if options.rxe else "off")
+    (run_dir / "tty").write_text("yes" if options.tty else "no")
     shares = [qemu.Share("hostroot", Path("/"), True),
               qemu.Share("kmods", cache.kernel_root / "lib" / "modules", True),
               qemu.Share("run", run_dir, False),
