@@ -440,7 +440,7 @@ def _custom_paths(data: Any, file: str) -> dict[str, CopyPath]:
 
 
 def _sweep(t: _Table | None, io_sizes: tuple[float, ...], n_paths: int, flat: Mapping[str, float],
-           file: str) -> Sweep:
+           file: str, flags: frozenset[str] = frozenset()) -> Sweep:
     fields: list[tuple[str, tuple[float, ...]]] = []
     if t is not None:
         for key, values in t.data.items():
@@ -451,7 +451,7 @@ def _sweep(t: _Table | None, io_sizes: tuple[float, ...], n_paths: int, flat: Ma
                               f"sweep one of: {', '.join(sorted(flat))[:300]}")
             if not isinstance(values, list) or not values:
                 raise t.error(key, f"{values!r} is not a list of values", f"write it like `\"{key}\" = [1, 2, 4]`")
-            parsed = tuple(_sweep_value(v, t.where(key), flat[key]) for v in values)
+            parsed = tuple(_sweep_value(v, t.where(key), flat[key], key in flags) for v in values)
             fields.append((key, parsed))
     sweep = Sweep(io_sizes=io_sizes, fields=tuple(fields))
     n = sweep.points(n_paths)
@@ -461,7 +461,11 @@ def _sweep(t: _Table | None, io_sizes: tuple[float, ...], n_paths: int, flat: Ma
     return sweep
 
 
-def _sweep_value(value: Any, where: str, current: float) -> float:
+def _sweep_value(value: Any, where: str, current: float, is_flag: bool = False) -> float:
+    if is_flag:
+        if isinstance(value, bool) or value in (0, 1):
+            return float(value)
+        raise InputError(f"{where}: {value!r} is not true/false", "sweep it as [true, false]")
     if isinstance(value, str):
         for parser in (parse_rate, parse_size, parse_time, parse_freq):
             try:
@@ -527,7 +531,7 @@ def parse_scenario(data: Mapping[str, Any], file: str, platform: Platform) -> Sc
     target = None
     if "target" in data:
         target = t.quantity("target", parse_rate, "46GB/s")
-    sweep = _sweep(sweep_t, io_sizes, len(paths), flat_params(partial), file)
+    sweep = _sweep(sweep_t, io_sizes, len(paths), flat_params(partial), file, flag_params(partial))
     return dataclasses.replace(partial, sweep=sweep, target=target)
 
 
@@ -553,6 +557,14 @@ def flat_params(s: Scenario) -> dict[str, float]:
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 out[f"dma.{e.name}.{f.name}"] = float(value)
     return out
+
+
+def flag_params(s: Scenario) -> frozenset[str]:
+    """The flat names that are true/false switches (1.0 / 0.0 in flat_params)."""
+    out = set()
+    for section, obj in (("cpu", s.platform.cpu), ("link", s.link), ("workload", s.workload)):
+        out.update(f"{section}.{f.name}" for f in dataclasses.fields(obj) if isinstance(getattr(obj, f.name), bool))
+    return frozenset(out)
 
 
 def with_params(s: Scenario, overrides: Mapping[str, float]) -> Scenario:
@@ -595,6 +607,20 @@ def _read_toml(path: Path, kind: str) -> dict[str, Any]:
         raise InputError(f"{path}: no such {kind} file", f"check the path, or run `rdmarig scenarios list`") from None
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{path}: not valid TOML ({exc})", "fix the TOML syntax at that line") from None
+
+
+def file_kind(name_or_path: str | Path) -> str:
+    """'platform' or 'scenario': what a built-in name or .toml file holds."""
+    text = str(name_or_path)
+    if text in builtin_platforms():
+        return "platform"
+    if text in builtin_scenarios():
+        return "scenario"
+    path = Path(text)
+    if path.is_file():
+        data = _read_toml(path, "scenario or platform")
+        return "platform" if "cpu" in data and "workload" not in data else "scenario"
+    return "scenario"
 
 
 def builtin_scenarios() -> dict[str, Path]:

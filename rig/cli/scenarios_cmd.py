@@ -74,14 +74,10 @@ def show(name: str = typer.Argument(..., help="Scenario name or .toml path."),
 def check(file: str = typer.Argument(..., help="Scenario or platform .toml file (or built-in name)."),
           platform: Optional[str] = typer.Option(None, "--platform", help="Platform to check the scenario against.")) -> None:
     """Validate a scenario (or platform) file; exit 2 with the field to fix when it is wrong."""
-    path = str(file)
-    is_platform = path in schema.builtin_platforms() or "/platforms/" in path
-    if not is_platform and path.endswith(".toml"):
-        data = schema._read_toml(schema.Path(path), "scenario")
-        is_platform = "cpu" in data and "workload" not in data
+    is_platform = schema.file_kind(file) == "platform"
     if is_platform:
-        p = schema.load_platform(path)
+        p = schema.load_platform(file)
         typer.echo(f"ok: platform {p.name} ({len(p.sources())} sourced figures)")
         return
-    s = schema.load_scenario(path, platform=platform)
+    s = schema.load_scenario(file, platform=platform)
     typer.echo(f"ok: scenario {s.name} on {s.platform.name}, {s.sweep.points(len(s.copy_paths))} points")

@@ -267,3 +267,21 @@ def test_target_counts_nics_and_outstanding(smbd):
     assert req.links[0] == 3 and req.nics[0] == 2
     assert req.outstanding_ios[0] == math.ceil(60e9 * ev.result.latency_seconds[0] / (8 * MiB))
     assert req.worker_cores[0] == 0 and not np.signbit(req.worker_cores[0])
+
+
+def test_net_dma_reaches_no_engine(tmp_path):
+    text = (schema.PACKAGE_DIR / "smbdirect-2x200g.toml").read_text().replace('"zero-copy"]', '"zero-copy", "netdma"]')
+    text += ('\n[[copy_path]]\nname = "netdma"\ntransports = ["smbdirect"]\n'
+             'copies = [{who = "dma", source = "page-cache"}]\ndma_api = "net_dma"\n')
+    f = tmp_path / "s.toml"
+    f.write_text(text)
+    for plat in schema.builtin_platforms():
+        s = schema.load_scenario(f, platform=plat)
+        ev = evaluate_grid(s, {"workload.io_size": [MiB]}, paths=[len(s.copy_paths) - 1])
+        assert ev.result.throughput[0] == 0 and RESOURCES[ev.result.binding[0]] == "dma"
+
+
+def test_page_cache_miss_adds_dram_traffic(smbd):
+    ev = evaluate_grid(smbd, {"workload.io_size": [MiB], "workload.page_cache_hit": [1, 0]})
+    bpb = ev.result.dram_bytes_per_byte.reshape(len(smbd.copy_paths), 2)
+    assert np.all(bpb[:, 1] == bpb[:, 0] + 1)

@@ -156,3 +156,19 @@ def test_with_params_overrides_and_rejects_unknown():
     assert s.platform.cpu.copy_rate_dram == 6.17e9
     with pytest.raises(InputError):
         schema.with_params(s, {"cpu.nonsense": 1})
+
+
+def test_sweep_over_a_switch(tmp_path):
+    p = _write(tmp_path, _scenario_text() + '\n"workload.page_cache_hit" = [true, false]\n')
+    s = schema.load_scenario(p)
+    assert s.sweep.fields == (("workload.page_cache_hit", (1.0, 0.0)),)
+    p = _write(tmp_path, _scenario_text() + '\n"workload.page_cache_hit" = [2]\n')
+    assert "true/false" in _error(p).cause
+
+
+def test_sweep_quantities_with_units(tmp_path):
+    p = _write(tmp_path, _scenario_text() + '\n"cpu.copy_rate_dram" = ["6GB/s", "12GB/s"]\n"link.mtu" = ["1500B", "9000B"]\n')
+    s = schema.load_scenario(p)
+    assert dict(s.sweep.fields) == {"cpu.copy_rate_dram": (6e9, 12e9), "link.mtu": (1500.0, 9000.0)}
+    p = _write(tmp_path, _scenario_text() + '\n"cpu.copy_rate_dram" = ["0GB/s"]\n')
+    assert "positive" in _error(p).cause
