@@ -285,3 +285,22 @@ def test_page_cache_miss_adds_dram_traffic(smbd):
     ev = evaluate_grid(smbd, {"workload.io_size": [MiB], "workload.page_cache_hit": [1, 0]})
     bpb = ev.result.dram_bytes_per_byte.reshape(len(smbd.copy_paths), 2)
     assert np.all(bpb[:, 1] == bpb[:, 0] + 1)
+
+
+def test_pipeline_littles_law_by_hand(smbd):
+    ev = evaluate_grid(smbd, {"workload.io_size": [4096.0, MiB], "workload.connections": [1],
+                              "workload.outstanding_per_connection": [1]}, paths=[4])
+    r = ev.result
+    for k, S in enumerate((4096.0, MiB)):
+        wire = resources.smb_wire_bytes_per_io(S, 0, 1500, 1)
+        R = smbd.workload.rtt + r.serving_seconds_per_io[k] + wire / 25e9
+        assert r.capacity[RESOURCES.index("pipeline")][k] == pytest.approx(S / R)
+    # one I/O in flight of 4 KiB: the pipeline binds, far below the link
+    assert RESOURCES[r.binding[0]] == "pipeline" and r.throughput[0] < 1e9
+
+
+def test_small_io_is_per_io_bound(smbd):
+    ev = evaluate_grid(smbd, {"workload.io_size": [4096.0, 8 * MiB]}, paths=[4])
+    r = ev.result
+    assert RESOURCES[r.binding[0]] in ("cpu-serving", "pipeline") and RESOURCES[r.binding[1]] == "links"
+    assert r.throughput[0] < r.throughput[1]
