@@ -22,10 +22,10 @@ test-host: venv
 # RDMA tier: directly where this kernel has an RDMA device, else inside the soft-RoCE guest.
 test-rdma: venv deps
 	@if [ -d /sys/class/infiniband ] && [ -n "$$(ls /sys/class/infiniband 2>/dev/null)" ]; then \
-		$(BIN)/python -m pytest -m rdma tests; \
+		$(BIN)/python -m pytest -m rdma tests/rdma; \
 	else \
 		$(BIN)/rdmarig guest prepare && \
-		$(BIN)/rdmarig guest run --timeout 1200 -- $(CURDIR)/$(BIN)/python -m pytest -m rdma -p no:cacheprovider tests; \
+		$(BIN)/rdmarig guest run --timeout 1200 -- $(CURDIR)/$(BIN)/python -m pytest -m rdma -p no:cacheprovider tests/rdma; \
 	fi
 
 deps: $(VENV)/.apt-done
