@@ -18,7 +18,7 @@ import numpy as np
 from models.bottleneck import RESOURCES, Result, evaluate
 from models.copy_paths import DemandTable, demand_table
 from scenarios.errors import InputError
-from scenarios.schema import MAX_SWEEP_POINTS, OPERATIONS, PROTOCOLS, Scenario, flat_params, with_params
+from scenarios.schema import MAX_SWEEP_POINTS, OPERATIONS, PROTOCOLS, Scenario, flat_params, unit_key, with_params
 
 
 @dataclass
@@ -45,7 +45,7 @@ class Evaluation:
             row = {
                 "io_size_bytes": float(r.io_size.flat[i]),
                 "copy_path": self.path_name(i),
-                **{_key(k): float(self.axes[k].flat[i]) for k in swept},
+                **{unit_key(k): float(self.axes[k].flat[i]) for k in swept},
                 "throughput_bytes_per_s": float(r.throughput.flat[i]),
                 "binding": RESOURCES[int(r.binding.flat[i])],
                 "next_binding": RESOURCES[int(r.next_binding.flat[i])],
@@ -60,10 +60,6 @@ class Evaluation:
                 row[f"capacity_{name.replace('-', '_')}_bytes_per_s"] = float(r.capacity[j].flat[i])
             out.append(row)
         return out
-
-
-def _key(flat_name: str) -> str:
-    return flat_name.replace(".", "_")
 
 
 def base_params(s: Scenario) -> dict[str, float]:

@@ -232,21 +232,16 @@ class _Table:
         return value
 
     def quantity(self, key: str, parser, example: str, default: Any = None, positive: bool = True) -> float:
-        if default is not None and key not in self.data:
-            value = default
-        else:
-            value = self.raw(key, f'"{example}"')
-        if isinstance(value, bool):
-            raise self.error(key, f"{value!r} is not a quantity", f'write it like `{key} = "{example}"`')
+        """A physical quantity written with its unit ("200Gbit/s", "8MiB", "10us")."""
+        value = default if default is not None and key not in self.data else self.raw(key, f'"{example}"')
+        if not isinstance(value, str):
+            raise self.error(key, f"{value!r} has no unit", f'write it with its unit, like `{key} = "{example}"`')
         try:
             number = parser(value, self.where(key))
         except InputError as exc:
             raise InputError(exc.cause if self.file in exc.cause else f"{self.where(key)}: {exc.cause}",
                              exc.fix) from None
-        if isinstance(value, (int, float)) and example and not re.fullmatch(r"[0-9.eE+-]+", example):
-            # a bare number where a unit belongs: accept only if the example has no unit
-            raise self.error(key, f"{value!r} has no unit", f'write it with its unit, like `{key} = "{example}"`')
-        if not math.isfinite(number) or (positive and number <= 0) or number < 0:
+        if not math.isfinite(number) or number < 0 or (positive and number == 0):
             raise self.error(key, f"{value!r} must be {'greater than zero' if positive else 'zero or more'}",
                              f'give a physical value, like `{key} = "{example}"`')
         return number
@@ -557,6 +552,30 @@ def flat_params(s: Scenario) -> dict[str, float]:
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 out[f"dma.{e.name}.{f.name}"] = float(value)
     return out
+
+
+_UNIT_OF_FIELD = {
+    "copy_rate_cache": "bytes_per_s", "copy_rate_dram": "bytes_per_s", "tcp_checksum_rate": "bytes_per_s",
+    "dram_bandwidth": "bytes_per_s", "dram_peak": "bytes_per_s", "port_rate": "bytes_per_s", "rate": "bytes_per_s",
+    "cache_per_core": "bytes", "max_payload": "bytes", "tlp_overhead": "bytes", "read_completion": "bytes",
+    "mtu": "bytes", "gso_size": "bytes", "io_size": "bytes",
+    "syscall_time": "seconds", "smb_request_time": "seconds", "rdma_wr_time": "seconds",
+    "tcp_segment_time": "seconds", "async_handoff_time": "seconds", "rtt": "seconds",
+    "descriptor_time": "seconds", "descriptor_cpu_time": "seconds", "completion_latency": "seconds",
+}
+
+
+def unit_key(flat_name: str) -> str:
+    """A flat parameter name as a record key with its unit: 'cpu.copy_rate_dram' -> 'cpu_copy_rate_dram_bytes_per_s'."""
+    unit = _UNIT_OF_FIELD.get(flat_name.rsplit(".", 1)[-1])
+    key = flat_name.replace(".", "_").replace("-", "_")
+    return f"{key}_{unit}" if unit else key
+
+
+def unit_label(flat_name: str) -> str:
+    """The SI unit of a flat parameter for a column header: 'B/s', 'B', 's', or '' for counts."""
+    return {"bytes_per_s": "B/s", "bytes": "B", "seconds": "s"}.get(
+        _UNIT_OF_FIELD.get(flat_name.rsplit(".", 1)[-1], ""), "")
 
 
 def flag_params(s: Scenario) -> frozenset[str]:

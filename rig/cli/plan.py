@@ -21,7 +21,7 @@ from results.record import Record, scenario_ref
 from results.tables import EXTENSIONS, Column, Table, render
 from rig.cli._common import StoreOption, open_store
 from scenarios.errors import InputError
-from scenarios.schema import Scenario, load_scenario
+from scenarios.schema import Scenario, load_scenario, unit_key, unit_label
 from scenarios.units import GB, format_size, parse_rate
 
 _UTIL_COLUMNS = [("links", "links [%]"), ("pcie", "PCIe [%]"), ("dram", "DRAM [%]"),
@@ -33,13 +33,23 @@ def _swept(ev: Evaluation) -> list[str]:
     return [k for k in ev.axes if k not in ("path_index", "workload.io_size")]
 
 
+def _swept_column(flat_name: str) -> Column:
+    unit = unit_label(flat_name)
+    name = flat_name.split(".")[-1]
+    return Column(flat_name, f"{name} [{unit}]" if unit else f"{name} [count]" if name in _COUNTS else name, "{:g}")
+
+
+_COUNTS = {"connections", "io_cores", "async_workers", "cores", "count", "outstanding_per_connection", "lanes",
+           "ports"}
+
+
 def capacity_table(ev: Evaluation) -> Table:
     s = ev.scenario
     r = ev.result
     util = r.utilisation
     swept = _swept(ev)
     columns = [Column("io_size", "I/O size"), Column("copy_path", "copy path")]
-    columns += [Column(k, f"{k.split('.')[-1]}", "{:g}") for k in swept]
+    columns += [_swept_column(k) for k in swept]
     columns += [Column("gbytes_per_s", "throughput [GB/s]", "{:.2f}"), Column("binding", "binding resource")]
     columns += [Column(f"util_{name}", header, "{:.0f}") for name, header in _UTIL_COLUMNS]
     columns += [Column("cores_busy", "cores busy [cores]", "{:.2f}"),
@@ -93,7 +103,7 @@ def target_table(ev: Evaluation, req: Requirements) -> Table:
     r = ev.result
     swept = _swept(ev)
     columns = [Column("io_size", "I/O size"), Column("copy_path", "copy path")]
-    columns += [Column(k, f"{k.split('.')[-1]}", "{:g}") for k in swept]
+    columns += [_swept_column(k) for k in swept]
     columns += [Column("serving_cores", "serving cores [cores]", "{:.0f}"),
                 Column("worker_cores", "worker cores [cores]", "{:.0f}"),
                 Column("dma_engines", "DMA engines [engines]", "{:.2f}"),
@@ -139,7 +149,7 @@ def modelled_record(ev: Evaluation, target: Optional[float]) -> Record:
                 "platform_sources": s.platform.sources(), "links": s.link.label, "protocol": s.link.protocol,
                 "copy_paths": [p.name for p in s.copy_paths],
                 "point_paths": [ev.path_name(i) for i in range(ev.points)],
-                "swept": {k: [float(v) for v in ev.axes[k]] for k in _swept(ev)},
+                "swept": {unit_key(k): [float(v) for v in ev.axes[k]] for k in _swept(ev)},
                 "target_bytes_per_s": target},
         samples=samples, summary=summary)
 

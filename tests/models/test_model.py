@@ -19,7 +19,7 @@ MiB = 1024 * 1024
 def _row(ev, path: str, size: float, **axes):
     for i, r in enumerate(ev.rows()):
         if r["copy_path"] == path and r["io_size_bytes"] == size and all(
-                r[k.replace(".", "_")] == v for k, v in axes.items()):
+                r[schema.unit_key(k)] == v for k, v in axes.items()):
             return ev, i, r
     raise AssertionError(f"no row {path} {size} {axes}")
 

@@ -41,7 +41,7 @@ def test_plan_csv_json_and_target(tmp_path):
     store = tmp_path / "r.sqlite"
     p = run("plan", str(ROOT / "scenarios" / "smb-tcp-100g.toml"), "--format", "csv", store=store)
     assert p.returncode == 0, p.stderr
-    assert p.stdout.splitlines()[0].startswith("I/O size,copy path,connections,throughput [GB/s]")
+    assert p.stdout.splitlines()[0].startswith("I/O size,copy path,connections [count],throughput [GB/s]")
     p = run("plan", "smbdirect-2x200g", "--format", "json", "--target", "46GB/s", store=store)
     assert p.returncode == 0, p.stderr
     docs = json.loads(p.stdout)
