@@ -29,6 +29,7 @@ MEMCPY_COLUMNS = [
     Column("total_gbytes_per_s", "total [GB/s]", "{:.2f}"),
     Column("per_core_gbytes_per_s", "per core [GB/s]", "{:.2f}"),
     Column("corrected_gbytes_per_s", "per core, call cost removed [GB/s]", "{:.2f}"),
+    Column("per_cpu_second_gbytes_per_s", "per CPU-second [GB/s]", "{:.2f}"),
     Column("cv", "cv", "{:.0%}"),
     Column("foreign_cpu_per_s", "foreign [CPU-s/s]", "{:.2f}"),
     Column("warning", "note"),

@@ -6,6 +6,9 @@ timing repeats the copy until it covers at least `min_timing_s`, so timer resolu
 Copiers start each timing together at a barrier; the total is bytes copied by all of them over the
 wall-clock span from the first start to the last end.
 
+Each copier also reads its CPU time (CLOCK_PROCESS_CPUTIME_ID, exact), so the bandwidth per second
+of CPU actually received is known even when other tenants take turns on the core.
+
 Bandwidth is bytes copied per second (the `size` of one copy over its time), the convention of mbw;
 the memory traffic is twice that (read + write).
 
@@ -34,6 +37,7 @@ class MemcpyTiming:
     processes: int
     wall_s: float                  # first start to last end, over all processes
     per_process_s: tuple[float, ...]
+    per_process_cpu_s: tuple[float, ...] = ()   # CPU time each copier got (less than wall on a busy host)
 
     @property
     def total_gbytes_per_s(self) -> float:
@@ -42,6 +46,12 @@ class MemcpyTiming:
     @property
     def per_core_gbytes_per_s(self) -> float:
         return self.total_gbytes_per_s / self.processes
+
+    @property
+    def per_cpu_second_gbytes_per_s(self) -> float:
+        """Bytes one copier copies per second of CPU it actually got (robust to other tenants)."""
+        return float(sum(self.size_bytes * self.copies_per_process / c for c in self.per_process_cpu_s)
+                     / len(self.per_process_cpu_s) / 1e9)
 
 
 def _copy_loop(dst: int, src: int, size: int, count: int) -> float:
@@ -87,9 +97,9 @@ def _copier(size: int, count: int, timings: int, barrier, conn, cpu: int | None)
         spans = []
         for _ in range(timings):
             barrier.wait()
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             _copy_loop(d, s, size, count)
-            spans.append((t0, time.perf_counter()))
+            spans.append((t0, time.perf_counter(), time.process_time() - c0))
         conn.send({"spans": spans})
     except BaseException as exc:  # reported to the parent, which raises it there
         conn.send({"error": f"{type(exc).__name__}: {exc}"})
@@ -131,6 +141,7 @@ def measure(size_bytes: int, processes: int, timings: int, count: int,
     out = []
     for t in range(timings):
         spans = [r[t] for r in results]
-        wall = max(e for _, e in spans) - min(s for s, _ in spans)
-        out.append(MemcpyTiming(size_bytes, count, processes, wall, tuple(e - s for s, e in spans)))
+        wall = max(e for _, e, _ in spans) - min(s for s, _, _ in spans)
+        out.append(MemcpyTiming(size_bytes, count, processes, wall, tuple(e - s for s, e, _ in spans),
+                                tuple(c for _, _, c in spans)))
     return out

@@ -88,7 +88,11 @@ def memcpy_sweep(sizes: list[int], processes: list[int], repetitions: int,
             per_core = [t.per_core_gbytes_per_s for t in timings]
             per_copy_s = [max(t.per_process_s) / t.copies_per_process for t in timings]
             corrected = [size / (s - overhead) / 1e9 if s > 2 * overhead else None for s in per_copy_s]
+            per_copy_cpu_s = [float(np.mean(t.per_process_cpu_s)) / t.copies_per_process for t in timings]
+            cpu_corrected = [size / (s - overhead) / 1e9 if s > 2 * overhead else None for s in per_copy_cpu_s]
             samples = {"total_gbytes_per_s": total, "per_core_gbytes_per_s": per_core,
+                       "per_cpu_second_gbytes_per_s": [t.per_cpu_second_gbytes_per_s for t in timings],
+                       "call_corrected_per_cpu_second_gbytes_per_s": cpu_corrected,
                        "wall_s": [t.wall_s for t in timings], "seconds_per_copy": per_copy_s,
                        "call_corrected_per_core_gbytes_per_s": corrected}
             summary = _summary(samples, "total_gbytes_per_s", f"memcpy {size} B x{procs}")
@@ -122,6 +126,7 @@ def _memcpy_row(record: Record) -> dict:
             "total_gbytes_per_s": s.get("median_total_gbytes_per_s"),
             "per_core_gbytes_per_s": s.get("median_per_core_gbytes_per_s"),
             "corrected_gbytes_per_s": s.get("median_call_corrected_per_core_gbytes_per_s"),
+            "per_cpu_second_gbytes_per_s": s.get("median_per_cpu_second_gbytes_per_s"),
             "cv": s.get("cv"), "foreign_cpu_per_s": s.get("foreign_cpu_per_s"),
             "warning": ", ".join(w for k, w in (("stability_warning", "unstable"), ("noise_warning", "noisy host"))
                                  if s.get(k))}
