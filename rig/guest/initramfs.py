@@ -72,33 +72,40 @@ export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 mark() { echo "@MARKER@ $* t=$(cut -d' ' -f1 /proc/uptime)"; }
 finish() { echo "$1" > "$RUN/rc.tmp" && mv "$RUN/rc.tmp" "$RUN/rc"; sync; mark "done rc=$1"; exit "$1"; }
 setup_rxe() {
+  # few processes: each exec costs ~0.2 s under TCG
+  PS4='+ [${EPOCHREALTIME}] '
   set -ex
-  modprobe rdma_rxe
-  modprobe veth
-  ip link set lo up
-  ip link add @DEV0@ type veth peer name @DEV1@
-  ip addr add @IP0@/@PLEN@ dev @DEV0@
-  ip addr add @IP1@/@PLEN@ dev @DEV1@
-  ip link set @DEV0@ up
-  ip link set @DEV1@ up
-  # both ends are local addresses: move the local table after per-destination rules so traffic
+  modprobe -a rdma_rxe veth
+  # both ends are local addresses: the local table moves after per-destination rules so traffic
   # between them leaves through the veth instead of short-cutting over lo
-  ip rule add pref 100 lookup local
-  ip rule del pref 0
-  ip rule add pref 10 iif lo to @IP1@ lookup 100
-  ip route add @IP1@ dev @DEV0@ src @IP0@ table 100
-  ip rule add pref 11 iif lo to @IP0@ lookup 101
-  ip route add @IP0@ dev @DEV1@ src @IP1@ table 101
-  for i in all default @DEV0@ @DEV1@; do
-    sysctl -qw net.ipv4.conf.$i.accept_local=1 net.ipv4.conf.$i.rp_filter=0
-  done
+  ip -batch - <<IPCMDS
+link set lo up
+link add @DEV0@ type veth peer name @DEV1@
+addr add @IP0@/@PLEN@ dev @DEV0@
+addr add @IP1@/@PLEN@ dev @DEV1@
+link set @DEV0@ up
+link set @DEV1@ up
+rule add pref 100 lookup local
+rule del pref 0
+rule add pref 10 iif lo to @IP1@ lookup 100
+route add @IP1@ dev @DEV0@ src @IP0@ table 100
+rule add pref 11 iif lo to @IP0@ lookup 101
+route add @IP0@ dev @DEV1@ src @IP1@ table 101
+IPCMDS
+  sysctl -qw $(for i in all default @DEV0@ @DEV1@; do
+    echo net.ipv4.conf.$i.accept_local=1 net.ipv4.conf.$i.rp_filter=0; done)
   rdma link add @RXE0@ type rxe netdev @DEV0@
   rdma link add @RXE1@ type rxe netdev @DEV1@
+  set +x
   for d in @RXE0@ @RXE1@; do
-    for i in $(seq 100); do grep -q ACTIVE /sys/class/infiniband/$d/ports/1/state && break; sleep 0.1; done
-    grep -q ACTIVE /sys/class/infiniband/$d/ports/1/state
+    for i in {1..100}; do
+      read -r state < /sys/class/infiniband/$d/ports/1/state
+      [[ $state == *ACTIVE ]] && break
+      sleep 0.1
+    done
+    echo "$d port 1: $state"
+    [[ $state == *ACTIVE ]]
   done
-  rdma link show
 }
 if [ "$(cat "$RUN/rxe" 2>/dev/null)" != "off" ]; then
   if ! (setup_rxe) > "$RUN/setup.log" 2>&1; then

@@ -67,8 +67,8 @@ def test_stage2_builds_rxe_on_the_veth_pair():
     s2 = initramfs.stage2_script()
     assert "rdma link add rxe0 type rxe netdev veth0" in s2
     assert "rdma link add rxe1 type rxe netdev veth1" in s2
-    assert "ip addr add 198.18.0.1/24 dev veth0" in s2 and "ip addr add 198.18.0.2/24 dev veth1" in s2
-    assert "ip rule add pref 100 lookup local" in s2 and "rp_filter=0" in s2
+    assert "\naddr add 198.18.0.1/24 dev veth0\n" in s2 and "\naddr add 198.18.0.2/24 dev veth1\n" in s2
+    assert "\nrule add pref 100 lookup local\nrule del pref 0\n" in s2 and "rp_filter=0" in s2
 
 
 @pytest.mark.skipif(not shutil.which("bash"), reason="bash not installed")
