@@ -1,0 +1,112 @@
+"""Run perftest's ib_write_bw / ib_read_bw / ib_send_bw with the parameters of an rdmarig run.
+
+Both perftest processes (server and client) run on this host, like rdmarig's loopback players,
+and their CPU time is taken from the kernel's accounting of the children (wait4 rusage), plus
+the system-wide softirq delta: the same accounting rdmarig applies to itself.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from typing import Any
+
+from rig.rdma.traffic import cpu_snapshot
+from scenarios.errors import InputError
+
+TOOLS = {"write": "ib_write_bw", "read": "ib_read_bw", "send": "ib_send_bw"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def command(op: str, size: int, *, device: str, ib_port: int, gid_index: int, num_qps: int, tx_depth: int,
+            cq_mod: int, post_list: int, inline_bytes: int, iterations: int, duration_s: float,
+            tcp_port: int, rx_depth: int | None = None) -> list[str]:
+    tool = TOOLS[op]
+    cmd = [tool, "-d", device, "-i", str(ib_port), "-x", str(gid_index), "-s", str(size), "-q", str(num_qps),
+           "-t", str(tx_depth), "-Q", str(cq_mod), "-p", str(tcp_port), "-F", "--report_gbits"]
+    if post_list > 1:
+        cmd += ["-l", str(post_list)]
+    if op != "read":
+        cmd += ["-I", str(inline_bytes)]
+    if op == "send" and rx_depth:
+        cmd += ["-r", str(rx_depth)]
+    cmd += ["-D", f"{max(1, round(duration_s))}"] if duration_s else ["-n", str(max(5, iterations))]
+    return cmd
+
+
+def parse_report(text: str) -> dict[str, float]:
+    """The result line under perftest's '#bytes #iterations BW peak[Gb/sec] ...' header."""
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if line.strip().startswith("#bytes") and "BW average" in line:
+            for row in lines[i + 1:]:
+                parts = row.split()
+                if len(parts) >= 5 and parts[0].isdigit():
+                    return {"bytes_per_msg": float(parts[0]), "iterations": float(parts[1]),
+                            "bw_peak_gbits_per_s": float(parts[2]), "bw_average_gbits_per_s": float(parts[3]),
+                            "msg_rate_mpps": float(parts[4])}
+    raise ValueError("no result line in the perftest output")
+
+
+def _wait(proc: subprocess.Popen, timeout_s: float) -> tuple[int, Any]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            return proc.returncode, ru
+        if time.monotonic() > deadline:
+            proc.send_signal(signal.SIGKILL)
+            _, status, ru = os.wait4(proc.pid, 0)
+            proc.returncode = -9
+            return -9, ru
+        time.sleep(0.02)
+
+
+def run(op: str, size: int, *, device: str, ib_port: int, gid_index: int, peer_device: str | None = None,
+        peer_gid_index: int | None = None, num_qps: int = 1, tx_depth: int = 128, cq_mod: int = 100,
+        post_list: int = 1, inline_bytes: int = 0, iterations: int = 1000, duration_s: float = 0.0,
+        rx_depth: int | None = None, timeout_s: float = 300.0) -> dict[str, Any]:
+    """Run server + client on this host; return the client's report and both processes' CPU."""
+    tool = TOOLS[op]
+    if shutil.which(tool) is None:
+        raise InputError(f"{tool} (perftest) is not installed", "apt-get install perftest")
+    tcp_port = _free_port()
+    common = dict(ib_port=ib_port, num_qps=num_qps, tx_depth=tx_depth, cq_mod=cq_mod, post_list=post_list,
+                  inline_bytes=inline_bytes, iterations=iterations, duration_s=duration_s, tcp_port=tcp_port,
+                  rx_depth=rx_depth)
+    srv_cmd = command(op, size, device=peer_device or device,
+                      gid_index=gid_index if peer_gid_index is None else peer_gid_index, **common)
+    cli_cmd = command(op, size, device=device, gid_index=gid_index, **common) + ["127.0.0.1"]
+    before = cpu_snapshot()
+    srv = subprocess.Popen(srv_cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    time.sleep(1.0)          # perftest's server must listen before the client connects
+    cli = subprocess.Popen(cli_cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    crc, cru = _wait(cli, timeout_s)
+    src, sru = _wait(srv, 15.0)
+    after = cpu_snapshot()
+    cli_out = cli.stdout.read() if cli.stdout else ""
+    srv_out = srv.stdout.read() if srv.stdout else ""
+    if crc != 0 or src != 0:
+        tail = (cli_out.strip().splitlines() or ["(no output)"])[-1]
+        raise RuntimeError(f"{tool} failed (client rc={crc}, server rc={src}): {tail}")
+    report = parse_report(cli_out)
+    nbytes = report["bytes_per_msg"] * report["iterations"] * num_qps
+    cpu = {"user_s": cru.ru_utime + sru.ru_utime, "system_s": cru.ru_stime + sru.ru_stime,
+           "softirq_s": (after[2] - before[2]) / os.sysconf("SC_CLK_TCK")}
+    gb = nbytes / 1e9
+    report.update({f"cpu_{k[:-2]}_s_per_gb": v / gb for k, v in cpu.items()})
+    report["cpu_total_s_per_gb"] = sum(cpu.values()) / gb
+    report["bytes"] = nbytes
+    report["command_client"] = " ".join(cli_cmd)
+    report["command_server"] = " ".join(srv_cmd)
+    return report
