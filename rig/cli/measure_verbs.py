@@ -18,10 +18,10 @@ US = parse_time("1us")
 
 BW_COLUMNS = [
     Column("msg_bytes", "#bytes", "{:.0f}"),
-    Column("wrs", "#iterations", "{:.0f}"),
+    Column("iterations", "#iterations", "{:.0f}"),
     Column("bw_peak_gbits_per_s", "BW peak [Gbit/s]", "{:.3f}"),
     Column("bw_average_gbits_per_s", "BW average [Gbit/s]", "{:.3f}"),
-    Column("msg_rate_mpps", "MsgRate [Mpps]", "{:.4f}"),
+    Column("msg_rate_mpps", "MsgRate [Mpps]", "{:.6f}"),
     Column("cpu_user_s_per_gb", "CPU user [s/GB]", "{:.3f}"),
     Column("cpu_system_s_per_gb", "CPU sys [s/GB]", "{:.3f}"),
     Column("cpu_softirq_s_per_gb", "CPU softirq [s/GB]", "{:.3f}"),
@@ -49,7 +49,8 @@ VS_COLUMNS = [
 
 def _row(point: dict[str, Any]) -> dict[str, Any]:
     s = point["summary"]
-    row = {"msg_bytes": point["params"]["msg_bytes"], **s}
+    row = {"msg_bytes": point["params"]["msg_bytes"], **s,
+           "iterations": s["wrs"] / point["params"]["num_qps"]}      # per QP, as perftest counts
     for key in ("min", "median", "p99", "p999", "max"):
         if f"latency_{key}_s" in s:
             row[f"t_{key}_us"] = s[f"latency_{key}_s"] / US

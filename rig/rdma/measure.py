@@ -152,7 +152,7 @@ def _run_peer(opts: VerbsOptions, size: int) -> dict[str, Any]:
             send_msg(sock, {"type": "hello", "op": opts.op, "msg_bytes": size, "num_qps": opts.num_qps,
                             "tx_depth": opts.tx_depth, "rx_depth": opts.rx_depth, "slots": 1,
                             "run_seconds_max": min(3600.0, run_max), "endpoint": player.endpoint()})
-            ready = reader.recv_msg(HANDSHAKE_TIMEOUT_S * 3, "ready")
+            ready = reader.recv_msg(max(5.0, 3 * opts.timeout_s), "ready")
             from rig.rdma.handshake import validate_endpoint
             remote = validate_endpoint(ready.get("endpoint"), opts.num_qps)
             player.connect(remote)
@@ -165,7 +165,7 @@ def _run_peer(opts: VerbsOptions, size: int) -> dict[str, Any]:
             else:
                 raw = run_bw(player, remote, loop)
             send_msg(sock, {"type": "stop"})
-            done = reader.recv_msg(HANDSHAKE_TIMEOUT_S * 3, "done")
+            done = reader.recv_msg(max(5.0, 3 * opts.timeout_s), "done")
         except (PeerGone, ProtocolError) as exc:
             raise PeerError(f"peer {host}:{tcp_port}: {exc}") from None
         peer_cpu = done.get("cpu") if isinstance(done.get("cpu"), dict) else None

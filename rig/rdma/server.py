@@ -32,7 +32,7 @@ class VerbsServer:
         except OSError as exc:
             raise InputError(f"cannot listen on {bind}:{port}: {exc.strerror or exc}",
                              "use an address of this host and a free --port") from None
-        self.sock.settimeout(0.5)
+        self.sock.settimeout(0.2)
         self.address = self.sock.getsockname()[:2]
         self.device, self.ib_port, self.gid_index = device, ib_port, gid_index
         self.log = log or (lambda s: None)

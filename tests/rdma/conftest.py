@@ -1,0 +1,43 @@
+"""RDMA tier fixtures: real pyverbs on a real (soft-)RoCE device, or a skip that says why.
+
+Inside the soft-RoCE guest (RDMARIG_GUEST=1) the devices are the point of the run: a missing
+device or pyverbs there FAILS the tests instead of skipping them.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+IN_GUEST = os.environ.get("RDMARIG_GUEST") == "1"
+
+
+def _devices() -> tuple[list[str], str]:
+    try:
+        from rig.rdma import compat
+        from rig.rdma.resources import list_devices
+        compat.load()
+        names = list_devices()
+    except Exception as exc:          # InputError (no pyverbs) or anything pyverbs raises
+        return [], f"pyverbs unavailable: {exc}"
+    return names, "" if names else "no RDMA device on this host (run the tier in the soft-RoCE guest: make test-rdma)"
+
+
+@pytest.fixture(scope="session")
+def rdma_devices() -> list[str]:
+    names, why = _devices()
+    if not names:
+        if IN_GUEST:
+            pytest.fail(f"inside the soft-RoCE guest but {why}")
+        pytest.skip(why)
+    return names
+
+
+@pytest.fixture(scope="session")
+def two_devices(rdma_devices: list[str]) -> tuple[str, str]:
+    if len(rdma_devices) < 2:
+        if IN_GUEST:
+            pytest.fail(f"inside the soft-RoCE guest but only {rdma_devices} exist (rxe0 and rxe1 expected)")
+        pytest.skip(f"needs two RDMA devices, found {rdma_devices}")
+    return rdma_devices[0], rdma_devices[1]

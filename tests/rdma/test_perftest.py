@@ -1,0 +1,46 @@
+"""Cross-check with perftest: ib_write_bw and rdmarig on the same devices with the same parameters.
+
+Not a speed test (the soft-RoCE guest is emulated and shared); it catches unit and accounting
+mistakes: the two bandwidths must agree within a factor of 3, which a bits/bytes (8x) or
+MB/MiB-per-WR slip would break.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from rig.rdma import perftest
+from rig.rdma.measure import VerbsOptions, run_point
+
+pytestmark = pytest.mark.rdma
+
+
+def test_parse_report():
+    text = """
+---------------------------------------------------------------------------------------
+ #bytes     #iterations    BW peak[Gb/sec]    BW average[Gb/sec]   MsgRate[Mpps]
+ 65536      100              0.21               0.20                 0.000381
+---------------------------------------------------------------------------------------
+"""
+    r = perftest.parse_report(text)
+    assert r["bytes_per_msg"] == 65536 and r["iterations"] == 100 and r["bw_average_gbits_per_s"] == 0.20
+
+
+def test_ib_write_bw_cross_check(two_devices):
+    if shutil.which("ib_write_bw") is None:
+        pytest.skip("perftest is not installed (apt-get install perftest)")
+    size, n = 65536, 100
+    opts = VerbsOptions(op="write", sizes=[size], iterations=n, tx_depth=32, cq_mod=10,
+                        device=two_devices[0], peer_device=two_devices[1])
+    ours = run_point(opts, size)
+    loc, rem = ours["ports"]["local"], ours["ports"]["remote"]
+    theirs = perftest.run("write", size, device=loc["device"], ib_port=loc["port"], gid_index=loc["gid_index"],
+                          peer_device=rem["device"], peer_gid_index=rem["gid_index"], tx_depth=32, cq_mod=10,
+                          iterations=n, timeout_s=120)
+    assert theirs["bytes_per_msg"] == size and theirs["iterations"] == n
+    ratio = ours["summary"]["bw_average_gbits_per_s"] / theirs["bw_average_gbits_per_s"]
+    print(f"rdmarig/ib_write_bw bandwidth ratio {ratio:.3f}")
+    assert 1 / 3 < ratio < 3, (ours["summary"], theirs)
+    assert theirs["cpu_total_s_per_gb"] > 0
