@@ -3,6 +3,7 @@ that never answers gives an error within the time limit; resources are released.
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -114,3 +115,17 @@ def test_peer_dies_mid_run(two_devices, tmp_path):
     finally:
         proc.kill()
         proc.wait(10)
+
+
+def test_memlock_limit_is_reported(rdma_devices):
+    """Without CAP_IPC_LOCK and with `ulimit -l 1024`, an 8 MiB run stops with one line naming the
+    limit, the need and `ulimit -l` (exit 2), before any registration fails with a bare ENOMEM."""
+    import shutil
+    import subprocess
+    import sys
+    if shutil.which("capsh") is None or os.geteuid() != 0:
+        pytest.skip("needs root and capsh (libcap2-bin) to drop CAP_IPC_LOCK")
+    cmd = f"ulimit -l 1024; exec {sys.executable} -m rig.cli measure verbs --size 8MiB -n 10 --no-store"
+    out = subprocess.run(["capsh", "--drop=cap_ipc_lock", "--", "-c", cmd], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2, out.stderr
+    assert "RLIMIT_MEMLOCK" in out.stderr and "ulimit -l" in out.stderr and "Traceback" not in out.stderr

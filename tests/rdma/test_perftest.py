@@ -17,17 +17,6 @@ from rig.rdma.measure import VerbsOptions, run_point
 pytestmark = pytest.mark.rdma
 
 
-def test_parse_report():
-    text = """
----------------------------------------------------------------------------------------
- #bytes     #iterations    BW peak[Gb/sec]    BW average[Gb/sec]   MsgRate[Mpps]
- 65536      100              0.21               0.20                 0.000381
----------------------------------------------------------------------------------------
-"""
-    r = perftest.parse_report(text)
-    assert r["bytes_per_msg"] == 65536 and r["iterations"] == 100 and r["bw_average_gbits_per_s"] == 0.20
-
-
 def test_ib_write_bw_cross_check(two_devices):
     if shutil.which("ib_write_bw") is None:
         pytest.skip("perftest is not installed (apt-get install perftest)")

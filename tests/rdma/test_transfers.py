@@ -86,3 +86,26 @@ def test_latency(rdma_devices):
     s = point["summary"]
     assert s["wrs"] == 50 and len(point["samples"]["latency_s"]) == 50
     assert 0 < s["latency_min_s"] <= s["latency_median_s"] <= s["latency_p99_s"] <= s["latency_max_s"] < 1.0
+
+
+def test_cli_sweep_json_and_store(rdma_devices, tmp_path):
+    """`rdmarig measure verbs` end to end: size sweep, JSON out, one record per size in the store."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from results.store import Store
+    env = {k: v for k, v in os.environ.items() if k != "RDMARIG_SPOOL"}
+    db = tmp_path / "r.sqlite"
+    out = subprocess.run([sys.executable, "-m", "rig.cli", "measure", "verbs", "--op", "read", "--size", "4KiB..16KiB",
+                          "-n", "20", "-t", "8", "-Q", "4", "--json", "--store", str(db)],
+                         capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert [p["params"]["msg_bytes"] for p in doc["points"]] == [4096, 8192, 16384]
+    assert all(p["summary"]["integrity_ok"] for p in doc["points"])
+    with Store(db) as st:
+        recs = [st.get(p["record_id"]) for p in doc["points"]]
+    assert all(r.name == "verbs.read.bw" and r.kind == "measured" for r in recs)
+    assert recs[0].summary["bw_average_gbytes_per_s"] > 0 and "rdma_ports" in recs[0].provenance

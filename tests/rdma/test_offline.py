@@ -1,0 +1,121 @@
+"""Parts of the RDMA room that need no device: statistics from stamps, perftest output parsing,
+the pyverbs compatibility layer, and the CLI's message when there is no device."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from rig.rdma import analysis, perftest
+from rig.rdma.traffic import LoopParams, RawRun, effective_cq_mod
+
+
+def _raw(n_comp=100, per=10, msg=1 << 20, gap_ns=1_000_000, tx_depth=20):
+    comp = np.arange(1, n_comp + 1, dtype=np.int64) * gap_ns
+    return RawRun(op="write", msg_bytes=msg, num_qps=1, wrs_per_completion=per,
+                  post_ns=np.zeros(n_comp * per, dtype=np.int64), comp_ns=comp, wrs_completed=n_comp * per,
+                  cpu={"user_s": 0.5, "system_s": 0.25, "softirq_s": 0.25, "wall_s": 0.1})
+
+
+def test_bandwidth_from_stamps():
+    s, samples = analysis.bandwidth(_raw(), tx_depth=20)
+    # 1000 WRs of 1 MiB in 100 ms
+    assert s["bytes"] == 1000 * 2**20
+    assert s["bw_average_gbytes_per_s"] == pytest.approx(1000 * 2**20 / 0.1 / 1e9)
+    assert s["bw_average_gbits_per_s"] == pytest.approx(8 * s["bw_average_gbytes_per_s"])
+    assert s["msg_rate_mpps"] == pytest.approx(1000 / 0.1 / 1e6)
+    assert s["bw_peak_gbytes_per_s"] >= s["bw_average_gbytes_per_s"]
+    gb = s["bytes"] / 1e9
+    assert s["cpu_user_s_per_gb"] == pytest.approx(0.5 / gb)
+    assert s["cpu_total_s_per_gb"] == pytest.approx(1.0 / gb)
+    assert len(samples["slice_gbytes_per_s"]) == analysis.SLICES
+
+
+def test_peak_sees_a_fast_stretch():
+    raw = _raw()
+    raw.comp_ns[50:60] = raw.comp_ns[50] + np.arange(10) * 100_000     # ten completions 10x faster
+    raw.comp_ns[60:] = raw.comp_ns[59] + np.arange(1, 41) * 1_000_000
+    s, _ = analysis.bandwidth(raw, tx_depth=20)
+    assert s["bw_peak_gbytes_per_s"] > 2 * s["bw_average_gbytes_per_s"]
+
+
+def test_latency_from_stamps():
+    post = np.arange(1000, dtype=np.int64) * 10_000
+    lat = np.full(1000, 5_000, dtype=np.int64)
+    lat[-1] = 50_000
+    raw = RawRun(op="read", msg_bytes=64, num_qps=1, wrs_per_completion=1, post_ns=post, comp_ns=post + lat,
+                 wrs_completed=1000, cpu={})
+    s, samples = analysis.latency(raw)
+    assert s["latency_min_s"] == pytest.approx(5e-6) and s["latency_median_s"] == pytest.approx(5e-6)
+    assert s["latency_max_s"] == pytest.approx(50e-6)
+    assert len(samples["latency_s"]) == 1000
+
+
+def test_cq_moderation_rules():
+    assert effective_cq_mod(LoopParams(cq_mod=100, tx_depth=128, post_list=1)) == 100
+    assert effective_cq_mod(LoopParams(cq_mod=100, tx_depth=16, post_list=1)) == 16      # never above the depth
+    assert effective_cq_mod(LoopParams(cq_mod=10, tx_depth=128, post_list=4)) == 8       # a multiple of the post list
+    assert effective_cq_mod(LoopParams(cq_mod=1, tx_depth=128, post_list=4)) == 4
+
+
+def test_parse_perftest_report():
+    text = """
+---------------------------------------------------------------------------------------
+ #bytes     #iterations    BW peak[Gb/sec]    BW average[Gb/sec]   MsgRate[Mpps]
+ 65536      100              0.21               0.20                 0.000381
+---------------------------------------------------------------------------------------
+"""
+    r = perftest.parse_report(text)
+    assert r["bytes_per_msg"] == 65536 and r["iterations"] == 100 and r["bw_average_gbits_per_s"] == 0.20
+    with pytest.raises(ValueError):
+        perftest.parse_report("Couldn't connect to 127.0.0.1:18515")
+
+
+@pytest.mark.parametrize("python", [sys.executable, "/usr/bin/python3"])
+def test_compat_loads_pyverbs_in_both_pythons(python):
+    """Debian's pyverbs: directly in /usr/bin/python3, through the one-link shim elsewhere."""
+    if not os.path.exists(python):
+        pytest.skip(f"{python} does not exist")
+    if not os.path.isdir("/usr/lib/python3/dist-packages/pyverbs"):
+        pytest.skip("Debian python3-pyverbs is not installed")
+    code = ("from rig.rdma import compat; V = compat.load(); "
+            "assert V.e.IBV_QPT_RC == 2 and V.e.IBV_WR_RDMA_WRITE == 0 and V.e.IBV_WC_SUCCESS == 0; "
+            "assert V.wc_status_name(12) == 'IBV_WC_RETRY_EXC_ERR'; print(V.api)")
+    out = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60,
+                         cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() in ("pyverbs.enums", "pyverbs.libibverbs_enums")
+
+
+def test_no_device_is_one_line_with_the_guest_hint():
+    from rig.rdma.resources import list_devices
+    try:
+        if list_devices():
+            pytest.skip("this host has an RDMA device")
+    except Exception as exc:       # no pyverbs: the CLI must say so instead
+        pytest.skip(f"pyverbs unavailable: {exc}")
+    out = subprocess.run([sys.executable, "-m", "rig.cli", "measure", "verbs", "--no-store"], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 2
+    assert "no RDMA device" in out.stderr and "rdmarig guest run" in out.stderr
+    assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_memlock_too_low_says_how_much_and_how(monkeypatch):
+    from rig.rdma import resources
+    from scenarios.errors import InputError
+    monkeypatch.setattr(resources, "_has_cap_ipc_lock", lambda: False)
+    monkeypatch.setattr(resources.resource, "getrlimit", lambda which: (64 * 1024, 64 * 1024))
+    with pytest.raises(InputError) as info:
+        resources.check_memlock(256 * 2**20)
+    text = info.value.one_line()
+    assert "RLIMIT_MEMLOCK is 64KiB" in text and "ulimit -l" in text and "260MiB" in text
+    monkeypatch.setattr(resources.resource, "getrlimit", lambda which: (resources.resource.RLIM_INFINITY,) * 2)
+    resources.check_memlock(256 * 2**20)          # unlimited: fine
+    monkeypatch.setattr(resources, "_has_cap_ipc_lock", lambda: True)
+    monkeypatch.setattr(resources.resource, "getrlimit", lambda which: (64 * 1024, 64 * 1024))
+    resources.check_memlock(256 * 2**20)          # CAP_IPC_LOCK ignores the limit
