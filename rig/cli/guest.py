@@ -85,7 +85,7 @@ def run(
 ) -> None:
     """Boot the guest, set up rxe0/rxe1 on a veth pair, run COMMAND in the current directory.
 
-    Exits with the command's exit code (124: timeout, 125: the guest failed). Records the command
+    Exits with the command's exit code (124: timeout, 125: the guest failed, 130: Ctrl-C). Records the command
     writes land in the host's result store.
     """
     from rig.guest.run import run_in_guest

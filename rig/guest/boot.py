@@ -35,7 +35,7 @@ class Marker:
 
 @dataclass
 class BootResult:
-    status: str                 # finished | boot-timeout | command-timeout | fatal | crashed
+    status: str                 # finished | boot-timeout | command-timeout | fatal | crashed | interrupted
     message: str
     markers: list[Marker] = field(default_factory=list)
     console_tail: list[str] = field(default_factory=list)
@@ -85,35 +85,39 @@ def boot(cmd: list[str], console_log: Path, stderr_log: Path, boot_timeout_s: fl
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
         lines: queue.Queue = queue.Queue()
         threading.Thread(target=_reader, args=(proc.stdout, lines), daemon=True).start()
-        while True:
-            try:
-                line = lines.get(timeout=max(0.0, min(1.0, deadline - time.monotonic())))
-            except queue.Empty:
-                line = b""
-            if line is None:
-                break
-            if line:
-                log.write(line)
-                log.flush()
-                tail.append(line.decode(errors="replace").rstrip())
-                out, mark = split_line(line)
-                if phase == "command" and out.strip() and not _KERNEL_LINE.match(out):
-                    on_output(out)
-                if mark is not None:
-                    marker = parse_marker(mark, time.monotonic() - t0)
-                    markers.append(marker)
-                    on_marker(marker)
-                    if marker.event == "ready" and phase == "boot":
-                        phase, deadline = "command", time.monotonic() + command_timeout_s
-                    elif marker.event == "done":
-                        phase, deadline = "shutdown", time.monotonic() + SHUTDOWN_GRACE_S
-            if time.monotonic() >= deadline:
-                if phase == "boot":
-                    status = "boot-timeout"
-                elif phase == "command":
-                    status = "command-timeout"
-                proc.kill()         # our own child; its PID is proc.pid
-                break
+        try:
+            while True:
+                try:
+                    line = lines.get(timeout=max(0.0, min(1.0, deadline - time.monotonic())))
+                except queue.Empty:
+                    line = b""
+                if line is None:
+                    break
+                if line:
+                    log.write(line)
+                    log.flush()
+                    tail.append(line.decode(errors="replace").rstrip())
+                    out, mark = split_line(line)
+                    if phase == "command" and out and not _KERNEL_LINE.match(out):
+                        on_output(out)
+                    if mark is not None:
+                        marker = parse_marker(mark, time.monotonic() - t0)
+                        markers.append(marker)
+                        on_marker(marker)
+                        if marker.event == "ready" and phase == "boot":
+                            phase, deadline = "command", time.monotonic() + command_timeout_s
+                        elif marker.event == "done":
+                            phase, deadline = "shutdown", time.monotonic() + SHUTDOWN_GRACE_S
+                if time.monotonic() >= deadline:
+                    if phase == "boot":
+                        status = "boot-timeout"
+                    elif phase == "command":
+                        status = "command-timeout"
+                    proc.kill()         # our own child; its PID is proc.pid
+                    break
+        except KeyboardInterrupt:   # Ctrl-C: stop the guest; the caller still collects the records
+            status = "interrupted"
+            proc.kill()
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
@@ -124,7 +128,9 @@ def boot(cmd: list[str], console_log: Path, stderr_log: Path, boot_timeout_s: fl
     fatal = next((m for m in markers if m.event == "fatal"), None)
     done = next((m for m in markers if m.event == "done"), None)
     panic = next((t for t in tail if "Kernel panic" in t), None)
-    if status == "boot-timeout":
+    if status == "interrupted":
+        message = "interrupted; qemu killed"
+    elif status == "boot-timeout":
         message = f"the guest was not ready within {boot_timeout_s:.0f} s; qemu killed"
     elif status == "command-timeout":
         message = f"the command did not finish within {command_timeout_s:.0f} s; qemu killed"

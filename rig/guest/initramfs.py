@@ -42,8 +42,8 @@ R=/newroot
 mount -t proc proc $R/proc; mount -t sysfs sys $R/sys; mount -t devtmpfs dev $R/dev
 mkdir -p $R/dev/pts $R/dev/shm; mount -t devpts devpts $R/dev/pts; mount -t tmpfs tmpfs $R/dev/shm
 mount -t tmpfs tmpfs $R/run; mount -t tmpfs tmpfs $R/tmp
-mkdir -p $R/usr/lib/modules
-mount -t 9p -o @9P@,ro,cache=loose kmods $R/usr/lib/modules || die "cannot mount the kernel modules share"
+mkdir -p $R/lib/modules
+mount -t 9p -o @9P@,ro,cache=loose kmods $R/lib/modules || die "cannot mount the kernel modules share"
 RUN=
 for spec in $(echo "$rdmarig_mounts" | tr , ' '); do
   tag=${spec%%:*}; path=${spec#*:}

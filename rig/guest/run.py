@@ -8,6 +8,7 @@ command line) and the results out (rc, setup.log, spool/ of JSON records, consol
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import sys
 import time
@@ -25,6 +26,7 @@ from scenarios.errors import InputError
 
 EXIT_TIMEOUT = 124      # like timeout(1)
 EXIT_GUEST_FAILED = 125  # the guest itself failed (boot, set-up, panic): no command exit code
+EXIT_INTERRUPTED = 130   # Ctrl-C (records spooled before it are still ingested)
 KEEP_RUNS = 20
 KVM_TEST_BOOT_TIMEOUT_S = 60.0
 
@@ -53,7 +55,7 @@ class RunOptions:
 @dataclass
 class RunResult:
     exit_code: int
-    status: str                    # finished | boot-timeout | command-timeout | fatal | crashed
+    status: str                    # finished | boot-timeout | command-timeout | fatal | crashed | interrupted
     message: str
     accel: str
     accel_reason: str
@@ -113,6 +115,9 @@ def _new_run_dir(cache: Cache) -> Path:
 def _prune_runs(cache: Cache, keep: int = KEEP_RUNS) -> None:
     runs = sorted(p for p in cache.runs.iterdir() if p.is_dir())
     for old in runs[:-keep]:
+        log = old / "console.log"
+        if log.exists() and time.time() - log.stat().st_mtime < 3600:
+            continue   # possibly a guest still running (another rdmarig process)
         shutil.rmtree(old, ignore_errors=True)
 
 
@@ -189,7 +194,7 @@ def run_in_guest(argv: list[str], cwd: Path, cache: Cache, options: RunOptions, 
         elif m.event == "rxe":
             say(f"rxe0/rxe1 ACTIVE on veth0/veth1 after {m.uptime_s:.1f} s (guest clock)")
         elif m.event == "ready":
-            say(f"running: {' '.join(argv)}")
+            say(f"running: {shlex.join(argv)}")
 
     result = bootmod.boot(cmd, run_dir / "console.log", run_dir / "qemu.stderr", options.boot_timeout_s,
                           options.command_timeout_s, on_output, on_marker)
@@ -198,6 +203,8 @@ def run_in_guest(argv: list[str], cwd: Path, cache: Cache, options: RunOptions, 
         exit_code = rc if rc is not None else EXIT_GUEST_FAILED
     elif result.status == "command-timeout":
         exit_code = EXIT_TIMEOUT
+    elif result.status == "interrupted":
+        exit_code = EXIT_INTERRUPTED
     else:
         exit_code = EXIT_GUEST_FAILED
     if result.status in ("fatal", "crashed") and (run_dir / "qemu.stderr").stat().st_size:

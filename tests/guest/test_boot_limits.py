@@ -29,13 +29,13 @@ def test_markers_and_output_are_told_apart():
 def test_command_output_is_forwarded_and_boot_chatter_is_not(tmp_path):
     cmd = fake_qemu(tmp_path, """
         w("[    0.1] Linux version 6.1"); w("RDMARIG-GUEST: userland t=2.0"); w("RDMARIG-GUEST: ready t=5.0")
-        w("out 1"); w("[    6.1] rxe: kernel chatter"); w("out 2"); w("RDMARIG-GUEST: done rc=0 t=6.0")
+        w("out 1"); w("[    6.1] rxe: kernel chatter"); w(""); w("out 2"); w("RDMARIG-GUEST: done rc=0 t=6.0")
         w("[    6.2] reboot: Power down")
     """)
     out = []
     r = boot(cmd, tmp_path / "console.log", tmp_path / "err", 10, 10, out.append)
     assert r.status == "finished" and r.qemu_returncode == 0
-    assert out == [b"out 1\n", b"out 2\n"]
+    assert out == [b"out 1\n", b"\n", b"out 2\n"]   # blank lines are output too
     assert [m.event for m in r.markers] == ["userland", "ready", "done"]
     assert b"Linux version" in (tmp_path / "console.log").read_bytes()
 
@@ -64,3 +64,15 @@ def test_panic_and_fatal_set_up_are_reported(tmp_path):
     cmd = fake_qemu(tmp_path, 'w("RDMARIG-GUEST: fatal soft-RoCE set-up failed: ENOENT t=4.0")')
     r = boot(cmd, tmp_path / "console.log", tmp_path / "err", 10, 10)
     assert r.status == "fatal" and r.message == "guest failed: soft-RoCE set-up failed: ENOENT"
+
+
+def test_ctrl_c_stops_the_guest_and_reports_it(tmp_path):
+    cmd = fake_qemu(tmp_path, 'w("RDMARIG-GUEST: ready t=1.0"); w("working"); time.sleep(60)')
+
+    def ctrl_c(_):
+        raise KeyboardInterrupt
+
+    t0 = time.monotonic()
+    r = boot(cmd, tmp_path / "console.log", tmp_path / "err", 10, 60, ctrl_c)
+    assert time.monotonic() - t0 < 10
+    assert r.status == "interrupted" and r.qemu_returncode != 0
