@@ -227,7 +227,8 @@ COMPARE_COLUMNS = [Column("path", "path"), Column("chunk", "chunk [B]", "{:d}"),
                    Column("measured_cpu", "measured sender [CPU-s/GB]", "{:.3f}"),
                    Column("predicted_cpu", "model [CPU-s/GB]", "{:.3f}"),
                    Column("cpu_error", "error [%]", "{:+.0f}"),
-                   Column("binding", "model's binding resource"), Column("records", "records", "{:d}")]
+                   Column("binding", "model's binding resource"),
+                   Column("foreign", "foreign load [CPU-s/s]", "{:.2f}"), Column("records", "records", "{:d}")]
 
 
 def _ci(est: cal.Estimate, scale: float) -> str:
@@ -344,11 +345,15 @@ def compare_table(scenario: str, platform_file: Path, records: list[Record]) -> 
         errors_cpu.append(abs(ec))
         rows.append({"path": key[0], "chunk": key[1], "measured_gbps": gbps, "predicted_gbps": pg, "gbps_error": eg,
                      "measured_cpu": cpu, "predicted_cpu": pc, "cpu_error": ec, "binding": row["binding"],
+                     "foreign": float(np.median([v for r in recs for v in r.samples.get("foreign_cpu_per_s", [])
+                                                 if v is not None] or [np.nan])),
                      "records": len(recs)})
     notes = [f"throughput: median |error| {np.median(errors_gbps):.0f}%, max {np.max(errors_gbps):.0f}%; "
              f"sender CPU per GB: median |error| {np.median(errors_cpu):.0f}%, max {np.max(errors_cpu):.0f}%"
              if rows else "no measured path matches a copy path of the scenario",
              "model: scenario " + s.name + " on the calibrated profile, cpu.smb_request_time = 0 (the probes send "
              "raw file data); measured: median over the stored repetitions",
-             "the model's CPU covers the sender only; on loopback the receiver's copy runs on the other core"]
+             "the model's CPU covers the sender only; on loopback the receiver's copy runs on the other core",
+             "measured throughput assumes nothing else runs: where other tenants took CPU (foreign load) it is "
+             "lower than the model's, while CPU per GB is not affected"]
     return Table(f"model vs measured: {s.name} on {platform_file}", COMPARE_COLUMNS, rows, notes)
