@@ -8,6 +8,6 @@ Modules:
   senders     the send loops, one per path (rw, sendfile, splice, vmsplice, msg-zerocopy, uring-*)
   uring       a small io_uring driver on raw syscalls (ctypes)
   netns       a veth pair between two network namespaces, created and removed by the probe
-  socket      sender + receiver processes, one measured transfer
+  transfer    sender + receiver processes, one measured transfer
   runs        sweeps of probes into records, stored one by one
 """

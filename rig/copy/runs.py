@@ -90,6 +90,11 @@ def memcpy_sweep(sizes: list[int], processes: list[int], repetitions: int,
             corrected = [size / (s - overhead) / 1e9 if s > 2 * overhead else None for s in per_copy_s]
             per_copy_cpu_s = [float(np.mean(t.per_process_cpu_s)) / t.copies_per_process for t in timings]
             cpu_corrected = [size / (s - overhead) / 1e9 if s > 2 * overhead else None for s in per_copy_cpu_s]
+            # all or nothing: keeping only the repetitions long enough to correct would favour slow ones
+            if None in corrected:
+                corrected = [None] * len(corrected)
+            if None in cpu_corrected:
+                cpu_corrected = [None] * len(cpu_corrected)
             samples = {"total_gbytes_per_s": total, "per_core_gbytes_per_s": per_core,
                        "per_cpu_second_gbytes_per_s": [t.per_cpu_second_gbytes_per_s for t in timings],
                        "call_corrected_per_cpu_second_gbytes_per_s": cpu_corrected,
