@@ -35,15 +35,17 @@ SOCKET_SIZES = (64 << 10, 1 << 20)   # iperf3's TCP block size stops at 1 MiB
 
 
 def mbw_gbytes_per_s(size_mib: int, runs: int) -> float:
-    out = subprocess.run(["mbw", "-q", "-t0", "-n", str(runs), str(size_mib)], capture_output=True,
+    # pinned to the CPU the probe's copier uses, so both see the same core
+    pin = ["taskset", "-c", str(min(os.sched_getaffinity(0)))] if shutil.which("taskset") else []
+    out = subprocess.run(pin + ["mbw", "-q", "-t0", "-n", str(runs), str(size_mib)], capture_output=True,
                          text=True, timeout=300, check=True).stdout
     per_run = [float(m) for m in re.findall(r"^\d+\s+Method: MEMCPY.*Copy: ([0-9.]+) MiB/s", out, re.M)]
     return float(np.median(per_run[1:])) * MiB / 1e9  # first run pays the page faults
 
 
-def probe_memcpy_gbytes_per_s(size_bytes: int, repetitions: int) -> float:
-    count, _ = memcpy.calibrate_count(size_bytes)
-    return float(np.median([t.total_gbytes_per_s for t in memcpy.measure(size_bytes, 1, repetitions, count)]))
+def probe_memcpy_gbytes_per_s(size_bytes: int, count: int) -> float:
+    (timing,) = memcpy.measure(size_bytes, 1, 1, count)
+    return timing.total_gbytes_per_s
 
 
 def _free_port() -> int:
@@ -85,12 +87,17 @@ def main() -> int:
         print(f"missing tools: {', '.join(missing)} (Debian packages mbw, iperf3)", file=sys.stderr)
         return 2
 
-    print("memcpy: probe (glibc memmove via ctypes, page-aligned) vs mbw -t0, one copier")
+    print("memcpy: probe (glibc memmove via ctypes, page-aligned) vs mbw -t0, one copier, both on the "
+          f"same CPU, median of {args.repetitions} alternating runs")
     print(f"{'size [MiB]':>10} {'probe [GB/s]':>13} {'mbw [GB/s]':>11} {'ratio':>6}")
     for size in MEMCPY_SIZES_MIB:
-        ours = probe_memcpy_gbytes_per_s(size * MiB, args.repetitions)
-        theirs = mbw_gbytes_per_s(size, runs=max(10, min(200, 2000 // size)))
-        print(f"{size:>10} {ours:>13.2f} {theirs:>11.2f} {ours / theirs:>6.2f}")
+        count, _ = memcpy.calibrate_count(size * MiB)
+        ours, theirs = [], []
+        for _ in range(args.repetitions):
+            ours.append(probe_memcpy_gbytes_per_s(size * MiB, count))
+            theirs.append(mbw_gbytes_per_s(size, runs=max(10, min(200, 2000 // size))))
+        o, t = float(np.median(ours)), float(np.median(theirs))
+        print(f"{size:>10} {o:>13.2f} {t:>11.2f} {o / t:>6.2f}")
 
     print(f"\nTCP loopback, sender on CPU 0, receiver on CPU 1, {args.seconds:.0f} s per run, "
           f"median of {args.repetitions} (runs alternate probe and tool)")
