@@ -2,6 +2,7 @@ import pytest
 
 from rig.guest import hostcheck, kernel
 from rig.guest.modules import load_order, module_name, parse_modules_dep
+from scenarios.errors import InputError
 
 DEPENDS = """linux-image-amd64
   Depends: linux-image-6.1.0-57-amd64
@@ -63,3 +64,25 @@ def test_modules_load_after_their_dependencies():
     assert load_order(table, ["crc32-pclmul"]) == ["kernel/arch/x86/crypto/crc32-pclmul.ko"]
     with pytest.raises(KeyError):
         load_order(table, ["rdma_rxe"])
+
+
+def test_kernel_package_not_found_after_update_is_one_clear_error(monkeypatch):
+    from rig.guest import prepare
+
+    updates = []
+    monkeypatch.setattr(kernel, "resolve_package", lambda: None)
+    monkeypatch.setattr(kernel, "apt_update", lambda: updates.append(1))
+    with pytest.raises(InputError, match="kernel package not found") as exc:
+        prepare._resolve(lambda _: None)
+    assert updates == [1] and "apt-get update" in exc.value.fix
+
+
+def test_the_real_package_index_names_a_kernel_with_rxe():
+    """On a Debian host: the name resolution against the real apt index."""
+    import shutil
+    if not shutil.which("apt-cache"):
+        pytest.skip("apt-cache not installed (not a Debian host)")
+    package = kernel.resolve_package()
+    if package is None:
+        pytest.skip("the apt index names no linux-image-amd64 target (apt-get update not run)")
+    assert package.startswith("linux-image-") and package.endswith("-amd64") and "cloud" not in package
