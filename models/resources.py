@@ -22,9 +22,9 @@ TCP = 20
 TCP_TIMESTAMPS = 12            # RFC 7323 timestamp option, padded
 ROCE_PACKET_OVERHEAD = ETH_PREAMBLE_IFG + ETH_HEADER_FCS + IPV4 + UDP + BTH + ICRC   # 82 B
 IB_PACKET_OVERHEAD = IB_LRH_VCRC + BTH + ICRC                                      # 26 B
-# ib_core reserves GRH 40 + BTH 12 + XRC 4 + AtomicETH 28 + ICRC 4 = 88 B of the Ethernet MTU
-# before picking the largest IB MTU (256..4096) that fits (include/rdma/ib_addr.h iboe_get_mtu).
-IBOE_HEADER_RESERVE = 88
+# ib_core reserves GRH 40 + UDP 8 + BTH 12 + XRC 4 + AtomicETH 28 + ICRC 4 = 96 B of the Ethernet
+# MTU before picking the largest IB MTU (256..4096) that fits (include/rdma/ib_addr.h iboe_get_mtu).
+IBOE_HEADER_RESERVE = 40 + UDP + BTH + 4 + 28 + ICRC
 IB_MTUS = np.array([256, 512, 1024, 2048, 4096], dtype=float)
 
 # --- SMB headers per I/O ----------------------------------------------------------------------
@@ -40,7 +40,7 @@ NIC_DESCRIPTOR = 64            # bytes the NIC fetches per work request (mlx5 WQ
 
 
 def roce_path_mtu(eth_mtu):
-    """RoCE path MTU from the Ethernet MTU: largest IB MTU <= MTU - 88 B (1500 -> 1024, 9000 -> 4096)."""
+    """RoCE path MTU from the Ethernet MTU: largest IB MTU <= MTU - 96 B (1500 -> 1024, 9000 -> 4096)."""
     usable = np.asarray(eth_mtu, dtype=float) - IBOE_HEADER_RESERVE
     idx = np.searchsorted(IB_MTUS, usable, side="right") - 1
     return IB_MTUS[np.clip(idx, 0, len(IB_MTUS) - 1)]

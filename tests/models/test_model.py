@@ -30,6 +30,9 @@ def test_roce_path_mtu_from_ethernet_mtu():
     assert resources.roce_path_mtu(1500) == 1024
     assert resources.roce_path_mtu(9000) == 4096
     assert resources.roce_path_mtu(4200) == 4096
+    # iboe_get_mtu subtracts 96 B (GRH 40, UDP 8, BTH 12, XRC 4, AtomicETH 28, ICRC 4): 4190 - 96 < 4096
+    assert resources.roce_path_mtu(4190) == 2048
+    assert resources.roce_path_mtu(4192) == 4096
     assert resources.roce_path_mtu(2000) == 1024
 
 
