@@ -21,9 +21,10 @@ TRANSPORTS = ("smbdirect", "tcp")
 
 # Kernel APIs through which a copy can reach a DMA engine. Which engine answers which API is a
 # platform fact (scenarios/platforms/*.toml, [[dma]] apis):
-# - async_memcpy (crypto/async_tx): takes any *public* DMA_MEMCPY channel. I/OAT (ioatdma) and
-#   AMD PTDMA register public channels; the DSA driver (idxd) sets DMA_PRIVATE on its channels
-#   (commit c06e424be5f5, Linux 5.11), so async_memcpy never reaches DSA.
+# - async_memcpy (crypto/async_tx): takes any *public* DMA_MEMCPY channel. I/OAT (ioatdma)
+#   registers public channels; the DSA driver (idxd) sets DMA_PRIVATE on its channels (commit
+#   c06e424be5f5, Linux 5.11), and so does AMD PTDMA (ptdma-dmaengine.c: "intended to be used
+#   with the AMD NTB devices"), so async_memcpy reaches neither.
 # - dma_request_channel: a dedicated (private) channel a driver asks for explicitly; reaches DSA
 #   work queues, I/OAT and PTDMA.
 # - NET_DMA (TCP receive copies offloaded to I/OAT) existed until Linux 3.17, which removed it;
