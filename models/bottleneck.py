@@ -121,8 +121,8 @@ def evaluate(p: Mapping[str, np.ndarray], table: DemandTable, engine_names: tupl
     with np.errstate(divide="ignore", invalid="ignore"):
         cap_dma = np.where(needs_dma, dma_total / np.where(needs_dma, table.dma_copies[idx], 1), np.inf)
 
-    # --- pipeline (Little's law)
-    dma_seconds = np.where(needs_dma & (dma_total > 0), table.dma_copies[idx] * S / np.where(dma_total > 0, dma_total, 1)
+    # --- pipeline (Little's law); one I/O's descriptors go to one channel, so its copy runs at one engine's rate
+    dma_seconds = np.where(needs_dma & (dma_one > 0), table.dma_copies[idx] * S / np.where(dma_one > 0, dma_one, 1)
                            + _reached_engine_mean(p, table, idx, engine_names, "completion_latency"), 0.0)
     latency = pipeline.io_latency_seconds(g("workload.rtt"), serving + workers, wire, g("link.rate"), dma_seconds)
     cap_pipe = pipeline.pipeline_capacity(

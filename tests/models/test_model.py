@@ -306,6 +306,18 @@ def test_pipeline_littles_law_by_hand(smbd):
     assert RESOURCES[r.binding[0]] == "pipeline" and r.throughput[0] < 1e9
 
 
+def test_pipeline_dma_latency_by_hand(smbd):
+    # Xeon, dma-offload-chan, 1 MiB, one I/O in flight. R = rtt 10 us
+    # + serving 5 + 0.25 + 2 x 0.5 + 256 descriptors x 0.3 us = 83.05 us
+    # + wire (1048576 + 1024 x 82 + 16 + 104 + 82 = 1132746 B) / 25 GB/s = 45.30984 us
+    # + copy on one DSA 1048576 B / 30 GB/s = 34.95253 us + completion 2 us  = 175.31237 us
+    ev = evaluate_grid(smbd, {"workload.io_size": [MiB], "workload.connections": [1],
+                              "workload.outstanding_per_connection": [1]}, paths=[3])
+    assert ev.table.names[3] == "dma-offload-chan"
+    assert ev.result.latency_seconds[0] == pytest.approx(175.31237e-6, rel=1e-6)
+    assert ev.result.capacity[RESOURCES.index("pipeline")][0] == pytest.approx(MiB / 175.31237e-6, rel=1e-6)
+
+
 def test_small_io_is_per_io_bound(smbd):
     ev = evaluate_grid(smbd, {"workload.io_size": [4096.0, 8 * MiB]}, paths=[4])
     r = ev.result
