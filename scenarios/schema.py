@@ -488,7 +488,9 @@ def parse_scenario(data: Mapping[str, Any], file: str, platform: Platform) -> Sc
         raise t.error("network.protocol", "SMB over TCP runs on protocol tcp", 'set network.protocol = "tcp"')
     if link.rate > platform.nic.port_rate * 1.0000001:
         raise t.error("network.links", f"{link.label} is faster than a {platform.nic.model} port "
-                      f"({platform.nic.port_rate * 8 / 1e9:g}Gbit/s)", "use a rate the NIC's ports support")
+                      f"({platform.nic.port_rate * 8 / 1e9:g}Gbit/s)",
+                      f"use at most {platform.nic.port_rate * 8 / 1e9:g}Gbit/s per link (more links instead), "
+                      "or --platform with a profile whose NIC has faster ports")
     custom = _custom_paths(data.get("copy_path"), file)
     names = t.raw("copy_paths", '["cpu-copy", "zero-copy"]')
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
