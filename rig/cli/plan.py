@@ -26,7 +26,10 @@ from scenarios.units import GB, format_size, parse_rate
 
 _UTIL_COLUMNS = [("links", "links [%]"), ("pcie", "PCIe [%]"), ("dram", "DRAM [%]"),
                  ("cpu-serving", "serving cores [%]"), ("cpu-workers", "worker cores [%]"),
-                 ("dma", "DMA [%]"), ("pipeline", "pipeline [%]")]
+                 ("cpu-all", "all cores [%]"), ("dma", "DMA [%]"), ("pipeline", "pipeline [%]")]
+_COUNTS = {"connections", "io_cores", "async_workers", "cores", "count", "outstanding_per_connection", "lanes",
+           "ports"}
+VIEWS = ("compact", "wide", "machine")
 
 
 def _swept(ev: Evaluation) -> list[str]:
@@ -36,36 +39,49 @@ def _swept(ev: Evaluation) -> list[str]:
 def _swept_column(flat_name: str) -> Column:
     unit = unit_label(flat_name)
     name = flat_name.split(".")[-1]
-    return Column(flat_name, f"{name} [{unit}]" if unit else f"{name} [count]" if name in _COUNTS else name, "{:g}")
+    header = f"{name} [{unit}]" if unit else f"{name} [count]" if name in _COUNTS else name
+    return Column(unit_key(flat_name), header, "{:g}")
 
 
-_COUNTS = {"connections", "io_cores", "async_workers", "cores", "count", "outstanding_per_connection", "lanes",
-           "ports"}
+def _util_key(resource: str) -> str:
+    return f"util_{resource.replace('-', '_')}_pct"
 
 
-def capacity_table(ev: Evaluation) -> Table:
+def _order(ev: Evaluation, swept: list[str]) -> list[int]:
+    """Rows by I/O size, then swept values, then the scenario's path order."""
+    r = ev.result
+    return sorted(range(ev.points), key=lambda i: (r.io_size.flat[i], *[ev.axes[k].flat[i] for k in swept],
+                                                   int(r.path_index.flat[i])))
+
+
+def capacity_table(ev: Evaluation, view: str = "compact") -> Table:
+    """The capacity table. `compact`: throughput, binding, cores, DMA, headroom (the terminal
+    default); `wide`: plus every resource's utilisation; `machine` (CSV, JSON): every column,
+    numbers with their unit in the key and the I/O size in bytes."""
     s = ev.scenario
     r = ev.result
     util = r.utilisation
     swept = _swept(ev)
-    columns = [Column("io_size", "I/O size"), Column("copy_path", "copy path")]
-    columns += [_swept_column(k) for k in swept]
-    columns += [Column("gbytes_per_s", "throughput [GB/s]", "{:.2f}"), Column("binding", "binding resource")]
-    columns += [Column(f"util_{name}", header, "{:.0f}") for name, header in _UTIL_COLUMNS]
+    columns = ([Column("io_size_bytes", "I/O size [B]", "{:.0f}")] if view == "machine"
+               else [Column("io_size", "I/O size")])
+    columns += [Column("copy_path", "copy path")] + [_swept_column(k) for k in swept]
+    columns += [Column("gbytes_per_s", "throughput [GB/s]", "{:.2f}"), Column("binding", "binding")]
+    if view != "compact":
+        columns += [Column(_util_key(name), header, "{:.0f}") for name, header in _UTIL_COLUMNS]
     columns += [Column("cores_busy", "cores busy [cores]", "{:.2f}"),
-                Column("dma_engines_busy", "DMA engines busy [engines]", "{:.2f}"),
+                Column("dma_engines_busy", "DMA busy [engines]", "{:.2f}"),
                 Column("headroom_pct", "headroom [%]", "{:.0f}"), Column("next_binding", "next bottleneck")]
     rows = []
     for i in range(ev.points):
         X = float(r.throughput.flat[i])
-        row = {"io_size": format_size(float(r.io_size.flat[i])), "copy_path": ev.path_name(i),
-               "gbytes_per_s": X / GB, "binding": RESOURCES[int(r.binding.flat[i])],
+        row = {"io_size": format_size(float(r.io_size.flat[i])), "io_size_bytes": float(r.io_size.flat[i]),
+               "copy_path": ev.path_name(i), "gbytes_per_s": X / GB, "binding": RESOURCES[int(r.binding.flat[i])],
                "cores_busy": float(r.cores_busy.flat[i]), "dma_engines_busy": float(r.dma_engines_busy.flat[i]),
                "next_binding": RESOURCES[int(r.next_binding.flat[i])]}
-        row.update({k: float(ev.axes[k].flat[i]) for k in swept})
+        row.update({unit_key(k): float(ev.axes[k].flat[i]) for k in swept})
         for name, _ in _UTIL_COLUMNS:
             u = float(util[RESOURCES.index(name)].flat[i])
-            row[f"util_{name}"] = u * 100 if np.isfinite(u) and u > 0 else None
+            row[_util_key(name)] = u * 100 if np.isfinite(u) and u > 0 else None
         h = float(r.headroom.flat[i])
         row["headroom_pct"] = h * 100 if np.isfinite(h) else None
         if X <= 0:
@@ -73,11 +89,12 @@ def capacity_table(ev: Evaluation) -> Table:
             row["headroom_pct"] = None
             row["next_binding"] = "-"
         rows.append(row)
-    order = sorted(range(len(rows)), key=lambda i: (r.io_size.flat[i], *[ev.axes[k].flat[i] for k in swept],
-                                                   int(r.path_index.flat[i])))
+    notes = _notes(ev)
+    if view == "compact":
+        notes.append("--wide adds the utilisation of every resource")
     return Table(title=f"{s.name} on {s.platform.name}: {s.link.label} {s.link.protocol}, "
                        f"SMB2 {s.workload.operation.upper()} over {s.workload.transport}",
-                 columns=columns, rows=[rows[i] for i in order], notes=_notes(ev))
+                 columns=columns, rows=[rows[i] for i in _order(ev, swept)], notes=notes)
 
 
 def _notes(ev: Evaluation) -> list[str]:
@@ -99,10 +116,12 @@ def _notes(ev: Evaluation) -> list[str]:
     return notes
 
 
-def target_table(ev: Evaluation, req: Requirements) -> Table:
+def target_table(ev: Evaluation, req: Requirements, view: str = "compact") -> Table:
     r = ev.result
     swept = _swept(ev)
-    columns = [Column("io_size", "I/O size"), Column("copy_path", "copy path")]
+    columns = ([Column("io_size_bytes", "I/O size [B]", "{:.0f}")] if view == "machine"
+               else [Column("io_size", "I/O size")])
+    columns += [Column("copy_path", "copy path")]
     columns += [_swept_column(k) for k in swept]
     columns += [Column("serving_cores", "serving cores [cores]", "{:.0f}"),
                 Column("worker_cores", "worker cores [cores]", "{:.0f}"),
@@ -112,19 +131,18 @@ def target_table(ev: Evaluation, req: Requirements) -> Table:
                 Column("reachable", "reachable"), Column("why_not", "why not")]
     rows = []
     for i in range(ev.points):
-        row = {"io_size": format_size(float(r.io_size.flat[i])), "copy_path": ev.path_name(i),
+        row = {"io_size": format_size(float(r.io_size.flat[i])), "io_size_bytes": float(r.io_size.flat[i]),
+               "copy_path": ev.path_name(i),
                "serving_cores": float(req.serving_cores.flat[i]), "worker_cores": float(req.worker_cores.flat[i]),
                "dma_engines": float(req.dma_engines.flat[i]) if np.isfinite(req.dma_engines.flat[i]) else None,
                "links": float(req.links.flat[i]), "nics": float(req.nics.flat[i]),
                "outstanding": float(req.outstanding_ios.flat[i]), "reachable": "yes" if req.feasible[i] else "no",
                "why_not": req.blocker[i]}
-        row.update({k: float(ev.axes[k].flat[i]) for k in swept})
+        row.update({unit_key(k): float(ev.axes[k].flat[i]) for k in swept})
         rows.append(row)
-    order = sorted(range(len(rows)), key=lambda i: (r.io_size.flat[i], *[ev.axes[k].flat[i] for k in swept],
-                                                   int(r.path_index.flat[i])))
     s = ev.scenario
     return Table(title=f"what it takes to reach {req.target / GB:.1f} GB/s: {s.name} on {s.platform.name}",
-                 columns=columns, rows=[rows[i] for i in order],
+                 columns=columns, rows=[rows[i] for i in _order(ev, swept)],
                  notes=["serving cores need as many connections (one serving thread per connection)",
                         f"links of {s.link.rate * 8 / 1e9:g} Gbit/s each; NICs follow at {s.platform.nic.ports} ports per NIC"])
 
@@ -154,32 +172,44 @@ def modelled_record(ev: Evaluation, target: Optional[float]) -> Record:
         samples=samples, summary=summary)
 
 
+MAX_TABLE_ROWS = 100_000   # a plan table of 100k rows takes ~10 s and ~0.5 GB; the model itself goes further
+
+
+def _view(fmt: str, wide: bool) -> str:
+    return "machine" if fmt in ("csv", "json") else "wide" if wide else "compact"
+
+
 def plan(
     scenario: str = typer.Argument(..., help="Built-in scenario name (rdmarig scenarios list) or a .toml path."),
     platform: Optional[str] = typer.Option(None, "--platform", help="Platform name or .toml file; overrides the scenario's."),
-    fmt: str = typer.Option("md", "--format", help="md, csv, json or html (json with --target: a list of both tables)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Directory to write the table(s) into."),
+    fmt: str = typer.Option("md", "--format", help="md, csv, json or html (json with --target: a list of both tables). "
+                            "csv and json always carry every column, with units in the keys."),
+    wide: bool = typer.Option(False, "--wide", help="md/html: add the utilisation of every resource."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Directory to write the table(s) into, in every format."),
     target: Optional[str] = typer.Option(None, "--target", help="Rate to reach, e.g. 46GB/s: what it takes."),
     store: Optional[Path] = StoreOption,
 ) -> None:
-    """Capacity table of a scenario: throughput, binding resource, utilisations, headroom."""
+    """Capacity table of a scenario: throughput, binding resource, cores and DMA engines busy, headroom."""
     if fmt not in EXTENSIONS:
         raise InputError(f"--format: unknown table format {fmt!r}", "use md, csv, json or html")
     target_rate = parse_rate(target, "--target") if target is not None else None
     if target_rate is not None and target_rate <= 0:
         raise InputError("--target: must be a positive rate", "write it like 46GB/s")
     s: Scenario = load_scenario(scenario, platform=platform)
+    points = s.sweep.points(len(s.copy_paths))
+    if points > MAX_TABLE_ROWS:
+        raise InputError(f"{s.path}: sweep has {points:,} points, over the {MAX_TABLE_ROWS:,} rows a plan table holds",
+                         "sweep fewer values, or evaluate the grid from Python (models.sweep.evaluate_grid)")
     if target_rate is None:
         target_rate = s.target
     ev = evaluate_scenario(s)
-    tables = [capacity_table(ev)]
-    if target_rate is not None:
-        tables.append(target_table(ev, requirements(ev, target_rate)))
-    if fmt == "json" and len(tables) > 1:
-        # one valid JSON document: [capacity table, target table]
-        text = "[\n" + ",\n".join(render(t, fmt) for t in tables) + "\n]\n"
-    else:
-        text = "\n".join(render(t, fmt) for t in tables)
+    req = requirements(ev, target_rate) if target_rate is not None else None
+
+    def tables(f: str) -> list[Table]:
+        view = _view(f, wide)
+        return [capacity_table(ev, view)] + ([target_table(ev, req, view)] if req is not None else [])
+
+    text = _render_all(tables(fmt), fmt)
     typer.echo(text, nl=not text.endswith("\n"))
     if out is not None:
         try:
@@ -187,10 +217,17 @@ def plan(
         except OSError as exc:
             raise InputError(f"--out {out}: cannot create the directory ({exc.strerror})",
                              "pass a writable directory") from None
-        for t, stem in zip(tables, ("", "-target")):
-            for f in sorted(set(EXTENSIONS.values())):
+        for f in sorted(set(EXTENSIONS.values())):
+            for t, stem in zip(tables(f), ("", "-target")):
                 (out / f"plan-{s.name}{stem}.{f}").write_text(render(t, f))
     rec = modelled_record(ev, target_rate)
     with open_store(store) as st:
         st.insert(rec)
     typer.echo(f"stored modelled record {rec.id} in {st.path}", err=True)
+
+
+def _render_all(tables: list[Table], fmt: str) -> str:
+    if fmt == "json" and len(tables) > 1:
+        # one valid JSON document: [capacity table, target table]
+        return "[\n" + ",\n".join(render(t, fmt) for t in tables) + "\n]\n"
+    return "\n".join(render(t, fmt) for t in tables)
