@@ -223,7 +223,8 @@ def test_target_requirements(smbd):
     rows = ev.rows()
     for i, r in enumerate(rows):
         if r["copy_path"] == "cpu-copy" and r["io_size_bytes"] == 8 * MiB:
-            assert req.serving_cores[i] == math.ceil(46e9 * ev.result.serving_seconds_per_io[i] / (8 * MiB))
+            # 46 GB/s x (6.25 us + 8388608 B / 6.17 GB/s) / 8388608 B = 7.49 serving threads
+            assert req.serving_cores[i] == 8
             assert req.links[i] == 2 and req.feasible[i]
         if r["copy_path"] == "dma-offload":
             assert not req.feasible[i] and "async_memcpy" in req.blocker[i]
@@ -272,7 +273,9 @@ def test_target_counts_nics_and_outstanding(smbd):
     ev = evaluate_grid(smbd, {"workload.io_size": [8 * MiB]}, paths=[4])
     req = requirements(ev, 60e9)
     assert req.links[0] == 3 and req.nics[0] == 2
-    assert req.outstanding_ios[0] == math.ceil(60e9 * ev.result.latency_seconds[0] / (8 * MiB))
+    # R = 10 us + 7 us (request + 4 WRs) + 9060554 B / 25 GB/s = 379.422 us; 60 GB/s x R / 8 MiB = 2.71
+    assert ev.result.latency_seconds[0] == pytest.approx(379.4222e-6, rel=1e-6)
+    assert req.outstanding_ios[0] == 3
     assert req.worker_cores[0] == 0 and not np.signbit(req.worker_cores[0])
 
 
@@ -298,10 +301,10 @@ def test_pipeline_littles_law_by_hand(smbd):
     ev = evaluate_grid(smbd, {"workload.io_size": [4096.0, MiB], "workload.connections": [1],
                               "workload.outstanding_per_connection": [1]}, paths=[4])
     r = ev.result
-    for k, S in enumerate((4096.0, MiB)):
-        wire = resources.smb_wire_bytes_per_io(S, 0, 1500, 1)
-        R = smbd.workload.rtt + r.serving_seconds_per_io[k] + wire / 25e9
-        assert r.capacity[RESOURCES.index("pipeline")][k] == pytest.approx(S / R)
+    # zero-copy: R = rtt 10 us + 7 us (request 5 + 4 WRs x 0.5) + wire / 25 GB/s
+    # 4 KiB: wire 4096 + 4 x 82 + 16 + 186 = 4626 B -> R = 17.18504 us; 1 MiB: 1132746 B -> R = 62.30984 us
+    for k, (S, R) in enumerate(((4096.0, 17.18504e-6), (MiB, 62.30984e-6))):
+        assert r.capacity[RESOURCES.index("pipeline")][k] == pytest.approx(S / R, rel=1e-6)
     # one I/O in flight of 4 KiB: the pipeline binds, far below the link
     assert RESOURCES[r.binding[0]] == "pipeline" and r.throughput[0] < 1e9
 
@@ -323,3 +326,71 @@ def test_small_io_is_per_io_bound(smbd):
     r = ev.result
     assert RESOURCES[r.binding[0]] in ("cpu-serving", "pipeline") and RESOURCES[r.binding[1]] == "links"
     assert r.throughput[0] < r.throughput[1]
+
+
+# --- the field-report figures, computed on paper (docs/model.md) -------------------------------
+
+def test_field_report_figures_by_hand(smbd, tcp):
+    ev = evaluate_scenario(smbd)
+    # zero-copy, 8 MiB: 2 x 25 GB/s x 8388608 / (8388608 + 8192 x 82 + RETH 16 + response 104 + 82)
+    _, i, r = _row(ev, "zero-copy", 8 * MiB)
+    assert r["throughput_bytes_per_s"] == pytest.approx(46.2919e9, rel=1e-5) and r["binding"] == "links"
+    # PCIe Gen5 x16: 32 GT/s x 16 x 128/130 / 8 = 63.0154 GB/s; 64 B completions + 20 B, 4 WQEs of 64 + 20 B
+    assert r["capacity_pcie_bytes_per_s"] == pytest.approx(48.0103e9, rel=1e-5) and r["next_binding"] == "pcie"
+    # cpu-copy, 8 MiB, 4 serving threads: 4 x 8388608 / (5 + 0.25 + 2 x 0.5 us + 8388608 / 6.17 GB/s)
+    _, i, r = _row(ev, "cpu-copy", 8 * MiB)
+    assert r["throughput_bytes_per_s"] == pytest.approx(24.5671e9, rel=1e-5)
+    # TCP, one connection, cpu-copy 1 MiB: 5 + 2 x 0.25 us + 169.947 us (cold, 6.17 GB/s)
+    # + 40.801 us (warm buffer -> skb, 25.7 GB/s) + 16 GSO units x 1.25 us = 236.248 us
+    _, i, r = _row(evaluate_scenario(tcp), "cpu-copy", MiB, **{"workload.connections": 1.0})
+    assert r["throughput_bytes_per_s"] == pytest.approx(4.43845e9, rel=1e-5)
+    # 4 connections: the link, 12.5 GB/s x 1448 / 1538 (less the 84 B of SMB headers per I/O)
+    _, i, r = _row(evaluate_scenario(tcp), "splice", 8 * MiB, **{"workload.connections": 4.0})
+    assert r["binding"] == "links" and r["throughput_bytes_per_s"] == pytest.approx(11.7685e9, rel=1e-3)
+
+
+# --- invariants over random points (property style) --------------------------------------------
+
+def _random_points(s, rng, n):
+    from models.sweep import base_params
+    p = {k: np.full(n, v) for k, v in base_params(s).items()}
+    p["path_index"] = rng.integers(0, len(s.copy_paths), n)
+    p["workload.io_size"] = np.exp(rng.uniform(np.log(4096), np.log(8 * MiB), n)).round()
+    for key, lo, hi in (("cpu.copy_rate_dram", 1e9, 20e9), ("cpu.copy_rate_cache", 10e9, 60e9),
+                        ("memory.dram_bandwidth", 20e9, 500e9), ("link.rate", 1.25e9, 50e9),
+                        ("workload.rtt", 1e-6, 1e-3), ("cpu.smb_request_time", 1e-7, 5e-5)):
+        p[key] = rng.uniform(lo, hi, n)
+    for key, lo, hi in (("link.count", 1, 8), ("workload.connections", 1, 32), ("workload.io_cores", 1, 32),
+                        ("workload.async_workers", 1, 32), ("workload.outstanding_per_connection", 1, 64),
+                        ("cpu.cores", 1, 128), (f"dma.{s.platform.dma[0].name}.count", 0, 8)):
+        p[key] = rng.integers(lo, hi + 1, n).astype(float)
+    p["link.mtu"] = rng.choice([1500.0, 4200.0, 9000.0], n)
+    p["workload.page_cache_hit"] = rng.integers(0, 2, n).astype(float)
+    p["workload.checksum_offload"] = rng.integers(0, 2, n).astype(float)
+    return p
+
+
+@pytest.mark.parametrize("name, platform", [("smbdirect-2x200g", None), ("smbdirect-2x200g", "epyc-9654-cx7"),
+                                            ("smb-tcp-100g", None)])
+def test_invariants_on_random_points(name, platform):
+    from models.bottleneck import evaluate
+    from models.sweep import _engine_names, _paths
+    s = schema.load_scenario(name, platform=platform)
+    rng = np.random.default_rng(20261130)
+    p = _random_points(s, rng, 20_000)
+    table, engines = _paths(s), _engine_names(s)
+    r = evaluate(p, table, engines)
+    X = r.throughput
+    assert np.all(np.isfinite(X)) and np.all(X >= 0)
+    assert np.all(X <= r.capacity * (1 + 1e-12))                      # never above any capacity
+    # never above the raw physical limits, computed here without the model's framing
+    assert np.all(X <= p["link.count"] * p["link.rate"])
+    assert np.all(X <= p["memory.dram_bandwidth"])
+    nics = np.ceil(np.minimum(p["link.count"], p["workload.connections"]) / s.platform.nic.ports)
+    assert np.all(X <= nics * 32e9 * 16 / 8)
+    # more of any core count, more links, more credits never lower the throughput
+    for key, extra in (("workload.io_cores", 7), ("workload.async_workers", 7), ("cpu.cores", 16),
+                       ("workload.connections", 3), ("link.count", 1), ("workload.outstanding_per_connection", 16)):
+        q = dict(p)
+        q[key] = p[key] + extra
+        assert np.all(evaluate(q, table, engines).throughput >= X * (1 - 1e-9)), key
