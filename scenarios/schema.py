@@ -1,14 +1,12 @@
-"""Scenario and platform files: TOML in, frozen dataclasses out, validated up front.
+"""Scenario files: TOML in, frozen dataclasses out, validated up front.
 
-A *platform* profile (scenarios/platforms/*.toml) describes hardware: CPU, memory, NIC + PCIe,
-DMA engines. Every number in it carries a `<field>_source = "..."` beside it (datasheet, paper,
-measurement); a number without a source is an error.
+A *scenario* (scenarios/*.toml) names a platform (scenarios/platform.py) and describes what is
+asked: the links (`links = "2x200Gbit/s"`), the protocol, the workload (SMB2 READ over SMB Direct
+or TCP, I/O sizes, connections, credits, cores given to I/O), the copy paths to compare and a
+sweep. Every problem is an InputError naming the file, the field and the fix.
 
-A *scenario* (scenarios/*.toml) names a platform and describes what is asked: the links
-(`links = "2x200Gbit/s"`), the protocol, the workload (SMB2 READ over SMB Direct or TCP,
-I/O sizes, connections, credits, cores given to I/O), the copy paths to compare and a sweep.
-
-Every problem is an InputError naming the file, the field and the fix.
+The names other rooms use live here: load_scenario / load_platform, Scenario, Platform, and
+the flat-parameter helpers (scenarios/params.py) re-exported for them.
 """
 
 from __future__ import annotations
@@ -17,100 +15,21 @@ import dataclasses
 import math
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 from scenarios import copy_paths as _paths
 from scenarios.errors import InputError
+from scenarios.params import flag_params, flat_params, unit_key, unit_label, with_params  # noqa: F401
+from scenarios.platform import Cpu, DmaEngine, Memory, Nic, Pcie, Platform, parse_platform  # noqa: F401
+from scenarios.toml_table import TomlTable, plain_number
 from scenarios.units import parse_freq, parse_rate, parse_size, parse_size_list, parse_time
 
 MAX_SWEEP_POINTS = 1_000_000
 PROTOCOLS = ("roce-v2", "infiniband", "tcp")
 TRANSPORTS = ("smbdirect", "tcp")
 OPERATIONS = ("read", "write")
-
-
-# ---------------------------------------------------------------------------------------------
-# dataclasses
-
-
-@dataclass(frozen=True)
-class Cpu:
-    model: str
-    cores: int
-    clock_hz: float
-    copy_rate_cache: float          # bytes/s one core copies when source and destination are cached
-    copy_rate_dram: float           # bytes/s one core copies from/to DRAM (source not cached)
-    cache_per_core: float           # bytes of private cache a copy can stay inside (L2)
-    nontemporal_copy: bool          # does the kernel copy use non-temporal stores (no write-allocate)?
-    syscall_time: float             # seconds of CPU per system call entry/exit
-    smb_request_time: float         # seconds of CPU to parse and answer one SMB2 request
-    rdma_wr_time: float             # seconds of CPU to post one work request and reap its completion
-    tcp_segment_time: float         # seconds of CPU per TSO/GSO send unit in the TCP stack
-    tcp_checksum_rate: float        # bytes/s one core checksums when the NIC does not
-    async_handoff_time: float       # seconds of CPU to hand one I/O to a worker and back
-    sources: Mapping[str, str] = field(default_factory=dict, compare=False)
-
-
-@dataclass(frozen=True)
-class Memory:
-    description: str
-    dram_bandwidth: float           # bytes/s sustained (measured, all cores)
-    dram_peak: float                # bytes/s channels x transfer rate x 8 B (datasheet)
-    sources: Mapping[str, str] = field(default_factory=dict, compare=False)
-
-
-@dataclass(frozen=True)
-class Pcie:
-    generation: int
-    lanes: int
-    max_payload: float              # bytes per TLP (MPS)
-    tlp_overhead: float             # bytes per TLP: framing + sequence + header + LCRC
-    read_completion: float          # bytes per completion TLP when the NIC reads host memory
-    sources: Mapping[str, str] = field(default_factory=dict, compare=False)
-
-
-@dataclass(frozen=True)
-class Nic:
-    model: str
-    ports: int
-    port_rate: float                # bytes/s the fastest port supports
-    pcie: Pcie
-    sources: Mapping[str, str] = field(default_factory=dict, compare=False)
-
-
-@dataclass(frozen=True)
-class DmaEngine:
-    name: str
-    count: int                      # engines (devices) usable by the file server
-    rate: float                     # bytes/s per engine for large descriptors
-    descriptor_time: float          # seconds of engine time per descriptor, beyond the bytes
-    descriptor_cpu_time: float      # seconds of CPU to prepare + submit one descriptor + reap it
-    completion_latency: float       # seconds from submission to completion seen by the CPU
-    apis: tuple[str, ...]           # kernel APIs that reach this engine
-    sources: Mapping[str, str] = field(default_factory=dict, compare=False)
-
-
-@dataclass(frozen=True)
-class Platform:
-    name: str
-    description: str
-    cpu: Cpu
-    memory: Memory
-    nic: Nic
-    dma: tuple[DmaEngine, ...]
-    path: str = ""
-
-    def sources(self) -> dict[str, str]:
-        """Every number's source, keyed like the flat parameter names ('cpu.cores')."""
-        out: dict[str, str] = {}
-        for section, obj in (("cpu", self.cpu), ("memory", self.memory), ("nic", self.nic),
-                             ("pcie", self.nic.pcie)):
-            out.update({f"{section}.{k}": v for k, v in obj.sources.items()})
-        for engine in self.dma:
-            out.update({f"dma.{engine.name}.{k}": v for k, v in engine.sources.items()})
-        return out
 
 
 @dataclass(frozen=True)
@@ -171,214 +90,6 @@ class Scenario:
 
 
 # ---------------------------------------------------------------------------------------------
-# reading TOML tables with errors that name file + field
-
-
-class _Table:
-    """A TOML table plus where it came from, for error messages."""
-
-    def __init__(self, data: Mapping[str, Any], file: str, section: str = ""):
-        self.data = dict(data)
-        self.file = file
-        self.section = section
-
-    def where(self, key: str) -> str:
-        return f"{self.file}: {self.section + '.' if self.section else ''}{key}"
-
-    def error(self, key: str, cause: str, fix: str) -> InputError:
-        return InputError(f"{self.where(key)}: {cause}", fix)
-
-    def sub(self, key: str) -> "_Table":
-        value = self.data.get(key)
-        if not isinstance(value, dict):
-            raise self.error(key, "missing table" if value is None else "must be a table",
-                             f"add a [{(self.section + '.' if self.section else '') + key}] table")
-        return _Table(value, self.file, f"{self.section}.{key}" if self.section else key)
-
-    def raw(self, key: str, example: str) -> Any:
-        if key not in self.data:
-            raise self.error(key, "missing field", f"add `{key} = {example}`")
-        return self.data[key]
-
-    def text(self, key: str, example: str = '"..."', default: str | None = None) -> str:
-        if default is not None and key not in self.data:
-            return default
-        value = self.raw(key, example)
-        if not isinstance(value, str) or not value.strip():
-            raise self.error(key, f"{value!r} is not a non-empty string", f"write it like `{key} = {example}`")
-        return value
-
-    def choice(self, key: str, options: tuple[str, ...], default: str | None = None) -> str:
-        value = self.text(key, f'"{options[0]}"', default)
-        if value not in options:
-            raise self.error(key, f"unknown value {value!r}", f"use one of {', '.join(options)}")
-        return value
-
-    def flag(self, key: str, default: bool | None = None) -> bool:
-        if default is not None and key not in self.data:
-            return default
-        value = self.raw(key, "true")
-        if not isinstance(value, bool):
-            raise self.error(key, f"{value!r} is not true/false", f"write `{key} = true` or `{key} = false`")
-        return value
-
-    def whole(self, key: str, default: int | None = None, minimum: int = 1) -> int:
-        if default is not None and key not in self.data:
-            return default
-        value = self.raw(key, "4")
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise self.error(key, f"{value!r} is not a whole number >= {minimum}",
-                             f"write it like `{key} = {max(minimum, 4)}`")
-        return value
-
-    def quantity(self, key: str, parser, example: str, default: Any = None, positive: bool = True) -> float:
-        """A physical quantity written with its unit ("200Gbit/s", "8MiB", "10us")."""
-        value = default if default is not None and key not in self.data else self.raw(key, f'"{example}"')
-        if not isinstance(value, str):
-            raise self.error(key, f"{value!r} has no unit", f'write it with its unit, like `{key} = "{example}"`')
-        try:
-            number = parser(value, self.where(key))
-        except InputError as exc:
-            raise InputError(exc.cause if self.file in exc.cause else f"{self.where(key)}: {exc.cause}",
-                             exc.fix) from None
-        if not math.isfinite(number) or number < 0 or (positive and number == 0):
-            raise self.error(key, f"{value!r} must be {'greater than zero' if positive else 'zero or more'}",
-                             f'give a physical value, like `{key} = "{example}"`')
-        return number
-
-    def sourced(self, key: str, parser, example: str, sources: dict[str, str], positive: bool = True) -> float:
-        number = self.quantity(key, parser, example, positive=positive)
-        sources[key] = self._source(key)
-        return number
-
-    def sourced_whole(self, key: str, sources: dict[str, str], minimum: int = 1) -> int:
-        number = self.whole(key, minimum=minimum)
-        sources[key] = self._source(key)
-        return number
-
-    def sourced_flag(self, key: str, sources: dict[str, str]) -> bool:
-        value = self.flag(key)
-        sources[key] = self._source(key)
-        return value
-
-    def _source(self, key: str) -> str:
-        src = self.data.get(f"{key}_source")
-        if not isinstance(src, str) or not src.strip():
-            raise self.error(f"{key}_source", f"the number `{key}` has no source",
-                             f'add `{key}_source = "datasheet / paper / measurement it comes from"`')
-        return src.strip()
-
-
-def _plain(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InputError(f"{where}: cannot read {value!r} as a number", "write a plain number like 4")
-    return float(value)
-
-
-# ---------------------------------------------------------------------------------------------
-# platforms
-
-
-def _cpu(t: _Table) -> Cpu:
-    s: dict[str, str] = {}
-    return Cpu(
-        model=t.text("model", '"Intel Xeon Platinum 8470"'),
-        cores=t.sourced_whole("cores", s),
-        clock_hz=t.sourced("clock", parse_freq, "2.0GHz", s),
-        copy_rate_cache=t.sourced("copy_rate_cache", parse_rate, "25GB/s", s),
-        copy_rate_dram=t.sourced("copy_rate_dram", parse_rate, "6GB/s", s),
-        cache_per_core=t.sourced("cache_per_core", parse_size, "2MiB", s),
-        nontemporal_copy=t.sourced_flag("nontemporal_copy", s),
-        syscall_time=t.sourced("syscall_time", parse_time, "0.2us", s),
-        smb_request_time=t.sourced("smb_request_time", parse_time, "5us", s),
-        rdma_wr_time=t.sourced("rdma_wr_time", parse_time, "0.5us", s),
-        tcp_segment_time=t.sourced("tcp_segment_time", parse_time, "1.25us", s),
-        tcp_checksum_rate=t.sourced("tcp_checksum_rate", parse_rate, "10GB/s", s),
-        async_handoff_time=t.sourced("async_handoff_time", parse_time, "5us", s),
-        sources=s,
-    )
-
-
-def _memory(t: _Table) -> Memory:
-    s: dict[str, str] = {}
-    return Memory(
-        description=t.text("description", '"8 x DDR5-4800"'),
-        dram_bandwidth=t.sourced("dram_bandwidth", parse_rate, "250GB/s", s),
-        dram_peak=t.sourced("dram_peak", parse_rate, "307GB/s", s),
-        sources=s,
-    )
-
-
-def _pcie(t: _Table) -> Pcie:
-    s: dict[str, str] = {}
-    gen = t.sourced_whole("generation", s)
-    if gen not in (1, 2, 3, 4, 5):
-        raise t.error("generation", f"PCIe generation {gen} is not modelled", "use 1..5")
-    return Pcie(
-        generation=gen,
-        lanes=t.sourced_whole("lanes", s),
-        max_payload=t.sourced("max_payload", parse_size, "256B", s),
-        tlp_overhead=t.sourced("tlp_overhead", parse_size, "24B", s),
-        read_completion=t.sourced("read_completion", parse_size, "256B", s),
-        sources=s,
-    )
-
-
-def _nic(t: _Table) -> Nic:
-    s: dict[str, str] = {}
-    return Nic(
-        model=t.text("model", '"NVIDIA ConnectX-7"'),
-        ports=t.sourced_whole("ports", s),
-        port_rate=t.sourced("port_rate", parse_rate, "200Gbit/s", s),
-        pcie=_pcie(t.sub("pcie")),
-        sources=s,
-    )
-
-
-def _dma(t: _Table) -> DmaEngine:
-    s: dict[str, str] = {}
-    name = t.text("name", '"dsa"')
-    apis = t.raw("apis", '["dma_request_channel"]')
-    if not isinstance(apis, list) or not all(isinstance(a, str) and a for a in apis):
-        raise t.error("apis", f"{apis!r} is not a list of API names",
-                      'write it like `apis = ["async_memcpy", "dma_request_channel"]`')
-    unknown = [a for a in apis if a not in _paths.DMA_APIS]
-    if unknown:
-        raise t.error("apis", f"unknown API {unknown[0]!r}", f"use names from {', '.join(_paths.DMA_APIS)}")
-    s["apis"] = t._source("apis")
-    return DmaEngine(
-        name=name,
-        count=t.sourced_whole("count", s, minimum=0),
-        rate=t.sourced("rate", parse_rate, "30GB/s", s),
-        descriptor_time=t.sourced("descriptor_time", parse_time, "0.1us", s, positive=False),
-        descriptor_cpu_time=t.sourced("descriptor_cpu_time", parse_time, "0.2us", s),
-        completion_latency=t.sourced("completion_latency", parse_time, "2us", s),
-        apis=tuple(apis),
-        sources=s,
-    )
-
-
-def parse_platform(data: Mapping[str, Any], file: str) -> Platform:
-    t = _Table(data, file)
-    dma_list = data.get("dma", [])
-    if not isinstance(dma_list, list):
-        raise t.error("dma", "must be an array of tables", "write each engine as a [[dma]] table")
-    engines = tuple(_dma(_Table(d, file, f"dma[{i}]")) for i, d in enumerate(dma_list))
-    names = [e.name for e in engines]
-    if len(set(names)) != len(names):
-        raise t.error("dma", f"engine names repeat: {names}", "give every [[dma]] a distinct name")
-    return Platform(
-        name=t.text("name", '"xeon-8470"'),
-        description=t.text("description", '"..."', default=""),
-        cpu=_cpu(t.sub("cpu")),
-        memory=_memory(t.sub("memory")),
-        nic=_nic(t.sub("nic")),
-        dma=engines,
-        path=file,
-    )
-
-
-# ---------------------------------------------------------------------------------------------
 # scenarios
 
 _LINKS_RE = re.compile(r"^\s*([0-9]+)\s*[xX×]\s*(.+)$")
@@ -397,7 +108,7 @@ def parse_links(text: Any, where: str) -> tuple[int, float]:
     return count, rate
 
 
-def _link(t: _Table) -> Link:
+def _link(t: TomlTable) -> Link:
     count, rate = parse_links(t.raw("links", '"2x200Gbit/s"'), t.where("links"))
     protocol = t.choice("protocol", PROTOCOLS)
     return Link(count=count, rate=rate, protocol=protocol,
@@ -405,7 +116,7 @@ def _link(t: _Table) -> Link:
                 tcp_timestamps=t.flag("tcp_timestamps", default=True))
 
 
-def _workload(t: _Table) -> Workload:
+def _workload(t: TomlTable) -> Workload:
     return Workload(
         transport=t.choice("transport", TRANSPORTS),
         operation=t.choice("operation", OPERATIONS, default="read"),
@@ -434,7 +145,7 @@ def _custom_paths(data: Any, file: str) -> dict[str, CopyPath]:
     return out
 
 
-def _sweep(t: _Table | None, io_sizes: tuple[float, ...], n_paths: int, flat: Mapping[str, float],
+def _sweep(t: TomlTable | None, io_sizes: tuple[float, ...], n_paths: int, flat: Mapping[str, float],
            file: str, flags: frozenset[str] = frozenset()) -> Sweep:
     fields: list[tuple[str, tuple[float, ...]]] = []
     if t is not None:
@@ -471,14 +182,14 @@ def _sweep_value(value: Any, where: str, current: float, is_flag: bool = False) 
         else:
             raise InputError(f"{where}: cannot read {value!r}", 'write a number or a quantity like "8MiB"')
     else:
-        number = _plain(value, where)
+        number = plain_number(value, where)
     if not math.isfinite(number) or number < 0 or (current > 0 and number <= 0):
         raise InputError(f"{where}: {value!r} must be positive", "sweep physical values only")
     return number
 
 
 def parse_scenario(data: Mapping[str, Any], file: str, platform: Platform) -> Scenario:
-    t = _Table(data, file)
+    t = TomlTable(data, file)
     link = _link(t.sub("network"))
     workload = _workload(t.sub("workload"))
     if link.protocol == "tcp" and workload.transport != "tcp":
@@ -530,87 +241,6 @@ def parse_scenario(data: Mapping[str, Any], file: str, platform: Platform) -> Sc
         target = t.quantity("target", parse_rate, "46GB/s")
     sweep = _sweep(sweep_t, io_sizes, len(paths), flat_params(partial), file, flag_params(partial))
     return dataclasses.replace(partial, sweep=sweep, target=target)
-
-
-# ---------------------------------------------------------------------------------------------
-# flat parameters: the names sweeps, overrides and calibration use
-
-
-def flat_params(s: Scenario) -> dict[str, float]:
-    """Every numeric parameter of a scenario as {'section.field': SI float}."""
-    out: dict[str, float] = {}
-    p = s.platform
-    for section, obj in (("cpu", p.cpu), ("memory", p.memory), ("nic", p.nic), ("pcie", p.nic.pcie),
-                         ("link", s.link), ("workload", s.workload)):
-        for f in dataclasses.fields(obj):
-            value = getattr(obj, f.name)
-            if isinstance(value, bool):
-                out[f"{section}.{f.name}"] = float(value)
-            elif isinstance(value, (int, float)):
-                out[f"{section}.{f.name}"] = float(value)
-    for e in p.dma:
-        for f in dataclasses.fields(e):
-            value = getattr(e, f.name)
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                out[f"dma.{e.name}.{f.name}"] = float(value)
-    return out
-
-
-_UNIT_OF_FIELD = {
-    "copy_rate_cache": "bytes_per_s", "copy_rate_dram": "bytes_per_s", "tcp_checksum_rate": "bytes_per_s",
-    "dram_bandwidth": "bytes_per_s", "dram_peak": "bytes_per_s", "port_rate": "bytes_per_s", "rate": "bytes_per_s",
-    "cache_per_core": "bytes", "max_payload": "bytes", "tlp_overhead": "bytes", "read_completion": "bytes",
-    "mtu": "bytes", "gso_size": "bytes", "io_size": "bytes",
-    "syscall_time": "seconds", "smb_request_time": "seconds", "rdma_wr_time": "seconds",
-    "tcp_segment_time": "seconds", "async_handoff_time": "seconds", "rtt": "seconds",
-    "descriptor_time": "seconds", "descriptor_cpu_time": "seconds", "completion_latency": "seconds",
-}
-
-
-def unit_key(flat_name: str) -> str:
-    """A flat parameter name as a record key with its unit: 'cpu.copy_rate_dram' -> 'cpu_copy_rate_dram_bytes_per_s'."""
-    unit = _UNIT_OF_FIELD.get(flat_name.rsplit(".", 1)[-1])
-    key = flat_name.replace(".", "_").replace("-", "_")
-    return f"{key}_{unit}" if unit else key
-
-
-def unit_label(flat_name: str) -> str:
-    """The SI unit of a flat parameter for a column header: 'B/s', 'B', 's', or '' for counts."""
-    return {"bytes_per_s": "B/s", "bytes": "B", "seconds": "s"}.get(
-        _UNIT_OF_FIELD.get(flat_name.rsplit(".", 1)[-1], ""), "")
-
-
-def flag_params(s: Scenario) -> frozenset[str]:
-    """The flat names that are true/false switches (1.0 / 0.0 in flat_params)."""
-    out = set()
-    for section, obj in (("cpu", s.platform.cpu), ("link", s.link), ("workload", s.workload)):
-        out.update(f"{section}.{f.name}" for f in dataclasses.fields(obj) if isinstance(getattr(obj, f.name), bool))
-    return frozenset(out)
-
-
-def with_params(s: Scenario, overrides: Mapping[str, float]) -> Scenario:
-    """A copy of the scenario with some flat parameters replaced (for calibration, what-ifs)."""
-    known = flat_params(s)
-    for key in overrides:
-        if key not in known:
-            raise InputError(f"{s.path}: unknown parameter {key!r}",
-                             f"use one of {', '.join(sorted(known))[:300]}")
-    p = s.platform
-
-    def patch(obj: Any, section: str) -> Any:
-        changes = {}
-        for f in dataclasses.fields(obj):
-            key = f"{section}.{f.name}"
-            if key in overrides:
-                old = getattr(obj, f.name)
-                new = overrides[key]
-                changes[f.name] = bool(new) if isinstance(old, bool) else (int(round(new)) if isinstance(old, int) else float(new))
-        return dataclasses.replace(obj, **changes) if changes else obj
-
-    nic = dataclasses.replace(patch(p.nic, "nic"), pcie=patch(p.nic.pcie, "pcie"))
-    platform = dataclasses.replace(p, cpu=patch(p.cpu, "cpu"), memory=patch(p.memory, "memory"), nic=nic,
-                                   dma=tuple(patch(e, f"dma.{e.name}") for e in p.dma))
-    return dataclasses.replace(s, platform=platform, link=patch(s.link, "link"), workload=patch(s.workload, "workload"))
 
 
 # ---------------------------------------------------------------------------------------------
