@@ -177,6 +177,8 @@ def parse_platform(data: Mapping[str, Any], file: str) -> Platform:
     dma_list = data.get("dma", [])
     if not isinstance(dma_list, list):
         raise t.error("dma", "must be an array of tables", "write each engine as a [[dma]] table")
+    if not all(isinstance(d, dict) for d in dma_list):
+        raise t.error("dma", "every entry must be a table", "write each engine as a [[dma]] table")
     engines = tuple(_dma(TomlTable(d, file, f"dma[{i}]")) for i, d in enumerate(dma_list))
     names = [e.name for e in engines]
     if len(set(names)) != len(names):

@@ -172,3 +172,11 @@ def test_sweep_quantities_with_units(tmp_path):
     assert dict(s.sweep.fields) == {"cpu.copy_rate_dram": (6e9, 12e9), "link.mtu": (1500.0, 9000.0)}
     p = _write(tmp_path, _scenario_text() + '\n"cpu.copy_rate_dram" = ["0GB/s"]\n')
     assert "positive" in _error(p).cause
+
+
+def test_dma_entries_must_be_tables(tmp_path):
+    text = (SCEN / "platforms" / "xeon-8470-cx7.toml").read_text()
+    p = _write(tmp_path, "dma = [1, 2]\n" + text[:text.index("[[dma]]")], "plat.toml")
+    with pytest.raises(InputError) as info:
+        schema.load_platform(p)
+    assert str(p) in info.value.cause and "dma" in info.value.cause and "[[dma]]" in info.value.fix
