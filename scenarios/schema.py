@@ -228,6 +228,8 @@ def parse_scenario(data: Mapping[str, Any], file: str, platform: Platform) -> Sc
     if io_text is None:
         raise t.error("sweep.io_sizes", "missing field", 'add `io_sizes = "64KiB..8MiB"` under [sweep]')
     where = t.where("sweep.io_sizes")
+    if not isinstance(io_text, (str, list)):
+        raise InputError(f"{where}: {io_text!r} is not a list of sizes", 'write it like "64KiB..8MiB" or ["64KiB", "1MiB"]')
     io_sizes = tuple(parse_size_list(io_text, where) if isinstance(io_text, str)
                      else [parse_size(v, where) for v in io_text])
     for s in io_sizes:

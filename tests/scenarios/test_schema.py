@@ -180,3 +180,9 @@ def test_dma_entries_must_be_tables(tmp_path):
     with pytest.raises(InputError) as info:
         schema.load_platform(p)
     assert str(p) in info.value.cause and "dma" in info.value.cause and "[[dma]]" in info.value.fix
+
+
+def test_io_sizes_must_be_sizes(tmp_path):
+    for bad in ("io_sizes = 4096", 'io_sizes = "4KiB..2KiB"', 'io_sizes = ["fast"]'):
+        p = _write(tmp_path, _scenario_text(**{'io_sizes = "64KiB..8MiB"': bad}))
+        assert "sweep.io_sizes" in _error(p).cause
