@@ -56,6 +56,8 @@ class Result:
     wire_bytes_per_io: np.ndarray
     dram_bytes_per_byte: np.ndarray
     link_capacity_per_link: np.ndarray  # payload bytes/s one link carries
+    pcie_capacity_per_nic: np.ndarray   # payload bytes/s one NIC's host interface carries
+    dma_engines_reachable: np.ndarray   # engines the path's kernel API reaches (0 when none)
     latency_seconds: np.ndarray
 
     @property
@@ -113,10 +115,11 @@ def evaluate(p: Mapping[str, np.ndarray], table: DemandTable, engine_names: tupl
     pcie_descriptors = np.where(is_tcp, send_units + 1, table.rdma_wrs_per_io[idx])
     pcie_bytes = resources.pcie_bytes_per_io(S, g("pcie.read_completion"), g("pcie.max_payload"),
                                              g("pcie.tlp_overhead"), pcie_descriptors, g("workload.operation_code"))
-    cap_pcie = nics * resources.pcie_rate(g("pcie.generation"), g("pcie.lanes")) * S / pcie_bytes
+    pcie_per_nic = resources.pcie_rate(g("pcie.generation"), g("pcie.lanes")) * S / pcie_bytes
+    cap_pcie = nics * pcie_per_nic
 
     # --- DMA engines the path's API reaches
-    dma_total, dma_one = _dma_rates(p, table, idx, engine_names)
+    dma_total, dma_one, dma_count = _dma_rates(p, table, idx, engine_names)
     needs_dma = table.dma_copies[idx] > 0
     with np.errstate(divide="ignore", invalid="ignore"):
         cap_dma = np.where(needs_dma, dma_total / np.where(needs_dma, table.dma_copies[idx], 1), np.inf)
@@ -146,20 +149,23 @@ def evaluate(p: Mapping[str, np.ndarray], table: DemandTable, engine_names: tupl
         cpu_seconds_per_byte=b((serving + workers) / S), serving_seconds_per_io=b(serving),
         worker_seconds_per_io=b(workers), dma_rate_per_engine=b(dma_one), wire_bytes_per_io=b(wire),
         dram_bytes_per_byte=b(dram_bpb), link_capacity_per_link=b(per_link), latency_seconds=b(latency),
+        pcie_capacity_per_nic=b(pcie_per_nic), dma_engines_reachable=b(dma_count),
     )
 
 
 def _dma_rates(p, table: DemandTable, idx, engine_names):
-    """(bytes/s of all reachable engines together, bytes/s of one reachable engine) per point."""
+    """(bytes/s of all reachable engines together, bytes/s of one reachable engine, reachable engines) per point."""
     total = 0.0
     one = 0.0
+    count = 0.0
     for e, name in enumerate(engine_names):
         reach = table.dma_reach[idx, e] if table.dma_reach.shape[1] else False
         rate = resources.dma_engine_rate(table.dma_descriptor[idx], np.asarray(p[f"dma.{name}.rate"], dtype=float),
                                          np.asarray(p[f"dma.{name}.descriptor_time"], dtype=float))
         total = total + np.where(reach, np.asarray(p[f"dma.{name}.count"], dtype=float) * rate, 0.0)
+        count = count + np.where(reach, np.asarray(p[f"dma.{name}.count"], dtype=float), 0.0)
         one = np.maximum(one, np.where(reach & (np.asarray(p[f"dma.{name}.count"]) > 0), rate, 0.0))
-    return np.asarray(total, dtype=float), np.asarray(one, dtype=float)
+    return np.asarray(total, dtype=float), np.asarray(one, dtype=float), np.asarray(count, dtype=float)
 
 
 def _reached_engine_mean(p, table: DemandTable, idx, engine_names, field: str):

@@ -1,8 +1,8 @@
 """'What it takes': cores, DMA engines and links needed to reach a target payload rate.
 
-Resources that can be added (serving cores, worker cores, DMA engines, links + their NICs) are
-scaled to the target; fixed ones (DRAM of the socket, the kernel API's reach to DMA engines)
-either allow the target or name why it cannot be reached.
+Resources that can be added (serving cores, worker cores, links + their NICs) are scaled to the
+target; fixed ones (the socket's DRAM and cores, the DMA engines the kernel API reaches) either
+allow the target or name why it cannot be reached.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ class Requirements:
     serving_cores: np.ndarray           # serving threads (= connections at least) needed
     worker_cores: np.ndarray
     total_cores: np.ndarray
-    dma_engines: np.ndarray             # engine-equivalents (0 when the path needs none)
+    dma_engines: np.ndarray             # whole engines (0 when the path needs none, nan when none is reachable)
     links: np.ndarray
     nics: np.ndarray
     outstanding_ios: np.ndarray         # I/Os in flight needed (Little's law at the current latency)
@@ -36,9 +36,10 @@ def requirements(ev: Evaluation, target: float) -> Requirements:
     workers = _whole(target * r.worker_seconds_per_io / S)
     dma_copies = ev.table.dma_copies[r.path_index]
     with np.errstate(divide="ignore", invalid="ignore"):
-        dma = np.where(dma_copies > 0, target * dma_copies / r.dma_rate_per_engine, 0.0)
+        dma = np.where(dma_copies > 0, _whole(target * dma_copies / r.dma_rate_per_engine), 0.0)
         links = np.ceil(target / r.link_capacity_per_link - 1e-9)
-    nics = np.ceil(links / s.platform.nic.ports)
+        # enough NICs for the links' ports and for the PCIe traffic
+        nics = np.maximum(np.ceil(links / s.platform.nic.ports), np.ceil(target / r.pcie_capacity_per_nic - 1e-9))
     outstanding = np.ceil(target * r.latency_seconds / S - 1e-9)
     dram_cap = r.capacity[2]
     cpu_total = serving + workers
@@ -49,6 +50,8 @@ def requirements(ev: Evaluation, target: float) -> Requirements:
             path = ev.table.names[int(r.path_index.flat[i])]
             api = next(p.dma_api for p in s.copy_paths if p.name == path)
             why = f"no DMA engine reachable via {api}"
+        elif dma.flat[i] > r.dma_engines_reachable.flat[i]:
+            why = f"needs {dma.flat[i]:.0f} DMA engines, {r.dma_engines_reachable.flat[i]:.0f} reachable"
         elif dram_cap.flat[i] < target:
             why = f"DRAM carries at most {dram_cap.flat[i] / 1e9:.1f} GB/s on this path"
         elif cpu_total.flat[i] > s.platform.cpu.cores:

@@ -125,7 +125,7 @@ def target_table(ev: Evaluation, req: Requirements, view: str = "compact") -> Ta
     columns += [_swept_column(k) for k in swept]
     columns += [Column("serving_cores", "serving cores [cores]", "{:.0f}"),
                 Column("worker_cores", "worker cores [cores]", "{:.0f}"),
-                Column("dma_engines", "DMA engines [engines]", "{:.2f}"),
+                Column("dma_engines", "DMA engines [engines]", "{:.0f}"),
                 Column("links", "links [links]", "{:.0f}"), Column("nics", "NICs [NICs]", "{:.0f}"),
                 Column("outstanding", "I/Os in flight [I/Os]", "{:.0f}"),
                 Column("reachable", "reachable"), Column("why_not", "why not")]

@@ -394,3 +394,22 @@ def test_invariants_on_random_points(name, platform):
         q = dict(p)
         q[key] = p[key] + extra
         assert np.all(evaluate(q, table, engines).throughput >= X * (1 - 1e-9)), key
+
+
+def test_target_needs_whole_dma_engines_and_names_the_shortfall(smbd):
+    ev = evaluate_grid(smbd, {"workload.io_size": [8 * MiB]}, paths=[3])      # dma-offload-chan on 4 DSA
+    assert ev.table.names[3] == "dma-offload-chan"
+    req = requirements(ev, 46e9)
+    assert req.dma_engines[0] == 2 and req.feasible[0]                      # 46 / 30 GB/s = 1.53 -> 2
+    req = requirements(ev, 200e9)                                           # 200 / 30 = 6.7 -> 7 > 4
+    assert req.dma_engines[0] == 7 and not req.feasible[0] and "DMA engines, 4 reachable" in req.blocker[0]
+
+
+def test_target_adds_nics_when_pcie_is_short(smbd):
+    # PCIe Gen3 x16: 8 GT/s x 16 x 128/130 / 8 = 15.754 GB/s; 8 MiB in 64 B completions + 4 WQEs:
+    # x 8388608 / 11010384 = 12.0025 GB/s per NIC; 46 GB/s needs 4 NICs although 2 links fit on one
+    ev = evaluate_with_overrides(smbd, {"pcie.generation": 3}, grid={"workload.io_size": [8 * MiB]})
+    i = ev.table.names.index("zero-copy")
+    assert ev.result.pcie_capacity_per_nic[i] == pytest.approx(12.0025e9, rel=1e-4)
+    req = requirements(ev, 46e9)
+    assert req.links[i] == 2 and req.nics[i] == 4
