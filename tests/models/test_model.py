@@ -115,6 +115,7 @@ def test_async_workers_moves_the_copy(smbd):
     assert ev.result.worker_seconds_per_io.flat[i] == pytest.approx(8 * MiB / c.copy_rate_dram)
     assert ev.result.serving_seconds_per_io.flat[i] == pytest.approx(
         c.smb_request_time + c.syscall_time + 2 * c.rdma_wr_time + c.async_handoff_time)
+    assert ev.result.dram_bytes_per_byte.flat[i] == 4          # the copy moved, not removed
 
 
 def test_dma_offload_async_memcpy_cannot_reach_dsa(smbd):
@@ -131,6 +132,10 @@ def test_dma_offload_chan_descriptors_by_hand(smbd):
         c.smb_request_time + c.syscall_time + 2 * c.rdma_wr_time + descriptors * dsa.descriptor_cpu_time)
     assert ev.result.dram_bytes_per_byte.flat[i] == 3
     assert r["dma_engines_busy"] == pytest.approx(r["throughput_bytes_per_s"] / dsa.rate)
+    # async_memcpy / a channel take one 4 KiB page per descriptor: 4097 B is two descriptors
+    ev = evaluate_grid(smbd, {"workload.io_size": [4096.0, 4097.0]}, paths=[3])
+    extra = ev.result.serving_seconds_per_io[1] - ev.result.serving_seconds_per_io[0]
+    assert extra == pytest.approx(dsa.descriptor_cpu_time)
 
 
 def test_dma_offload_reaches_ptdma_only_through_a_dedicated_channel():
@@ -161,6 +166,10 @@ def test_tcp_paths_by_hand(tcp):
     _, i, r = _row(ev, "send-zc", S, **{"workload.connections": 1.0})
     t = c.smb_request_time + 3 * c.syscall_time + S / c.copy_rate_dram + units * c.tcp_segment_time
     assert ev.result.serving_seconds_per_io.flat[i] == pytest.approx(t)
+    # DRAM per payload byte: NIC 1 + one copy with write-allocate 3 (send-zc); + two copies (cpu-copy)
+    assert ev.result.dram_bytes_per_byte.flat[i] == 4
+    _, i, r = _row(ev, "cpu-copy", S, **{"workload.connections": 1.0})
+    assert ev.result.dram_bytes_per_byte.flat[i] == 7
 
 
 def test_tcp_checksum_cost_when_not_offloaded(tcp):
