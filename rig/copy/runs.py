@@ -80,7 +80,11 @@ def memcpy_sweep(sizes: list[int], processes: list[int], repetitions: int,
                 continue
             before, children0 = acct.HostSnapshot.now(pids), acct.Rusage.children()
             wall0 = time.perf_counter()
-            timings = memcpy.measure(size, procs, repetitions, count)
+            try:
+                timings = memcpy.measure(size, procs, repetitions, count)
+            except RuntimeError as exc:  # a copier died (e.g. out of memory): skip with the reason
+                yield Outcome(what, skipped=str(exc))
+                continue
             wall = time.perf_counter() - wall0
             delta = acct.host_delta(before, acct.HostSnapshot.now(pids))
             noise = acct.foreign_cpu_per_s(delta, [acct.Rusage.children() - children0], wall)
@@ -191,15 +195,21 @@ def socket_sweep(paths: list[str], source_kinds: list[str], chunks: list[int], v
 def _socket_config(path, source, chunk, via, veth, repetitions, duration_s, store, pids,
                    net_prov) -> Outcome:
     what = f"{path} {source.kind} {chunk} B {via}"
-    warm = transfer.run(path, source, chunk, via, duration_s=min(WARMUP_S, duration_s), veth=veth,
-                        ksoftirqd=pids)
+    try:
+        warm = transfer.run(path, source, chunk, via, duration_s=min(WARMUP_S, duration_s), veth=veth,
+                            ksoftirqd=pids)
+        if "refused" not in warm:
+            raws = [transfer.run(path, source, chunk, via, duration_s=duration_s, veth=veth, ksoftirqd=pids)
+                    for _ in range(repetitions)]
+            refused = [r["refused"] for r in raws if "refused" in r]
+            warm = {"refused": refused[0]} if refused else warm
+    except transfer.TransferError as exc:  # a call failed mid-run (the kernel refused it): skip, go on
+        warm = {"refused": str(exc)}
     if "refused" in warm:
         return Outcome(what, skipped=warm["refused"],
                        row={"path": path, "source": source.kind, "chunk_bytes": chunk, "via": via,
                             "warning": "skipped: " + warm["refused"]})
-    runs = [transfer.cpu_split(transfer.run(path, source, chunk, via, duration_s=duration_s, veth=veth,
-                                            ksoftirqd=pids))
-            for _ in range(repetitions)]
+    runs = [transfer.cpu_split(r) for r in raws]
     samples = {k: [r.get(k) for r in runs] for k in _SPLIT_KEYS}
     summary = _summary(samples, "gbytes_per_s", f"{path} throughput")
     copied = [r.get("kernel_copied") for r in runs if "kernel_copied" in r]

@@ -1,5 +1,7 @@
 """Every socket path on real sockets: exact bytes, in order (crc32 over the received stream)."""
 
+import os
+
 import pytest
 
 from rig.copy import senders, sources, transfer, uring
@@ -93,3 +95,17 @@ def test_timed_transfer_accounts_cpu_per_side(tmpfs_source):
             assert split[f"{side}_{part}_cpu_s_per_gb"] >= 0
     assert split["tx_user_cpu_s_per_gb"] + split["tx_system_cpu_s_per_gb"] > 0
     assert split["foreign_cpu_per_s"] >= 0
+
+
+def test_a_call_the_kernel_refuses_mid_run_becomes_a_skip_with_the_reason():
+    from rig.copy import runs
+    src = sources.open_source("tmpfs", 1 << 20)
+    try:
+        os.close(src.fd)   # sendfile from a closed descriptor: the kernel answers EBADF
+        src.fd = 10_000
+        out = runs._socket_config("sendfile", src, 1 << 20, "loopback", None, 1, 0.1, None, {}, {})
+    finally:
+        src.fd = None
+        src.close()
+    assert out.record is None
+    assert "sender failed" in out.skipped and "Bad file descriptor" in out.skipped
