@@ -69,7 +69,11 @@ def calibrate_count(size_bytes: int, min_timing_s: float = MIN_TIMING_S) -> tupl
     alignment = {"src_page_offset_bytes": page_offset(src), "dst_page_offset_bytes": page_offset(dst)}
     count = 1
     while True:
-        elapsed = _copy_loop(d, s, size_bytes, count)
+        # CPU time, not wall time: a tenant taking the core during calibration must not shrink
+        # the count (and with it the timings) once the core is free again
+        c0 = time.process_time()
+        _copy_loop(d, s, size_bytes, count)
+        elapsed = time.process_time() - c0
         if elapsed >= min_timing_s:
             break
         count = max(count * 2, int(count * min_timing_s * 1.2 / max(elapsed, 1e-7)))

@@ -93,7 +93,8 @@ def test_timed_transfer_accounts_cpu_per_side(tmpfs_source):
     for side in ("tx", "rx"):
         for part in ("user", "system"):
             assert split[f"{side}_{part}_cpu_s_per_gb"] >= 0
-    assert split["tx_user_cpu_s_per_gb"] + split["tx_system_cpu_s_per_gb"] > 0
+    # on a busy host softirq ticks can absorb the sender's system time, never the whole side
+    assert sum(split[f"tx_{p}_cpu_s_per_gb"] for p in ("user", "system", "softirq")) > 0
     assert split["foreign_cpu_per_s"] >= 0
 
 
