@@ -27,6 +27,23 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _listening(port: int) -> bool:
+    """True when some socket LISTENs on TCP `port` (read from /proc, without connecting to it:
+    perftest's server accepts exactly one connection)."""
+    want = f":{port:04X}"
+    for path in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(path) as f:
+                next(f)
+                for line in f:
+                    parts = line.split()
+                    if parts[1].endswith(want) and parts[3] == "0A":
+                        return True
+        except (OSError, StopIteration):
+            continue
+    return False
+
+
 def command(op: str, size: int, *, device: str, ib_port: int, gid_index: int, num_qps: int, tx_depth: int,
             cq_mod: int, post_list: int, inline_bytes: int, iterations: int, duration_s: float,
             tcp_port: int, rx_depth: int | None = None) -> list[str]:
@@ -89,7 +106,9 @@ def run(op: str, size: int, *, device: str, ib_port: int, gid_index: int, peer_d
     cli_cmd = command(op, size, device=device, gid_index=gid_index, **common) + ["127.0.0.1"]
     before = cpu_snapshot()
     srv = subprocess.Popen(srv_cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    time.sleep(1.0)          # perftest's server must listen before the client connects
+    deadline = time.monotonic() + 30.0       # the server must listen before the client connects
+    while not _listening(tcp_port) and srv.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
     cli = subprocess.Popen(cli_cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     crc, cru = _wait(cli, timeout_s)
     src, sru = _wait(srv, 15.0)
@@ -100,6 +119,9 @@ def run(op: str, size: int, *, device: str, ib_port: int, gid_index: int, peer_d
         tail = (cli_out.strip().splitlines() or ["(no output)"])[-1]
         raise RuntimeError(f"{tool} failed (client rc={crc}, server rc={src}): {tail}")
     report = parse_report(cli_out)
+    if report["bw_average_gbits_per_s"] <= 0:
+        raise RuntimeError(f"{tool} reported zero bandwidth (its result line: "
+                           f"{report}); soft-RoCE under emulation sometimes does; run again")
     nbytes = report["bytes_per_msg"] * report["iterations"] * num_qps
     cpu = {"user_s": cru.ru_utime + sru.ru_utime, "system_s": cru.ru_stime + sru.ru_stime,
            "softirq_s": (after[2] - before[2]) / os.sysconf("SC_CLK_TCK")}

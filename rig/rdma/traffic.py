@@ -188,7 +188,8 @@ def _bw_loop(player: Player, remote: dict[str, Any], p: LoopParams,
     heads_plain = [c[0] for c in plain]
     heads_sig = [c[0] for c in signaled]
     qps = player.qps
-    cq = player.send_cq
+    post_fns = [qp.post_send for qp in qps]
+    poll = player.send_cq.poll
     qp_index = {qp.qp_num: q for q, qp in enumerate(qps)}
 
     per_qp = -(-max(1, p.iterations) // mod) * mod
@@ -221,7 +222,7 @@ def _bw_loop(player: Player, remote: dict[str, Any], p: LoopParams,
     empty = 0
     while True:
         for q in range(nq):
-            qp = qps[q]
+            post_send = post_fns[q]
             while posted[q] < target[q] and outstanding[q] + pl <= depth:
                 c = chains[q] + 1
                 wr = heads_sig[q] if c % chains_per_signal == 0 else heads_plain[q]
@@ -230,11 +231,11 @@ def _bw_loop(player: Player, remote: dict[str, Any], p: LoopParams,
                     ip = 0
                 post_arr[ip] = now()
                 ip += 1
-                qp.post_send(wr)
+                post_send(wr)
                 chains[q] = c
                 posted[q] += pl
                 outstanding[q] += pl
-        n, wcs = cq.poll(batch)
+        n, wcs = poll(batch)
         if service is not None:
             service()
         if n:
@@ -286,48 +287,47 @@ def run_latency(player: Player, remote: dict[str, Any], p: LoopParams,
     V = compat.load()
     inline = 0 < p.msg_bytes <= p.inline_bytes and p.op != "read"
     wr = _chain(V, player, 0, remote, p.op, p.msg_bytes, 1, True, inline, 0)[0]
-    qp, cq = player.qps[0], player.send_cq
-    n_iter = max(1, p.iterations)
-    for _ in range(p.warmup_iterations):
-        _one(V, qp, cq, wr, service, int(p.timeout_s * 1e9), player, remote, p)
+    if p.warmup_iterations > 0:
+        _latency_loop(V, player, remote, p, wr, p.warmup_iterations, 0, service)
+    return _latency_loop(V, player, remote, p, wr, max(1, p.iterations), int(p.duration_s * 1e9), service)
+
+
+def _latency_loop(V: compat.Verbs, player: Player, remote: dict[str, Any], p: LoopParams, wr: Any,
+                  n_iter: int, duration_ns: int, service: Callable[[], None] | None) -> RawRun:
     post = np.empty(n_iter, dtype=np.int64)
     comp = np.empty(n_iter, dtype=np.int64)
+    post_send, poll = player.qps[0].post_send, player.send_cq.poll
+    now = time.perf_counter_ns
     timeout_ns = int(p.timeout_s * 1e9)
     cpu0 = cpu_snapshot()
-    start = time.perf_counter_ns()
-    deadline = start + int(p.duration_s * 1e9) if p.duration_s > 0 else 0
+    start = now()
+    deadline = start + duration_ns if duration_ns else 0
     i = 0
     while i < n_iter:
-        post[i], comp[i] = _one(V, qp, cq, wr, service, timeout_ns, player, remote, p)
+        t0 = now()
+        post_send(wr)
+        spins = 0
+        while True:
+            n, wcs = poll(1)
+            if n:
+                break
+            spins += 1
+            if not spins & 1023 and now() - t0 > timeout_ns:
+                raise PollTimeout(f"no {p.op} completion for {p.timeout_s:g} s")
+        t1 = now()
+        if wcs[0].status:
+            check_wc(V, wcs[0], lambda wc: describe_wr(p.op, player, 0, remote, p.msg_bytes, int(wc.wr_id)))
+        post[i] = t0
+        comp[i] = t1
         i += 1
-        if deadline and comp[i - 1] >= deadline:
+        if service is not None:
+            service()            # outside the timed span: reposts the target's receive (SEND)
+        if deadline and t1 >= deadline:
             break
-    end = time.perf_counter_ns()
+    end = now()
     cpu = cpu_delta(cpu0, cpu_snapshot())
     return RawRun(op=p.op, msg_bytes=p.msg_bytes, num_qps=1, wrs_per_completion=1,
                   post_ns=post[:i], comp_ns=comp[:i], wrs_completed=i, start_ns=start, end_ns=end, cpu=cpu)
-
-
-def _one(V: compat.Verbs, qp: Any, cq: Any, wr: Any, service: Callable[[], None] | None,
-         timeout_ns: int, player: Player, remote: dict[str, Any], p: LoopParams) -> tuple[int, int]:
-    now = time.perf_counter_ns
-    t0 = now()
-    qp.post_send(wr)
-    empty = 0
-    while True:
-        n, wcs = cq.poll(1)
-        if n:
-            t1 = now()
-            if wcs[0].status:
-                check_wc(V, wcs[0], lambda wc: describe_wr(p.op, player, 0, remote, p.msg_bytes, int(wc.wr_id)))
-            return t0, t1
-        if service is not None:
-            service()
-        empty += 1
-        if empty >= EMPTY_POLLS_PER_CLOCK_CHECK:
-            empty = 0
-            if now() - t0 > timeout_ns:
-                raise PollTimeout(f"no {p.op} completion for {timeout_ns / 1e9:g} s")
 
 
 # ---- receives (SEND target) ----------------------------------------------------------------
