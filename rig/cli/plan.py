@@ -102,7 +102,8 @@ def _notes(ev: Evaluation) -> list[str]:
     srcs = s.platform.sources()
     assumed = sorted(k for k, v in srcs.items() if "assumption" in v.lower())
     notes = [
-        "throughput = payload bytes/s of SMB2 READ data; utilisation = throughput / capacity of that resource",
+        f"throughput = payload bytes/s of SMB2 {s.workload.operation.upper()} data; "
+        "utilisation = throughput / capacity of that resource",
         f"serving cores = min(io_cores {s.workload.io_cores}, connections); links used = min(links, connections)",
         "headroom = how much faster the point would run if the binding resource were removed",
     ]
