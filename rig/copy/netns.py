@@ -14,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import os
 import re
+import signal
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,9 +122,14 @@ class VethPair:
     def destroy(self) -> None:
         if not self.created:
             return
-        for ns in (self.tx_ns, self.rx_ns):
-            _ip("netns", "del", ns, check=False)  # deleting a namespace removes its veth end
-        self.created = False
+        # a second Ctrl-C while deleting must not leave a namespace behind: hold signals till done
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        try:
+            for ns in (self.tx_ns, self.rx_ns):
+                _ip("netns", "del", ns, check=False)  # deleting a namespace removes its veth end
+            self.created = False
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
     def describe(self) -> dict:
         return {"tx_namespace": self.tx_ns, "rx_namespace": self.rx_ns,
