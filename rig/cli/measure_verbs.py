@@ -84,6 +84,7 @@ def verbs(
     json_out: bool = JsonOption,
 ) -> None:
     """RDMA bandwidth or latency through pyverbs (perftest-style), records into the store."""
+    from rig.rdma import compat
     from rig.rdma.measure import IntegrityError, PeerError, VerbsOptions, run_point
     from rig.rdma.traffic import CompletionError, PollTimeout
     from rig.runner import Progress, measured_record, store_record
@@ -98,6 +99,7 @@ def verbs(
     opts.check()
     if vs_perftest and (latency or peer):
         raise InputError("--vs-perftest compares loopback bandwidth runs", "drop --latency/--peer for it")
+    V = compat.load()               # InputError (one line) when pyverbs is missing
     st = None if no_store else open_store(store)
     prog = Progress(len(opts.sizes), f"verbs {op} {'latency' if latency else 'bandwidth'}")
     points, vs_rows, failure = [], [], None
@@ -111,9 +113,13 @@ def verbs(
             except (PollTimeout, PeerError, IntegrityError) as exc:
                 failure = f"{exc} - stopped, resources released"
                 break
+            except V.PyverbsError as exc:        # a verbs call the device refused (sizes, depths...)
+                failure = f"verbs call failed at {msg} B: {exc} - stopped, resources released"
+                break
             name = f"verbs.{op}.{'lat' if latency else 'bw'}"
             rec = measured_record(name, point["params"], point["samples"], point["summary"],
-                                  extra_provenance={"rdma_ports": point["ports"], "integrity": point["integrity"]})
+                                  extra_provenance={"rdma_ports": point["ports"], "integrity": point["integrity"],
+                                                    "pyverbs_api": V.api, "pyverbs_path": V.path})
             store_record(rec, st)
             point["record_id"] = rec.id
             points.append(point)

@@ -17,6 +17,7 @@ from scenarios.units import BITS_PER_BYTE, GB
 
 NS = 1e-9          # perf_counter_ns stamps -> seconds
 
+MAX_STORED_SAMPLES = 100_000   # latency samples kept in a record (evenly thinned beyond; stats use all)
 SLICES = 20         # the run is cut into this many slices for the per-slice bandwidth samples
 
 
@@ -80,4 +81,5 @@ def latency(raw: RawRun, peer_cpu: dict[str, float] | None = None) -> tuple[dict
     summary.update(_cpu_per_gb(raw.cpu, summary["bytes"]))
     if peer_cpu:
         summary.update(_cpu_per_gb(peer_cpu, summary["bytes"], "peer_"))
-    return summary, {"latency_s": lat.tolist()}
+    kept = lat if lat.size <= MAX_STORED_SAMPLES else lat[np.linspace(0, lat.size - 1, MAX_STORED_SAMPLES).astype(int)]
+    return summary, {"latency_s": kept.tolist()}

@@ -234,6 +234,18 @@ class Player:
     def create_context(self) -> None:
         self.ctx = self.V.Context(name=self.port.device)
         self.dev_attr = self.ctx.query_device()
+        self.check_limits()
+
+    def check_limits(self) -> None:
+        """Depths and sizes the device cannot take: one clear line instead of a failed verbs call."""
+        a, c, dev = self.dev_attr, self.cfg, self.port.device
+        for what, want, limit, opt in (("TX depth", c.tx_depth, a.max_qp_wr, "--tx-depth"),
+                                       ("RX depth", c.rx_depth, a.max_qp_wr, "--rx-depth"),
+                                       ("QPs", c.num_qps, a.max_qp, "--qps"),
+                                       ("memory region", c.mr_bytes, a.max_mr_size, "--size/--qps")):
+            if want > limit:
+                raise InputError(f"{dev} allows at most {limit} for the {what}, asked for {want}",
+                                 f"lower {opt}")
 
     def create_pd(self) -> None:
         self.pd = self.V.PD(self.ctx)
