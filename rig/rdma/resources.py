@@ -242,6 +242,7 @@ class Player:
         for what, want, limit, opt in (("TX depth", c.tx_depth, a.max_qp_wr, "--tx-depth"),
                                        ("RX depth", c.rx_depth, a.max_qp_wr, "--rx-depth"),
                                        ("QPs", c.num_qps, a.max_qp, "--qps"),
+                                       ("CQ entries", self.cq_entries(), a.max_cqe, "--tx-depth/--rx-depth/--qps"),
                                        ("memory region", c.mr_bytes, a.max_mr_size, "--size/--qps")):
             if want > limit:
                 raise InputError(f"{dev} allows at most {limit} for the {what}, asked for {want}",
@@ -266,10 +267,12 @@ class Player:
                                  "raise it with `ulimit -l unlimited` or use a smaller --size") from exc
             raise
 
+    def cq_entries(self) -> int:
+        return self.cfg.cq_depth or max(64, self.cfg.num_qps * max(self.cfg.tx_depth, self.cfg.rx_depth))
+
     def create_cqs(self) -> None:
-        depth = self.cfg.cq_depth or max(64, self.cfg.num_qps * max(self.cfg.tx_depth, self.cfg.rx_depth))
-        self.send_cq = self.V.CQ(self.ctx, depth)
-        self.recv_cq = self.V.CQ(self.ctx, depth)
+        self.send_cq = self.V.CQ(self.ctx, self.cq_entries())
+        self.recv_cq = self.V.CQ(self.ctx, self.cq_entries())
 
     def qp_init_attr(self) -> Any:
         cap = self.V.QPCap(max_send_wr=self.cfg.tx_depth, max_recv_wr=self.cfg.rx_depth, max_send_sge=1,

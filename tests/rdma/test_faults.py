@@ -129,3 +129,8 @@ def test_memlock_limit_is_reported(rdma_devices):
     out = subprocess.run(["capsh", "--drop=cap_ipc_lock", "--", "-c", cmd], capture_output=True, text=True, timeout=120)
     assert out.returncode == 2, out.stderr
     assert "RLIMIT_MEMLOCK" in out.stderr and "ulimit -l" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_depth_beyond_the_device_is_an_input_error(rdma_devices):
+    with pytest.raises(InputError, match="allows at most"):
+        run_point(VerbsOptions(sizes=[4096], device=rdma_devices[0], tx_depth=1 << 24, cq_mod=1), 4096)
