@@ -8,7 +8,6 @@ one step instead of copying the set-up.
 from __future__ import annotations
 
 import ctypes
-import os
 import resource
 import secrets
 from dataclasses import asdict, dataclass
