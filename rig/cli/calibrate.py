@@ -239,8 +239,9 @@ def _ci(est: cal.Estimate, scale: float) -> str:
 
 @app.command("host")
 def host(
-    out: Path = typer.Option(Path("scenarios/platforms/this-host.toml"), "--out",
-                             help="Platform profile to write."),
+    out: Path = typer.Option(schema.PLATFORM_DIR / "this-host.toml", "--out",
+                             help="Platform profile to write (in scenarios/platforms/ it becomes a "
+                                  "built-in platform: `rdmarig plan ... --platform this-host`)."),
     name: str = typer.Option("this-host", "--name", help="Platform name inside the profile."),
     scenario: str = typer.Option("smb-tcp-loopback", "--scenario",
                                  help="Scenario whose copy paths are compared with the measurements."),
