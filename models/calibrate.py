@@ -117,8 +117,9 @@ def _copy_fit_result(best, x, y, ids) -> Fit:
     for i, (name, unit) in enumerate((("copy_rate_cache", "bytes/s"), ("copy_rate_dram", "bytes/s"),
                                       ("cache_per_core", "bytes"))):
         lo, hi = _interval(popt[i], sig[i], dof)  # interval in log space, mapped back
-        params[name] = Estimate(float(np.exp(popt[i])), float(np.exp(lo)), float(np.exp(hi)), unit,
-                                tuple(sorted(set(ids))))
+        with np.errstate(over="ignore"):  # an undetermined parameter gets an infinite interval
+            params[name] = Estimate(float(np.exp(popt[i])), float(np.exp(lo)), float(np.exp(hi)), unit,
+                                    tuple(sorted(set(ids))))
     pred = copy_rate(x, params["copy_rate_cache"].value, params["copy_rate_dram"].value,
                      params["cache_per_core"].value)
     return Fit(params=params, n_points=len(x), **_quality(x, y, pred, ids))
