@@ -139,4 +139,4 @@ def depmod(root: Path, version: str) -> None:
     proc = subprocess.run(["depmod", "-b", str(root), version], capture_output=True, text=True)
     if proc.returncode != 0:
         raise InputError(f"depmod failed: {proc.stderr.strip()[-200:]}",
-                         f"install kmod ({'apt-get install -y kmod'}) and retry")
+                         "install kmod (apt-get install -y kmod) and retry")

@@ -8,15 +8,16 @@ command line) and the results out (rc, setup.log, spool/ of JSON records, consol
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
-import sys
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
 
+from results.store import Store
 from rig.guest import boot as bootmod
 from rig.guest import hostcheck, qemu
 from rig.guest.cache import Cache
@@ -121,6 +122,11 @@ def _prune_runs(cache: Cache, keep: int = KEEP_RUNS) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def _rc_from_marker(detail: str | None) -> int | None:
+    m = re.match(r"rc=(\d+)", detail or "")
+    return int(m.group(1)) if m else None
+
+
 def _read_rc(run_dir: Path) -> int | None:
     try:
         return int((run_dir / "rc").read_text().strip())
@@ -199,6 +205,8 @@ def run_in_guest(argv: list[str], cwd: Path, cache: Cache, options: RunOptions, 
     result = bootmod.boot(cmd, run_dir / "console.log", run_dir / "qemu.stderr", options.boot_timeout_s,
                           options.command_timeout_s, on_output, on_marker)
     rc = _read_rc(run_dir)
+    if rc is None:   # the rc file is the record; the console marker ("done rc=N") the fallback
+        rc = _rc_from_marker(result.detail("done"))
     if result.status == "finished":
         exit_code = rc if rc is not None else EXIT_GUEST_FAILED
     elif result.status == "command-timeout":
@@ -214,11 +222,14 @@ def run_in_guest(argv: list[str], cwd: Path, cache: Cache, options: RunOptions, 
     ingested = 0
     store_path = None
     if ingest and any(spool.glob("*.json")):
-        from results.store import Store
-        with Store(store) as st:
-            st.spool = None   # this process writes to SQLite even if it runs under a spool itself
-            ingested = len(st.ingest_spool(spool))
-            store_path = st.path
+        try:
+            with Store(store) as st:
+                st.spool = None   # this process writes to SQLite even if it runs under a spool itself
+                ingested = len(st.ingest_spool(spool))
+                store_path = st.path
+        except InputError as exc:
+            raise InputError(exc.cause, f"{exc.fix}; the command's records wait in {spool} "
+                             "(results.store.Store().ingest_spool(DIR) takes them)") from None
     _prune_runs(cache)
 
     def uptime(event: str) -> float | None:

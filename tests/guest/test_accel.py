@@ -1,7 +1,6 @@
 """The KVM/TCG decision. This machine's CPU shows no vmx/svm, so the KVM branch is driven here by
 substituting the two things it depends on: the capability probe and the outcome of the test boot."""
 
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
