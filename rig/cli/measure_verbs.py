@@ -77,6 +77,7 @@ def verbs(
     peer_gid_index: Optional[int] = typer.Option(None, "--peer-gid-index", help="GID index on --peer-device."),
     peer: Optional[str] = typer.Option(None, "--peer", help="HOST[:PORT] of `rdmarig serve` (two-host mode)."),
     validate: bool = typer.Option(False, "--validate", help="Before timing: fresh random data through every slot, every byte checked."),
+    rdma_cm: bool = typer.Option(False, "--rdma-cm", help="Connect the loopback QPs through rdma_cm (librdmacm)."),
     timeout: str = typer.Option("10s", "--timeout", help="Give up when no completion arrives for this long."),
     vs_perftest: bool = typer.Option(False, "--vs-perftest", help="Also run ib_write_bw/ib_read_bw/ib_send_bw alike; print both and the ratio."),
     no_store: bool = typer.Option(False, "--no-store", help="Do not store records."),
@@ -95,7 +96,7 @@ def verbs(
         iterations=iterations, duration_s=parse_time(duration, "--duration") if duration else 0.0,
         warmup_iterations=warmup, latency=latency, device=device, port=ib_port, gid_index=gid_index,
         peer_device=peer_device, peer_gid_index=peer_gid_index, peer_addr=peer, validate=validate,
-        timeout_s=parse_time(timeout, "--timeout"))
+        timeout_s=parse_time(timeout, "--timeout"), rdma_cm=rdma_cm)
     opts.check()
     if vs_perftest and (latency or peer):
         raise InputError("--vs-perftest compares loopback bandwidth runs", "drop --latency/--peer for it")

@@ -179,3 +179,42 @@ def available() -> tuple[bool, str]:
         return True, load().api
     except InputError as exc:
         return False, exc.one_line()
+
+
+@dataclass
+class CM:
+    """librdmacm through pyverbs (connection set-up only)."""
+
+    e: SimpleNamespace            # RDMA_CM_EVENT_*, RDMA_PS_*, RAI_* flat
+    CMID: Any
+    AddrInfo: Any
+    ConnParam: Any
+    CMEvent: Any
+    CMEventChannel: Any
+
+
+_cm: CM | None = None
+
+
+def load_cm() -> CM:
+    """pyverbs' rdma_cm classes; InputError when this pyverbs has none."""
+    global _cm
+    if _cm is not None:
+        return _cm
+    load()
+    try:
+        try:
+            enums = importlib.import_module("pyverbs.librdmacm_enums")
+        except ImportError:
+            enums = importlib.import_module("pyverbs.cm_enums")
+        cmid = importlib.import_module("pyverbs.cmid")
+    except ImportError as exc:
+        raise InputError(f"this pyverbs has no rdma_cm support ({exc})",
+                         "connect without --rdma-cm, or install rdma-core's pyverbs with librdmacm") from exc
+    flat = _flatten_enums(enums)
+    for name in dir(enums):          # RAI_PASSIVE and friends are plain module-level ints
+        if name.startswith("RAI_") and isinstance(getattr(enums, name), int):
+            setattr(flat, name, int(getattr(enums, name)))
+    _cm = CM(e=flat, CMID=cmid.CMID, AddrInfo=cmid.AddrInfo, ConnParam=cmid.ConnParam, CMEvent=cmid.CMEvent,
+             CMEventChannel=cmid.CMEventChannel)
+    return _cm

@@ -42,13 +42,15 @@ class VerbsOptions:
     peer_addr: str | None = None
     validate: bool = False
     timeout_s: float = 10.0
+    rdma_cm: bool = False
 
     def params(self, size: int) -> dict[str, Any]:
         d = asdict(self)
         d.pop("sizes")
         d["msg_bytes"] = size
         d["mode"] = "latency" if self.latency else "bandwidth"
-        d["connection"] = f"peer {self.peer_addr}" if self.peer_addr else "loopback"
+        d["connection"] = f"peer {self.peer_addr}" if self.peer_addr else \
+            ("loopback via rdma_cm" if self.rdma_cm else "loopback")
         if not self.latency:
             d["cq_mod_effective"] = effective_cq_mod(self.loop(size))
         return d
@@ -72,6 +74,8 @@ class VerbsOptions:
         if self.peer_addr and self.peer_device:
             raise InputError("--peer (another host) and --peer-device (loopback across devices) exclude "
                              "each other", "pick one")
+        if self.rdma_cm and self.peer_addr:
+            raise InputError("--rdma-cm connects loopback runs only", "drop --rdma-cm with --peer")
         if self.op == "read" and self.inline_bytes:
             raise InputError("RDMA READ has no inline data", "drop --inline for --op read")
 
@@ -93,7 +97,11 @@ def run_point(opts: VerbsOptions, size: int) -> dict[str, Any]:
     slots = VALIDATE_SLOTS if opts.validate else 1
     cfg = PlayerConfig(msg_bytes=size, slots=slots, num_qps=opts.num_qps, tx_depth=opts.tx_depth,
                        rx_depth=opts.rx_depth, max_inline_bytes=opts.inline_bytes)
-    a, b = loopback(cfg, opts.device, opts.peer_device, opts.port, opts.gid_index, opts.peer_gid_index)
+    if opts.rdma_cm:
+        from rig.rdma.cm import loopback_rdma_cm
+        a, b = loopback_rdma_cm(cfg, opts.device, opts.peer_device, opts.port, opts.gid_index, opts.peer_gid_index)
+    else:
+        a, b = loopback(cfg, opts.device, opts.peer_device, opts.port, opts.gid_index, opts.peer_gid_index)
     try:
         out: dict[str, Any] = {"ports": {"local": a.port.as_dict(), "remote": b.port.as_dict()}}
         integrity: dict[str, Any] = {}

@@ -109,3 +109,14 @@ def test_cli_sweep_json_and_store(rdma_devices, tmp_path):
         recs = [st.get(p["record_id"]) for p in doc["points"]]
     assert all(r.name == "verbs.read.bw" and r.kind == "measured" for r in recs)
     assert recs[0].summary["bw_average_gbytes_per_s"] > 0 and "rdma_ports" in recs[0].provenance
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_rdma_cm_connection(two_devices, op):
+    """QPs connected through rdma_cm (rxe0 -> rxe1 over the veth addresses), then a checked run."""
+    opts = VerbsOptions(op=op, sizes=[8192], num_qps=2, tx_depth=16, cq_mod=8, iterations=32, rdma_cm=True,
+                        device=two_devices[0], peer_device=two_devices[1], validate=True)
+    point = run_point(opts, 8192)
+    assert point["params"]["connection"] == "loopback via rdma_cm"
+    assert point["summary"]["integrity_ok"] and point["integrity"]["validate"]["ok"]
+    assert point["summary"]["wrs"] == 64
