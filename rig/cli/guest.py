@@ -51,6 +51,8 @@ def _options(cpus: int, mem: str, boot_timeout: str, timeout: str, accel: str, e
 
 def _report_failure(result) -> None:
     _say(f"{result.message}; console log: {result.console_log}")
+    if result.status == "fatal" and (result.run_dir / "setup.log").exists():
+        _say(f"soft-RoCE set-up trace: {result.run_dir / 'setup.log'}")
     if result.status in ("boot-timeout", "crashed", "fatal"):
         tail = result.console_tail[-15:]
         print("  console tail:" if tail else "  (the console stayed silent)", file=sys.stderr)

@@ -91,6 +91,7 @@ def _fetch_kernel(cache: Cache, package: str, say: Say) -> None:
 def prepare(cache: Cache, say: Say = lambda _: None, resolve: bool = True) -> Prepared:
     """Make the cache bootable; returns what is there. `resolve=False` trusts an existing cache."""
     hostcheck.require_host_packages()
+    say(f"host packages present: {' '.join(hostcheck.HOST_PACKAGES)}")
     cache.root.mkdir(parents=True, exist_ok=True)
     with open(cache.root / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)     # two prepares (or runs) at once: the second waits
