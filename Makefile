@@ -45,8 +45,13 @@ $(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 
-bench: venv
+# Benchmarks print figures side by side (no pass/fail): model sweep speed, our RDMA loop vs
+# ib_write_bw inside the soft-RoCE guest, copy probes vs mbw and iperf3 on this host.
+bench: venv deps
 	$(BIN)/python benchmarks/model_sweep.py
+	$(BIN)/rdmarig guest prepare
+	$(BIN)/rdmarig guest run -- $(CURDIR)/$(BIN)/python benchmarks/verbs_vs_perftest.py --rounds 5
+	$(BIN)/python benchmarks/copy_vs_tools.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

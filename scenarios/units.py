@@ -13,12 +13,13 @@ from scenarios.errors import InputError
 KB, MB, GB, TB = 1e3, 1e6, 1e9, 1e12
 KiB, MiB, GiB, TiB = 1024, 1024**2, 1024**3, 1024**4
 BITS_PER_BYTE = 8
+NS, US, MS = 1e-9, 1e-6, 1e-3
 
 _SIZE_PREFIX = {
     "": 1, "k": KB, "K": KB, "M": MB, "G": GB, "T": TB,
     "Ki": KiB, "Mi": MiB, "Gi": GiB, "Ti": TiB,
 }
-_TIME_UNIT = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9, "min": 60.0, "h": 3600.0}
+_TIME_UNIT = {"s": 1.0, "ms": MS, "us": US, "µs": US, "ns": NS, "min": 60.0, "h": 3600.0}
 
 _NUM = r"([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
 _SIZE_RE = re.compile(rf"^\s*{_NUM}\s*(Ki|Mi|Gi|Ti|k|K|M|G|T)?(B|b|bit|bits|byte|bytes)?\s*$")

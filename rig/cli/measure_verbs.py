@@ -12,9 +12,8 @@ import typer
 from results.tables import Column, Table, render
 from rig.cli._common import JsonOption, StoreOption, open_store
 from scenarios.errors import InputError
-from scenarios.units import parse_size, parse_size_list, parse_time
+from scenarios.units import US, parse_size, parse_size_list, parse_time
 
-US = parse_time("1us")
 
 BW_COLUMNS = [
     Column("msg_bytes", "#bytes", "{:.0f}"),
