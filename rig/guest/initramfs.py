@@ -74,8 +74,11 @@ finish() { echo "$1" > "$RUN/rc.tmp" && mv "$RUN/rc.tmp" "$RUN/rc"; sync; mark "
 setup_rxe() {
   # few processes: each exec costs ~0.2 s under TCG
   PS4='+ [${EPOCHREALTIME}] '
+  trap 'echo "FAILED (exit $?): $BASH_COMMAND"' ERR
   set -ex
   modprobe -a rdma_rxe veth
+  # modprobe -a only warns about a module it cannot find
+  [ -d /sys/module/rdma_rxe ] || { echo "the rdma_rxe module did not load"; exit 1; }
   # both ends are local addresses: the local table moves after per-destination rules so traffic
   # between them leaves through the veth instead of short-cutting over lo
   ip -batch - <<IPCMDS
@@ -104,11 +107,13 @@ IPCMDS
       sleep 0.1
     done
     echo "$d port 1: $state"
-    [[ $state == *ACTIVE ]]
+    [[ $state == *ACTIVE ]] || { echo "$d port 1 not ACTIVE after 10 s: $state"; exit 1; }
   done
 }
 if [ "$(cat "$RUN/rxe" 2>/dev/null)" != "off" ]; then
-  if ! (setup_rxe) > "$RUN/setup.log" 2>&1; then
+  # a plain subshell, not inside `if`: there errexit would be ignored
+  (setup_rxe) > "$RUN/setup.log" 2>&1
+  if [ $? != 0 ]; then
     mark "fatal soft-RoCE set-up failed: $(grep -v '^+' "$RUN/setup.log" | tail -n 1)"
     exit 125
   fi

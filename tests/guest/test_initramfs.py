@@ -1,3 +1,4 @@
+import os
 import shutil
 import stat
 import subprocess
@@ -80,3 +81,26 @@ def test_scripts_parse(tmp_path):
         pytest.skip("busybox not installed: cannot syntax-check the init script")
     (tmp_path / "init").write_text(initramfs.init_script())
     assert subprocess.run([busybox, "sh", "-n", str(tmp_path / "init")]).returncode == 0
+
+
+@pytest.mark.skipif(not shutil.which("bash"), reason="bash not installed")
+def test_rxe_set_up_stops_at_the_first_failure(tmp_path):
+    """The set-up function under bash with stand-in commands (only they are on PATH, so nothing
+    touches this host): modprobe "succeeds" with only a warning, as modprobe -a does for a missing
+    module, and the set-up must stop there with a readable last line instead of carrying on."""
+    stage2 = initramfs.stage2_script()
+    body = stage2[stage2.index("setup_rxe() {"):stage2.index("\n}\n") + 3]
+    stubs = tmp_path / "bin"
+    stubs.mkdir()
+    calls = tmp_path / "calls"
+    for name in ("modprobe", "ip", "sysctl", "rdma", "sleep"):
+        (stubs / name).write_text(f"#!/bin/bash\necho {name} \"$@\" >> {calls}\n")
+        (stubs / name).chmod(0o755)
+    if os.path.isdir("/sys/module/rdma_rxe"):
+        pytest.skip("this host has rdma_rxe loaded: the stand-in modprobe cannot simulate its absence")
+    proc = subprocess.run([shutil.which("bash"), "-c", body + "(setup_rxe); echo rc=$?"], capture_output=True,
+                          text=True, env={"PATH": str(stubs)}, timeout=30)
+    lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if not ln.startswith("+")]
+    assert "rc=1" in proc.stdout
+    assert "the rdma_rxe module did not load" in lines
+    assert calls.read_text().splitlines() == ["modprobe -a rdma_rxe veth"]    # nothing after it ran
