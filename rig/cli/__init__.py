@@ -45,6 +45,12 @@ _register()
 def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, prog_name="rdmarig")
+    except SystemExit as exc:
+        # typer turns an unhandled Ctrl-C into a silent exit 130; say what happened to the results
+        ctx = exc.__context__
+        if exc.code == 130 and isinstance(ctx, typer.Exit) and isinstance(ctx.__cause__, KeyboardInterrupt):
+            error("interrupted; records completed before the interrupt are kept in the store", 130)
+        raise
     except InputError as exc:
         error(exc.one_line(), exc.exit_code)
     except KeyboardInterrupt:

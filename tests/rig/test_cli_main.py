@@ -1,0 +1,55 @@
+"""main(): the one place that turns failures into one line and an exit code."""
+
+import pytest
+
+import rig.cli as cli
+from scenarios.errors import InputError
+
+
+@pytest.fixture
+def command():
+    """Register a throw-away command on the real app; remove it afterwards."""
+    added = []
+
+    def add(fn):
+        cli.app.command(fn.__name__.replace("_", "-"))(fn)
+        added.append(fn.__name__.replace("_", "-"))
+        return fn
+
+    yield add
+    cli.app.registered_commands[:] = [c for c in cli.app.registered_commands if c.name not in added]
+
+
+def run(capsys, name):
+    with pytest.raises(SystemExit) as info:
+        cli.main([name])
+    return info.value.code, capsys.readouterr().err
+
+
+def test_ctrl_c_is_one_line_exit_130(command, capsys):
+    @command
+    def interrupted():
+        raise KeyboardInterrupt
+
+    code, err = run(capsys, "interrupted")
+    assert code == 130
+    assert err == "rdmarig: error: interrupted; records completed before the interrupt are kept in the store\n"
+
+
+def test_input_error_is_one_line_exit_2(command, capsys):
+    @command
+    def bad_input():
+        raise InputError("scenario x.toml: link.rate '200Gbit' has no '/s'", "write it like '200Gbit/s'")
+
+    code, err = run(capsys, "bad-input")
+    assert code == 2
+    assert err.count("\n") == 1 and "link.rate" in err and "write it like" in err
+
+
+def test_unreadable_file_is_one_line(command, capsys, tmp_path):
+    @command
+    def read_missing():
+        open(tmp_path / "missing.toml").read()
+
+    code, err = run(capsys, "read-missing")
+    assert code == 2 and "missing.toml" in err and err.count("\n") == 1
