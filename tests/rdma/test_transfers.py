@@ -42,15 +42,20 @@ def test_integrity_across_devices(two_devices, op):
 
 
 def test_corruption_is_detected(rdma_devices):
-    """The check can fail: flip a byte at the target after the transfer and compare again."""
+    """The checks can fail: corrupt one byte at the target after a real transfer and both
+    detectors the measurements use (verify_transfer's byte count, run_point's slot compare) see it."""
+    from rig.rdma.integrity import mismatched_bytes
+    from rig.rdma.measure import _integrity_loopback
     cfg = PlayerConfig(msg_bytes=4096, slots=2, num_qps=1, tx_depth=8, rx_depth=8)
     a, b = loopback(cfg, device=rdma_devices[0])
     try:
-        assert verify_transfer(a, b, "write")["ok"]
+        res = verify_transfer(a, b, "write")
+        assert res["ok"] and _integrity_loopback(VerbsOptions(op="write"), a, b)["integrity_ok"]
         data = bytearray(b.read_bytes())
-        data[4096 + 17] ^= 0xFF
+        data[17] ^= 0xFF                         # slot 0 of QP 0: what run_point compares
         b.write_bytes(bytes(data))
-        assert a.read_bytes() != b.read_bytes()
+        assert mismatched_bytes(a.read_bytes(), b.read_bytes()) == 1
+        assert not _integrity_loopback(VerbsOptions(op="write"), a, b)["integrity_ok"]
     finally:
         a.close()
         b.close()
