@@ -69,6 +69,9 @@ def verbs(
     duration: Optional[str] = typer.Option(None, "--duration", "-D", help="Run for this long instead (e.g. 10s)."),
     warmup: int = typer.Option(0, "--warmup", help="Warm-up WRs per QP before the timed run."),
     latency: bool = typer.Option(False, "--latency", help="Latency (one WR in flight) instead of bandwidth."),
+    latency_mode: str = typer.Option("auto", "--latency-mode",
+                                     help="pingpong: half round trip as ib_write_lat/ib_send_lat; post: post to "
+                                          "completion as ib_read_lat; auto: pingpong for WRITE/SEND in loopback."),
     device: Optional[str] = typer.Option(None, "--device", "-d", help="RDMA device (default: first with an ACTIVE port)."),
     ib_port: Optional[int] = typer.Option(None, "--ib-port", "-i", help="Device port (default: first ACTIVE)."),
     gid_index: Optional[int] = typer.Option(None, "--gid-index", "-x", help="GID index (default: IPv4-mapped RoCE v2)."),
@@ -93,7 +96,7 @@ def verbs(
         op=op, sizes=[int(x) for x in parse_size_list(size, "--size")], num_qps=qps, tx_depth=tx_depth,
         rx_depth=rx_depth, cq_mod=cq_mod, post_list=post_list, inline_bytes=int(parse_size(inline, "--inline")),
         iterations=iterations, duration_s=parse_time(duration, "--duration") if duration else 0.0,
-        warmup_iterations=warmup, latency=latency, device=device, port=ib_port, gid_index=gid_index,
+        warmup_iterations=warmup, latency=latency, latency_mode=latency_mode, device=device, port=ib_port, gid_index=gid_index,
         peer_device=peer_device, peer_gid_index=peer_gid_index, peer_addr=peer, validate=validate,
         timeout_s=parse_time(timeout, "--timeout"), rdma_cm=rdma_cm)
     opts.check()
@@ -180,7 +183,9 @@ def _print(opts: Any, points: list[dict[str, Any]], vs_rows: list[dict[str, Any]
     cols = LAT_COLUMNS if opts.latency else BW_COLUMNS + (PEER_CPU_COLUMNS if opts.peer_addr else [])
     notes = ["integrity: target memory checked after every point" +
              (" (+ --validate pass through every slot)" if opts.validate else "")]
-    if opts.latency:
+    if opts.latency and opts.latency_method() == "pingpong":
+        notes.append("latency = half of a ping-pong round trip between the two ends (as ib_write_lat/ib_send_lat)")
+    elif opts.latency:
         notes.append("latency = post to completion of one signaled WR (READ: as ib_read_lat; "
                      "WRITE/SEND include the ACK, i.e. a round trip)")
     notes.append(p0["summary"].get("cpu_scope", ""))

@@ -67,13 +67,17 @@ def bandwidth(raw: RawRun, tx_depth: int, peer_cpu: dict[str, float] | None = No
 
 
 def latency(raw: RawRun, peer_cpu: dict[str, float] | None = None) -> tuple[dict[str, Any], dict[str, list[float]]]:
-    """(summary, samples) of a latency run: post-to-completion times in seconds."""
-    lat = (raw.comp_ns - raw.post_ns).astype(np.float64) * NS
+    """(summary, samples) of a latency run in seconds: post to completion, or half of each round
+    trip for ping-pong stamps (as ib_write_lat / ib_send_lat report)."""
+    round_trip = raw.stamps_span == "round_trip"
+    lat = (raw.comp_ns - raw.post_ns).astype(np.float64) * NS / (2 if round_trip else 1)
     if lat.size == 0:
         raise ValueError("no latency samples")
     q = np.quantile(lat, [0.5, 0.99, 0.999])
     summary = {
-        "bytes": float(raw.wrs_completed) * raw.msg_bytes, "wrs": raw.wrs_completed,
+        # a round trip moves the message twice
+        "bytes": float(raw.wrs_completed) * raw.msg_bytes * (2 if round_trip else 1), "wrs": raw.wrs_completed,
+        "latency_method": "half_round_trip" if round_trip else "post_to_completion",
         "latency_min_s": float(lat.min()), "latency_median_s": float(q[0]),
         "latency_p99_s": float(q[1]), "latency_p999_s": float(q[2]), "latency_max_s": float(lat.max()),
         "latency_mean_s": float(lat.mean()), "latency_stdev_s": float(lat.std(ddof=1)) if lat.size > 1 else 0.0,

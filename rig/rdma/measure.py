@@ -14,7 +14,7 @@ from rig.rdma.connect import loopback
 from rig.rdma.handshake import (DEFAULT_PORT, HANDSHAKE_TIMEOUT_S, LineReader, PeerGone, ProtocolError,
                                 parse_addr, send_msg)
 from rig.rdma.resources import Player, PlayerConfig, discover
-from rig.rdma.traffic import LoopParams, Receiver, effective_cq_mod, run_bw, run_latency
+from rig.rdma.traffic import PINGPONG_OPS, LoopParams, Receiver, effective_cq_mod, run_bw, run_latency, run_pingpong
 from scenarios.errors import InputError
 
 VALIDATE_SLOTS = 4
@@ -34,6 +34,7 @@ class VerbsOptions:
     duration_s: float = 0.0
     warmup_iterations: int = 0
     latency: bool = False
+    latency_mode: str = "auto"      # pingpong (half round trip) | post (post to completion) | auto
     device: str | None = None
     port: int | None = None
     gid_index: int | None = None
@@ -49,6 +50,8 @@ class VerbsOptions:
         d.pop("sizes")
         d["msg_bytes"] = size
         d["mode"] = "latency" if self.latency else "bandwidth"
+        if self.latency:
+            d["latency_mode"] = self.latency_method()
         d["connection"] = f"peer {self.peer_addr}" if self.peer_addr else \
             ("loopback via rdma_cm" if self.rdma_cm else "loopback")
         if not self.latency:
@@ -59,6 +62,13 @@ class VerbsOptions:
         return LoopParams(op=self.op, msg_bytes=size, iterations=self.iterations, duration_s=self.duration_s,
                           warmup_iterations=self.warmup_iterations, tx_depth=self.tx_depth, cq_mod=self.cq_mod,
                           post_list=self.post_list, inline_bytes=self.inline_bytes, timeout_s=self.timeout_s)
+
+    def latency_method(self) -> str:
+        """auto: ping-pong where perftest's *_lat tools use it (WRITE, SEND in loopback); READ and
+        two-host runs measure post to completion (two-host ping-pong would need `serve` to answer)."""
+        if self.latency_mode != "auto":
+            return self.latency_mode
+        return "pingpong" if self.op in PINGPONG_OPS and not self.peer_addr else "post"
 
     def check(self) -> None:
         if self.op not in ("write", "read", "send"):
@@ -76,8 +86,22 @@ class VerbsOptions:
                              "each other", "pick one")
         if self.rdma_cm and self.peer_addr:
             raise InputError("--rdma-cm connects loopback runs only", "drop --rdma-cm with --peer")
+        if self.latency_mode not in ("auto", "pingpong", "post"):
+            raise InputError(f"--latency-mode {self.latency_mode!r} is not a mode", "use auto, pingpong or post")
+        if self.latency_mode == "pingpong" and (self.op not in PINGPONG_OPS or self.peer_addr):
+            raise InputError("ping-pong latency runs WRITE or SEND in loopback only",
+                             "use --latency-mode post for READ or with --peer")
         if self.op == "read" and self.inline_bytes:
             raise InputError("RDMA READ has no inline data", "drop --inline for --op read")
+
+
+def _integrity_pingpong(a: Player, b: Player) -> dict[str, Any]:
+    """After a ping-pong run: each player's target slot (1) equals the other's source slot (0)."""
+    n = a.cfg.msg_bytes
+    bad = (a.read_bytes(a.slot_offset(0, 0), n) != b.read_bytes(b.slot_offset(0, 1), n)) + \
+        (b.read_bytes(b.slot_offset(0, 0), n) != a.read_bytes(a.slot_offset(0, 1), n))
+    return {"integrity_ok": bad == 0, "integrity_checked_bytes": 2 * n,
+            "integrity_method": "byte compare of both directions' target slots after the ping-pong run"}
 
 
 def _integrity_loopback(opts: VerbsOptions, a: Player, b: Player) -> dict[str, Any]:
@@ -94,7 +118,8 @@ def run_point(opts: VerbsOptions, size: int) -> dict[str, Any]:
     if opts.peer_addr:
         return _run_peer(opts, size)
     from rig.rdma.integrity import verify_transfer
-    slots = VALIDATE_SLOTS if opts.validate else 1
+    pingpong = opts.latency and opts.latency_method() == "pingpong"
+    slots = VALIDATE_SLOTS if opts.validate else (2 if pingpong else 1)
     cfg = PlayerConfig(msg_bytes=size, slots=slots, num_qps=opts.num_qps, tx_depth=opts.tx_depth,
                        rx_depth=opts.rx_depth, max_inline_bytes=opts.inline_bytes)
     if opts.rdma_cm:
@@ -112,17 +137,22 @@ def run_point(opts: VerbsOptions, size: int) -> dict[str, Any]:
                 raise IntegrityError(f"{opts.op} validation: {v['mismatched_bytes']} of {v['bytes']} bytes differ")
         src = b if opts.op == "read" else a
         src.write_bytes(os.urandom(src.cfg.mr_bytes))
-        receiver = Receiver(b, size) if opts.op == "send" else None
+        if pingpong:
+            b.write_bytes(os.urandom(b.cfg.mr_bytes))       # B's source slot answers A
+        receiver = Receiver(b, size) if opts.op == "send" and not pingpong else None
         service = receiver.service if receiver else None
         remote = b.endpoint()
         loop = opts.loop(size)
-        if opts.latency:
+        if pingpong:
+            raw = run_pingpong(a, b, loop)
+            summary, samples = analysis.latency(raw)
+        elif opts.latency:
             raw = run_latency(a, remote, loop, service)
             summary, samples = analysis.latency(raw)
         else:
             raw = run_bw(a, remote, loop, service)
             summary, samples = analysis.bandwidth(raw, opts.tx_depth)
-        integrity.update(_integrity_loopback(opts, a, b))
+        integrity.update(_integrity_pingpong(a, b) if pingpong else _integrity_loopback(opts, a, b))
         if not integrity["integrity_ok"]:
             raise IntegrityError(f"{opts.op}: target memory differs from the source after the run")
         summary["integrity_ok"] = True

@@ -9,6 +9,7 @@ cq_mod WRs, `post_list` = WRs chained into one ibv_post_send call, iterations pe
 
 from __future__ import annotations
 
+import ctypes
 import os
 import time
 from dataclasses import dataclass, field
@@ -69,6 +70,7 @@ class RawRun:
     start_ns: int = 0
     end_ns: int = 0
     cpu: dict[str, float] = field(default_factory=dict)
+    stamps_span: str = "post_to_completion"   # or "round_trip" (ping-pong: latency = half of it)
 
 
 class _Stamps:
@@ -366,3 +368,152 @@ class Receiver:
             self.received += 1
             self._post(self.qp_index[wc.qp_num])
         return n
+
+
+# ---- ping-pong latency (as ib_write_lat / ib_send_lat) ------------------------------------
+
+PINGPONG_OPS = ("write", "send")
+
+
+def run_pingpong(a: Player, b: Player, p: LoopParams) -> RawRun:
+    """Half round trips between two connected players in this process, as ib_write_lat and
+    ib_send_lat measure them: A sends a message to B; as soon as B sees it, B sends one back;
+    one stamp when A posts, one when A sees the answer.
+
+    WRITE: the receiver spins on the last byte of its buffer, which carries a sequence number
+    (RDMA writes land in order, so the last byte arriving means the message arrived). SEND: the
+    receiver polls its receive CQ. Slot 0 of each player is the source, slot 1 the target
+    (needs PlayerConfig(slots=2)). Every WR is signaled; send completions are reaped as they come.
+    """
+    if p.op not in PINGPONG_OPS:
+        raise ValueError(f"ping-pong latency is for {PINGPONG_OPS}, not {p.op!r}")
+    if a.cfg.slots < 2 or b.cfg.slots < 2:
+        raise ValueError("ping-pong needs two slots per player (source and target)")
+    link = _PingPongLink(a, b, p)
+    if p.warmup_iterations > 0:
+        link.loop(p.warmup_iterations, 0)
+    raw = link.loop(max(1, p.iterations), int(p.duration_s * 1e9))
+    link.drain()
+    return raw
+
+
+class _PingPongLink:
+    def __init__(self, a: Player, b: Player, p: LoopParams):
+        V = self.V = compat.load()
+        self.a, self.b, self.p = a, b, p
+        msg = p.msg_bytes
+        inline = V.e.IBV_SEND_INLINE if 0 < msg <= p.inline_bytes else 0
+        flags = V.e.IBV_SEND_SIGNALED | inline
+        self.wrs, self.recv_wrs, self.seq_src, self.seq_dst = [], [], [], []
+        for me, other in ((a, b), (b, a)):
+            wr = V.SendWR(wr_id=1, opcode=opcode(V, p.op), num_sge=1,
+                          sg=[V.SGE(me.slot_addr(0, 0), msg, me.mr.lkey)], send_flags=flags)
+            if p.op == "write":
+                wr.set_wr_rdma(int(other.mr.rkey), other.slot_addr(0, 1))
+            self.wrs.append(wr)
+            self.recv_wrs.append(V.RecvWR(wr_id=2, num_sge=1, sg=[V.SGE(me.slot_addr(0, 1), msg, me.mr.lkey)]))
+            # the last byte of the source and of the target slot carry the sequence number
+            self.seq_src.append(ctypes.c_uint8.from_address(me.slot_addr(0, 0) + msg - 1))
+            self.seq_dst.append(ctypes.c_uint8.from_address(me.slot_addr(0, 1) + msg - 1))
+            ctypes.memset(me.slot_addr(0, 1), 0, msg)
+            if p.op == "send":
+                me.qps[0].post_recv(self.recv_wrs[-1])
+        self.outstanding = [0, 0]
+        self.seq = 0
+        self.timeout_ns = int(p.timeout_s * 1e9)
+
+    def _describe(self, side: int) -> Callable[[Any], dict[str, Any]]:
+        me, other = (self.a, self.b) if side == 0 else (self.b, self.a)
+        remote = {"rkey": other.mr.rkey, "addr": other.slot_addr(0, 1), "slots": 1, "msg_bytes": self.p.msg_bytes}
+        return lambda wc: describe_wr(self.p.op, me, 0, remote, self.p.msg_bytes, int(wc.wr_id))
+
+    def _reap(self, side: int, block: bool) -> None:
+        """Send completions of one side; blocks (with the time limit) when its queue is full."""
+        cq = (self.a, self.b)[side].send_cq
+        t0 = 0
+        while True:
+            n, wcs = cq.poll(16)
+            for wc in wcs:
+                if wc.status:
+                    check_wc(self.V, wc, self._describe(side))
+            self.outstanding[side] -= n
+            if n or not block:
+                return
+            t0 = t0 or time.perf_counter_ns()
+            if time.perf_counter_ns() - t0 > self.timeout_ns:
+                raise PollTimeout(f"no {self.p.op} send completion for {self.p.timeout_s:g} s (ping-pong)")
+
+    def _post(self, side: int) -> None:
+        if self.outstanding[side] >= self.p.tx_depth:
+            self._reap(side, block=True)
+        (self.a, self.b)[side].qps[0].post_send(self.wrs[side])
+        self.outstanding[side] += 1
+
+    def _slow_poll(self, t0: int, what: str) -> None:
+        """Every so often while waiting: a failed send shows up as its completion error, and the
+        time limit is checked."""
+        self._reap(0, block=False)
+        self._reap(1, block=False)
+        if time.perf_counter_ns() - t0 > self.timeout_ns:
+            raise PollTimeout(f"ping-pong: {what} for {self.p.timeout_s:g} s")
+
+    def _wait(self, side: int, seq: int, t0: int) -> None:
+        """Spin until `side` received message number `seq` (its target byte or its receive CQ)."""
+        spins = 0
+        if self.p.op == "write":
+            byte = self.seq_dst[side]
+            while byte.value != seq:
+                spins += 1
+                if not spins & 1023:
+                    self._slow_poll(t0, f"message {seq} not seen")
+            return
+        me = (self.a, self.b)[side]
+        while True:
+            n, wcs = me.recv_cq.poll(1)
+            if n:
+                break
+            spins += 1
+            if not spins & 1023:
+                self._slow_poll(t0, "no receive completion")
+        if wcs[0].status:
+            check_wc(self.V, wcs[0], lambda w: {"op": "recv", "wr_id": int(w.wr_id), "qp_num": w.qp_num})
+        me.qps[0].post_recv(self.recv_wrs[side])
+
+    def loop(self, n_iter: int, duration_ns: int) -> RawRun:
+        p = self.p
+        post = np.empty(n_iter, dtype=np.int64)
+        comp = np.empty(n_iter, dtype=np.int64)
+        src_a, src_b = self.seq_src
+        now = time.perf_counter_ns
+        cpu0 = cpu_snapshot()
+        start = now()
+        deadline = start + duration_ns if duration_ns else 0
+        i = 0
+        while i < n_iter:
+            seq = self.seq = self.seq % 255 + 1         # 1..255: never the zeroed target's 0
+            src_a.value = seq
+            t0 = now()
+            self._post(0)
+            self._wait(1, seq, t0)
+            src_b.value = seq
+            self._post(1)
+            self._wait(0, seq, t0)
+            t1 = now()
+            post[i] = t0
+            comp[i] = t1
+            i += 1
+            self._reap(0, block=False)
+            self._reap(1, block=False)
+            if deadline and t1 >= deadline:
+                break
+        end = now()
+        cpu = cpu_delta(cpu0, cpu_snapshot())
+        return RawRun(op=p.op, msg_bytes=p.msg_bytes, num_qps=1, wrs_per_completion=1, post_ns=post[:i],
+                      comp_ns=comp[:i], wrs_completed=i, start_ns=start, end_ns=end, cpu=cpu,
+                      stamps_span="round_trip")
+
+    def drain(self) -> None:
+        """Reap every outstanding send completion, so the QPs close with empty queues."""
+        for side in (0, 1):
+            while self.outstanding[side] > 0:
+                self._reap(side, block=True)

@@ -55,6 +55,15 @@ def test_latency_from_stamps():
     assert len(samples["latency_s"]) == 1000
 
 
+def test_pingpong_latency_is_half_the_round_trip():
+    post = np.arange(100, dtype=np.int64) * 100_000
+    raw = RawRun(op="write", msg_bytes=64, num_qps=1, wrs_per_completion=1, post_ns=post, comp_ns=post + 10_000,
+                 wrs_completed=100, cpu={}, stamps_span="round_trip")
+    s, _ = analysis.latency(raw)
+    assert s["latency_median_s"] == pytest.approx(5e-6) and s["latency_method"] == "half_round_trip"
+    assert s["bytes"] == 2 * 100 * 64          # the message crossed twice per round trip
+
+
 def test_cq_moderation_rules():
     assert effective_cq_mod(LoopParams(cq_mod=100, tx_depth=128, post_list=1)) == 100
     assert effective_cq_mod(LoopParams(cq_mod=100, tx_depth=16, post_list=1)) == 16      # never above the depth

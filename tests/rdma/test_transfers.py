@@ -125,3 +125,44 @@ def test_rdma_cm_connection(two_devices, op):
     assert point["params"]["connection"] == "loopback via rdma_cm"
     assert point["summary"]["integrity_ok"] and point["integrity"]["validate"]["ok"]
     assert point["summary"]["wrs"] == 64
+
+
+@pytest.mark.parametrize("op", ["write", "send"])
+def test_pingpong_latency_is_half_a_round_trip(rdma_devices, op):
+    """Ping-pong (as ib_write_lat/ib_send_lat): both directions arrive intact, and half a round
+    trip is of the order of the post-to-completion time (one message plus its ACK): a loop that
+    did not wait for the answer would be far below, one that forgot to halve about 2x above."""
+    pp = run_point(VerbsOptions(op=op, sizes=[4096], latency=True, iterations=200, warmup_iterations=20), 4096)
+    s = pp["summary"]
+    assert pp["params"]["latency_mode"] == "pingpong" and s["latency_method"] == "half_round_trip"
+    assert s["integrity_ok"] and pp["integrity"]["integrity_checked_bytes"] == 2 * 4096
+    assert s["wrs"] == 200 and s["bytes"] == 2 * 200 * 4096
+    assert 0 < s["latency_min_s"] <= s["latency_median_s"] <= s["latency_p99_s"] <= s["latency_max_s"] < 1.0
+    post = run_point(VerbsOptions(op=op, sizes=[4096], latency=True, latency_mode="post", iterations=200,
+                                  warmup_iterations=20), 4096)["summary"]
+    assert post["latency_method"] == "post_to_completion"
+    ratio = s["latency_median_s"] / post["latency_median_s"]      # measured in the TCG guest: 0.8-1.1
+    assert 0.3 < ratio < 1.6, (s["latency_median_s"], post["latency_median_s"])
+
+
+def test_pingpong_answer_with_a_bad_rkey_is_a_named_completion_error(rdma_devices):
+    """B answers into a key A never handed out: the loop reports B's completion error by name
+    while it waits, well within the time limit, instead of spinning until it."""
+    import time
+
+    from rig.rdma.traffic import CompletionError, LoopParams, _PingPongLink
+    cfg = PlayerConfig(msg_bytes=4096, slots=2, num_qps=1, tx_depth=8, rx_depth=8)
+    a, b = loopback(cfg, device=rdma_devices[0])
+    try:
+        link = _PingPongLink(a, b, LoopParams(op="write", msg_bytes=4096, iterations=10, timeout_s=30))
+        bad_rkey = a.mr.rkey ^ 0x5A5A00
+        link.wrs[1].set_wr_rdma(bad_rkey, a.slot_addr(0, 1))
+        t0 = time.monotonic()
+        with pytest.raises(CompletionError) as info:
+            link.loop(10, 0)
+        assert time.monotonic() - t0 < 20
+        assert info.value.status_name.startswith("IBV_WC_") and info.value.status_name != "IBV_WC_SUCCESS"
+        assert info.value.wr["op"] == "write" and info.value.wr["qp_num"] == b.qps[0].qp_num
+    finally:
+        a.close()
+        b.close()
