@@ -1,9 +1,9 @@
 """Statistics from raw loop stamps (after the run, never inside it).
 
-Bandwidth (as perftest reports it): average = bytes / (last completion - first post); message
-rate = WRs / that time; peak = the highest rate over any window of consecutive completions that
-covers at least one full TX queue of WRs (a window shorter than the queue only measures bursts
-of completions reaped in one poll). CPU: seconds per GB moved (1 GB = 1e9 bytes).
+Bandwidth as perftest's print_report_bw defines it: average = bytes / (last completion - first
+post); message rate = WRs / that time; peak = message size over the shortest time per WR of any
+stretch from posting WR i to the signaled completion of WR j >= i, i.e. the minimum over i, j of
+(t_completed[j] - t_posted[i]) / (j - i + 1). CPU: seconds per GB moved (1 GB = 1e9 bytes).
 """
 
 from __future__ import annotations
@@ -19,6 +19,33 @@ NS = 1e-9          # perf_counter_ns stamps -> seconds
 
 MAX_STORED_SAMPLES = 100_000   # latency samples kept in a record (evenly thinned beyond; stats use all)
 SLICES = 20         # the run is cut into this many slices for the per-slice bandwidth samples
+PEAK_PAIRS_MAX = 20_000_000   # (post, completion) pairs searched for the peak; beyond, posts are thinned
+
+
+def peak_seconds_per_wr(post_ns: Any, comp_ns: Any, wrs_per_post: int, wrs_per_completion: int) -> tuple[float, int]:
+    """perftest's peak search: min over post calls k and completions c after them of
+    (comp[c] - post[k]) / (WRs from the first WR of post k to the last WR covered by completion c).
+
+    WR indices are global across QPs, as perftest's counters are. Returns (seconds per WR, post
+    stride): stride > 1 means only every stride-th post stamp was searched (very long runs), so the
+    peak found is a real stretch of the run but may miss the very best one.
+    """
+    post = np.asarray(post_ns, dtype=np.int64)
+    comp = np.asarray(comp_ns, dtype=np.int64)
+    stride = max(1, -(-post.size * comp.size // PEAK_PAIRS_MAX))
+    first_wr = (np.arange(post.size, dtype=np.int64) * wrs_per_post)[::stride]
+    post = post[::stride]
+    wrs_done = np.arange(1, comp.size + 1, dtype=np.int64) * wrs_per_completion
+    best = np.inf
+    chunk = max(1, PEAK_PAIRS_MAX // 10 // max(1, post.size))
+    for c0 in range(0, comp.size, chunk):
+        done, t_c = wrs_done[c0:c0 + chunk, None], comp[c0:c0 + chunk, None]
+        n_wrs = done - first_wr[None, :]
+        dt = (t_c - post[None, :]).astype(np.float64)
+        valid = n_wrs > 0
+        if valid.any():
+            best = min(best, float((dt[valid] / n_wrs[valid]).min()))
+    return best * NS, stride
 
 
 def _cpu_per_gb(cpu: dict[str, float], nbytes: float, prefix: str = "") -> dict[str, float]:
@@ -32,7 +59,7 @@ def _cpu_per_gb(cpu: dict[str, float], nbytes: float, prefix: str = "") -> dict[
     return out
 
 
-def bandwidth(raw: RawRun, tx_depth: int, peer_cpu: dict[str, float] | None = None) -> tuple[dict[str, Any], dict[str, list[float]]]:
+def bandwidth(raw: RawRun, wrs_per_post: int = 1, peer_cpu: dict[str, float] | None = None) -> tuple[dict[str, Any], dict[str, list[float]]]:
     """(summary, samples) of a bandwidth run."""
     msg = raw.msg_bytes
     nbytes = float(raw.wrs_completed) * msg
@@ -41,13 +68,8 @@ def bandwidth(raw: RawRun, tx_depth: int, peer_cpu: dict[str, float] | None = No
     avg = nbytes / elapsed_s
     comp = raw.comp_ns.astype(np.int64)
     per = raw.wrs_per_completion
-    window = max(1, -(-tx_depth * raw.num_qps // per))
-    peak = avg
-    if comp.size > window:
-        dt = (comp[window:] - comp[:-window]) * NS
-        ok = dt > 0
-        if ok.any():
-            peak = max(avg, float((window * per * msg / dt[ok]).max()))
+    s_per_wr, stride = peak_seconds_per_wr(raw.post_ns, comp, wrs_per_post, per)
+    peak = max(avg, msg / s_per_wr) if 0 < s_per_wr < np.inf else avg
     # per-slice bandwidth: completions counted in SLICES equal time slices of the run
     edges = np.linspace(first, last, SLICES + 1)
     counts, _ = np.histogram(comp, bins=edges)
@@ -58,7 +80,7 @@ def bandwidth(raw: RawRun, tx_depth: int, peer_cpu: dict[str, float] | None = No
         "bw_average_gbytes_per_s": avg / GB, "bw_average_gbits_per_s": avg * BITS_PER_BYTE / GB,
         "bw_peak_gbytes_per_s": peak / GB, "bw_peak_gbits_per_s": peak * BITS_PER_BYTE / GB,
         "msg_rate_mpps": raw.wrs_completed / elapsed_s / 1e6,
-        "post_calls": int(raw.post_ns.size), "completions": int(comp.size),
+        "post_calls": int(raw.post_ns.size), "completions": int(comp.size), "bw_peak_post_stride": stride,
     }
     summary.update(_cpu_per_gb(raw.cpu, nbytes))
     if peer_cpu:

@@ -151,7 +151,7 @@ def run_point(opts: VerbsOptions, size: int) -> dict[str, Any]:
             summary, samples = analysis.latency(raw)
         else:
             raw = run_bw(a, remote, loop, service)
-            summary, samples = analysis.bandwidth(raw, opts.tx_depth)
+            summary, samples = analysis.bandwidth(raw, opts.post_list)
         integrity.update(_integrity_pingpong(a, b) if pingpong else _integrity_loopback(opts, a, b))
         if not integrity["integrity_ok"]:
             raise IntegrityError(f"{opts.op}: target memory differs from the source after the run")
@@ -216,7 +216,7 @@ def _run_peer(opts: VerbsOptions, size: int) -> dict[str, Any]:
         if opts.latency:
             summary, samples = analysis.latency(raw, peer_cpu)
         else:
-            summary, samples = analysis.bandwidth(raw, opts.tx_depth, peer_cpu)
+            summary, samples = analysis.bandwidth(raw, opts.post_list, peer_cpu)
         summary["integrity_ok"] = True
         summary["cpu_scope"] = "this host's process (+ system-wide softirq); peer_* from rdmarig serve"
         return {"ports": {"local": port.as_dict(), "remote": {"gid": remote["gid"], "mtu_bytes": remote["mtu_bytes"]}},

@@ -22,7 +22,7 @@ def _raw(n_comp=100, per=10, msg=1 << 20, gap_ns=1_000_000, tx_depth=20):
 
 
 def test_bandwidth_from_stamps():
-    s, samples = analysis.bandwidth(_raw(), tx_depth=20)
+    s, samples = analysis.bandwidth(_raw())
     # 1000 WRs of 1 MiB in 100 ms
     assert s["bytes"] == 1000 * 2**20
     assert s["bw_average_gbytes_per_s"] == pytest.approx(1000 * 2**20 / 0.1 / 1e9)
@@ -35,12 +35,38 @@ def test_bandwidth_from_stamps():
     assert len(samples["slice_gbytes_per_s"]) == analysis.SLICES
 
 
-def test_peak_sees_a_fast_stretch():
-    raw = _raw()
-    raw.comp_ns[50:60] = raw.comp_ns[50] + np.arange(10) * 100_000     # ten completions 10x faster
-    raw.comp_ns[60:] = raw.comp_ns[59] + np.arange(1, 41) * 1_000_000
-    s, _ = analysis.bandwidth(raw, tx_depth=20)
-    assert s["bw_peak_gbytes_per_s"] > 2 * s["bw_average_gbytes_per_s"]
+def _perftest_peak_reference(post_wr_ns, comp_wr_ns, signaled):
+    """print_report_bw's double loop, literally, over per-WR stamps (only signaled j count)."""
+    best = np.inf
+    for i in range(len(post_wr_ns)):
+        for j in range(i, len(comp_wr_ns)):
+            if signaled[j]:
+                best = min(best, (comp_wr_ns[j] - post_wr_ns[i]) / (j - i + 1))
+    return best
+
+
+def test_peak_is_perftests_definition():
+    """Random-ish stamps (posts in pairs, one completion per 4 WRs, a fast stretch in the middle):
+    the vectorised search equals perftest's double loop over per-WR stamps."""
+    rng = np.random.default_rng(7)
+    pl, mod, n_wr = 2, 4, 400
+    post_calls = np.cumsum(rng.integers(500, 1500, n_wr // pl)).astype(np.int64)
+    post_calls[40:60] = post_calls[39] + np.arange(1, 21) * 50          # a burst of fast posts
+    post_calls[60:] = post_calls[59] + np.cumsum(rng.integers(500, 1500, n_wr // pl - 60))
+    post_wr = np.repeat(post_calls, pl)
+    comp = post_wr[mod - 1::mod] + rng.integers(20_000, 40_000, n_wr // mod)
+    comp = np.maximum.accumulate(comp)
+    comp_wr = np.zeros(n_wr, dtype=np.int64)
+    signaled = np.zeros(n_wr, dtype=bool)
+    comp_wr[mod - 1::mod], signaled[mod - 1::mod] = comp, True
+    want = _perftest_peak_reference(post_wr, comp_wr, signaled)
+    got, stride = analysis.peak_seconds_per_wr(post_calls, comp, pl, mod)
+    assert stride == 1 and got == pytest.approx(want * 1e-9, rel=1e-12)
+    raw = RawRun(op="write", msg_bytes=1 << 16, num_qps=1, wrs_per_completion=mod, post_ns=post_calls,
+                 comp_ns=comp, wrs_completed=n_wr, cpu={})
+    s, _ = analysis.bandwidth(raw, wrs_per_post=pl)
+    assert s["bw_peak_gbytes_per_s"] == pytest.approx((1 << 16) / (want * 1e-9) / 1e9)
+    assert s["bw_peak_gbytes_per_s"] > s["bw_average_gbytes_per_s"]
 
 
 def test_latency_from_stamps():
