@@ -134,3 +134,83 @@ def test_memlock_limit_is_reported(rdma_devices):
 def test_depth_beyond_the_device_is_an_input_error(rdma_devices):
     with pytest.raises(InputError, match="allows at most"):
         run_point(VerbsOptions(sizes=[4096], device=rdma_devices[0], tx_depth=1 << 24, cq_mod=1), 4096)
+
+
+def _guest_address(addr: str) -> None:
+    with socket.socket() as s:
+        try:
+            s.bind((addr, 0))
+        except OSError:
+            pytest.skip(f"{addr} is not an address of this host (the soft-RoCE guest has 198.18.0.1/.2)")
+
+
+def _serve_cli(bind: str, device: str):
+    import subprocess
+    import sys
+    proc = subprocess.Popen([sys.executable, "-m", "rig.cli", "serve", "--bind", bind, "--port", "0",
+                             "--device", device], stderr=subprocess.PIPE, text=True)
+    line = proc.stderr.readline()
+    assert "listening" in line, line
+    return proc, int(line.split("listening on ")[1].split()[0].rsplit(":", 1)[1])
+
+
+def _measure_cli(*args: str, timeout: float = 300):
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items() if k != "RDMARIG_SPOOL"}
+    return subprocess.run([sys.executable, "-m", "rig.cli", "measure", "verbs", "--no-store", *args],
+                          capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def test_cli_two_hosts_across_the_guest_link(two_devices):
+    """`rdmarig serve --bind 198.18.0.2` on rxe1, `measure verbs --peer 198.18.0.2` on rxe0, both
+    through the CLI: the JSON names the peer, integrity holds, the peer's CPU split is reported."""
+    import json
+    _guest_address("198.18.0.2")
+    proc, port = _serve_cli("198.18.0.2", two_devices[1])
+    try:
+        out = _measure_cli("--peer", f"198.18.0.2:{port}", "--device", two_devices[0], "--op", "write",
+                           "--size", "64KiB", "-n", "48", "-t", "16", "-Q", "8", "--json")
+    finally:
+        proc.kill()
+        proc.wait(10)
+    assert out.returncode == 0, out.stderr
+    p = json.loads(out.stdout)["points"][0]
+    assert p["params"]["connection"] == f"peer 198.18.0.2:{port}" and p["summary"]["integrity_ok"]
+    assert p["summary"]["wrs"] == 48 and p["ports"]["local"]["device"] == two_devices[0]
+    assert {"peer_cpu_user_s_per_gb", "peer_cpu_system_s_per_gb", "peer_cpu_softirq_s_per_gb"} <= p["summary"].keys()
+
+
+def test_cli_peer_killed_mid_run_is_one_line(two_devices):
+    """The peer dies during a 60 s run: the CLI stops within the time limit with one error line,
+    no traceback, exit 1 (a run-time fault, not bad input)."""
+    import subprocess
+    import sys
+
+    import psutil
+    _guest_address("198.18.0.2")
+    server, port = _serve_cli("198.18.0.2", two_devices[1])
+    env = {k: v for k, v in os.environ.items() if k != "RDMARIG_SPOOL"}
+    client = subprocess.Popen([sys.executable, "-m", "rig.cli", "measure", "verbs", "--no-store",
+                               "--peer", f"198.18.0.2:{port}", "--device", two_devices[0], "--size", "4KiB",
+                               "--duration", "60s", "-t", "16", "-Q", "8", "--timeout", "5s"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 60       # the client's start-up is slow under TCG
+        while not any(c.status == psutil.CONN_ESTABLISHED for c in psutil.Process(server.pid).net_connections()):
+            assert time.monotonic() < deadline and client.poll() is None, client.stderr.read() if client.poll() else ""
+            time.sleep(0.2)
+        time.sleep(3.0)                        # handshake done, the 60 s run under way
+        server.kill()
+        t0 = time.monotonic()
+        _, err = client.communicate(timeout=90)
+        assert time.monotonic() - t0 < 45, err
+    finally:
+        server.kill()
+        server.wait(10)
+        client.kill()
+        client.wait(10)
+    assert client.returncode == 1, err
+    errors = [ln for ln in err.splitlines() if ln.startswith("rdmarig: error:")]
+    assert len(errors) == 1 and "Traceback" not in err, err
+    assert any(w in errors[0] for w in ("IBV_WC_", "no write completion", "peer")), errors[0]
