@@ -214,3 +214,28 @@ def test_cli_peer_killed_mid_run_is_one_line(two_devices):
     errors = [ln for ln in err.splitlines() if ln.startswith("rdmarig: error:")]
     assert len(errors) == 1 and "Traceback" not in err, err
     assert any(w in errors[0] for w in ("IBV_WC_", "no write completion", "peer")), errors[0]
+
+
+def test_malicious_hello_then_a_real_run_on_the_same_server(two_devices):
+    """A hostile hello is refused with a reason, and the same server then serves a real,
+    integrity-checked RDMA run (the host tier can only check that it answers)."""
+    import json
+
+    from rig.rdma.handshake import VERSION
+    server, stop, t = _serve_in_thread(two_devices[1])
+    try:
+        host, port = server.address
+        with socket.create_connection((host, port), timeout=15) as s:
+            s.sendall(json.dumps({"version": VERSION, "type": "hello", "op": "write", "msg_bytes": 1 << 30,
+                                  "num_qps": 10**9}).encode() + b"\n")
+            s.settimeout(15)
+            reply = json.loads(s.makefile().readline())
+        assert reply["type"] == "error", reply
+        point = run_point(VerbsOptions(op="write", sizes=[8192], iterations=16, tx_depth=16, cq_mod=8,
+                                       device=two_devices[0], peer_addr=f"{host}:{port}"), 8192)
+    finally:
+        stop.set()
+        t.join(5)
+        server.close()
+    assert point["summary"]["integrity_ok"] and point["summary"]["wrs"] == 16
+    assert [x["result"] for x in server.sessions] == ["refused", "ok"], server.sessions
