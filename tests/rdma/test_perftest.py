@@ -23,13 +23,21 @@ def test_ib_write_bw_cross_check(two_devices):
     size, n = 65536, 100
     opts = VerbsOptions(op="write", sizes=[size], iterations=n, tx_depth=32, cq_mod=10,
                         device=two_devices[0], peer_device=two_devices[1])
-    ours = run_point(opts, size)
-    loc, rem = ours["ports"]["local"], ours["ports"]["remote"]
-    theirs = perftest.run("write", size, device=loc["device"], ib_port=loc["port"], gid_index=loc["gid_index"],
-                          peer_device=rem["device"], peer_gid_index=rem["gid_index"], tx_depth=32, cq_mod=10,
-                          iterations=n, timeout_s=120)
-    assert theirs["bytes_per_msg"] == size and theirs["iterations"] == n
-    ratio = ours["summary"]["bw_average_gbits_per_s"] / theirs["bw_average_gbits_per_s"]
-    print(f"rdmarig/ib_write_bw bandwidth ratio {ratio:.3f}")
-    assert 1 / 3 < ratio < 3, (ours["summary"], theirs)
+    # Two interleaved rounds each, best against best: other tenants only ever slow a round down,
+    # so the maxima are what a busy shared host cannot distort by a factor of 3.
+    ours_bw, theirs_bw = [], []
+    for _ in range(2):
+        ours = run_point(opts, size)
+        assert ours["summary"]["integrity_ok"] is True
+        loc, rem = ours["ports"]["local"], ours["ports"]["remote"]
+        theirs = perftest.run("write", size, device=loc["device"], ib_port=loc["port"],
+                              gid_index=loc["gid_index"], peer_device=rem["device"],
+                              peer_gid_index=rem["gid_index"], tx_depth=32, cq_mod=10,
+                              iterations=n, timeout_s=120)
+        assert theirs["bytes_per_msg"] == size and theirs["iterations"] == n
+        ours_bw.append(ours["summary"]["bw_average_gbits_per_s"])
+        theirs_bw.append(theirs["bw_average_gbits_per_s"])
+    ratio = max(ours_bw) / max(theirs_bw)
+    print(f"rdmarig/ib_write_bw bandwidth ratio {ratio:.3f} (rounds: ours {ours_bw}, theirs {theirs_bw})")
+    assert 1 / 3 < ratio < 3, (ours_bw, theirs_bw)
     assert theirs["cpu_total_s_per_gb"] > 0
