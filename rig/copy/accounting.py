@@ -6,14 +6,23 @@ Three sources, read before and after the timed window, arithmetic afterwards:
 - /proc/stat per CPU: user, system, softirq, irq, steal, idle in clock ticks.
 - ksoftirqd/N run time from /proc/<pid>/schedstat (nanoseconds, exact).
 
-With tick accounting (no CONFIG_IRQ_TIME_ACCOUNTING) a tick that lands in softirq is counted both
-as the interrupted task's system time and as the CPU's softirq time; softirq work deferred to
-ksoftirqd shows up in its schedstat and in the CPU's softirq time. `side_split` undoes that overlap.
+Softirq served in a task's context (the loopback receive path inside the sender's send()) is,
+on a kernel without CONFIG_IRQ_TIME_ACCOUNTING, charged to that task's system time AND to the CPU's
+softirq time in /proc/stat (kernel/sched/cputime.c: account_system_time() picks the cpustat index
+from in_serving_softirq(), account_system_index_time() adds the same time to p->stime). That is the
+kernel's design, not a bug; reporting system + softirq would count it twice, so `side_split` takes
+the in-context share out of the process's system time. With CONFIG_IRQ_TIME_ACCOUNTING the task's
+time excludes softirq already, so nothing is taken out; where the kernel config is unreadable
+nothing is taken out either and the record says so (its totals may then count softirq twice).
+Softirq deferred to ksoftirqd is in ksoftirqd's schedstat and in the CPU's softirq time.
 """
 
 from __future__ import annotations
 
+import functools
+import gzip
 import os
+import platform
 import resource
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,13 +115,34 @@ def _busy(fields: dict[str, float]) -> float:
     return sum(fields[f] for f in ("user", "nice", "system", "irq", "softirq", "steal"))
 
 
-def side_split(rusage: Rusage, cpu: int | None, delta: dict) -> dict[str, float]:
+@functools.cache
+def softirq_in_task_time() -> bool | None:
+    """True when this kernel charges softirq served in a task's context to the task's system time
+    (no CONFIG_IRQ_TIME_ACCOUNTING), False when it does not, None when the config is unreadable.
+
+    With CONFIG_IRQ_TIME_ACCOUNTING=y the kernel can still turn irq time accounting off at boot (an
+    unstable TSC); that case reads as False here.
+    """
+    candidates = (Path("/proc/config.gz"), Path(f"/boot/config-{platform.release()}"))
+    for path in candidates:
+        try:
+            text = gzip.decompress(path.read_bytes()).decode() if path.suffix == ".gz" else path.read_text()
+        except (OSError, EOFError, gzip.BadGzipFile, UnicodeDecodeError):
+            continue
+        return "CONFIG_IRQ_TIME_ACCOUNTING=y" not in text.splitlines()
+    return None
+
+
+def side_split(rusage: Rusage, cpu: int | None, delta: dict,
+               softirq_in_system: bool | None = None) -> dict[str, float]:
     """user / system / softirq seconds of one side of a transfer.
 
     softirq = the /proc/stat softirq (+irq) time of the CPU the side was pinned to: packet work runs
     where the packet is handled, and on loopback that is mostly the sender's CPU, which is reported
-    as it is. The part of it that ran inside our process (not ksoftirqd) is also in the process's
-    system time and is taken out of it. Unpinned sides get softirq None.
+    as it is. When `softirq_in_system` (see `softirq_in_task_time`), the part of it that did not run
+    in ksoftirqd is taken to have run inside our process, whose system time also holds it, and is
+    taken out of that (at most all of it: softirq that interrupted another task or the idle loop on
+    the same CPU is not ours, so the clamp bounds the error). Unpinned sides get softirq None.
     """
     if cpu is None or f"cpu{cpu}" not in delta["stat"]:
         return {"user_s": rusage.user_s, "system_s": rusage.system_s, "softirq_s": None,
@@ -120,7 +150,7 @@ def side_split(rusage: Rusage, cpu: int | None, delta: dict) -> dict[str, float]
     stat = delta["stat"][f"cpu{cpu}"]
     softirq = stat["softirq"] + stat["irq"]
     ksoft = delta["ksoftirqd_s"].get(cpu, 0.0)
-    in_process = max(0.0, softirq - ksoft)
+    in_process = max(0.0, softirq - ksoft) if softirq_in_system else 0.0
     return {"user_s": rusage.user_s, "system_s": max(0.0, rusage.system_s - in_process),
             "softirq_s": softirq, "ksoftirqd_s": ksoft}
 

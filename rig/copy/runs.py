@@ -221,7 +221,10 @@ def _socket_config(path, source, chunk, via, veth, repetitions, duration_s, stor
               "duration_s": duration_s, "repetitions": repetitions, "source_bytes": source.size_bytes,
               "receiver": "recv_into a page-aligned buffer", "tx_cpu": _cpu_of(0),
               "rx_cpu": _cpu_of(1)}
+    overlap = acct.softirq_in_task_time()
     extra = {**net_prov, "source": source.info,
+             "cpu_accounting": {"softirq_in_task_time": overlap,
+                                "in_context_softirq_taken_out_of_system_time": bool(overlap)},
              "socket_buffers": {"sndbuf_bytes": runs[-1]["sndbuf_bytes"], "rcvbuf_bytes": runs[-1]["rcvbuf_bytes"]}}
     if "pipe_bytes" in runs[-1]:
         extra["pipe_bytes"] = runs[-1]["pipe_bytes"]

@@ -161,7 +161,7 @@ def run(path: str, source: Source, chunk: int, via: str = "loopback", duration_s
         for c in (rx_parent, rx_child, tx_parent, tx_child):
             c.close()
     return {"sent": sent, "received": got, "host": acct.host_delta(before, after), "wall_s": wall,
-            "tx_cpu": tx_cpu, "rx_cpu": rx_cpu}
+            "tx_cpu": tx_cpu, "rx_cpu": rx_cpu, "softirq_in_task_time": acct.softirq_in_task_time()}
 
 
 def cpu_split(raw: dict) -> dict:
@@ -172,8 +172,9 @@ def cpu_split(raw: dict) -> dict:
     # forked both, so their perf_counter clocks agree)
     seconds = got["last"] - sent["start"]
     gb = n_bytes / 1e9
-    tx = acct.side_split(sent["rusage"], raw["tx_cpu"], raw["host"])
-    rx = acct.side_split(got["rusage"], raw["rx_cpu"], raw["host"])
+    overlap = raw["softirq_in_task_time"]
+    tx = acct.side_split(sent["rusage"], raw["tx_cpu"], raw["host"], overlap)
+    rx = acct.side_split(got["rusage"], raw["rx_cpu"], raw["host"], overlap)
     out = {"bytes": n_bytes, "bytes_sent": sent["bytes"], "seconds": seconds,
            "gbytes_per_s": gb / seconds if seconds > 0 else float("nan")}
     total = 0.0
