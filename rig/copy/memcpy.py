@@ -25,6 +25,7 @@ import os
 import time
 from dataclasses import dataclass
 
+from rig.copy import child
 from rig.copy.buffers import address_of, aligned_buffer, page_offset
 
 MIN_TIMING_S = 0.05
@@ -92,6 +93,7 @@ def call_overhead_s(count: int = 200_000) -> float:
 
 
 def _copier(size: int, count: int, timings: int, barrier, conn, cpu: int | None) -> None:
+    child.detach_signals()
     try:
         if cpu is not None:
             os.sched_setaffinity(0, {cpu})
@@ -106,7 +108,7 @@ def _copier(size: int, count: int, timings: int, barrier, conn, cpu: int | None)
             spans.append((t0, time.perf_counter(), time.process_time() - c0))
         conn.send({"spans": spans})
     except BaseException as exc:  # reported to the parent, which raises it there
-        conn.send({"error": f"{type(exc).__name__}: {exc}"})
+        child.report(conn, {"error": f"{type(exc).__name__}: {exc}"})
     finally:
         conn.close()
 
@@ -125,7 +127,7 @@ def measure(size_bytes: int, processes: int, timings: int, count: int,
             p = ctx.Process(target=_copier, daemon=True,
                             args=(size_bytes, count, timings, barrier, child_end,
                                   cpus[i] if pinned else None))
-            p.start()
+            child.start(p)
             child_end.close()
             children.append(p)
             conns.append(parent_end)

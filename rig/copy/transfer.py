@@ -16,7 +16,7 @@ import time
 import zlib
 
 from rig.copy import accounting as acct
-from rig.copy import netns, senders
+from rig.copy import child, netns, senders
 from rig.copy.buffers import aligned_buffer, page_offset
 from rig.copy.sources import Source
 
@@ -28,6 +28,7 @@ class TransferError(RuntimeError):
 
 
 def _receiver(conn, addr: str, chunk: int, verify: bool, ns: str | None, cpu: int | None) -> None:
+    child.detach_signals()
     try:
         if ns:
             netns.enter(ns)
@@ -63,13 +64,14 @@ def _receiver(conn, addr: str, chunk: int, verify: bool, ns: str | None, cpu: in
                    "first": first, "last": last, "rusage": ru, "rcvbuf_bytes": rcvbuf,
                    "buffer_page_offset_bytes": page_offset(buf)})
     except BaseException as exc:
-        conn.send({"error": f"{type(exc).__name__}: {exc}"})
+        child.report(conn, {"error": f"{type(exc).__name__}: {exc}"})
     finally:
         conn.close()
 
 
 def _sender(conn, addr: str, port: int, path: str, source: Source, chunk: int, duration_s,
             total_bytes, ns: str | None, cpu: int | None) -> None:
+    child.detach_signals()
     try:
         if ns:
             netns.enter(ns)
@@ -92,9 +94,9 @@ def _sender(conn, addr: str, port: int, path: str, source: Source, chunk: int, d
         conn.send({"bytes": budget.sent, "start": t0, "end": t1, "rusage": ru, "info": info,
                    "sndbuf_bytes": sndbuf})
     except senders.PathRefused as exc:
-        conn.send({"refused": str(exc)})
+        child.report(conn, {"refused": str(exc)})
     except BaseException as exc:
-        conn.send({"error": f"{type(exc).__name__}: {exc}"})
+        child.report(conn, {"error": f"{type(exc).__name__}: {exc}"})
     finally:
         conn.close()
 
@@ -132,12 +134,12 @@ def run(path: str, source: Source, chunk: int, via: str = "loopback", duration_s
     rx = ctx.Process(target=_receiver, args=(rx_child, rx_addr, chunk, verify, rx_ns, rx_cpu), daemon=True)
     tx = None
     try:
-        rx.start()
+        child.start(rx)
         port = _recv(rx_parent, 30, "receiver")["port"]
         tx = ctx.Process(target=_sender, daemon=True,
                          args=(tx_child, rx_addr, port, path, source, chunk, duration_s, total_bytes,
                                tx_ns, tx_cpu))
-        tx.start()
+        child.start(tx)
         first = _recv(tx_parent, 30, "sender")
         if "refused" in first:
             return first

@@ -63,25 +63,44 @@ def _count(store: Path) -> int:
         return 0
 
 
+def _session_members(sid: int) -> list[int]:
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[3]) == sid and fields[0] != "Z":
+                members.append(int(entry.name))
+    return members
+
+
 def test_interrupt_cleans_namespaces_and_keeps_records(tmp_path):
     _need_root()
     store = tmp_path / "r.sqlite"
+    # a session of its own, so the Ctrl-C goes to the whole process group as a terminal sends it:
+    # the probe's sender and receiver children get it too
     proc = subprocess.Popen(
         [sys.executable, "-m", "rig.cli", "measure", "copy", "--probe", "socket", "--via", "veth",
          "--paths", "sendfile", "--sizes", "64KiB,256KiB,1MiB,2MiB,4MiB,8MiB", "--repetitions", "1",
          "--duration", "0.3s", "--store", str(store)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.monotonic() + 90  # generous: the host tier shares two busy cores
     while time.monotonic() < deadline and proc.poll() is None:  # wait for the first completed configuration
         if _count(store):
             break
         time.sleep(0.1)
     assert proc.poll() is None, "the run ended before it could be interrupted"
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=30)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
-    assert "interrupted" in err and "kept" in err and "Traceback" not in err
+    assert "interrupted" in err and "kept" in err and "Traceback" not in err, err
     assert not [n for n in netns.list_ours() if n.endswith(f"-{proc.pid}")], err
+    deadline = time.monotonic() + 30  # children the parent terminated may take a moment to be reaped
+    while _session_members(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _session_members(proc.pid), "child processes outlived the interrupted run"
     from results.store import Store
     with Store(store) as st:
         kept = st.query(name="copy.socket")
