@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from results.store import Store
+from rig.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -18,6 +19,13 @@ def _cli(*args, store=None):
     if store is not None:
         cmd += ["--store", str(store)]
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def _cli_in_process(capsys, *args, store):
+    """The console script's own entry point, without a new interpreter (bad input never measures)."""
+    with pytest.raises(SystemExit) as stop:
+        main(["measure", "copy", *args, "--store", str(store)])
+    return stop.value.code, capsys.readouterr().err
 
 
 def test_small_run_stores_records_and_prints_json(tmp_path):
@@ -52,15 +60,20 @@ def test_small_run_stores_records_and_prints_json(tmp_path):
     (["--duration", "10ms"], "outside"),
     (["--threads", "0"], "counts must be"),
 ])
-def test_bad_input_is_one_line_exit_2(tmp_path, args, words):
-    out = _cli(*args, store=tmp_path / "r.sqlite")
-    assert out.returncode == 2
-    lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1 and words in lines[0], out.stderr
+def test_bad_input_is_one_line_exit_2(tmp_path, capsys, args, words):
+    code, err = _cli_in_process(capsys, *args, store=tmp_path / "r.sqlite")
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0], err
     assert not (tmp_path / "r.sqlite").exists()
 
 
-def test_unwritable_store_fails_before_measuring(tmp_path):
+def test_bad_input_exits_2_from_the_console_script(tmp_path):
+    out = _cli("--paths", "rw,teleport", store=tmp_path / "r.sqlite")
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "unknown value teleport" in out.stderr
+
+
+def test_unwritable_store_fails_before_measuring(tmp_path, capsys):
     locked = tmp_path / "locked"
     locked.mkdir()
     store = locked / "r.sqlite"
@@ -68,15 +81,15 @@ def test_unwritable_store_fails_before_measuring(tmp_path):
     os.chmod(store, 0o444)
     os.chmod(locked, 0o555)
     try:
-        if os.access(store, os.W_OK):
-            pytest.skip("running as a user who can write read-only files (root without restrictions)")
-        out = _cli("--probe", "memcpy", "--sizes", "4KiB", store=store)
+        if os.access(store, os.W_OK):  # root writes read-only files; nobody creates files in /proc
+            store = Path("/proc/rdmarig-unwritable.sqlite")
+        code, err = _cli_in_process(capsys, "--probe", "memcpy", "--sizes", "4KiB", store=store)
     finally:
         os.chmod(locked, 0o755)
-    assert out.returncode == 2 and "result store" in out.stderr
-    assert len(out.stderr.strip().splitlines()) == 1
+    assert code == 2 and "result store" in err
+    assert len(err.strip().splitlines()) == 1
 
 
-def test_store_path_that_is_a_directory(tmp_path):
-    out = _cli("--probe", "memcpy", "--sizes", "4KiB", store=tmp_path)
-    assert out.returncode == 2 and "result store" in out.stderr
+def test_store_path_that_is_a_directory(tmp_path, capsys):
+    code, err = _cli_in_process(capsys, "--probe", "memcpy", "--sizes", "4KiB", store=tmp_path)
+    assert code == 2 and "result store" in err and len(err.strip().splitlines()) == 1
