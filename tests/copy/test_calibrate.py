@@ -3,17 +3,14 @@ from real records whose every measured figure cites records that exist."""
 
 import re
 import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from models import calibrate as cal
 from results.store import Store
+from rig.cli import main
 from scenarios import schema
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_copy_law_fit_recovers_known_rates():
@@ -51,21 +48,27 @@ def test_fitters_refuse_too_few_points():
         cal.fit_per_call_costs([cal.Point(1e-5, 1e-10, "a")] * 3)
 
 
-def _rdmarig(*args):
-    return subprocess.run([sys.executable, "-m", "rig.cli", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=180)
+def _rdmarig(capsys, *args) -> subprocess.CompletedProcess:
+    """The console script's entry point in this process (an interpreter start-up costs ~1 CPU-s)."""
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = exc.code or 0
+    out = capsys.readouterr()
+    return subprocess.CompletedProcess(args, code, out.out, out.err)
 
 
-def test_calibrate_host_from_real_records(tmp_path):
+def test_calibrate_host_from_real_records(tmp_path, capsys):
     store = tmp_path / "r.sqlite"
-    m = _rdmarig("measure", "copy", "--probe", "memcpy", "--sizes", "64KiB,1MiB,16MiB,64MiB", "--threads", "1",
+    m = _rdmarig(capsys, "measure", "copy", "--probe", "memcpy", "--sizes", "64KiB,1MiB,16MiB,64MiB", "--threads", "1",
                  "--repetitions", "2", "--store", str(store))
     assert m.returncode == 0, m.stderr
-    s = _rdmarig("measure", "copy", "--probe", "socket", "--paths", "rw,sendfile", "--sizes", "64KiB,1MiB",
+    s = _rdmarig(capsys, "measure", "copy", "--probe", "socket", "--paths", "rw,sendfile", "--sizes", "64KiB,1MiB",
                  "--repetitions", "2", "--duration", "0.1s", "--store", str(store))
     assert s.returncode == 0, s.stderr
     out = tmp_path / "this-host.toml"
-    c = _rdmarig("calibrate", "host", "--out", str(out), "--store", str(store))
+    c = _rdmarig(capsys, "calibrate", "host", "--out", str(out), "--store", str(store))
     assert c.returncode == 0, c.stderr
     assert "fitted host parameters" in c.stdout and "model vs measured" in c.stdout
     plat = schema.load_platform(out)
@@ -79,13 +82,13 @@ def test_calibrate_host_from_real_records(tmp_path):
     assert plat.sources()["cpu.copy_rate_dram"].startswith("measurement")
     assert plat.sources()["cpu.tcp_segment_time"].startswith("measurement")
     # the scenario runs on the calibrated profile
-    p = _rdmarig("plan", "smb-tcp-loopback", "--platform", str(out), "--store", str(store))
+    p = _rdmarig(capsys, "plan", "smb-tcp-loopback", "--platform", str(out), "--store", str(store))
     assert p.returncode == 0, p.stderr
     assert "sendfile" in p.stdout
 
 
-def test_calibrate_host_without_records_is_one_line(tmp_path):
-    c = _rdmarig("calibrate", "host", "--out", str(tmp_path / "p.toml"), "--store", str(tmp_path / "empty.sqlite"))
+def test_calibrate_host_without_records_is_one_line(tmp_path, capsys):
+    c = _rdmarig(capsys, "calibrate", "host", "--out", str(tmp_path / "p.toml"), "--store", str(tmp_path / "empty.sqlite"))
     assert c.returncode == 2
     assert len(c.stderr.strip().splitlines()) == 1 and "rdmarig measure copy" in c.stderr
     assert not (tmp_path / "p.toml").exists()
