@@ -214,7 +214,10 @@ def _socket_config(path, source, chunk, via, veth, repetitions, duration_s, stor
     summary = _summary(samples, "gbytes_per_s", f"{path} throughput")
     copied = [r.get("kernel_copied") for r in runs if "kernel_copied" in r]
     if copied:
-        summary["kernel_copied"] = any(bool(c) for c in copied)
+        # True if the kernel copied in any run, False only if every run confirmed zero copy
+        summary["kernel_copied"] = True if True in copied else (False if all(c is False for c in copied) else None)
+        summary["zerocopy_sends"] = sum(r.get("zerocopy_sends") or 0 for r in runs)
+        summary["zerocopy_completed_sends"] = sum(r.get("zerocopy_completed") or 0 for r in runs)
         summary["zerocopy_copied_sends"] = sum(r.get("zerocopy_copied") or 0 for r in runs)
     _noise_warning(summary, summary.get("median_foreign_cpu_per_s"))
     params = {"path": path, "source": source.kind, "chunk_bytes": chunk, "via": via,
@@ -248,7 +251,8 @@ def _socket_row(record: Record) -> dict:
     row["foreign_cpu_per_s"] = s.get("median_foreign_cpu_per_s")
     notes = []
     if "kernel_copied" in s:
-        notes.append("kernel copied" if s["kernel_copied"] else "zero-copy")
+        notes.append({True: "kernel copied", False: "zero-copy"}.get(s["kernel_copied"],
+                                                                     "zero copy unconfirmed (completions missing)"))
     if s.get("stability_warning"):
         notes.append("unstable")
     if s.get("noise_warning"):

@@ -242,7 +242,15 @@ def _msg_zerocopy(sock, source, chunk, budget) -> dict:
     view.release()
     return {"calls": calls, "zerocopy_sends": sends, "zerocopy_completed": comp.done,
             "zerocopy_copied": comp.copied, "zerocopy_notifications": comp.notifications,
-            "kernel_copied": bool(comp.copied) if comp.done else None}
+            "kernel_copied": _copied_verdict(comp.copied, comp.done, sends)}
+
+
+def _copied_verdict(copied: int, completed: int, sends: int) -> bool | None:
+    """True if the kernel copied any send; False only when every send completed uncopied; None
+    (unknown) while completions are missing: never claim zero copy without the kernel's word."""
+    if copied:
+        return True
+    return False if sends and completed >= sends else None
 
 
 def _uring_send(sock, source, chunk, budget, zero_copy: bool = False) -> dict:
@@ -253,7 +261,7 @@ def _uring_send(sock, source, chunk, budget, zero_copy: bool = False) -> dict:
     base, fd = address_of(source.mapping), sock.fileno()
     op = ur.IORING_OP_SEND_ZC if zero_copy else ur.IORING_OP_SEND
     prio = ur.IORING_SEND_ZC_REPORT_USAGE if zero_copy else 0
-    calls = notifs = copied = outstanding_notifs = 0
+    calls = notifs = copied = outstanding_notifs = promised = 0
     try:
         for off, n in _offsets(source, chunk, budget):
             done = 0
@@ -270,6 +278,7 @@ def _uring_send(sock, source, chunk, budget, zero_copy: bool = False) -> dict:
                         else:
                             result = res
                             outstanding_notifs += bool(flags & ur.IORING_CQE_F_MORE)
+                            promised += bool(flags & ur.IORING_CQE_F_MORE)
                 if result < 0:
                     if -result in (errno.EINVAL, errno.EOPNOTSUPP) and done == 0 and calls == 1:
                         raise PathRefused(f"io_uring {'SEND_ZC' if zero_copy else 'SEND'} refused: "
@@ -287,8 +296,9 @@ def _uring_send(sock, source, chunk, budget, zero_copy: bool = False) -> dict:
         ring.close()
     out = {"calls": calls}
     if zero_copy:
-        out.update({"zerocopy_notifications": notifs, "zerocopy_copied": copied,
-                    "kernel_copied": bool(copied) if notifs else None})
+        out.update({"zerocopy_sends": promised, "zerocopy_completed": notifs,
+                    "zerocopy_notifications": notifs, "zerocopy_copied": copied,
+                    "kernel_copied": _copied_verdict(copied, notifs, promised)})
     return out
 
 

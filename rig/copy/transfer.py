@@ -192,7 +192,8 @@ def cpu_split(raw: dict) -> dict:
     out["calls_received"] = got["calls"]
     out["calls_sent_per_gb"] = out["calls_sent"] / (sent["bytes"] / 1e9) if sent["bytes"] else None
     out["calls_received_per_gb"] = got["calls"] / gb if gb else None
-    for key in ("kernel_copied", "zerocopy_copied", "zerocopy_notifications", "pipe_bytes"):
+    for key in ("kernel_copied", "zerocopy_sends", "zerocopy_completed", "zerocopy_copied",
+                "zerocopy_notifications", "pipe_bytes"):
         if key in sent["info"]:
             out[key] = sent["info"][key]
     out["sndbuf_bytes"], out["rcvbuf_bytes"] = sent["sndbuf_bytes"], got["rcvbuf_bytes"]

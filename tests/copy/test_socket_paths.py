@@ -73,7 +73,17 @@ def test_msg_zerocopy_says_the_kernel_copied_on_loopback(tmpfs_source):
 
 def test_uring_send_zc_reports_copied_on_loopback(tmpfs_source):
     raw = _transfer_checked("uring-send-zc", tmpfs_source, 1 << 20)
-    assert raw["sent"]["info"]["kernel_copied"] is True
+    info = raw["sent"]["info"]
+    assert info["zerocopy_completed"] == info["zerocopy_sends"] > 0
+    assert info["kernel_copied"] is True
+    assert info["zerocopy_copied"] == info["zerocopy_sends"]
+
+
+def test_zero_copy_is_never_claimed_without_every_completion():
+    assert senders._copied_verdict(copied=0, completed=9, sends=10) is None
+    assert senders._copied_verdict(copied=0, completed=0, sends=0) is None
+    assert senders._copied_verdict(copied=0, completed=10, sends=10) is False
+    assert senders._copied_verdict(copied=1, completed=3, sends=10) is True
 
 
 def test_io_uring_setup_or_skip_with_reason():
