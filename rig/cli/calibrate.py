@@ -98,10 +98,10 @@ def socket_points(records: list[Record]) -> dict[str, list[cal.Point]]:
 
 # --------------------------------------------------------------------------- the profile
 
-def _cite(est: cal.Estimate, what: str, quality: str = "") -> str:
+def _cite(est: cal.Estimate, what: str, quality: str = "", interval_kind: str = "95% interval") -> str:
     interval = ""
     if np.isfinite(est.low) and np.isfinite(est.high):
-        interval = f"; 95% interval {_fmt_unit(est.low, est.unit)} .. {_fmt_unit(est.high, est.unit)}"
+        interval = f"; {interval_kind} {_fmt_unit(est.low, est.unit)} .. {_fmt_unit(est.high, est.unit)}"
     return (f"measurement: rdmarig calibrate host, {what}{interval}{quality}; records "
             + " ".join(est.record_ids))
 
@@ -125,6 +125,9 @@ def platform_toml(name: str, fits: dict, sources_note: dict) -> str:
     cr = copy_fit.params
     quality = f"; fit rms relative error {copy_fit.rms_relative_error:.1%} over {copy_fit.n_points} timings"
     clock_hz = _clock_hz()
+    clock_source = "/proc/cpuinfo cpu MHz at calibration time" if clock_hz else \
+        "assumption: /proc/cpuinfo gives no cpu MHz here; 2 GHz stands in (the copy fits do not use it)"
+    clock_hz = clock_hz or 2.0e9
     lines = [
         f"# Written by `rdmarig calibrate host` on {_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')}",
         f"# host {_platform.node()}, kernel {_platform.release()}, rdmarig {git_sha() or 'unknown'}.",
@@ -138,7 +141,7 @@ def platform_toml(name: str, fits: dict, sources_note: dict) -> str:
         f"cores = {os.cpu_count()}",
         f"cores_source = {_q('os.cpu_count() on this host at calibration time')}",
         f"clock = {_q(f'{clock_hz / 1e9:.4g}GHz')}",
-        f"clock_source = {_q('/proc/cpuinfo cpu MHz at calibration time')}",
+        f"clock_source = {_q(clock_source)}",
         f"copy_rate_cache = {_q(_fmt_unit(cr['copy_rate_cache'].value, 'bytes/s'))}",
         f"copy_rate_cache_source = {_q(_cite(cr['copy_rate_cache'], 'copy law fit of one-copier memcpy timings', quality))}",
         f"copy_rate_dram = {_q(_fmt_unit(cr['copy_rate_dram'].value, 'bytes/s'))}",
@@ -166,7 +169,7 @@ def platform_toml(name: str, fits: dict, sources_note: dict) -> str:
     dram = fits.get("dram")
     if dram is not None:
         lines += [f"dram_bandwidth = {_q(_fmt_unit(dram.value, 'bytes/s'))}",
-                  f"dram_bandwidth_source = {_q(_cite(dram, f'all {os.cpu_count()} cores copying DRAM-sized buffers, copy rate x 3 (read + write + write-allocate); a lower bound of what the memory sustains'))}",
+                  f"dram_bandwidth_source = {_q(_cite(dram, f'all {os.cpu_count()} cores copying DRAM-sized buffers, copy rate x 3 (read + write + write-allocate); a lower bound of what the memory sustains', interval_kind='range over the repetitions'))}",
                   f"dram_peak = {_q(_fmt_unit(dram.value, 'bytes/s'))}",
                   f"dram_peak_source = {_q('assumption: channel layout unknown inside this guest; set to the measured sustained figure')}"]
     else:
@@ -199,14 +202,14 @@ def platform_toml(name: str, fits: dict, sources_note: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _clock_hz() -> float:
+def _clock_hz() -> float | None:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("cpu MHz"):
                 return float(line.split(":", 1)[1]) * 1e6
     except (OSError, ValueError):
         pass
-    return 2.0e9
+    return None
 
 
 # --------------------------------------------------------------------------- the command
