@@ -26,6 +26,7 @@ from scenarios.errors import InputError
 
 SOURCES = ("tmpfs", "disk", "anon")
 TMPFS_DIR = Path("/dev/shm")
+FILE_PREFIX = "rdmarig-src-"  # then the creating pid: files of killed runs are recognised
 
 
 def pattern_bytes(size_bytes: int, seed: int = 20261130) -> bytes:
@@ -70,6 +71,17 @@ class Source:
                 pass
 
 
+def remove_stale(directory: Path) -> list[Path]:
+    """Delete source files left by runs that were killed (their pid is gone); returns them."""
+    removed = []
+    for path in directory.glob(FILE_PREFIX + "*"):
+        pid = path.name[len(FILE_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
 def _disk_dir() -> Path:
     for candidate in (os.environ.get("RDMARIG_DISK_DIR"), "/var/tmp", tempfile.gettempdir()):
         if candidate and Path(candidate).is_dir() and os.access(candidate, os.W_OK):
@@ -109,7 +121,8 @@ def open_source(kind: str, size_bytes: int) -> Source:
     if kind == "disk" and fstype in ("tmpfs", "ramfs"):
         raise InputError(f"{directory} is on {fstype}, not a disk",
                          "set RDMARIG_DISK_DIR to a directory on a disk filesystem")
-    fd_tmp, name = tempfile.mkstemp(prefix=f"rdmarig-src-{os.getpid()}-", dir=directory)
+    remove_stale(directory)
+    fd_tmp, name = tempfile.mkstemp(prefix=f"{FILE_PREFIX}{os.getpid()}-", dir=directory)
     path = Path(name)
     try:
         with os.fdopen(fd_tmp, "wb") as fh:
@@ -122,9 +135,11 @@ def open_source(kind: str, size_bytes: int) -> Source:
             pass
         mapping = mmap.mmap(fd, size_bytes, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ)
         mapping.madvise(mmap.MADV_WILLNEED)
-    except OSError as exc:
+    except BaseException as exc:  # a Ctrl-C while writing (a disk fsync takes a while) too
         path.unlink(missing_ok=True)
-        raise InputError(f"cannot prepare the {kind} source file in {directory}: {exc.strerror}",
-                         "free space there or choose another --source") from None
+        if isinstance(exc, OSError):
+            raise InputError(f"cannot prepare the {kind} source file in {directory}: {exc.strerror}",
+                             "free space there or choose another --source") from None
+        raise
     return Source(kind, size_bytes, path=path, fd=fd, mapping=mapping,
                   info={"filesystem": fstype, "directory": str(directory), "page_offset_bytes": 0})

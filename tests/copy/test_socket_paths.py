@@ -120,3 +120,18 @@ def test_a_call_the_kernel_refuses_mid_run_becomes_a_skip_with_the_reason():
         src.close()
     assert out.record is None
     assert "sender failed" in out.skipped and "Bad file descriptor" in out.skipped
+
+
+def test_source_files_of_killed_runs_are_removed():
+    dead_pid = 4_000_000  # above pid_max, never alive
+    stale = sources.TMPFS_DIR / f"{sources.FILE_PREFIX}{dead_pid}-x"
+    stale.write_bytes(b"left by a killed run")
+    ours = sources.TMPFS_DIR / f"{sources.FILE_PREFIX}{os.getpid()}-x"
+    ours.write_bytes(b"in use")
+    try:
+        removed = sources.remove_stale(sources.TMPFS_DIR)
+        assert stale in removed and ours not in removed
+        assert ours.exists() and not stale.exists()
+    finally:
+        stale.unlink(missing_ok=True)
+        ours.unlink(missing_ok=True)
