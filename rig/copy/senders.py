@@ -261,7 +261,18 @@ def _uring_send(sock, source, chunk, budget, zero_copy: bool = False) -> dict:
     base, fd = address_of(source.mapping), sock.fileno()
     op = ur.IORING_OP_SEND_ZC if zero_copy else ur.IORING_OP_SEND
     prio = ur.IORING_SEND_ZC_REPORT_USAGE if zero_copy else 0
-    calls = notifs = copied = outstanding_notifs = promised = 0
+    calls = notifs = copied = promised = 0  # promised: sends whose CQE said a notification follows
+
+    def take(cqe_res: int, cqe_flags: int) -> int | None:
+        """Counts a notification; returns a send's result."""
+        nonlocal notifs, copied, promised
+        if cqe_flags & ur.IORING_CQE_F_NOTIF:
+            notifs += 1
+            copied += bool(cqe_res & ur.IORING_NOTIF_USAGE_ZC_COPIED)
+            return None
+        promised += bool(cqe_flags & ur.IORING_CQE_F_MORE)
+        return cqe_res
+
     try:
         for off, n in _offsets(source, chunk, budget):
             done = 0
@@ -271,14 +282,8 @@ def _uring_send(sock, source, chunk, budget, zero_copy: bool = False) -> dict:
                 result = None
                 while result is None:
                     for _, res, flags in ring.wait(1):
-                        if flags & ur.IORING_CQE_F_NOTIF:
-                            notifs += 1
-                            outstanding_notifs -= 1
-                            copied += bool(res & ur.IORING_NOTIF_USAGE_ZC_COPIED)
-                        else:
-                            result = res
-                            outstanding_notifs += bool(flags & ur.IORING_CQE_F_MORE)
-                            promised += bool(flags & ur.IORING_CQE_F_MORE)
+                        got = take(res, flags)
+                        result = got if got is not None else result
                 if result < 0:
                     if -result in (errno.EINVAL, errno.EOPNOTSUPP) and done == 0 and calls == 1:
                         raise PathRefused(f"io_uring {'SEND_ZC' if zero_copy else 'SEND'} refused: "
@@ -286,12 +291,9 @@ def _uring_send(sock, source, chunk, budget, zero_copy: bool = False) -> dict:
                     raise OSError(-result, f"io_uring send: {os.strerror(-result)}")
                 done += result
         deadline = time.monotonic() + 10
-        while outstanding_notifs > 0 and time.monotonic() < deadline:
+        while notifs < promised and time.monotonic() < deadline:
             for _, res, flags in ring.wait(1):
-                if flags & ur.IORING_CQE_F_NOTIF:
-                    notifs += 1
-                    outstanding_notifs -= 1
-                    copied += bool(res & ur.IORING_NOTIF_USAGE_ZC_COPIED)
+                take(res, flags)
     finally:
         ring.close()
     out = {"calls": calls}

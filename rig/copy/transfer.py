@@ -27,13 +27,18 @@ class TransferError(RuntimeError):
     pass
 
 
+def _take_place(ns: str | None, cpu: int | None) -> None:
+    """A probe child moves into its side's namespace and onto its CPU."""
+    if ns:
+        netns.enter(ns)
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
+
+
 def _receiver(conn, addr: str, chunk: int, verify: bool, ns: str | None, cpu: int | None) -> None:
     child.detach_signals()
     try:
-        if ns:
-            netns.enter(ns)
-        if cpu is not None:
-            os.sched_setaffinity(0, {cpu})
+        _take_place(ns, cpu)
         buf = aligned_buffer(max(chunk, 64 << 10))
         view = memoryview(buf)
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
@@ -73,10 +78,7 @@ def _sender(conn, addr: str, port: int, path: str, source: Source, chunk: int, d
             total_bytes, ns: str | None, cpu: int | None) -> None:
     child.detach_signals()
     try:
-        if ns:
-            netns.enter(ns)
-        if cpu is not None:
-            os.sched_setaffinity(0, {cpu})
+        _take_place(ns, cpu)
         sock = socket.create_connection((addr, port), timeout=30)
         sock.settimeout(None)
         conn.send({"connected": True})
