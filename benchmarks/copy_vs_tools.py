@@ -54,12 +54,25 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _wait_listening(port: int, server: subprocess.Popen, limit_s: float = 20.0) -> None:
+    """Until the server listens on `port` (seen in /proc/net/tcp: a test connection would use up
+    the one test `iperf3 -s -1` serves)."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline and server.poll() is None:
+        for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            if state == "0A" and int(local.split(":")[1], 16) == port:
+                return
+        time.sleep(0.02)
+    raise RuntimeError(f"iperf3 server did not listen on port {port} within {limit_s:.0f} s")
+
+
 def iperf3_gbytes_per_s(block_bytes: int, seconds: float, zerocopy: bool) -> float:
     port = _free_port()
-    server = subprocess.Popen(["iperf3", "-s", "-1", "-p", str(port), "-A", "1"],
+    server = subprocess.Popen(["iperf3", "-s", "-1", "-B", "127.0.0.1", "-p", str(port), "-A", "1"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        time.sleep(0.3)
+        _wait_listening(port, server)
         cmd = ["iperf3", "-c", "127.0.0.1", "-p", str(port), "-l", str(block_bytes), "-t", str(seconds),
                "-A", "0", "-J"] + (["-Z"] if zerocopy else [])
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30)
