@@ -21,19 +21,22 @@ def _cli(*args, store=None):
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
 
 
-def _cli_in_process(capsys, *args, store):
-    """The console script's own entry point, without a new interpreter (bad input never measures)."""
+def _cli_in_process(capsys, *args, store, keep_stdout=False):
+    """The console script's own entry point, without a new interpreter (~1 CPU-s of imports);
+    returns (exit code, stderr), or (exit code, stdout) with keep_stdout."""
     with pytest.raises(SystemExit) as stop:
         main(["measure", "copy", *args, "--store", str(store)])
-    return stop.value.code, capsys.readouterr().err
+    out = capsys.readouterr()
+    return stop.value.code, (out.out if keep_stdout else out.err)
 
 
-def test_small_run_stores_records_and_prints_json(tmp_path):
+def test_small_run_stores_records_and_prints_json(tmp_path, capsys):
     store = tmp_path / "r.sqlite"
-    out = _cli("--probe", "all", "--sizes", "64KiB", "--threads", "1", "--paths", "rw,sendfile",
-               "--source", "tmpfs,anon", "--repetitions", "2", "--duration", "0.1s", "--json", store=store)
-    assert out.returncode == 0, out.stderr
-    doc = json.loads(out.stdout)
+    code, stdout = _cli_in_process(capsys, "--probe", "all", "--sizes", "64KiB", "--threads", "1",
+                              "--paths", "rw,sendfile", "--source", "tmpfs,anon", "--repetitions", "2",
+                              "--duration", "0.1s", "--json", store=store, keep_stdout=True)
+    assert code == 0
+    doc = json.loads(stdout)
     assert len(doc["memcpy"]) == 1 and len(doc["socket"]) == 3
     assert [s["reason"] for s in doc["skipped"]] == ["sendfile moves page cache pages of a file; "
                                                      "anonymous memory has no file"]
