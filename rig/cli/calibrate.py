@@ -24,6 +24,7 @@ from models.sweep import evaluate_with_overrides
 from results.provenance import cpu_model, git_sha, mem_total_bytes
 from results.record import Record
 from results.tables import Column, Table, render
+from results.store import default_store_path
 from rig.cli._common import StoreOption, open_store
 from scenarios import schema
 from scenarios.errors import InputError
@@ -249,6 +250,10 @@ def host(
     store_path: Optional[Path] = StoreOption,
 ) -> None:
     """Fit this host's copy and kernel costs from stored copy-probe records; write a platform profile."""
+    wanted = store_path or default_store_path()
+    if not os.environ.get("RDMARIG_SPOOL") and not Path(wanted).exists():  # opening would create it
+        raise InputError(f"there is no result store at {wanted}",
+                         "run `rdmarig measure copy` first, or pass --store PATH of an existing store")
     with open_store(store_path) as store:
         mem_all = _this_host(store.query(kind="measured", name="copy.memcpy"))
         sock_all = _this_host(store.query(kind="measured", name="copy.socket"))

@@ -87,8 +87,14 @@ def test_calibrate_host_from_real_records(tmp_path, capsys):
     assert "sendfile" in p.stdout
 
 
-def test_calibrate_host_without_records_is_one_line(tmp_path, capsys):
-    c = _rdmarig(capsys, "calibrate", "host", "--out", str(tmp_path / "p.toml"), "--store", str(tmp_path / "empty.sqlite"))
+@pytest.mark.parametrize("existing", [False, True])
+def test_calibrate_host_without_records_is_one_line(tmp_path, capsys, existing):
+    store = tmp_path / "empty.sqlite"
+    if existing:
+        with Store(store) as st:
+            assert st.query(limit=1) == []
+    c = _rdmarig(capsys, "calibrate", "host", "--out", str(tmp_path / "p.toml"), "--store", str(store))
     assert c.returncode == 2
     assert len(c.stderr.strip().splitlines()) == 1 and "rdmarig measure copy" in c.stderr
     assert not (tmp_path / "p.toml").exists()
+    assert store.exists() == existing  # a mistyped --store path is not created as an empty store
