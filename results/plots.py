@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (backend must be chosen first)
 
 from results.record import Record  # noqa: E402
 from scenarios.errors import InputError  # noqa: E402
+from scenarios.units import unit_header  # noqa: E402
 
 
 def field(record: Record, path: str) -> Any:
@@ -40,12 +41,7 @@ def series(records: Iterable[Record], x: str, y: str, group: str) -> dict[str, l
 
 def _axis_label(path: str) -> str:
     """'summary.median_gbytes_per_s' -> 'median [GB/s]': the unit is read from the key's suffix."""
-    key = path.rsplit(".", 1)[-1]
-    for suffix, unit in (("_gbytes_per_s", "GB/s"), ("_gbits_per_s", "Gbit/s"), ("_cpu_s_per_gb", "CPU-s/GB"),
-                         ("_bytes", "bytes"), ("_seconds", "s"), ("_us", "µs")):
-        if key.endswith(suffix):
-            return f"{key[: -len(suffix)].replace('_', ' ')} [{unit}]"
-    return key.replace("_", " ")
+    return unit_header(path.rsplit(".", 1)[-1])
 
 
 def plot_series(records: Iterable[Record], x: str, y: str, group: str, out: str | Path,

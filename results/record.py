@@ -2,11 +2,12 @@
 
 A record is a self-describing JSON document:
 
-    {format: "rdmarig.record/1", id, created, kind: "measured" | "modelled", name,
+    {format: "rdmarig.record/2", id, created, kind: "measured" | "modelled", name,
      scenario: {name, path, sha256} | null, params: {...}, provenance: {...},
      samples: {series_name: [floats...]}, summary: {name_with_unit: float | str}}
 
-Every numeric key carries its unit in its name (`gbytes_per_s`, `cpu_s_per_gb`, `bytes`).
+Every numeric key carries its unit in its name (`gbytes_per_s`, `cpu_s_per_gb`, `bytes`); the I/O
+size of every record kind is `params.io_size_bytes` (scenarios.units.IO_SIZE_KEY).
 Older formats are upgraded on load by `from_dict`; each old version keeps a fixture in tests.
 """
 
@@ -21,7 +22,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-FORMAT = "rdmarig.record/1"
+from scenarios.units import IO_SIZE_KEY
+
+FORMAT = "rdmarig.record/2"
 KINDS = ("measured", "modelled")
 
 
@@ -73,11 +76,29 @@ def _upgrade_v0(doc: dict[str, Any]) -> dict[str, Any]:
     doc["samples"] = doc.pop("data", {})
     doc.setdefault("summary", {})
     doc.setdefault("scenario", None)
+    doc["format"] = "rdmarig.record/1"
+    return doc
+
+
+# format 1 named the I/O size after the record kind: verbs/perftest `msg_bytes`, copy.memcpy
+# `size_bytes`, copy.socket `chunk_bytes`
+_V1_IO_SIZE_KEYS = ("msg_bytes", "size_bytes", "chunk_bytes")
+
+
+def _upgrade_v1(doc: dict[str, Any]) -> dict[str, Any]:
+    """Format 1 -> 2: the I/O size is params.io_size_bytes in every record kind."""
+    doc = dict(doc)
+    params = dict(doc.get("params") or {})
+    for key in _V1_IO_SIZE_KEYS:
+        if key in params:
+            value = params.pop(key)
+            params.setdefault(IO_SIZE_KEY, value)
+    doc["params"] = params
     doc["format"] = FORMAT
     return doc
 
 
-_UPGRADES = {"rdmarig.record/0": _upgrade_v0}
+_UPGRADES = {"rdmarig.record/0": _upgrade_v0, "rdmarig.record/1": _upgrade_v1}
 
 
 def from_dict(doc: dict[str, Any]) -> Record:

@@ -13,12 +13,20 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from scenarios.units import unit_header
+
 
 @dataclass(frozen=True)
 class Column:
     key: str
     header: str
     fmt: str = "{}"
+
+    @classmethod
+    def of(cls, key: str, name: str | None = None, fmt: str = "{}") -> "Column":
+        """A column whose header's unit comes from the key (scenarios.units catalogue):
+        Column.of("tx_system_cpu_s_per_gb", "tx sys") -> header 'tx sys [CPU-s/GB]'."""
+        return cls(key, unit_header(key, name), fmt)
 
     def cell(self, row: dict[str, Any]) -> str:
         value = row.get(self.key)

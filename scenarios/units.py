@@ -134,3 +134,44 @@ def to_gbytes_per_s(bytes_per_s: float) -> float:
 
 def to_gbits_per_s(bytes_per_s: float) -> float:
     return bytes_per_s * BITS_PER_BYTE / GB
+
+
+# ---- the unit catalogue: a key's unit is its suffix ----------------------------------------
+# Every stored number carries its unit in its name; column headers and axis labels are built
+# from the key through this one table (longest suffix first), never written by hand.
+# The I/O size of every record kind (message, chunk, buffer, SMB2 I/O) is `io_size_bytes`.
+IO_SIZE_KEY = "io_size_bytes"
+UNIT_SUFFIXES: tuple[tuple[str, str], ...] = (
+    ("_cpu_s_per_gb", "CPU-s/GB"),
+    ("_s_per_gb", "CPU-s/GB"),
+    ("_gbytes_per_s", "GB/s"),
+    ("_gbits_per_s", "Gbit/s"),
+    ("_bytes_per_s", "B/s"),
+    ("_cpu_per_s", "CPU-s/s"),
+    ("_mpps", "Mpps"),
+    ("_bytes", "B"),
+    ("_seconds", "s"),
+    ("_us", "µs"),
+    ("_s", "s"),
+    ("_pct", "%"),
+    ("_ratio", "ratio"),
+    ("_cores", "cores"),
+    ("_engines", "engines"),
+)
+
+
+def split_unit(key: str) -> tuple[str, str]:
+    """'cpu_system_s_per_gb' -> ('cpu_system', 'CPU-s/GB'); a key without a unit -> (key, '')."""
+    for suffix, label in UNIT_SUFFIXES:
+        if key.endswith(suffix) and len(key) > len(suffix):
+            return key[: -len(suffix)], label
+    return key, ""
+
+
+def unit_header(key: str, name: str | None = None) -> str:
+    """The column header / axis label of a key: 'tx_system_cpu_s_per_gb' -> 'tx system [CPU-s/GB]'.
+
+    `name` replaces the words taken from the key; the unit always comes from the key."""
+    stem, label = split_unit(key)
+    words = name if name is not None else stem.replace("_", " ")
+    return f"{words} [{label}]" if label else words

@@ -44,3 +44,17 @@ def test_bad_input_names_the_field(fn, text):
 def test_format():
     assert units.format_size(8 * 1024**2) == "8MiB"
     assert units.format_rate(25e9) == "25.00GB/s (200.0Gbit/s)"
+
+
+@pytest.mark.parametrize("key,name,header", [
+    ("cpu_system_s_per_gb", None, "cpu system [CPU-s/GB]"),
+    ("tx_system_cpu_s_per_gb", "tx sys", "tx sys [CPU-s/GB]"),
+    ("median_gbytes_per_s", None, "median [GB/s]"),
+    ("bw_peak_gbits_per_s", "BW peak", "BW peak [Gbit/s]"),
+    ("io_size_bytes", "I/O size", "I/O size [B]"),
+    ("foreign_cpu_per_s", "foreign", "foreign [CPU-s/s]"),
+    ("latency_median_s", None, "latency median [s]"),
+    ("copy_path", "copy path", "copy path"),
+])
+def test_headers_take_their_unit_from_the_key(key, name, header):
+    assert units.unit_header(key, name) == header

@@ -1,12 +1,15 @@
 """The rdmarig command line: one typer app, one module per command group.
 
 `main()` is the console script. It turns every InputError (and OSError on a file the user named)
-into one line on stderr and exit code 2, and Ctrl-C into exit code 130, never a traceback.
+into one line on stderr and exit code 2, Ctrl-C into exit code 130 and SIGTERM into 143 (128 +
+the signal, as shells report them), never a traceback.
 """
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 
 import typer
 
@@ -17,6 +20,7 @@ app = typer.Typer(
     help="Measure and model file-data throughput over RDMA (SMB Direct) and TCP.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,       # plain help: flags show no '<bool>' value they do not take
     add_completion=False,
 )
 
@@ -24,6 +28,22 @@ app = typer.Typer(
 def error(message: str, code: int = 2) -> None:
     print(f"rdmarig: error: {message}", file=sys.stderr)
     raise SystemExit(code)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C would be, so every cleanup path that handles an interrupt
+    handles it too; only the exit code differs."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated
+
+
+def interrupt_exit_code(exc: BaseException | None) -> int:
+    return 128 + signal.SIGTERM if isinstance(exc, Terminated) else 128 + signal.SIGINT
+
+
+INTERRUPTED = "interrupted; records completed before the interrupt are kept in the store"
 
 
 def _register() -> None:
@@ -43,18 +63,23 @@ _register()
 
 
 def main(argv: list[str] | None = None) -> None:
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     try:
         app(args=argv, prog_name="rdmarig")
     except SystemExit as exc:
         # typer turns an unhandled Ctrl-C into a silent exit 130; say what happened to the results
         ctx = exc.__context__
         if exc.code == 130 and isinstance(ctx, typer.Exit) and isinstance(ctx.__cause__, KeyboardInterrupt):
-            error("interrupted; records completed before the interrupt are kept in the store", 130)
+            error(INTERRUPTED, interrupt_exit_code(ctx.__cause__))
         raise
     except InputError as exc:
         error(exc.one_line(), exc.exit_code)
-    except KeyboardInterrupt:
-        error("interrupted; records completed before the interrupt are kept in the store", 130)
+    except KeyboardInterrupt as exc:
+        error(INTERRUPTED, interrupt_exit_code(exc))
     except OSError as exc:
         where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
         error(f"{exc.strerror or exc}:{where}; check the path and its permissions")
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)

@@ -29,7 +29,7 @@ from rig.cli._common import StoreOption, open_store
 from scenarios import schema
 from scenarios.errors import InputError
 
-app = typer.Typer(no_args_is_help=True)
+app = typer.Typer(no_args_is_help=True, rich_markup_mode=None)
 
 GSO_BYTES = 65536                 # lo's GSO unit: one TCP send unit per 64 KiB
 NONTEMPORAL_BELOW_BYTES = 192 << 20  # glibc memcpy switches to non-temporal stores above ~192 MiB
@@ -53,7 +53,7 @@ def _noise_note(records: list[Record]) -> str:
 def memcpy_points(records: list[Record]) -> list[cal.Point]:
     pts = []
     for r in records:
-        size = r.params.get("size_bytes", 0)
+        size = r.params.get("io_size_bytes", 0)
         if r.params.get("processes") != 1 or not PER_CALL_MIN_BYTES <= size < NONTEMPORAL_BELOW_BYTES:
             continue
         # per second of CPU the copier got: other tenants on the core do not lower it
@@ -70,7 +70,7 @@ def dram_estimate(records: list[Record]) -> cal.Estimate | None:
     the model's accounting for copies without non-temporal stores), DRAM-sized buffers."""
     ncpu = os.cpu_count() or 1
     best = [r for r in records if r.params.get("processes") == ncpu
-            and 64 << 20 <= r.params.get("size_bytes", 0) < NONTEMPORAL_BELOW_BYTES]
+            and 64 << 20 <= r.params.get("io_size_bytes", 0) < NONTEMPORAL_BELOW_BYTES]
     if not best:
         return None
     values = np.array([v for r in best for v in r.samples.get("total_gbytes_per_s", []) if v]) * 1e9 * 3
@@ -331,7 +331,7 @@ def compare_table(scenario: str, platform_file: Path, records: list[Record]) -> 
     measured: dict[tuple[str, int], list[Record]] = defaultdict(list)
     for r in records:
         if r.params.get("via") == "loopback" and r.params.get("source") == "tmpfs":
-            measured[(r.params["path"], int(r.params["chunk_bytes"]))].append(r)
+            measured[(r.params["path"], int(r.params["io_size_bytes"]))].append(r)
     chunks = sorted({c for _, c in measured})
     if not chunks:
         return Table("model vs measured", COMPARE_COLUMNS, [], ["no loopback tmpfs socket records"])

@@ -16,7 +16,7 @@ from rig.guest.cache import Cache
 from scenarios.errors import InputError
 from scenarios.units import parse_size, parse_time
 
-app = typer.Typer(no_args_is_help=True)
+app = typer.Typer(no_args_is_help=True, rich_markup_mode=None)
 
 CacheOption = typer.Option(None, "--cache", help="Cache directory. Default: ~/.cache/rdmarig/guest.")
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 from results.tables import Column, Table, render
-from rig.cli import error
+from rig.cli import error, interrupt_exit_code
 from rig.cli._common import JsonOption, StoreOption, open_store
 from rig.copy import runs, senders, sources
 from rig.runner import Progress
@@ -24,7 +23,7 @@ DEFAULT_MEMCPY_SIZES = "4KiB..256MiB"
 DEFAULT_CHUNKS = "64KiB,1MiB,8MiB"
 
 MEMCPY_COLUMNS = [
-    Column("size_bytes", "size [B]", "{:d}"),
+    Column.of("io_size_bytes", "size", "{:d}"),
     Column("processes", "copiers", "{:d}"),
     Column("total_gbytes_per_s", "total [GB/s]", "{:.2f}"),
     Column("per_core_gbytes_per_s", "per core [GB/s]", "{:.2f}"),
@@ -39,7 +38,7 @@ MEMCPY_COLUMNS = [
 SOCKET_COLUMNS = [
     Column("path", "path"),
     Column("source", "source"),
-    Column("chunk_bytes", "chunk [B]", "{:d}"),
+    Column.of("io_size_bytes", "chunk", "{:d}"),
     Column("via", "via"),
     Column("gbytes_per_s", "throughput [GB/s]", "{:.2f}"),
     Column("tx_user", "tx user [CPU-s/GB]", "{:.3f}"),
@@ -77,10 +76,6 @@ def _check_store(store) -> None:
         raise InputError(f"cannot write the result store {path}",
                          "pass --store PATH to a writable file or set RDMARIG_STORE")
     store.query(limit=1)  # opens (and creates) it now; raises InputError if it cannot
-
-
-def _sigterm_as_interrupt(signum, frame):
-    raise KeyboardInterrupt
 
 
 def copy(
@@ -122,7 +117,6 @@ def copy(
 
     store = open_store(store_path)
     _check_store(store)
-    previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     memcpy_rows, socket_rows, skipped, ids = [], [], [], []
     try:
         total = (len(mem_sizes) * len(process_counts) if mem_sizes else 0) + \
@@ -147,12 +141,11 @@ def copy(
                     for key in ("stability_warning", "noise_warning"):
                         if outcome.record.summary.get(key):
                             progress.note(f"warning: {outcome.what}: {outcome.record.summary[key]}")
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         # the sweeps' finally blocks have removed namespaces, source files and child processes
         error(f"interrupted; the {len(ids)} records completed before the interrupt are kept in "
-              f"{store.path}", 130)
+              f"{store.path}", interrupt_exit_code(exc))
     finally:
-        signal.signal(signal.SIGTERM, previous)
         store.close()
 
     if as_json:

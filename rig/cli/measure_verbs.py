@@ -48,7 +48,7 @@ VS_COLUMNS = [
 
 def _row(point: dict[str, Any]) -> dict[str, Any]:
     s = point["summary"]
-    row = {"msg_bytes": point["params"]["msg_bytes"], **s,
+    row = {"msg_bytes": point["params"]["io_size_bytes"], **s,
            "iterations": s["wrs"] / point["params"]["num_qps"]}      # per QP, as perftest counts
     for key in ("min", "median", "p99", "p999", "max"):
         if f"latency_{key}_s" in s:

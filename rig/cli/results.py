@@ -13,7 +13,7 @@ from results.tables import Column, Table, render
 from rig.cli._common import JsonOption, StoreOption, open_store
 from scenarios.errors import InputError
 
-app = typer.Typer(no_args_is_help=True)
+app = typer.Typer(no_args_is_help=True, rich_markup_mode=None)
 
 _LIST_COLUMNS = [
     Column("id", "id"), Column("created", "created (UTC)"), Column("kind", "kind"),
@@ -83,7 +83,7 @@ def export(
 @app.command("plot")
 def plot(
     y: str = typer.Option(..., "--y", help="field to plot, e.g. summary.median_gbytes_per_s"),
-    x: str = typer.Option("params.size_bytes", "--x", help="field on the x axis"),
+    x: str = typer.Option("params.io_size_bytes", "--x", help="field on the x axis"),
     group: str = typer.Option("name", "--group", help="field whose values make separate lines"),
     out: Path = typer.Option(Path("out/plot.png"), "--out", help="PNG file to write"),
     kind: Optional[str] = typer.Option(None, help="measured or modelled"),

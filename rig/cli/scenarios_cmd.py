@@ -12,7 +12,7 @@ from results.tables import Column, Table, render
 from rig.cli._common import JsonOption
 from scenarios import schema
 
-app = typer.Typer(no_args_is_help=True)
+app = typer.Typer(no_args_is_help=True, rich_markup_mode=None)
 
 
 @app.command("list")

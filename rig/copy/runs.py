@@ -108,7 +108,7 @@ def memcpy_sweep(sizes: list[int], processes: list[int], repetitions: int,
             summary["call_overhead_s"] = overhead
             summary.update(noise)
             _noise_warning(summary, noise["foreign_cpu_per_s"])
-            params = {"size_bytes": size, "processes": procs, "copies_per_timing": count,
+            params = {"io_size_bytes": size, "processes": procs, "copies_per_timing": count,
                       "min_timing_s": memcpy.MIN_TIMING_S, "repetitions": repetitions,
                       "pinned": procs <= ncpu, "copy_function": "glibc memmove via ctypes"}
             record = runner.store_record(runner.measured_record(
@@ -131,7 +131,7 @@ def _available_bytes() -> int:
 
 def _memcpy_row(record: Record) -> dict:
     p, s = record.params, record.summary
-    return {"id": record.id[:8], "size_bytes": p["size_bytes"], "processes": p["processes"],
+    return {"id": record.id[:8], "io_size_bytes": p["io_size_bytes"], "processes": p["processes"],
             "total_gbytes_per_s": s.get("median_total_gbytes_per_s"),
             "per_core_gbytes_per_s": s.get("median_per_core_gbytes_per_s"),
             "corrected_gbytes_per_s": s.get("median_call_corrected_per_core_gbytes_per_s"),
@@ -207,7 +207,7 @@ def _socket_config(path, source, chunk, via, veth, repetitions, duration_s, stor
         warm = {"refused": str(exc)}
     if "refused" in warm:
         return Outcome(what, skipped=warm["refused"],
-                       row={"path": path, "source": source.kind, "chunk_bytes": chunk, "via": via,
+                       row={"path": path, "source": source.kind, "io_size_bytes": chunk, "via": via,
                             "warning": "skipped: " + warm["refused"]})
     runs = [transfer.cpu_split(r) for r in raws]
     samples = {k: [r.get(k) for r in runs] for k in _SPLIT_KEYS}
@@ -220,7 +220,7 @@ def _socket_config(path, source, chunk, via, veth, repetitions, duration_s, stor
         summary["zerocopy_completed_sends"] = sum(r.get("zerocopy_completed") or 0 for r in runs)
         summary["zerocopy_copied_sends"] = sum(r.get("zerocopy_copied") or 0 for r in runs)
     _noise_warning(summary, summary.get("median_foreign_cpu_per_s"))
-    params = {"path": path, "source": source.kind, "chunk_bytes": chunk, "via": via,
+    params = {"path": path, "source": source.kind, "io_size_bytes": chunk, "via": via,
               "duration_s": duration_s, "repetitions": repetitions, "source_bytes": source.size_bytes,
               "receiver": "recv_into a page-aligned buffer", "tx_cpu": _cpu_of(0),
               "rx_cpu": _cpu_of(1)}
@@ -242,7 +242,7 @@ def _cpu_of(index: int) -> int | None:
 
 def _socket_row(record: Record) -> dict:
     p, s = record.params, record.summary
-    row = {"id": record.id[:8], "path": p["path"], "source": p["source"], "chunk_bytes": p["chunk_bytes"],
+    row = {"id": record.id[:8], "path": p["path"], "source": p["source"], "io_size_bytes": p["io_size_bytes"],
            "via": p["via"], "gbytes_per_s": s.get("median_gbytes_per_s"), "cv": s.get("cv")}
     for side in ("tx", "rx"):
         for part in ("user", "system", "softirq"):

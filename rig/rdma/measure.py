@@ -48,7 +48,7 @@ class VerbsOptions:
     def params(self, size: int) -> dict[str, Any]:
         d = asdict(self)
         d.pop("sizes")
-        d["msg_bytes"] = size
+        d["io_size_bytes"] = size
         d["mode"] = "latency" if self.latency else "bandwidth"
         if self.latency:
             d["latency_mode"] = self.latency_method()

@@ -108,7 +108,7 @@ def test_cli_sweep_json_and_store(rdma_devices, tmp_path):
                          capture_output=True, text=True, timeout=300, env=env)
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
-    assert [p["params"]["msg_bytes"] for p in doc["points"]] == [4096, 8192, 16384]
+    assert [p["params"]["io_size_bytes"] for p in doc["points"]] == [4096, 8192, 16384]
     assert all(p["summary"]["integrity_ok"] for p in doc["points"])
     with Store(db) as st:
         recs = [st.get(p["record_id"]) for p in doc["points"]]

@@ -59,3 +59,14 @@ def test_scenario_ref_hashes_the_file(tmp_path):
     ref = scenario_ref("s", f)
     import hashlib
     assert ref["sha256"] == hashlib.sha256(b"a = 1\n").hexdigest()
+
+
+@pytest.mark.parametrize("fixture,old_key,value", [
+    ("record-v0.json", "size_bytes", 1048576),
+    ("record-v1-copy-socket.json", "chunk_bytes", 65536),
+    ("record-v1-verbs.json", "msg_bytes", 1048576),
+])
+def test_io_size_has_one_name_in_every_record_kind(fixture, old_key, value):
+    rec = from_json((FIXTURES / fixture).read_text())
+    assert rec.params["io_size_bytes"] == value
+    assert old_key not in rec.params

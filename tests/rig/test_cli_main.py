@@ -53,3 +53,43 @@ def test_unreadable_file_is_one_line(command, capsys, tmp_path):
 
     code, err = run(capsys, "read-missing")
     assert code == 2 and "missing.toml" in err and err.count("\n") == 1
+
+
+def test_sigterm_is_one_line_exit_143(command, capsys):
+    import os
+    import signal
+
+    @command
+    def terminated():
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise AssertionError("SIGTERM did not interrupt the command")
+
+    code, err = run(capsys, "terminated")
+    assert code == 143
+    assert err == "rdmarig: error: interrupted; records completed before the interrupt are kept in the store\n"
+    assert signal.getsignal(signal.SIGTERM) is not cli._raise_terminated   # handler restored
+
+
+def _commands(group, prefix=()):
+    """(argv prefix, click command) of every leaf command of the app."""
+    if hasattr(group, "commands"):
+        for name, sub in group.commands.items():
+            yield from _commands(sub, prefix + (name,))
+    else:
+        yield prefix, group
+
+
+def test_flags_take_no_value_in_help():
+    """A boolean flag's help must not show a value it would refuse (`--wide <bool>`)."""
+    import typer.main
+    from typer.testing import CliRunner
+
+    root = typer.main.get_command(cli.app)
+    flags = 0
+    for argv, cmd in _commands(root):
+        for param in cmd.params:
+            if getattr(param, "is_flag", False) and not getattr(param, "hidden", False):
+                flags += 1
+        text = CliRunner().invoke(cli.app, [*argv, "--help"]).output
+        assert "<bool>" not in text, argv
+    assert flags >= 10
