@@ -15,10 +15,10 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from models.bottleneck import RESOURCES, Result, evaluate
+from models.bottleneck import Result, evaluate
 from models.copy_paths import DemandTable, demand_table
 from scenarios.errors import InputError
-from scenarios.schema import MAX_SWEEP_POINTS, OPERATIONS, PROTOCOLS, Scenario, flat_params, unit_key, with_params
+from scenarios.schema import MAX_SWEEP_POINTS, OPERATIONS, PROTOCOLS, Scenario, flat_params, with_params
 
 
 @dataclass
@@ -34,32 +34,6 @@ class Evaluation:
 
     def path_name(self, i: int) -> str:
         return self.table.names[int(self.result.path_index.flat[i])]
-
-    def rows(self) -> list[dict]:
-        """One dict per point, SI units in the key names (for tables and records)."""
-        r = self.result
-        util = r.utilisation
-        swept = [k for k in self.axes if k not in ("path_index", "workload.io_size")]
-        out = []
-        for i in range(self.points):
-            row = {
-                "io_size_bytes": float(r.io_size.flat[i]),
-                "copy_path": self.path_name(i),
-                **{unit_key(k): float(self.axes[k].flat[i]) for k in swept},
-                "throughput_bytes_per_s": float(r.throughput.flat[i]),
-                "binding": RESOURCES[int(r.binding.flat[i])],
-                "next_binding": RESOURCES[int(r.next_binding.flat[i])],
-                "headroom_ratio": float(r.headroom.flat[i]),
-                "cores_busy": float(r.cores_busy.flat[i]),
-                "dma_engines_busy": float(r.dma_engines_busy.flat[i]),
-                "cpu_s_per_gb": float(r.cpu_seconds_per_byte.flat[i] * 1e9),
-                "latency_seconds": float(r.latency_seconds.flat[i]),
-            }
-            for j, name in enumerate(RESOURCES):
-                row[f"util_{name.replace('-', '_')}_ratio"] = float(util[j].flat[i])
-                row[f"capacity_{name.replace('-', '_')}_bytes_per_s"] = float(r.capacity[j].flat[i])
-            out.append(row)
-        return out
 
 
 def base_params(s: Scenario) -> dict[str, float]:

@@ -20,6 +20,7 @@ import numpy as np
 import typer
 
 from models import calibrate as cal
+from models import report
 from models.sweep import evaluate_with_overrides
 from results.provenance import cpu_model, git_sha, mem_total_bytes
 from results.record import Record
@@ -338,7 +339,7 @@ def compare_table(scenario: str, platform_file: Path, records: list[Record]) -> 
     # the probes carry no SMB request: compare without the per-request SMB cost
     ev = evaluate_with_overrides(s, {"cpu.smb_request_time": 0.0}, grid={"workload.io_size": chunks})
     rows, errors_gbps, errors_cpu = [], [], []
-    for row in ev.rows():
+    for row in report.rows(ev):
         key = (row["copy_path"], int(row["io_size_bytes"]))
         recs = measured.get(key)
         if not recs:

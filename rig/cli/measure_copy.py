@@ -14,7 +14,7 @@ from results.tables import Column, Table, render
 from rig.cli import error, interrupt_exit_code
 from rig.cli._common import JsonOption, StoreOption, open_store
 from rig.copy import runs, senders, sources
-from rig.runner import Progress
+from rig.progress import Progress
 from scenarios.errors import InputError
 from scenarios.units import parse_int_list, parse_size_list, parse_time
 

@@ -90,7 +90,8 @@ def verbs(
     from rig.rdma import compat
     from rig.rdma.measure import IntegrityError, PeerError, VerbsOptions, run_point
     from rig.rdma.traffic import CompletionError, PollTimeout
-    from rig.runner import Progress, measured_record, store_record
+    from rig.progress import Progress
+    from rig.records import measured_record, store_record
 
     opts = VerbsOptions(
         op=op, sizes=[int(x) for x in parse_size_list(size, "--size")], num_qps=qps, tx_depth=tx_depth,
@@ -140,7 +141,7 @@ def verbs(
 
 def _vs_perftest(opts: Any, point: dict[str, Any], msg: int, st: Any) -> dict[str, Any]:
     from rig.rdma import perftest
-    from rig.runner import measured_record, store_record
+    from rig.records import measured_record, store_record
 
     local, remote = point["ports"]["local"], point["ports"]["remote"]
     eff_mod = point["params"].get("cq_mod_effective", opts.cq_mod)

@@ -18,8 +18,8 @@ import numpy as np
 from results import stats
 from results.record import Record
 from results.store import Store
-from rig import runner
-from rig.copy import accounting as acct
+from rig import records
+from rig import accounting as acct
 from rig.copy import memcpy, netns, senders, sources, transfer
 from scenarios.errors import InputError
 from scenarios.units import MiB
@@ -111,7 +111,7 @@ def memcpy_sweep(sizes: list[int], processes: list[int], repetitions: int,
             params = {"io_size_bytes": size, "processes": procs, "copies_per_timing": count,
                       "min_timing_s": memcpy.MIN_TIMING_S, "repetitions": repetitions,
                       "pinned": procs <= ncpu, "copy_function": "glibc memmove via ctypes"}
-            record = runner.store_record(runner.measured_record(
+            record = records.store_record(records.measured_record(
                 "copy.memcpy", params, samples, summary, extra_provenance={"buffers": alignment}), store)
             yield Outcome(what, record=record, row=_memcpy_row(record))
 
@@ -231,7 +231,7 @@ def _socket_config(path, source, chunk, via, veth, repetitions, duration_s, stor
              "socket_buffers": {"sndbuf_bytes": runs[-1]["sndbuf_bytes"], "rcvbuf_bytes": runs[-1]["rcvbuf_bytes"]}}
     if "pipe_bytes" in runs[-1]:
         extra["pipe_bytes"] = runs[-1]["pipe_bytes"]
-    record = runner.store_record(runner.measured_record("copy.socket", params, samples, summary, extra), store)
+    record = records.store_record(records.measured_record("copy.socket", params, samples, summary, extra), store)
     return Outcome(what, record=record, row=_socket_row(record))
 
 

@@ -15,7 +15,7 @@ import socket
 import time
 import zlib
 
-from rig.copy import accounting as acct
+from rig import accounting as acct
 from rig.copy import child, netns, senders
 from rig.copy.buffers import aligned_buffer, page_offset
 from rig.copy.sources import Source

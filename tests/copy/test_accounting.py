@@ -2,7 +2,7 @@
 
 import pytest
 
-from rig.copy import accounting as acct
+from rig import accounting as acct
 
 
 def _delta(softirq_s, ksoftirqd_s):

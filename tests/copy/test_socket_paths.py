@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from rig.copy import accounting as acct
+from rig import accounting as acct
 from rig.copy import senders, sources, transfer, uring
 
 TOTAL = 3 * (1 << 20) + 4097  # not a multiple of the chunk or a page: partial last chunk

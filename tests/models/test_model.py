@@ -9,6 +9,7 @@ import pytest
 
 from models import resources
 from models.bottleneck import RESOURCES
+from models import report
 from models.sweep import evaluate_grid, evaluate_scenario, evaluate_with_overrides
 from models.target import requirements
 from scenarios import copy_paths, schema
@@ -17,7 +18,7 @@ MiB = 1024 * 1024
 
 
 def _row(ev, path: str, size: float, **axes):
-    for i, r in enumerate(ev.rows()):
+    for i, r in enumerate(report.rows(ev)):
         if r["copy_path"] == path and r["io_size_bytes"] == size and all(
                 r[schema.unit_key(k)] == v for k, v in axes.items()):
             return ev, i, r
@@ -229,7 +230,7 @@ def test_links_one_line_change_scales(smbd):
 def test_target_requirements(smbd):
     ev = evaluate_scenario(smbd)
     req = requirements(ev, 46e9)
-    rows = ev.rows()
+    rows = report.rows(ev)
     for i, r in enumerate(rows):
         if r["copy_path"] == "cpu-copy" and r["io_size_bytes"] == 8 * MiB:
             # 46 GB/s x (6.25 us + 8388608 B / 6.17 GB/s) / 8388608 B = 7.49 serving threads
