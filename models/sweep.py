@@ -18,7 +18,7 @@ import numpy as np
 from models.bottleneck import Result, evaluate
 from models.copy_paths import DemandTable, demand_table
 from scenarios.errors import InputError
-from scenarios.schema import MAX_SWEEP_POINTS, OPERATIONS, PROTOCOLS, Scenario, flat_params, with_params
+from scenarios.schema import OPERATIONS, PROTOCOLS, Scenario, check_grid_points, flat_params, with_params
 
 
 @dataclass
@@ -56,10 +56,7 @@ def evaluate_grid(s: Scenario, grid: Mapping[str, Sequence[float]], paths: Seque
     path_axis = np.arange(len(s.copy_paths)) if paths is None else np.asarray(paths, dtype=int)
     names = ["path_index"] + list(grid)
     values = [path_axis] + [np.asarray(grid[k], dtype=float) for k in grid]
-    n = int(np.prod([len(v) for v in values]))
-    if n > MAX_SWEEP_POINTS:
-        raise InputError(f"{s.path}: sweep has {n:,} points, over the cap of {MAX_SWEEP_POINTS:,}",
-                         "sweep fewer values (the cap keeps memory and time bounded)")
+    check_grid_points(int(np.prod([len(v) for v in values])), s.path)
     mesh = np.meshgrid(*values, indexing="ij")
     axes = {k: m.ravel() for k, m in zip(names, mesh)}
     params.update(axes)

@@ -26,7 +26,17 @@ from scenarios.platform import Cpu, DmaEngine, Memory, Nic, Pcie, Platform, pars
 from scenarios.toml_table import TomlTable, plain_number
 from scenarios.units import parse_freq, parse_rate, parse_size, parse_size_list, parse_time
 
-MAX_SWEEP_POINTS = 1_000_000
+MAX_SWEEP_POINTS = 1_000_000   # what one vectorised evaluation may hold (memory, time)
+MAX_TABLE_ROWS = 100_000       # what a plan table may print: 100k rows take ~10 s and ~0.5 GB
+
+
+def check_grid_points(n: int, where: str, cap: int = MAX_SWEEP_POINTS) -> None:
+    """The one check of a grid's size: scenario sweeps, grids built in code, plan tables."""
+    if n > cap:
+        what = "rows a plan table holds" if cap == MAX_TABLE_ROWS else "points one evaluation holds"
+        fix = ("sweep fewer values, or evaluate the grid from Python (models.sweep.evaluate_grid)"
+               if cap == MAX_TABLE_ROWS else "sweep fewer values (the cap keeps memory and time bounded)")
+        raise InputError(f"{where}: sweep has {n:,} points, over the {cap:,} {what}", fix)
 PROTOCOLS = ("roce-v2", "infiniband", "tcp")
 TRANSPORTS = ("smbdirect", "tcp")
 OPERATIONS = ("read", "write")
@@ -160,10 +170,7 @@ def _sweep(t: TomlTable | None, io_sizes: tuple[float, ...], n_paths: int, flat:
             parsed = tuple(_sweep_value(v, t.where(key), flat[key], key in flags) for v in values)
             fields.append((key, parsed))
     sweep = Sweep(io_sizes=io_sizes, fields=tuple(fields))
-    n = sweep.points(n_paths)
-    if n > MAX_SWEEP_POINTS:
-        raise InputError(f"{file}: sweep has {n:,} points, over the cap of {MAX_SWEEP_POINTS:,}",
-                         "sweep fewer values (the cap keeps memory and time bounded)")
+    check_grid_points(sweep.points(n_paths), file)
     return sweep
 
 

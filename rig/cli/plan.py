@@ -21,7 +21,7 @@ from results.record import Record, scenario_ref
 from results.tables import EXTENSIONS, Column, Table, render
 from rig.cli._common import StoreOption, open_store
 from scenarios.errors import InputError
-from scenarios.schema import Scenario, load_scenario, unit_key, unit_label
+from scenarios.schema import MAX_TABLE_ROWS, Scenario, check_grid_points, load_scenario, unit_key, unit_label
 from scenarios.units import GB, format_size, parse_rate
 
 _UTIL_COLUMNS = [("links", "links [%]"), ("pcie", "PCIe [%]"), ("dram", "DRAM [%]"),
@@ -173,9 +173,6 @@ def modelled_record(ev: Evaluation, target: Optional[float]) -> Record:
         samples=samples, summary=summary)
 
 
-MAX_TABLE_ROWS = 100_000   # a plan table of 100k rows takes ~10 s and ~0.5 GB; the model itself goes further
-
-
 def _view(fmt: str, wide: bool) -> str:
     return "machine" if fmt in ("csv", "json") else "wide" if wide else "compact"
 
@@ -197,10 +194,7 @@ def plan(
     if target_rate is not None and target_rate <= 0:
         raise InputError("--target: must be a positive rate", "write it like 46GB/s")
     s: Scenario = load_scenario(scenario, platform=platform)
-    points = s.sweep.points(len(s.copy_paths))
-    if points > MAX_TABLE_ROWS:
-        raise InputError(f"{s.path}: sweep has {points:,} points, over the {MAX_TABLE_ROWS:,} rows a plan table holds",
-                         "sweep fewer values, or evaluate the grid from Python (models.sweep.evaluate_grid)")
+    check_grid_points(s.sweep.points(len(s.copy_paths)), s.path, MAX_TABLE_ROWS)
     if target_rate is None:
         target_rate = s.target
     ev = evaluate_scenario(s)

@@ -192,3 +192,13 @@ def test_io_sizes_must_be_sizes(tmp_path):
     for bad in ("io_sizes = 4096", 'io_sizes = "4KiB..2KiB"', 'io_sizes = ["fast"]'):
         p = _write(tmp_path, _scenario_text(**{'io_sizes = "64KiB..8MiB"': bad}))
         assert "sweep.io_sizes" in _error(p).cause
+
+
+def test_grid_size_is_checked_in_one_place():
+    from models.sweep import evaluate_grid
+    s = schema.load_scenario("smbdirect-2x200g")
+    with pytest.raises(InputError, match="over the 1,000,000 points one evaluation holds"):
+        evaluate_grid(s, {"workload.io_size": [4096.0] * 1001, "workload.connections": [1.0] * 1000})
+    with pytest.raises(InputError, match="over the 100,000 rows a plan table holds"):
+        schema.check_grid_points(100_001, "x.toml", schema.MAX_TABLE_ROWS)
+    schema.check_grid_points(schema.MAX_TABLE_ROWS, "x.toml", schema.MAX_TABLE_ROWS)
