@@ -12,26 +12,35 @@ from typing import TYPE_CHECKING, Any, Mapping
 from scenarios.errors import InputError
 
 if TYPE_CHECKING:
+    from scenarios.platform import Platform
     from scenarios.schema import Scenario
+
+
+def _numbers(obj: Any, prefix: str, out: dict[str, float], flags: bool = True) -> None:
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if isinstance(value, bool):
+            if flags:
+                out[f"{prefix}.{f.name}"] = float(value)
+        elif isinstance(value, (int, float)):
+            out[f"{prefix}.{f.name}"] = float(value)
+
+
+def platform_params(p: Platform) -> dict[str, float]:
+    """Every numeric figure of a platform as {'section.field': SI float} ('cpu.cores', 'pcie.lanes')."""
+    out: dict[str, float] = {}
+    for section, obj in (("cpu", p.cpu), ("memory", p.memory), ("nic", p.nic), ("pcie", p.nic.pcie)):
+        _numbers(obj, section, out)
+    for e in p.dma:
+        _numbers(e, f"dma.{e.name}", out, flags=False)
+    return out
 
 
 def flat_params(s: Scenario) -> dict[str, float]:
     """Every numeric parameter of a scenario as {'section.field': SI float}."""
-    out: dict[str, float] = {}
-    p = s.platform
-    for section, obj in (("cpu", p.cpu), ("memory", p.memory), ("nic", p.nic), ("pcie", p.nic.pcie),
-                         ("link", s.link), ("workload", s.workload)):
-        for f in dataclasses.fields(obj):
-            value = getattr(obj, f.name)
-            if isinstance(value, bool):
-                out[f"{section}.{f.name}"] = float(value)
-            elif isinstance(value, (int, float)):
-                out[f"{section}.{f.name}"] = float(value)
-    for e in p.dma:
-        for f in dataclasses.fields(e):
-            value = getattr(e, f.name)
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                out[f"dma.{e.name}.{f.name}"] = float(value)
+    out = platform_params(s.platform)
+    for section, obj in (("link", s.link), ("workload", s.workload)):
+        _numbers(obj, section, out)
     return out
 
 
