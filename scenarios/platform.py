@@ -189,21 +189,35 @@ RELATIONS = (
 )
 
 
-def field_of(flat_name: str) -> F.Field | None:
-    """The field of a flat platform name ('cpu.clock_hz', 'pcie.lanes', 'dma.dsa.rate')."""
+def field_of(flat_name: str, by_key: bool = False) -> F.Field | None:
+    """The field of a flat platform name ('cpu.clock_hz', 'pcie.lanes', 'dma.dsa.rate'); `by_key`:
+    of a figure named as in the file and in sources() ('cpu.clock')."""
     section, _, rest = flat_name.partition(".")
     fields = SECTIONS.get(section)
     if fields is None:
         return None
-    return F.by_name(fields).get(rest.rsplit(".", 1)[-1] if section == "dma" else rest)
+    name = rest.rsplit(".", 1)[-1] if section == "dma" else rest
+    return ({f.key: f for f in fields} if by_key else F.by_name(fields)).get(name)
 
 
-def broken_relation(flat: Mapping[str, float], relations: tuple = RELATIONS) -> tuple[str, str] | None:
-    """('memory.dram_bandwidth', '500GB/s exceeds memory.dram_peak 307.2GB/s: why'), or None."""
+def toml_field(key: str) -> F.Field | None:
+    """The field of a figure named as in sources() and the measured section ('cpu.clock')."""
+    return field_of(key, by_key=True)
+
+
+def flat_name(key: str) -> str:
+    """A figure's sources() name as its flat parameter name: 'cpu.clock' -> 'cpu.clock_hz'."""
+    field = toml_field(key)
+    return key if field is None else key.rsplit(".", 1)[0] + "." + field.name
+
+
+def broken_relation(flat: Mapping[str, float], relations: tuple = RELATIONS) -> tuple[str, str, str] | None:
+    """('memory.dram_bandwidth', 'memory.dram_peak', '500GB/s exceeds memory.dram_peak 307.2GB/s: why'),
+    or None when every relation holds."""
     for small, big, unit, why in relations:
         if small in flat and big in flat and flat[small] > flat[big] * (1 + 1e-9):
-            return small, (f"{quantity_text(flat[small], unit)} exceeds {big} "
-                           f"{quantity_text(flat[big], unit)}: {why}")
+            return small, big, (f"{quantity_text(flat[small], unit)} exceeds {big} "
+                                f"{quantity_text(flat[big], unit)}: {why}")
     return None
 
 
@@ -253,6 +267,6 @@ def parse_platform(data: Mapping[str, Any], file: str, base: str = "",
     broken = broken_relation(platform_params(platform))
     if broken:
         section, _, key = broken[0].partition(".")
-        raise InputError(f"{file}: {TOML_PATH[section]}.{key}: {broken[1]}",
+        raise InputError(f"{file}: {TOML_PATH[section]}.{key}: {broken[2]}",
                          "correct the figure that is wrong (each keeps its source)")
     return platform

@@ -28,8 +28,9 @@ from typing import Any, Mapping
 from scenarios import fields as F
 from scenarios.errors import InputError
 from scenarios.files import builtin_platforms, read_toml, resolve
+from scenarios.params import platform_params
 from scenarios.platform import (CPU_FIELDS, DMA_FIELDS, MEMORY_FIELDS, NIC_FIELDS, PCIE_FIELDS, TOP_FIELDS,
-                                Measured, Platform, parse_platform)
+                                Measured, Platform, broken_relation, flat_name, parse_platform, toml_field)
 from scenarios.toml_table import TomlTable, did_you_mean
 
 MAX_BASE_DEPTH = 8
@@ -47,6 +48,53 @@ def platform_from_data(data: Mapping[str, Any], path: Path) -> Platform:
     """A platform from a parsed profile at `path` (its base is found by name or beside it)."""
     merged, base, measured = resolve_profile(data, path, ())
     return parse_platform(merged, str(path), base=base, measured=measured)
+
+
+def own_measured(data: Mapping[str, Any], path: Path) -> dict[str, Measured]:
+    """The figures of the profile's own measured section (not those it inherits from its base)."""
+    if "measured" not in data:
+        return {}
+    merged, _, _ = resolve_profile({k: v for k, v in data.items() if k != "measured"}, path, ())
+    return _measured(TomlTable(data, str(path)).sub("measured"), merged)
+
+
+def measured_figure(key: str, value: float, records: tuple[str, ...], method: str, interval: str = "",
+                    low: float | None = None, high: float | None = None) -> Measured:
+    """A measured figure named as in sources() ('cpu.copy_rate_cache'), SI values, written in the
+    field's unit; an interval with a non-finite end is left out."""
+    field = toml_field(key)
+    if field is None or not field.is_number:
+        raise ValueError(f"{key} is not a number of a platform profile")
+    has_interval = (interval and low is not None and high is not None
+                    and all(x == x and abs(x) != float("inf") for x in (low, high)))
+    return Measured(value=float(value), text=field.as_text(value), records=tuple(records), method=method,
+                    interval=interval if has_interval else "",
+                    low=low if has_interval else None, high=high if has_interval else None,
+                    low_text=field.as_text(low) if has_interval else "",
+                    high_text=field.as_text(high) if has_interval else "")
+
+
+def figure_problems(figures: Mapping[str, Measured], p: Platform) -> dict[str, str]:
+    """{figure: why it cannot stand in profile `p`}: outside its physical range, or breaking a
+    relation with `p`'s other figures (a measured DRAM bandwidth above the profile's peak)."""
+    problems: dict[str, str] = {}
+    flat = platform_params(p)
+    for key, m in figures.items():
+        field = toml_field(key)
+        problem = field.limit.problem(m.value) if field is not None and field.limit is not None else "not a figure"
+        if problem is not None:
+            problems[key] = f"{m.text} is {problem}"
+        else:
+            flat[flat_name(key)] = m.value
+    by_flat = {flat_name(k): k for k in figures if k not in problems}
+    while (broken := broken_relation(flat)) is not None:
+        culprit = next((by_flat[n] for n in broken[:2] if n in by_flat), None)
+        if culprit is None:        # the profile itself breaks it: its loader says so
+            break
+        problems[culprit] = f"{broken[0]} {broken[2]}"
+        flat[flat_name(culprit)] = platform_params(p)[flat_name(culprit)]
+        del by_flat[flat_name(culprit)]
+    return problems
 
 
 def resolve_profile(data: Mapping[str, Any], path: Path,

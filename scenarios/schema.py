@@ -250,7 +250,7 @@ def _sweep(t: TomlTable | None, partial: Scenario, n_paths: int, file: str) -> S
         for v in parsed:
             broken = _platform.broken_relation({**flat, key: v}, _platform.RELATIONS + SCENARIO_RELATIONS)
             if broken:
-                raise t.error(key, f"{broken[0]} {broken[1]}", "sweep values the rest of the scenario allows")
+                raise t.error(key, f"{broken[0]} {broken[2]}", "sweep values the rest of the scenario allows")
         fields.append((key, parsed))
     return Sweep(io_sizes=io_sizes, fields=tuple(fields))
 
@@ -327,7 +327,7 @@ def parse_scenario(data: Mapping[str, Any], file: str, platform: Platform) -> Sc
                        sweep=Sweep(io_sizes=_io_sizes(t, sweep_t)))
     broken = _platform.broken_relation(flat_params(partial), SCENARIO_RELATIONS)
     if broken:
-        raise t.error("network.links", f"{link.label}: link.rate {broken[1]} ({platform.nic.model})",
+        raise t.error("network.links", f"{link.label}: link.rate {broken[2]} ({platform.nic.model})",
                       "use more links of at most the port's rate, or --platform with a profile whose NIC has "
                       "faster ports")
     target = None

@@ -15,7 +15,7 @@ KB, MB, GB, TB = 1e3, 1e6, 1e9, 1e12
 KiB, MiB, GiB, TiB = 1024, 1024**2, 1024**3, 1024**4
 BITS_PER_BYTE = 8
 NS, US, MS = 1e-9, 1e-6, 1e-3
-GHZ = 1e9
+MHZ, GHZ = 1e6, 1e9
 
 _SIZE_PREFIX = {
     "": 1, "k": KB, "K": KB, "M": MB, "G": GB, "T": TB,
