@@ -17,6 +17,9 @@ from scenarios.toml_table import TomlTable
 from scenarios.units import parse_freq, parse_rate, parse_size, parse_time, quantity_text
 
 Parser = Callable[[Any, str], float]
+# a quantity's parser -> (its unit for quantity_text, the unit suffix of its record keys)
+_UNITS = {parse_rate: ("bytes/s", "bytes_per_s"), parse_size: ("bytes", "bytes"), parse_time: ("s", "seconds"),
+          parse_freq: ("Hz", "")}         # clock_hz carries its unit in its name
 
 
 @dataclass(frozen=True)
@@ -79,14 +82,18 @@ class Field:
     def is_number(self) -> bool:
         return self.kind in ("quantity", "whole", "number")
 
+    @property
+    def record_unit(self) -> str:
+        """The unit suffix of this quantity's record keys ('bytes_per_s'), '' for none."""
+        return _UNITS[self.parser][1] if self.kind == "quantity" else ""
+
     def as_text(self, value: float) -> str:
         """An SI value as this field is written in a file: 25e9 -> '25GB/s'; a whole number as digits."""
         if self.kind == "whole":
             return str(int(round(value)))
         if self.kind == "number":
             return f"{value:g}"
-        unit = {parse_rate: "bytes/s", parse_size: "bytes", parse_time: "s", parse_freq: "Hz"}[self.parser]
-        return quantity_text(value, unit)
+        return quantity_text(value, _UNITS[self.parser][0])
 
     def read(self, t: TomlTable, key: str | None = None) -> Any:
         """This field's value from `t[key]` (default: its own key), in SI units, checked."""

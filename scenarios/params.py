@@ -7,6 +7,7 @@ These names are what sweeps, what-if overrides and calibration use ("cpu.copy_ra
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import TYPE_CHECKING, Any, Mapping
 
 from scenarios.errors import InputError
@@ -44,20 +45,22 @@ def flat_params(s: Scenario) -> dict[str, float]:
     return out
 
 
-_UNIT_OF_FIELD = {
-    "copy_rate_cache": "bytes_per_s", "copy_rate_dram": "bytes_per_s", "tcp_checksum_rate": "bytes_per_s",
-    "dram_bandwidth": "bytes_per_s", "dram_peak": "bytes_per_s", "port_rate": "bytes_per_s", "rate": "bytes_per_s",
-    "cache_per_core": "bytes", "max_payload": "bytes", "tlp_overhead": "bytes", "read_completion": "bytes",
-    "mtu": "bytes", "gso_size": "bytes", "io_size": "bytes",
-    "syscall_time": "seconds", "smb_request_time": "seconds", "rdma_wr_time": "seconds",
-    "tcp_segment_time": "seconds", "async_handoff_time": "seconds", "rtt": "seconds",
-    "descriptor_time": "seconds", "descriptor_cpu_time": "seconds", "completion_latency": "seconds",
-}
+@functools.cache
+def _units_of_fields() -> dict[str, str]:
+    """{field name: unit suffix} of every quantity a flat parameter can name, from the field tables
+    (a new field gets its unit from its parser; the I/O size axis is not a field)."""
+    from scenarios import platform, schema     # the tables import this module: read them late
+    out = {"io_size": "bytes"}
+    for fields in (*platform.SECTIONS.values(), schema.LINK_FIELDS, schema.WORKLOAD_FIELDS):
+        for f in fields:
+            if f.kind == "quantity" and f.record_unit:
+                out[f.name] = f.record_unit
+    return out
 
 
 def unit_key(flat_name: str) -> str:
     """A flat parameter name as a record key with its unit: 'cpu.copy_rate_dram' -> 'cpu_copy_rate_dram_bytes_per_s'."""
-    unit = _UNIT_OF_FIELD.get(flat_name.rsplit(".", 1)[-1])
+    unit = _units_of_fields().get(flat_name.rsplit(".", 1)[-1])
     key = flat_name.replace(".", "_").replace("-", "_")
     return f"{key}_{unit}" if unit else key
 
@@ -65,7 +68,7 @@ def unit_key(flat_name: str) -> str:
 def unit_label(flat_name: str) -> str:
     """The SI unit of a flat parameter for a column header: 'B/s', 'B', 's', or '' for counts."""
     return {"bytes_per_s": "B/s", "bytes": "B", "seconds": "s"}.get(
-        _UNIT_OF_FIELD.get(flat_name.rsplit(".", 1)[-1], ""), "")
+        _units_of_fields().get(flat_name.rsplit(".", 1)[-1], ""), "")
 
 
 def flag_params(s: Scenario) -> frozenset[str]:

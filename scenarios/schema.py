@@ -14,7 +14,6 @@ physical range (scenarios/limits.py).
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,9 +152,10 @@ WORKLOAD_FIELDS = (
     F.quantity("gso_size", parse_size, "64KiB", L.GSO_SIZE, default="64KiB"),
     F.other("io_sizes"),            # the I/O sizes may sit here instead of under [sweep]
 )
-# link.count and link.rate come from `links = "2x200Gbit/s"`; as fields they serve sweeps
+# link.count and link.rate come from `links = "2x200Gbit/s"`; as fields they serve sweeps (the
+# MTU's range depends on the protocol: sweep_field)
 LINK_FIELDS = (F.whole("count", L.LINKS), F.quantity("rate", parse_rate, "200Gbit/s", L.PORT_RATE),
-               F.flag("tcp_timestamps"))
+               F.quantity("mtu", parse_size, "1500B", L.ETHERNET_MTU), F.flag("tcp_timestamps"))
 TOP_FIELDS = (F.text("name", '"smbdirect-2x200g"'), F.text("description", '"..."', default=""),
               F.other("platform"), F.other("copy_paths"), F.other("target"), F.other("network"),
               F.other("workload"), F.other("sweep"), F.other("copy_path"))
@@ -356,7 +356,7 @@ def load_scenario(name_or_path: str | Path, platform: str | Path | None = None) 
     if platform is None:
         ref = data.get("platform")
         if not isinstance(ref, str) or not ref:
-            raise InputError(f"{path}: platform: missing field",
+            raise InputError(f"{path}: platform: {'missing field' if ref is None else f'{ref!r} is not a profile name'}",
                              'add `platform = "xeon-8470-cx7"` (a name from scenarios/platforms or a path)')
         try:
             plat = load_platform_file(resolve(ref, builtin_platforms(), "platform", relative_to=path.parent))

@@ -73,6 +73,13 @@ SCENARIO_ROWS = [
     ("copy-path-infinite-count", LOOP, [("syscalls_per_io = 2", "syscalls_per_io = inf")], "not a finite number"),
     ("copy-path-bare-chunk", LOOP, [('chunk = "1MiB"', "chunk = 1048576")], "has no unit"),
     ("invalid-toml", SMBD, [("[sweep]", "[sweep")], "not valid TOML"),
+    ("platform-not-a-name", SMBD, [('platform = "xeon-8470-cx7"', "platform = 3")], "3 is not a profile name"),
+    ("copy-path-no-transport", LOOP, [('transports = ["tcp"]', "transports = []")], "is not a list of transports"),
+    ("copy-path-dma-without-api", LOOP, [('copies = [{who = "serving", source = "page-cache"}]\nsyscalls_per_io = 1\n'
+                                          'zc_notifications_per_io = 1',
+                                          'copies = [{who = "dma", source = "page-cache"}]\nsyscalls_per_io = 1\n'
+                                          'zc_notifications_per_io = 1')], "dma_api: missing field"),
+    ("sweep-infinite-value", SMBD, [_add("[sweep]", '"workload.rtt" = [inf]')], "not a finite number"),
 ]
 PLATFORM_ROWS = [
     ("misspelled-cpu-key", XEON, [("cores = 52", "coers = 52")], "cpu.coers: unknown key in [cpu]; did you mean cores?"),
@@ -136,6 +143,13 @@ def test_bad_file(run_cli, tmp_path, row):
     f = tmp_path / "bad.toml"
     f.write_text(_text(source, *edits) + extra)
     _both(run_cli, f, source.startswith("platform"), tmp_path, fragment)
+
+
+@pytest.mark.parametrize("target, fragment", [("1e999GB/s", "not a finite rate"), ("1e30GB/s", "not a finite rate"),
+                                              ("fast", "cannot read 'fast' as a rate")])
+def test_plan_target_is_finite(run_cli, tmp_path, target, fragment):
+    run_cli("plan", "smbdirect-2x200g", "--target", target, "--store", str(tmp_path / "r.sqlite")).one_line_error(2, fragment)
+    assert not (tmp_path / "r.sqlite").exists()
 
 
 @pytest.mark.parametrize("row", DERIVED_ROWS, ids=lambda r: r[0])
