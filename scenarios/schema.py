@@ -176,7 +176,7 @@ def _link(t: TomlTable) -> Link:
     else:
         medium = t.choice("medium", MEDIA, default="ethernet")
         if medium == "loopback" and protocol != "tcp":
-            raise t.error("medium", "the loopback medium is modelled for tcp only (lo carries no RoCE)",
+            raise t.error("medium", "the loopback medium is modelled for tcp only",
                           'set protocol = "tcp", or medium = "ethernet"')
     limit = mtu_limit(protocol, medium)
     try:
