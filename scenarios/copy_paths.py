@@ -12,7 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from scenarios import fields as F
+from scenarios import limits as L
 from scenarios.errors import InputError
+from scenarios.toml_table import TomlTable
 from scenarios.units import parse_size
 
 WHO = ("serving", "workers", "dma")
@@ -141,37 +144,39 @@ def builtin_names() -> list[str]:
     return sorted({row.name for row in ROWS})
 
 
-def from_mapping(d: Any, where: str) -> CopyPath:
-    """A [[copy_path]] table from a scenario file."""
+COUNT_KEYS = ("syscalls_per_io", "syscalls_per_chunk", "rdma_wrs_per_io", "handoffs_per_io", "zc_notifications_per_io")
+ROW_FIELDS = (
+    F.text("name", '"my-path"'), F.text("description", '"..."', default=""),
+    F.other("transports"), F.other("copies"), F.other("dma_api"),
+    F.quantity("dma_descriptor", parse_size, "4KiB", L.IO_SIZE, default="4KiB"),
+    F.quantity("chunk", parse_size, "64KiB", L.IO_SIZE, default="64KiB"),
+    *(F.number(key, L.PER_IO_COUNT, default=0.0) for key in COUNT_KEYS),
+)
+COPY_FIELDS = (F.choice("who", WHO), F.choice("source", SOURCES))
+
+
+def from_mapping(d: Any, file: str, index: int) -> CopyPath:
+    """The `index`-th [[copy_path]] table of a scenario file."""
+    section = f"copy_path[{index}]"
     if not isinstance(d, Mapping):
-        raise InputError(f"{where}: must be a table", "write it as a [[copy_path]] table")
-    name = d.get("name")
-    if not isinstance(name, str) or not name:
-        raise InputError(f"{where}.name: missing field", 'add `name = "my-path"`')
+        raise InputError(f"{file}: {section}: must be a table", "write it as a [[copy_path]] table")
+    t = TomlTable(d, file, section)
+    values, _ = F.read_section(t, ROW_FIELDS)
     transports = d.get("transports", list(TRANSPORTS))
-    if not isinstance(transports, list) or not all(t in TRANSPORTS for t in transports):
-        raise InputError(f"{where}.transports: {transports!r}", f"use a list of {', '.join(TRANSPORTS)}")
-    copies = []
-    for i, c in enumerate(d.get("copies", [])):
-        if not isinstance(c, Mapping) or c.get("who") not in WHO or c.get("source") not in SOURCES:
-            raise InputError(f"{where}.copies[{i}]: {c!r}",
-                             f'write it like {{who = "serving", source = "page-cache"}}; who: {", ".join(WHO)}; '
-                             f'source: {", ".join(SOURCES)}')
-        copies.append(Copy(c["who"], c["source"]))
+    if not isinstance(transports, list) or not transports or not all(x in TRANSPORTS for x in transports):
+        raise t.error("transports", f"{transports!r} is not a list of transports", f"use a list of {', '.join(TRANSPORTS)}")
+    copies = d.get("copies", [])
+    if not isinstance(copies, list):
+        raise t.error("copies", f"{copies!r} is not a list", 'write it like [{who = "serving", source = "page-cache"}]')
+    rows = []
+    for i, c in enumerate(copies):
+        if not isinstance(c, Mapping):
+            raise t.error(f"copies[{i}]", f"{c!r} is not a table", 'write it like {who = "serving", source = "page-cache"}')
+        rows.append(Copy(**F.read_section(TomlTable(c, file, f"{section}.copies[{i}]"), COPY_FIELDS)[0]))
     api = d.get("dma_api", "")
-    if any(c.who == "dma" for c in copies) and api not in DMA_APIS:
-        raise InputError(f"{where}.dma_api: {api!r}", f"a path with a dma copy names its API: {', '.join(DMA_APIS)}")
-    numbers = {}
-    for key in ("syscalls_per_io", "syscalls_per_chunk", "rdma_wrs_per_io", "handoffs_per_io",
-                "zc_notifications_per_io"):
-        value = d.get(key, 0)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise InputError(f"{where}.{key}: {value!r}", "write a count >= 0, like 1")
-        numbers[key] = float(value)
-    sizes = {}
-    for key, default in (("dma_descriptor", "4KiB"), ("chunk", "64KiB")):
-        sizes[key] = parse_size(d.get(key, default), f"{where}.{key}")
-        if sizes[key] <= 0:
-            raise InputError(f"{where}.{key}: must be greater than zero", f'write it like "{default}"')
-    return CopyPath(name=name, description=str(d.get("description", "")), transports=tuple(transports),
-                    copies=tuple(copies), dma_api=api, **sizes, **numbers)
+    if "dma_api" in d and api not in DMA_APIS:
+        raise t.error("dma_api", f"unknown API {api!r}", f"use one of {', '.join(DMA_APIS)}")
+    if any(c.who == "dma" for c in rows) and not api:
+        raise t.error("dma_api", "missing field: a path with a dma copy names its kernel API",
+                      f"add `dma_api = ` one of {', '.join(DMA_APIS)}")
+    return CopyPath(transports=tuple(transports), copies=tuple(rows), dma_api=api, **values)

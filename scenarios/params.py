@@ -7,48 +7,60 @@ These names are what sweeps, what-if overrides and calibration use ("cpu.copy_ra
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import TYPE_CHECKING, Any, Mapping
 
 from scenarios.errors import InputError
 
 if TYPE_CHECKING:
+    from scenarios.platform import Platform
     from scenarios.schema import Scenario
+
+
+def _numbers(obj: Any, prefix: str, out: dict[str, float], flags: bool = True) -> None:
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if isinstance(value, bool):
+            if flags:
+                out[f"{prefix}.{f.name}"] = float(value)
+        elif isinstance(value, (int, float)):
+            out[f"{prefix}.{f.name}"] = float(value)
+
+
+def platform_params(p: Platform) -> dict[str, float]:
+    """Every numeric figure of a platform as {'section.field': SI float} ('cpu.cores', 'pcie.lanes')."""
+    out: dict[str, float] = {}
+    for section, obj in (("cpu", p.cpu), ("memory", p.memory), ("nic", p.nic), ("pcie", p.nic.pcie)):
+        _numbers(obj, section, out)
+    for e in p.dma:
+        _numbers(e, f"dma.{e.name}", out, flags=False)
+    return out
 
 
 def flat_params(s: Scenario) -> dict[str, float]:
     """Every numeric parameter of a scenario as {'section.field': SI float}."""
-    out: dict[str, float] = {}
-    p = s.platform
-    for section, obj in (("cpu", p.cpu), ("memory", p.memory), ("nic", p.nic), ("pcie", p.nic.pcie),
-                         ("link", s.link), ("workload", s.workload)):
-        for f in dataclasses.fields(obj):
-            value = getattr(obj, f.name)
-            if isinstance(value, bool):
-                out[f"{section}.{f.name}"] = float(value)
-            elif isinstance(value, (int, float)):
-                out[f"{section}.{f.name}"] = float(value)
-    for e in p.dma:
-        for f in dataclasses.fields(e):
-            value = getattr(e, f.name)
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                out[f"dma.{e.name}.{f.name}"] = float(value)
+    out = platform_params(s.platform)
+    for section, obj in (("link", s.link), ("workload", s.workload)):
+        _numbers(obj, section, out)
     return out
 
 
-_UNIT_OF_FIELD = {
-    "copy_rate_cache": "bytes_per_s", "copy_rate_dram": "bytes_per_s", "tcp_checksum_rate": "bytes_per_s",
-    "dram_bandwidth": "bytes_per_s", "dram_peak": "bytes_per_s", "port_rate": "bytes_per_s", "rate": "bytes_per_s",
-    "cache_per_core": "bytes", "max_payload": "bytes", "tlp_overhead": "bytes", "read_completion": "bytes",
-    "mtu": "bytes", "gso_size": "bytes", "io_size": "bytes",
-    "syscall_time": "seconds", "smb_request_time": "seconds", "rdma_wr_time": "seconds",
-    "tcp_segment_time": "seconds", "async_handoff_time": "seconds", "rtt": "seconds",
-    "descriptor_time": "seconds", "descriptor_cpu_time": "seconds", "completion_latency": "seconds",
-}
+@functools.cache
+def _units_of_fields() -> dict[str, str]:
+    """{field name: unit suffix} of every quantity a flat parameter can name, from the field tables
+    (a new field gets its unit from its parser; the I/O size axis is not a field)."""
+    from scenarios import platform, schema     # the tables import this module: read them late
+    out = {"io_size": "bytes"}
+    for fields in (*platform.SECTIONS.values(), schema.LINK_FIELDS, schema.WORKLOAD_FIELDS):
+        for f in fields:
+            if f.kind == "quantity" and f.record_unit:
+                out[f.name] = f.record_unit
+    return out
 
 
 def unit_key(flat_name: str) -> str:
     """A flat parameter name as a record key with its unit: 'cpu.copy_rate_dram' -> 'cpu_copy_rate_dram_bytes_per_s'."""
-    unit = _UNIT_OF_FIELD.get(flat_name.rsplit(".", 1)[-1])
+    unit = _units_of_fields().get(flat_name.rsplit(".", 1)[-1])
     key = flat_name.replace(".", "_").replace("-", "_")
     return f"{key}_{unit}" if unit else key
 
@@ -56,7 +68,7 @@ def unit_key(flat_name: str) -> str:
 def unit_label(flat_name: str) -> str:
     """The SI unit of a flat parameter for a column header: 'B/s', 'B', 's', or '' for counts."""
     return {"bytes_per_s": "B/s", "bytes": "B", "seconds": "s"}.get(
-        _UNIT_OF_FIELD.get(flat_name.rsplit(".", 1)[-1], ""), "")
+        _units_of_fields().get(flat_name.rsplit(".", 1)[-1], ""), "")
 
 
 def flag_params(s: Scenario) -> frozenset[str]:

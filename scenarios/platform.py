@@ -2,7 +2,9 @@
 
 A profile describes one server: CPU, memory, NIC + PCIe, DMA engines. Every number carries a
 `<field>_source = "..."` beside it (datasheet, paper, measurement, or "assumption: ..."); a number
-without a source is an InputError naming the file and the field.
+without a source, an unknown key or a value outside its physical range (scenarios/limits.py) is
+an InputError naming the file and the field. A profile may build on another (`base = "..."`) and
+carry a measured section (scenarios/profile.py).
 """
 
 from __future__ import annotations
@@ -11,8 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from scenarios import copy_paths as _paths
+from scenarios import fields as F
+from scenarios import limits as L
+from scenarios.errors import InputError
+from scenarios.params import platform_params
 from scenarios.toml_table import TomlTable
-from scenarios.units import parse_freq, parse_rate, parse_size, parse_time
+from scenarios.units import parse_freq, parse_rate, parse_size, parse_time, quantity_text
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,26 @@ class DmaEngine:
 
 
 @dataclass(frozen=True)
+class Measured:
+    """A figure measured on the host the profile describes; it overrides the datasheet figure of the
+    same name (scenarios/profile.py reads it from the profile's [measured] section)."""
+    value: float                    # SI
+    text: str                       # as written in the profile ("45.78GB/s")
+    records: tuple[str, ...]        # ids of the stored records it rests on (`rdmarig results show ID`)
+    method: str                     # how it was obtained from them
+    interval: str = ""              # what low..high is: "95% fit interval", "range over the repetitions"
+    low: float | None = None
+    high: float | None = None
+    low_text: str = ""
+    high_text: str = ""
+
+    def source(self) -> str:
+        """The figure's `_source`, as every figure has one: method, interval, record ids."""
+        interval = f"; {self.interval} {self.low_text} .. {self.high_text}" if self.low_text else ""
+        return f"measurement: {self.method}{interval}; records {' '.join(self.records)}"
+
+
+@dataclass(frozen=True)
 class Platform:
     name: str
     description: str
@@ -81,6 +107,9 @@ class Platform:
     nic: Nic
     dma: tuple[DmaEngine, ...]
     path: str = ""
+    base: str = ""                  # the profile this one builds on (`base = "epyc-9654-cx7"`), if any
+    # figures measured on the host, keyed like sources() ('cpu.copy_rate_cache', 'pcie.max_payload')
+    measured: Mapping[str, Measured] = field(default_factory=dict, compare=False)
 
     def sources(self) -> dict[str, str]:
         """Every number's source, keyed like the flat parameter names ('cpu.cores')."""
@@ -93,65 +122,112 @@ class Platform:
         return out
 
 
-def _cpu(t: TomlTable) -> Cpu:
-    s: dict[str, str] = {}
-    return Cpu(
-        model=t.text("model", '"Intel Xeon Platinum 8470"'),
-        cores=t.sourced_whole("cores", s),
-        clock_hz=t.sourced("clock", parse_freq, "2.0GHz", s),
-        copy_rate_cache=t.sourced("copy_rate_cache", parse_rate, "25GB/s", s),
-        copy_rate_dram=t.sourced("copy_rate_dram", parse_rate, "6GB/s", s),
-        cache_per_core=t.sourced("cache_per_core", parse_size, "2MiB", s),
-        nontemporal_copy=t.sourced_flag("nontemporal_copy", s),
-        syscall_time=t.sourced("syscall_time", parse_time, "0.2us", s),
-        smb_request_time=t.sourced("smb_request_time", parse_time, "5us", s),
-        rdma_wr_time=t.sourced("rdma_wr_time", parse_time, "0.5us", s),
-        tcp_segment_time=t.sourced("tcp_segment_time", parse_time, "1.25us", s),
-        tcp_checksum_rate=t.sourced("tcp_checksum_rate", parse_rate, "10GB/s", s),
-        async_handoff_time=t.sourced("async_handoff_time", parse_time, "5us", s),
-        sources=s,
-    )
+# ---------------------------------------------------------------------------------------------
+# the sections as data: one row per key (scenarios/fields.py), the range from scenarios/limits.py
+
+def _n(key: str, parser, example: str, limit, **kw) -> F.Field:
+    return F.quantity(key, parser, example, limit, sourced=True, **kw)
 
 
-def _memory(t: TomlTable) -> Memory:
-    s: dict[str, str] = {}
-    return Memory(
-        description=t.text("description", '"8 x DDR5-4800"'),
-        dram_bandwidth=t.sourced("dram_bandwidth", parse_rate, "250GB/s", s),
-        dram_peak=t.sourced("dram_peak", parse_rate, "307GB/s", s),
-        sources=s,
-    )
+CPU_FIELDS = (
+    F.text("model", '"Intel Xeon Platinum 8470"'),
+    F.whole("cores", L.CORES, sourced=True),
+    _n("clock", parse_freq, "2.0GHz", L.CLOCK, attr="clock_hz"),
+    _n("copy_rate_cache", parse_rate, "25GB/s", L.CORE_COPY_RATE),
+    _n("copy_rate_dram", parse_rate, "6GB/s", L.CORE_COPY_RATE),
+    _n("cache_per_core", parse_size, "2MiB", L.CACHE_PER_CORE),
+    F.flag("nontemporal_copy", sourced=True),
+    _n("syscall_time", parse_time, "0.2us", L.STEP_TIME),
+    _n("smb_request_time", parse_time, "5us", L.STEP_TIME),
+    _n("rdma_wr_time", parse_time, "0.5us", L.STEP_TIME),
+    _n("tcp_segment_time", parse_time, "1.25us", L.STEP_TIME),
+    _n("tcp_checksum_rate", parse_rate, "10GB/s", L.CORE_COPY_RATE),
+    _n("async_handoff_time", parse_time, "5us", L.STEP_TIME),
+)
+MEMORY_FIELDS = (
+    F.text("description", '"8 x DDR5-4800"'),
+    _n("dram_bandwidth", parse_rate, "250GB/s", L.DRAM_RATE),
+    _n("dram_peak", parse_rate, "307GB/s", L.DRAM_RATE),
+)
+PCIE_FIELDS = (
+    F.whole("generation", L.PCIE_GENERATIONS, sourced=True),
+    F.whole("lanes", L.PCIE_LANES, sourced=True),
+    _n("max_payload", parse_size, "256B", L.MAX_PAYLOAD),
+    _n("tlp_overhead", parse_size, "24B", L.TLP_OVERHEAD),
+    _n("read_completion", parse_size, "256B", L.READ_COMPLETION),
+)
+NIC_FIELDS = (
+    F.text("model", '"NVIDIA ConnectX-7"'),
+    F.whole("ports", L.NIC_PORTS, sourced=True),
+    _n("port_rate", parse_rate, "200Gbit/s", L.PORT_RATE),
+    F.other("pcie"),
+)
+DMA_FIELDS = (
+    F.text("name", '"dsa"'),
+    F.whole("count", L.DMA_ENGINES, sourced=True),
+    _n("rate", parse_rate, "30GB/s", L.DMA_RATE),
+    _n("descriptor_time", parse_time, "0.1us", L.DESCRIPTOR_TIME),
+    _n("descriptor_cpu_time", parse_time, "0.2us", L.STEP_TIME),
+    _n("completion_latency", parse_time, "2us", L.COMPLETION_LATENCY),
+    F.other("apis", sourced=True),
+)
+TOP_FIELDS = (F.text("name", '"xeon-8470"'), F.text("description", '"..."', default=""),
+              F.other("cpu"), F.other("memory"), F.other("nic"), F.other("dma"),
+              F.other("base"), F.other("measured"))
+
+# The flat-name prefix ('cpu.', 'pcie.', 'dma.<name>.') of each section: platform.sources() and
+# scenarios.params.flat_params name figures this way.
+SECTIONS: dict[str, tuple[F.Field, ...]] = {"cpu": CPU_FIELDS, "memory": MEMORY_FIELDS, "nic": NIC_FIELDS,
+                                            "pcie": PCIE_FIELDS, "dma": DMA_FIELDS}
+# Where a section sits in the file
+TOML_PATH = {"cpu": "cpu", "memory": "memory", "nic": "nic", "pcie": "nic.pcie", "dma": "dma"}
+
+# Figures that bound another: (figure, the figure it cannot exceed, unit of both, why).
+RELATIONS = (
+    ("memory.dram_bandwidth", "memory.dram_peak", "bytes/s", "sustained DRAM bandwidth cannot exceed the channels' peak"),
+    ("pcie.read_completion", "pcie.max_payload", "bytes", "a completion TLP carries at most Max_Payload_Size (PCIe spec)"),
+)
 
 
-def _pcie(t: TomlTable) -> Pcie:
-    s: dict[str, str] = {}
-    gen = t.sourced_whole("generation", s)
-    if gen not in (1, 2, 3, 4, 5):
-        raise t.error("generation", f"PCIe generation {gen} is not modelled", "use 1..5")
-    return Pcie(
-        generation=gen,
-        lanes=t.sourced_whole("lanes", s),
-        max_payload=t.sourced("max_payload", parse_size, "256B", s),
-        tlp_overhead=t.sourced("tlp_overhead", parse_size, "24B", s),
-        read_completion=t.sourced("read_completion", parse_size, "256B", s),
-        sources=s,
-    )
+def field_of(flat_name: str, by_key: bool = False) -> F.Field | None:
+    """The field of a flat platform name ('cpu.clock_hz', 'pcie.lanes', 'dma.dsa.rate'); `by_key`:
+    of a figure named as in the file and in sources() ('cpu.clock')."""
+    section, _, rest = flat_name.partition(".")
+    fields = SECTIONS.get(section)
+    if fields is None:
+        return None
+    name = rest.rsplit(".", 1)[-1] if section == "dma" else rest
+    return ({f.key: f for f in fields} if by_key else F.by_name(fields)).get(name)
 
 
-def _nic(t: TomlTable) -> Nic:
-    s: dict[str, str] = {}
-    return Nic(
-        model=t.text("model", '"NVIDIA ConnectX-7"'),
-        ports=t.sourced_whole("ports", s),
-        port_rate=t.sourced("port_rate", parse_rate, "200Gbit/s", s),
-        pcie=_pcie(t.sub("pcie")),
-        sources=s,
-    )
+def toml_field(key: str) -> F.Field | None:
+    """The field of a figure named as in sources() and the measured section ('cpu.clock')."""
+    return field_of(key, by_key=True)
+
+
+def flat_name(key: str) -> str:
+    """A figure's sources() name as its flat parameter name: 'cpu.clock' -> 'cpu.clock_hz'."""
+    field = toml_field(key)
+    return key if field is None else key.rsplit(".", 1)[0] + "." + field.name
+
+
+def broken_relation(flat: Mapping[str, float], relations: tuple = RELATIONS) -> tuple[str, str, str] | None:
+    """('memory.dram_bandwidth', 'memory.dram_peak', '500GB/s exceeds memory.dram_peak 307.2GB/s: why'),
+    or None when every relation holds."""
+    for small, big, unit, why in relations:
+        if small in flat and big in flat and flat[small] > flat[big] * (1 + 1e-9):
+            return small, big, (f"{quantity_text(flat[small], unit)} exceeds {big} "
+                                f"{quantity_text(flat[big], unit)}: {why}")
+    return None
+
+
+def _section(t: TomlTable, fields: tuple[F.Field, ...], cls, **extra: Any):
+    values, sources = F.read_section(t, fields)
+    return cls(**values, **extra, sources=sources)
 
 
 def _dma(t: TomlTable) -> DmaEngine:
-    s: dict[str, str] = {}
-    name = t.text("name", '"dsa"')
+    values, sources = F.read_section(t, DMA_FIELDS)
     apis = t.raw("apis", '["dma_request_channel"]')
     if not isinstance(apis, list) or not all(isinstance(a, str) and a for a in apis):
         raise t.error("apis", f"{apis!r} is not a list of API names",
@@ -159,36 +235,38 @@ def _dma(t: TomlTable) -> DmaEngine:
     unknown = [a for a in apis if a not in _paths.DMA_APIS]
     if unknown:
         raise t.error("apis", f"unknown API {unknown[0]!r}", f"use names from {', '.join(_paths.DMA_APIS)}")
-    s["apis"] = t._source("apis")
-    return DmaEngine(
-        name=name,
-        count=t.sourced_whole("count", s, minimum=0),
-        rate=t.sourced("rate", parse_rate, "30GB/s", s),
-        descriptor_time=t.sourced("descriptor_time", parse_time, "0.1us", s, positive=False),
-        descriptor_cpu_time=t.sourced("descriptor_cpu_time", parse_time, "0.2us", s),
-        completion_latency=t.sourced("completion_latency", parse_time, "2us", s),
-        apis=tuple(apis),
-        sources=s,
-    )
+    sources = {"apis": t.source("apis"), **sources}      # in the order the profiles write them
+    return DmaEngine(**values, apis=tuple(apis), sources=sources)
 
 
-def parse_platform(data: Mapping[str, Any], file: str) -> Platform:
+def parse_platform(data: Mapping[str, Any], file: str, base: str = "",
+                   measured: Mapping[str, Measured] | None = None) -> Platform:
+    """A platform from one parsed mapping (a profile with its base and measured section already
+    merged in by scenarios/profile.py, which passes `base` and `measured` along)."""
     t = TomlTable(data, file)
+    t.reject_unknown(F.known_keys(TOP_FIELDS))
     dma_list = data.get("dma", [])
     if not isinstance(dma_list, list):
         raise t.error("dma", "must be an array of tables", "write each engine as a [[dma]] table")
     if not all(isinstance(d, dict) for d in dma_list):
         raise t.error("dma", "every entry must be a table", "write each engine as a [[dma]] table")
+    name = t.text("name", '"xeon-8470"')
+    description = t.text("description", '"..."', default="")
+    cpu = _section(t.sub("cpu"), CPU_FIELDS, Cpu)
+    memory = _section(t.sub("memory"), MEMORY_FIELDS, Memory)
+    nic_t = t.sub("nic")
+    nic_values, nic_sources = F.read_section(nic_t, NIC_FIELDS)
+    pcie = _section(nic_t.sub("pcie"), PCIE_FIELDS, Pcie)
+    nic = Nic(**nic_values, pcie=pcie, sources=nic_sources)
     engines = tuple(_dma(TomlTable(d, file, f"dma[{i}]")) for i, d in enumerate(dma_list))
     names = [e.name for e in engines]
     if len(set(names)) != len(names):
         raise t.error("dma", f"engine names repeat: {names}", "give every [[dma]] a distinct name")
-    return Platform(
-        name=t.text("name", '"xeon-8470"'),
-        description=t.text("description", '"..."', default=""),
-        cpu=_cpu(t.sub("cpu")),
-        memory=_memory(t.sub("memory")),
-        nic=_nic(t.sub("nic")),
-        dma=engines,
-        path=file,
-    )
+    platform = Platform(name=name, description=description, cpu=cpu, memory=memory, nic=nic, dma=engines,
+                        path=file, base=base, measured=dict(measured or {}))
+    broken = broken_relation(platform_params(platform))
+    if broken:
+        section, _, key = broken[0].partition(".")
+        raise InputError(f"{file}: {TOML_PATH[section]}.{key}: {broken[2]}",
+                         "correct the figure that is wrong (each keeps its source)")
+    return platform

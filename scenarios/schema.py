@@ -6,25 +6,31 @@ or TCP, I/O sizes, connections, credits, cores given to I/O), the copy paths to 
 sweep. Every problem is an InputError naming the file, the field and the fix.
 
 The names other rooms use live here: load_scenario / load_platform, Scenario, Platform, and
-the flat-parameter helpers (scenarios/params.py) re-exported for them.
+the flat-parameter helpers (scenarios/params.py) re-exported for them. Every table is strict:
+an unknown key is an error naming the closest valid one, every value is checked against its
+physical range (scenarios/limits.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 from scenarios import copy_paths as _paths
+from scenarios import fields as F
+from scenarios import limits as L
+from scenarios import platform as _platform
 from scenarios.errors import InputError
+from scenarios.files import (PACKAGE_DIR, PLATFORM_DIR, builtin_platforms, builtin_scenarios,  # noqa: F401
+                             file_kind, read_toml, resolve)
 from scenarios.params import flag_params, flat_params, unit_key, unit_label, with_params  # noqa: F401
-from scenarios.platform import Cpu, DmaEngine, Memory, Nic, Pcie, Platform, parse_platform  # noqa: F401
-from scenarios.toml_table import TomlTable, plain_number
-from scenarios.units import parse_freq, parse_rate, parse_size, parse_size_list, parse_time
+from scenarios.platform import Cpu, DmaEngine, Measured, Memory, Nic, Pcie, Platform, parse_platform  # noqa: F401
+from scenarios.profile import load_platform_file
+from scenarios.toml_table import TomlTable, did_you_mean, plain_number
+from scenarios.units import parse_rate, parse_size, parse_size_list, parse_time
 
 MAX_SWEEP_POINTS = 1_000_000   # what one vectorised evaluation may hold (memory, time)
 MAX_TABLE_ROWS = 100_000       # what a plan table may print: 100k rows take ~10 s and ~0.5 GB
@@ -37,9 +43,12 @@ def check_grid_points(n: int, where: str, cap: int = MAX_SWEEP_POINTS) -> None:
         fix = ("sweep fewer values, or evaluate the grid from Python (models.sweep.evaluate_grid)"
                if cap == MAX_TABLE_ROWS else "sweep fewer values (the cap keeps memory and time bounded)")
         raise InputError(f"{where}: sweep has {n:,} points, over the {cap:,} {what}", fix)
+
+
 PROTOCOLS = ("roce-v2", "infiniband", "tcp")
 TRANSPORTS = ("smbdirect", "tcp")
 OPERATIONS = ("read", "write")
+MEDIA = ("ethernet", "loopback")    # what carries roce-v2 / tcp frames (infiniband is its own)
 
 
 @dataclass(frozen=True)
@@ -49,6 +58,7 @@ class Link:
     protocol: str                   # roce-v2 | infiniband | tcp
     mtu: float                      # Ethernet MTU (roce-v2, tcp) or IB MTU (infiniband), bytes
     tcp_timestamps: bool = True
+    medium: str = "ethernet"        # ethernet | loopback (tcp on lo) | infiniband
 
     @property
     def label(self) -> str:
@@ -118,28 +128,71 @@ def parse_links(text: Any, where: str) -> tuple[int, float]:
     return count, rate
 
 
+def mtu_limit(protocol: str, medium: str) -> F.Limit:
+    if protocol == "infiniband":
+        return L.IB_MTU
+    return L.LOOPBACK_MTU if medium == "loopback" else L.ETHERNET_MTU
+
+
+NETWORK_FIELDS = (
+    F.other("links"), F.choice("protocol", PROTOCOLS), F.other("medium"), F.other("mtu"),
+    F.flag("tcp_timestamps", default=True),
+)
+WORKLOAD_FIELDS = (
+    F.choice("transport", TRANSPORTS),
+    F.choice("operation", OPERATIONS, default="read"),
+    F.whole("connections", L.CONNECTIONS),
+    F.whole("outstanding_per_connection", L.CREDITS),
+    F.whole("io_cores", L.CORES),
+    F.whole("async_workers", L.CORES, default=4),
+    F.quantity("rtt", parse_time, "10us", L.RTT),
+    F.flag("page_cache_hit", default=True),
+    F.flag("checksum_offload", default=True),
+    F.flag("tso", default=True),
+    F.quantity("gso_size", parse_size, "64KiB", L.GSO_SIZE, default="64KiB"),
+    F.other("io_sizes"),            # the I/O sizes may sit here instead of under [sweep]
+)
+# link.count and link.rate come from `links = "2x200Gbit/s"`; as fields they serve sweeps (the
+# MTU's range depends on the protocol: sweep_field)
+LINK_FIELDS = (F.whole("count", L.LINKS), F.quantity("rate", parse_rate, "200Gbit/s", L.PORT_RATE),
+               F.quantity("mtu", parse_size, "1500B", L.ETHERNET_MTU), F.flag("tcp_timestamps"))
+TOP_FIELDS = (F.text("name", '"smbdirect-2x200g"'), F.text("description", '"..."', default=""),
+              F.other("platform"), F.other("copy_paths"), F.other("target"), F.other("network"),
+              F.other("workload"), F.other("sweep"), F.other("copy_path"))
+
+
 def _link(t: TomlTable) -> Link:
+    values, _ = F.read_section(t, NETWORK_FIELDS)
+    protocol = values["protocol"]
     count, rate = parse_links(t.raw("links", '"2x200Gbit/s"'), t.where("links"))
-    protocol = t.choice("protocol", PROTOCOLS)
-    return Link(count=count, rate=rate, protocol=protocol,
-                mtu=t.quantity("mtu", parse_size, "1500B", default="1500B" if protocol != "infiniband" else "4096B"),
-                tcp_timestamps=t.flag("tcp_timestamps", default=True))
+    for field, value in zip(LINK_FIELDS, (count, rate)):
+        if (problem := field.limit.problem(value)) is not None:
+            raise t.error("links", f"{t.data['links']!r}: link {field.key} {field.as_text(value)} is {problem}",
+                          'write it like "2x200Gbit/s"')
+    if protocol == "infiniband":
+        medium = "infiniband"
+        if "medium" in t.data:
+            raise t.error("medium", "infiniband is its own medium", "remove `medium`, or use roce-v2 / tcp")
+    else:
+        medium = t.choice("medium", MEDIA, default="ethernet")
+        if medium == "loopback" and protocol != "tcp":
+            raise t.error("medium", "the loopback medium is modelled for tcp only",
+                          'set protocol = "tcp", or medium = "ethernet"')
+    limit = mtu_limit(protocol, medium)
+    try:
+        mtu = t.quantity("mtu", parse_size, "1500B", default="1500B" if protocol != "infiniband" else "4096B",
+                         limit=limit)
+    except InputError as exc:
+        if limit is L.ETHERNET_MTU and protocol == "tcp" and isinstance(t.data.get("mtu"), str):
+            raise InputError(exc.cause, exc.fix + '; TCP over Linux lo (64 KiB MTU) is `medium = "loopback"`') from None
+        raise
+    return Link(count=count, rate=rate, protocol=protocol, mtu=mtu, tcp_timestamps=values["tcp_timestamps"],
+                medium=medium)
 
 
 def _workload(t: TomlTable) -> Workload:
-    return Workload(
-        transport=t.choice("transport", TRANSPORTS),
-        operation=t.choice("operation", OPERATIONS, default="read"),
-        connections=t.whole("connections"),
-        outstanding_per_connection=t.whole("outstanding_per_connection"),
-        io_cores=t.whole("io_cores"),
-        async_workers=t.whole("async_workers", default=4),
-        rtt=t.quantity("rtt", parse_time, "10us"),
-        page_cache_hit=t.flag("page_cache_hit", default=True),
-        checksum_offload=t.flag("checksum_offload", default=True),
-        tso=t.flag("tso", default=True),
-        gso_size=t.quantity("gso_size", parse_size, "64KiB", default="64KiB"),
-    )
+    values, _ = F.read_section(t, WORKLOAD_FIELDS)
+    return Workload(**values)
 
 
 def _custom_paths(data: Any, file: str) -> dict[str, CopyPath]:
@@ -149,88 +202,75 @@ def _custom_paths(data: Any, file: str) -> dict[str, CopyPath]:
         raise InputError(f"{file}: copy_path must be an array of tables", "write each as a [[copy_path]] table")
     out = {}
     for i, d in enumerate(data):
-        where = f"{file}: copy_path[{i}]"
-        path = _paths.from_mapping(d, where)
+        path = _paths.from_mapping(d, file, i)
         out[path.name] = path
     return out
 
 
-def _sweep(t: TomlTable | None, io_sizes: tuple[float, ...], n_paths: int, flat: Mapping[str, float],
-           file: str, flags: frozenset[str] = frozenset()) -> Sweep:
-    fields: list[tuple[str, tuple[float, ...]]] = []
+# A figure that bounds another across the scenario and its platform (see platform.RELATIONS).
+SCENARIO_RELATIONS = (
+    ("link.rate", "nic.port_rate", "bits/s", "a link runs at most at its NIC port's rate"),
+)
+
+
+def sweep_field(flat_name: str, s: Scenario) -> F.Field | None:
+    """The field (parser, range) a flat parameter name is read and checked with."""
+    section, _, rest = flat_name.partition(".")
+    if flat_name == "link.mtu":
+        return F.quantity("mtu", parse_size, "1500B", mtu_limit(s.link.protocol, s.link.medium))
+    if section == "link":
+        return F.by_name(LINK_FIELDS).get(rest)
+    if section == "workload":
+        return F.by_name(WORKLOAD_FIELDS).get(rest)
+    return _platform.field_of(flat_name)
+
+
+def _sweep(t: TomlTable | None, partial: Scenario, n_paths: int, file: str) -> Sweep:
+    io_sizes = partial.sweep.io_sizes
+    flat, flags = flat_params(partial), flag_params(partial)
+    items: list[tuple[str, list]] = []
     if t is not None:
         for key, values in t.data.items():
             if key == "io_sizes":
                 continue
             if key not in flat:
-                raise t.error(key, "not a field this scenario has",
-                              f"sweep one of: {', '.join(sorted(flat))[:300]}")
+                raise t.error(key, "not a field this scenario has (a key written below [sweep] belongs to it)",
+                              did_you_mean(key, [*flat, "io_sizes"]))
             if not isinstance(values, list) or not values:
                 raise t.error(key, f"{values!r} is not a list of values", f"write it like `\"{key}\" = [1, 2, 4]`")
-            parsed = tuple(_sweep_value(v, t.where(key), flat[key], key in flags) for v in values)
-            fields.append((key, parsed))
-    sweep = Sweep(io_sizes=io_sizes, fields=tuple(fields))
-    check_grid_points(sweep.points(n_paths), file)
-    return sweep
+            items.append((key, values))
+    n = len(io_sizes) * n_paths
+    for _, values in items:
+        n *= len(values)
+    check_grid_points(n, file)          # before reading a million values
+    fields = []
+    for key, values in items:
+        field = sweep_field(key, partial)
+        parsed = tuple(_sweep_value(v, t.where(key), field, key in flags) for v in values)
+        for v in parsed:
+            broken = _platform.broken_relation({**flat, key: v}, _platform.RELATIONS + SCENARIO_RELATIONS)
+            if broken:
+                raise t.error(key, f"{broken[0]} {broken[2]}", "sweep values the rest of the scenario allows")
+        fields.append((key, parsed))
+    return Sweep(io_sizes=io_sizes, fields=tuple(fields))
 
 
-def _sweep_value(value: Any, where: str, current: float, is_flag: bool = False) -> float:
+def _sweep_value(value: Any, where: str, field: F.Field, is_flag: bool = False) -> float:
     if is_flag:
         if isinstance(value, bool) or value in (0, 1):
             return float(value)
         raise InputError(f"{where}: {value!r} is not true/false", "sweep it as [true, false]")
     if isinstance(value, str):
-        for parser in (parse_rate, parse_size, parse_time, parse_freq):
-            try:
-                number = parser(value, where)
-                break
-            except InputError:
-                continue
-        else:
-            raise InputError(f"{where}: cannot read {value!r}", 'write a number or a quantity like "8MiB"')
+        if field.kind != "quantity":
+            raise InputError(f"{where}: {value!r} is not a number", "this field is a count: sweep plain numbers")
+        number = field.parser(value, where)
     else:
         number = plain_number(value, where)
-    if not math.isfinite(number) or number < 0 or (current > 0 and number <= 0):
-        raise InputError(f"{where}: {value!r} must be positive", "sweep physical values only")
+    field.check(number, where, value)
     return number
 
 
-def parse_scenario(data: Mapping[str, Any], file: str, platform: Platform) -> Scenario:
-    t = TomlTable(data, file)
-    link = _link(t.sub("network"))
-    workload = _workload(t.sub("workload"))
-    if link.protocol == "tcp" and workload.transport != "tcp":
-        raise t.error("workload.transport", "SMB Direct needs an RDMA protocol (roce-v2 or infiniband)",
-                      'set network.protocol = "roce-v2" or workload.transport = "tcp"')
-    if link.protocol != "tcp" and workload.transport == "tcp":
-        raise t.error("network.protocol", "SMB over TCP runs on protocol tcp", 'set network.protocol = "tcp"')
-    if link.rate > platform.nic.port_rate * 1.0000001:
-        raise t.error("network.links", f"{link.label} is faster than a {platform.nic.model} port "
-                      f"({platform.nic.port_rate * 8 / 1e9:g}Gbit/s)",
-                      f"use at most {platform.nic.port_rate * 8 / 1e9:g}Gbit/s per link (more links instead), "
-                      "or --platform with a profile whose NIC has faster ports")
-    custom = _custom_paths(data.get("copy_path"), file)
-    names = t.raw("copy_paths", '["cpu-copy", "zero-copy"]')
-    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
-        raise t.error("copy_paths", f"{names!r} is not a list of copy path names",
-                      'write it like `copy_paths = ["cpu-copy", "zero-copy"]`')
-    paths = []
-    for n in names:
-        row = custom.get(n) or _paths.builtin(n, workload.transport)
-        if row is None:
-            known = sorted(set(_paths.builtin_names()) | set(custom))
-            if n in known:
-                raise t.error("copy_paths", f"copy path {n!r} does not exist on transport {workload.transport}",
-                              "remove it here or define it for this transport in a [[copy_path]] table")
-            raise t.error("copy_paths", f"unknown copy path {n!r}",
-                          f"use one of {', '.join(known)} or define it in a [[copy_path]] table")
-        if workload.transport not in row.transports:
-            raise t.error("copy_paths", f"copy path {n!r} does not exist on transport {workload.transport}",
-                          f"it applies to {', '.join(row.transports)}; remove it here")
-        paths.append(row)
-    if len(set(names)) != len(names):
-        raise t.error("copy_paths", "a copy path is listed twice", "list each path once")
-    sweep_t = t.sub("sweep") if "sweep" in data else None
+def _io_sizes(t: TomlTable, sweep_t: TomlTable | None) -> tuple[float, ...]:
     io_text = (sweep_t.data.get("io_sizes") if sweep_t else None) or t.sub("workload").data.get("io_sizes")
     if io_text is None:
         raise t.error("sweep.io_sizes", "missing field", 'add `io_sizes = "64KiB..8MiB"` under [sweep]')
@@ -239,91 +279,88 @@ def parse_scenario(data: Mapping[str, Any], file: str, platform: Platform) -> Sc
         raise InputError(f"{where}: {io_text!r} is not a list of sizes", 'write it like "64KiB..8MiB" or ["64KiB", "1MiB"]')
     io_sizes = tuple(parse_size_list(io_text, where) if isinstance(io_text, str)
                      else [parse_size(v, where) for v in io_text])
-    for s in io_sizes:
-        if s <= 0 or s > 1 << 30:
-            raise InputError(f"{where}: I/O size {s:g} B is outside 1 B..1 GiB", 'write it like "4KiB..8MiB"')
+    for size in io_sizes:
+        if (problem := L.IO_SIZE.problem(size)) is not None:
+            raise InputError(f"{where}: I/O size {size:g} B is {problem}", 'write it like "4KiB..8MiB"')
+    return io_sizes
+
+
+def _copy_paths(t: TomlTable, custom: Mapping[str, CopyPath], transport: str) -> tuple[CopyPath, ...]:
+    names = t.raw("copy_paths", '["cpu-copy", "zero-copy"]')
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise t.error("copy_paths", f"{names!r} is not a list of copy path names",
+                      'write it like `copy_paths = ["cpu-copy", "zero-copy"]`')
+    paths = []
+    for n in names:
+        row = custom.get(n) or _paths.builtin(n, transport)
+        if row is None:
+            known = sorted(set(_paths.builtin_names()) | set(custom))
+            if n in known:
+                raise t.error("copy_paths", f"copy path {n!r} does not exist on transport {transport}",
+                              "remove it here or define it for this transport in a [[copy_path]] table")
+            raise t.error("copy_paths", f"unknown copy path {n!r}",
+                          f"use one of {', '.join(known)} or define it in a [[copy_path]] table")
+        if transport not in row.transports:
+            raise t.error("copy_paths", f"copy path {n!r} does not exist on transport {transport}",
+                          f"it applies to {', '.join(row.transports)}; remove it here")
+        paths.append(row)
+    if len(set(names)) != len(names):
+        raise t.error("copy_paths", "a copy path is listed twice", "list each path once")
+    return tuple(paths)
+
+
+def parse_scenario(data: Mapping[str, Any], file: str, platform: Platform) -> Scenario:
+    t = TomlTable(data, file)
+    t.reject_unknown(F.known_keys(TOP_FIELDS))
+    link = _link(t.sub("network"))
+    workload = _workload(t.sub("workload"))
+    if link.protocol == "tcp" and workload.transport != "tcp":
+        raise t.error("workload.transport", "SMB Direct needs an RDMA protocol (roce-v2 or infiniband)",
+                      'set network.protocol = "roce-v2" or workload.transport = "tcp"')
+    if link.protocol != "tcp" and workload.transport == "tcp":
+        raise t.error("network.protocol", "SMB over TCP runs on protocol tcp", 'set network.protocol = "tcp"')
+    custom = _custom_paths(data.get("copy_path"), file)
+    paths = _copy_paths(t, custom, workload.transport)
+    sweep_t = t.sub("sweep") if "sweep" in data else None
     partial = Scenario(name=t.text("name", '"smbdirect-2x200g"'), description=t.text("description", '"..."', ""),
-                       path=file, platform=platform, link=link, workload=workload, copy_paths=tuple(paths),
-                       sweep=Sweep(io_sizes=io_sizes))
+                       path=file, platform=platform, link=link, workload=workload, copy_paths=paths,
+                       sweep=Sweep(io_sizes=_io_sizes(t, sweep_t)))
+    broken = _platform.broken_relation(flat_params(partial), SCENARIO_RELATIONS)
+    if broken:
+        raise t.error("network.links", f"{link.label}: link.rate {broken[2]} ({platform.nic.model})",
+                      "use more links of at most the port's rate, or --platform with a profile whose NIC has "
+                      "faster ports")
     target = None
     if "target" in data:
-        target = t.quantity("target", parse_rate, "46GB/s")
-    sweep = _sweep(sweep_t, io_sizes, len(paths), flat_params(partial), file, flag_params(partial))
+        target = t.quantity("target", parse_rate, "46GB/s", limit=L.TARGET_RATE)
+    sweep = _sweep(sweep_t, partial, len(paths), file)
     return dataclasses.replace(partial, sweep=sweep, target=target)
 
 
 # ---------------------------------------------------------------------------------------------
 # files and names
 
-PACKAGE_DIR = Path(__file__).resolve().parent
-PLATFORM_DIR = PACKAGE_DIR / "platforms"
-
-
-def _read_toml(path: Path, kind: str) -> dict[str, Any]:
-    try:
-        with open(path, "rb") as fh:
-            return tomllib.load(fh)
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such {kind} file", f"check the path, or run `rdmarig scenarios list`") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"{path}: not valid TOML ({exc})", "fix the TOML syntax at that line") from None
-
-
-def file_kind(name_or_path: str | Path) -> str:
-    """'platform' or 'scenario': what a built-in name or .toml file holds."""
-    text = str(name_or_path)
-    if text in builtin_platforms():
-        return "platform"
-    if text in builtin_scenarios():
-        return "scenario"
-    path = Path(text)
-    if path.is_file():
-        data = _read_toml(path, "scenario or platform")
-        return "platform" if "cpu" in data and "workload" not in data else "scenario"
-    return "scenario"
-
-
-def builtin_scenarios() -> dict[str, Path]:
-    return {p.stem: p for p in sorted(PACKAGE_DIR.glob("*.toml"))}
-
-
-def builtin_platforms() -> dict[str, Path]:
-    return {p.stem: p for p in sorted(PLATFORM_DIR.glob("*.toml"))}
-
-
-def _resolve(name_or_path: str | Path, builtins: dict[str, Path], kind: str, hint: str) -> Path:
-    text = str(name_or_path)
-    if text in builtins:
-        return builtins[text]
-    path = Path(text)
-    if path.suffix == ".toml" or path.exists() or "/" in text:
-        if not path.is_file():
-            raise InputError(f"{text}: no such {kind} file", f"check the path; {hint}")
-        return path
-    raise InputError(f"unknown {kind} {text!r}", f"use one of {', '.join(builtins) or '(none)'} or a path to a .toml file; {hint}")
-
-
 def load_platform(name_or_path: str | Path) -> Platform:
-    path = _resolve(name_or_path, builtin_platforms(), "platform", "`rdmarig scenarios list` shows the built-in ones")
-    return parse_platform(_read_toml(path, "platform"), str(path))
+    """A platform profile by built-in name or path, its base and measured section merged in."""
+    return load_platform_file(resolve(name_or_path, builtin_platforms(), "platform"))
 
 
 def scenario_file(name_or_path: str | Path) -> Path:
-    return _resolve(name_or_path, builtin_scenarios(), "scenario", "`rdmarig scenarios list` shows the built-in ones")
+    return resolve(name_or_path, builtin_scenarios(), "scenario")
 
 
 def load_scenario(name_or_path: str | Path, platform: str | Path | None = None) -> Scenario:
     """Load and validate a scenario by built-in name or path; `platform` overrides its platform."""
     path = scenario_file(name_or_path)
-    data = _read_toml(path, "scenario")
+    data = read_toml(path, "scenario")
     if platform is None:
         ref = data.get("platform")
         if not isinstance(ref, str) or not ref:
-            raise InputError(f"{path}: platform: missing field",
+            raise InputError(f"{path}: platform: {'missing field' if ref is None else f'{ref!r} is not a profile name'}",
                              'add `platform = "xeon-8470-cx7"` (a name from scenarios/platforms or a path)')
-        platform = ref
-        if ref not in builtin_platforms() and not Path(ref).is_absolute():
-            beside = path.parent / ref
-            if beside.is_file():
-                platform = beside
+        try:
+            plat = load_platform_file(resolve(ref, builtin_platforms(), "platform", relative_to=path.parent))
+        except InputError as exc:
+            raise exc if str(path) in exc.cause else InputError(f"{path}: platform: {exc.cause}", exc.fix) from None
+        return parse_scenario(data, str(path), plat)
     return parse_scenario(data, str(path), load_platform(platform))

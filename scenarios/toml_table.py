@@ -1,16 +1,21 @@
 """Reading one TOML table with errors that name the file, the field and the fix.
 
 `TomlTable(data, file, section)` wraps a parsed table; its readers (`text`, `choice`, `flag`,
-`whole`, `quantity`, and the `sourced*` variants that also demand a `<field>_source`) return SI
-values or raise InputError("FILE: section.field: what is wrong", "how to fix it").
+`whole`, `quantity`, `source`) return SI values or raise InputError("FILE: section.field: what is
+wrong", "how to fix it"); `reject_unknown` refuses keys the table may not hold, naming the closest
+valid one. A reader given a `Limit` (scenarios/fields.py) also refuses values outside it.
 """
 
 from __future__ import annotations
 
+import difflib
 import math
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from scenarios.errors import InputError
+
+if TYPE_CHECKING:
+    from scenarios.fields import Limit
 
 
 class TomlTable:
@@ -26,6 +31,20 @@ class TomlTable:
 
     def error(self, key: str, cause: str, fix: str) -> InputError:
         return InputError(f"{self.where(key)}: {cause}", fix)
+
+    @property
+    def title(self) -> str:
+        """Where the table is, for a message: 'in [workload]', 'in copy_path[1]', 'at the top level'."""
+        if not self.section:
+            return "at the top level"
+        return f"in {self.section}" if self.section.endswith("]") else f"in [{self.section}]"
+
+    def reject_unknown(self, known: Iterable[str]) -> None:
+        """The first key (in file order) the table may not hold is an error naming the closest valid key."""
+        known = sorted(known)
+        for key in self.data:
+            if key not in known:
+                raise self.error(key, f"unknown key {self.title}", did_you_mean(str(key), known))
 
     def sub(self, key: str) -> "TomlTable":
         value = self.data.get(key)
@@ -61,16 +80,21 @@ class TomlTable:
             raise self.error(key, f"{value!r} is not true/false", f"write `{key} = true` or `{key} = false`")
         return value
 
-    def whole(self, key: str, default: int | None = None, minimum: int = 1) -> int:
+    def whole(self, key: str, default: int | None = None, minimum: int = 1, limit: Limit | None = None) -> int:
         if default is not None and key not in self.data:
             return default
         value = self.raw(key, "4")
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise self.error(key, f"{value!r} is not a whole number >= {minimum}",
-                             f"write it like `{key} = {max(minimum, 4)}`")
+        example = str(_example(limit)) if limit is not None else str(max(minimum, 4))
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.error(key, f"{value!r} is not a whole number", f"write it like `{key} = {example}`")
+        if limit is not None:
+            self._check(key, value, value, limit, example)
+        elif value < minimum:
+            raise self.error(key, f"{value!r} is not a whole number >= {minimum}", f"write it like `{key} = {example}`")
         return value
 
-    def quantity(self, key: str, parser, example: str, default: Any = None, positive: bool = True) -> float:
+    def quantity(self, key: str, parser, example: str, default: Any = None, positive: bool = True,
+                 limit: Limit | None = None) -> float:
         """A physical quantity written with its unit ("200Gbit/s", "8MiB", "10us")."""
         value = default if default is not None and key not in self.data else self.raw(key, f'"{example}"')
         if not isinstance(value, str):
@@ -80,32 +104,48 @@ class TomlTable:
         except InputError as exc:
             raise InputError(exc.cause if self.file in exc.cause else f"{self.where(key)}: {exc.cause}",
                              exc.fix) from None
-        if not math.isfinite(number) or number < 0 or (positive and number == 0):
+        if limit is not None:
+            self._check(key, value, number, limit, f'"{example}"')
+        elif not math.isfinite(number) or number < 0 or (positive and number == 0):
             raise self.error(key, f"{value!r} must be {'greater than zero' if positive else 'zero or more'}",
                              f'give a physical value, like `{key} = "{example}"`')
         return number
 
-    def sourced(self, key: str, parser, example: str, sources: dict[str, str], positive: bool = True) -> float:
-        number = self.quantity(key, parser, example, positive=positive)
-        sources[key] = self._source(key)
-        return number
+    def number(self, key: str, default: float | None = None, limit: Limit | None = None) -> float:
+        """A plain number (a count per I/O: no unit), checked against `limit`."""
+        if default is not None and key not in self.data:
+            return default
+        value = self.raw(key, "1")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.error(key, f"{value!r} is not a number", f"write a plain number, like `{key} = 1`")
+        self._check(key, value, float(value), limit, "1")
+        return float(value)
 
-    def sourced_whole(self, key: str, sources: dict[str, str], minimum: int = 1) -> int:
-        number = self.whole(key, minimum=minimum)
-        sources[key] = self._source(key)
-        return number
+    def _check(self, key: str, written: Any, number: float, limit: Limit | None, example: str) -> None:
+        problem = limit.problem(number) if limit is not None else None
+        if problem is not None:
+            raise self.error(key, f"{written!r} is {problem}", f"give a physical value, like `{key} = {example}`")
 
-    def sourced_flag(self, key: str, sources: dict[str, str]) -> bool:
-        value = self.flag(key)
-        sources[key] = self._source(key)
-        return value
-
-    def _source(self, key: str) -> str:
+    def source(self, key: str) -> str:
         src = self.data.get(f"{key}_source")
         if not isinstance(src, str) or not src.strip():
             raise self.error(f"{key}_source", f"the number `{key}` has no source",
                              f'add `{key}_source = "datasheet / paper / measurement it comes from"`')
         return src.strip()
+
+
+def _example(limit: Limit) -> int:
+    return int(limit.allowed[len(limit.allowed) // 2]) if limit.allowed else max(int(limit.low), 1)
+
+
+def did_you_mean(key: str, valid: Iterable[str]) -> str:
+    """'did you mean page_cache_hit?' (difflib), or the valid names when none is close."""
+    valid = sorted(valid)
+    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
+    if close:
+        return f"did you mean {close[0]}?"
+    listed = ", ".join(valid)
+    return f"valid keys: {listed[:300] + ' ...' if len(listed) > 300 else listed}"
 
 
 def plain_number(value: Any, where: str) -> float:

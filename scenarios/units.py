@@ -6,6 +6,7 @@ Inside rdmarig every quantity is an SI float: bytes, bytes/s, seconds, hertz. St
 
 from __future__ import annotations
 
+import math
 import re
 
 from scenarios.errors import InputError
@@ -14,6 +15,7 @@ KB, MB, GB, TB = 1e3, 1e6, 1e9, 1e12
 KiB, MiB, GiB, TiB = 1024, 1024**2, 1024**3, 1024**4
 BITS_PER_BYTE = 8
 NS, US, MS = 1e-9, 1e-6, 1e-3
+MHZ, GHZ = 1e6, 1e9
 
 _SIZE_PREFIX = {
     "": 1, "k": KB, "K": KB, "M": MB, "G": GB, "T": TB,
@@ -37,46 +39,59 @@ def _is_bits(unit: str | None) -> bool:
     return unit in ("b", "bit", "bits")
 
 
+# Every quantity rdmarig handles lies far inside 1e-24..1e24 in SI units (the SI prefixes yocto..
+# yotta): a value outside is a typo ("1e999GB/s" is inf), not a physical figure.
+SI_SMALLEST, SI_LARGEST = 1e-24, 1e24
+
+
+def _finite(value: float, text: object, what: str, example: str, where: str) -> float:
+    if not math.isfinite(value) or (value != 0 and not SI_SMALLEST <= abs(value) <= SI_LARGEST):
+        place = f"{where}: " if where else ""
+        raise InputError(f"{place}{text!r} is not a finite {what} (SI values lie within 1e-24..1e24)",
+                         f"write a physical value like {example!r}")
+    return value
+
+
 def parse_size(text: str | int | float, where: str = "") -> float:
     """'8MiB' -> 8388608.0 bytes; a bare number is bytes. Bits are accepted ('100Mbit')."""
     if isinstance(text, (int, float)) and not isinstance(text, bool):
-        return float(text)
+        return _finite(float(text), text, "size", "8MiB", where)
     m = _SIZE_RE.match(str(text))
     if not m:
         raise _bad("a size", text, "8MiB", where)
     value = float(m.group(1)) * _SIZE_PREFIX[m.group(2) or ""]
-    return value / BITS_PER_BYTE if _is_bits(m.group(3)) else value
+    return _finite(value / BITS_PER_BYTE if _is_bits(m.group(3)) else value, text, "size", "8MiB", where)
 
 
 def parse_rate(text: str | int | float, where: str = "") -> float:
     """'200Gbit/s' -> 25e9 bytes/s; '46GB/s' -> 46e9 bytes/s; a bare number is bytes/s."""
     if isinstance(text, (int, float)) and not isinstance(text, bool):
-        return float(text)
+        return _finite(float(text), text, "rate", "46GB/s", where)
     m = _RATE_RE.match(str(text))
     if not m:
         raise _bad("a rate", text, "200Gbit/s or 46GB/s", where)
     value = float(m.group(1)) * _SIZE_PREFIX[m.group(2) or ""]
-    return value / BITS_PER_BYTE if _is_bits(m.group(3)) else value
+    return _finite(value / BITS_PER_BYTE if _is_bits(m.group(3)) else value, text, "rate", "46GB/s", where)
 
 
 def parse_time(text: str | int | float, where: str = "") -> float:
     """'250ns' -> 2.5e-7 s; a bare number is seconds."""
     if isinstance(text, (int, float)) and not isinstance(text, bool):
-        return float(text)
+        return _finite(float(text), text, "time", "250ns", where)
     m = _TIME_RE.match(str(text))
     if not m:
         raise _bad("a time", text, "10s or 250ns", where)
-    return float(m.group(1)) * _TIME_UNIT[m.group(2) or "s"]
+    return _finite(float(m.group(1)) * _TIME_UNIT[m.group(2) or "s"], text, "time", "250ns", where)
 
 
 def parse_freq(text: str | int | float, where: str = "") -> float:
     """'2.25GHz' -> 2.25e9 Hz."""
     if isinstance(text, (int, float)) and not isinstance(text, bool):
-        return float(text)
+        return _finite(float(text), text, "frequency", "2.25GHz", where)
     m = _FREQ_RE.match(str(text))
     if not m:
         raise _bad("a frequency", text, "2.25GHz", where)
-    return float(m.group(1)) * _SIZE_PREFIX[m.group(2) or ""]
+    return _finite(float(m.group(1)) * _SIZE_PREFIX[m.group(2) or ""], text, "frequency", "2.25GHz", where)
 
 
 def parse_size_list(text: str, where: str = "") -> list[float]:
@@ -126,6 +141,22 @@ def format_size(n_bytes: float) -> str:
 def format_rate(bytes_per_s: float) -> str:
     """25e9 -> '25.00GB/s (200.0Gbit/s)'."""
     return f"{bytes_per_s / GB:.2f}GB/s ({bytes_per_s * BITS_PER_BYTE / GB:.1f}Gbit/s)"
+
+
+def quantity_text(value: float, unit: str, digits: int = 4) -> str:
+    """An SI value as text the parsers read back: (25e9, 'bytes/s') -> '25GB/s', (2.5e-7, 's') ->
+    '0.25us', (65536, 'bytes') -> '65536B', (2.6e9, 'Hz') -> '2.6GHz'; `digits` significant digits."""
+    if unit == "bytes/s":
+        return f"{value / GB:.{digits}g}GB/s"
+    if unit == "bits/s":
+        return f"{value * BITS_PER_BYTE / GB:.{digits}g}Gbit/s"
+    if unit == "bytes":
+        return f"{value:.0f}B"
+    if unit == "s":
+        return f"{value / US:.{digits}g}us"
+    if unit == "Hz":
+        return f"{value / GHZ:.{digits}g}GHz"
+    raise ValueError(f"no text form for unit {unit!r}")
 
 
 def to_gbytes_per_s(bytes_per_s: float) -> float:

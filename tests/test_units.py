@@ -58,3 +58,24 @@ def test_format():
 ])
 def test_headers_take_their_unit_from_the_key(key, name, header):
     assert units.unit_header(key, name) == header
+
+
+@pytest.mark.parametrize("fn, text", [
+    (units.parse_rate, "1e999GB/s"), (units.parse_rate, "1e30GB/s"), (units.parse_size, "1e999B"),
+    (units.parse_time, "1e-40s"), (units.parse_freq, "1e999GHz"), (units.parse_size, float("inf")),
+    (units.parse_rate, float("nan")), (units.parse_time, float("-inf")), (units.parse_size_list, "1KiB..1e999B"),
+])
+def test_infinite_nan_and_absurd_exponents_are_one_line(fn, text):
+    with pytest.raises(InputError) as info:
+        fn(text, where="--target")
+    line = info.value.one_line()
+    assert "--target" in line and "not a finite" in line and "\n" not in line
+
+
+@pytest.mark.parametrize("value, unit", [(25e9, "bytes/s"), (12.5e9, "bits/s"), (65536, "bytes"), (2.5e-7, "s"),
+                                         (2.6e9, "Hz")])
+def test_quantity_text_reads_back(value, unit):
+    text = units.quantity_text(value, unit)
+    parser = {"bytes/s": units.parse_rate, "bits/s": units.parse_rate, "bytes": units.parse_size,
+              "s": units.parse_time, "Hz": units.parse_freq}[unit]
+    assert parser(text) == pytest.approx(value)

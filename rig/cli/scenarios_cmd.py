@@ -37,14 +37,15 @@ def _describe(s: schema.Scenario) -> dict:
     p = s.platform
     return {
         "name": s.name, "description": s.description, "path": s.path,
-        "links": s.link.label, "protocol": s.link.protocol, "mtu_bytes": s.link.mtu,
+        "links": s.link.label, "protocol": s.link.protocol, "medium": s.link.medium, "mtu_bytes": s.link.mtu,
         "workload": dataclasses.asdict(s.workload),
         "copy_paths": [{"name": c.name, "description": c.description, "dma_api": c.dma_api or None,
                         "copies": [f"{x.who}:{x.source}" for x in c.copies]} for c in s.copy_paths],
         "io_sizes_bytes": list(s.sweep.io_sizes),
         "sweep": {k: list(v) for k, v in s.sweep.fields},
         "points": s.sweep.points(len(s.copy_paths)),
-        "platform": {"name": p.name, "description": p.description, "path": p.path,
+        "platform": {"name": p.name, "description": p.description, "path": p.path, "base": p.base or None,
+                     "measured": sorted(p.measured),
                      "dma_engines": [{"name": e.name, "count": e.count, "apis": list(e.apis)} for e in p.dma],
                      "sources": p.sources()},
     }
@@ -61,13 +62,23 @@ def show(name: str = typer.Argument(..., help="Scenario name or .toml path."),
         typer.echo(json.dumps(doc, indent=2))
         return
     lines = [f"{s.name}: {s.description}", f"  file: {s.path}",
-             f"  network: {s.link.label} {s.link.protocol}, MTU {s.link.mtu:g} B",
+             f"  network: {s.link.label} {s.link.protocol} over {s.link.medium}, MTU {s.link.mtu:g} B",
              f"  workload: {s.workload.transport} {s.workload.operation}, {s.workload.connections} connection(s), "
              f"{s.workload.outstanding_per_connection} outstanding each, {s.workload.io_cores} I/O cores",
              f"  copy paths: {', '.join(c.name for c in s.copy_paths)}",
-             f"  sweep: {doc['points']} points", f"  platform: {s.platform.name} ({s.platform.path})"]
+             f"  sweep: {doc['points']} points", f"  platform: {_platform_line(s.platform)}"]
     lines += [f"    {k}: {v}" for k, v in sorted(s.platform.sources().items())]
     typer.echo("\n".join(lines))
+
+
+def _platform_line(p: schema.Platform) -> str:
+    """'this-host (/path), base epyc-9654-cx7, 6 figures measured: cpu.copy_rate_cache, ...'"""
+    line = f"{p.name} ({p.path})"
+    if p.base:
+        line += f", base {p.base}"
+    if p.measured:
+        line += f", {len(p.measured)} figures measured: {', '.join(sorted(p.measured))}"
+    return line
 
 
 @app.command("check")
@@ -77,7 +88,7 @@ def check(file: str = typer.Argument(..., help="Scenario or platform .toml file 
     is_platform = schema.file_kind(file) == "platform"
     if is_platform:
         p = schema.load_platform(file)
-        typer.echo(f"ok: platform {p.name} ({len(p.sources())} sourced figures)")
+        typer.echo(f"ok: platform {_platform_line(p)}; {len(p.sources())} sourced figures")
         return
     s = schema.load_scenario(file, platform=platform)
     typer.echo(f"ok: scenario {s.name} on {s.platform.name}, {s.sweep.points(len(s.copy_paths))} points")

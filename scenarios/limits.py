@@ -1,0 +1,86 @@
+"""Physical ranges of every figure a scenario or platform holds, and where each bound comes from.
+
+A value outside its range is not a bold what-if but a typo or a unit slip ("10B" for an MTU,
+"5ms" for "5us"); the model would run on it without complaint, so the files refuse it with the
+range in the message. The bounds are wide on purpose: they admit every machine that exists or
+is announced, and nothing that cannot exist. Each bound's source is given beside it.
+"""
+
+from __future__ import annotations
+
+from scenarios.fields import Limit, count, one_of, span
+from scenarios.units import parse_freq, parse_rate, parse_size, parse_time
+
+# ---- CPU ------------------------------------------------------------------------------------
+# One kernel instance manages at most 8192 CPUs on x86-64 (Linux arch/x86/Kconfig NR_CPUS_RANGE_END
+# with MAXSMP); the largest servers today have 2 x 288 cores (Xeon 6 6900E).
+CORES = count(1, 8192, "Linux x86-64 manages at most 8192 CPUs (NR_CPUS with MAXSMP)")
+# Base clocks of server CPUs are 1-4 GHz; the overclocking record is ~9.1 GHz (liquid helium, 2024).
+CLOCK = span("0.1GHz", "10GHz", parse_freq, "no CPU runs above ~9 GHz even on liquid helium")
+# One core stores at most 2 x 64 B per cycle (Golden Cove, Zen 5 with AVX-512): 768 GB/s at 6 GHz.
+# The floor is an emulated core (qemu TCG copies at a few hundred MB/s); below it is a unit slip.
+CORE_COPY_RATE = span("10MB/s", "1TB/s", parse_rate,
+                      "a core stores at most 2 x 64 B per cycle, 768 GB/s at 6 GHz")
+# Private cache a copy stays inside: 1-2 MiB L2 on x86 servers, 36 MiB on IBM Telum II; a fitted
+# knee can reach into a large L3 (96 MiB per CCD with AMD 3D V-Cache).
+CACHE_PER_CORE = span("1KiB", "1GiB", parse_size, "no core has more than ~100 MiB of cache to itself")
+# CPU time of one step of an I/O (a system call, an SMB request, posting a work request, a TCP
+# segment, a hand-off to a worker, a DMA descriptor): 10 ns is ~30 cycles, below any kernel entry,
+# doorbell or wake-up; above 1 ms a core would manage under 1000 of them a second: a ms/us slip.
+STEP_TIME = span("10ns", "1ms", parse_time, "one per-I/O step costs 10 ns (30 cycles) to 1 ms of CPU")
+
+# ---- memory ---------------------------------------------------------------------------------
+# 12 channels of MRDIMM-8800 give 845 GB/s per socket; CPUs with HBM3 reach 5.3 TB/s (AMD MI300A).
+DRAM_RATE = span("100MB/s", "10TB/s", parse_rate, "the fastest CPU memory (HBM3, MI300A) moves 5.3 TB/s")
+
+# ---- NIC and link -----------------------------------------------------------------------------
+NIC_PORTS = count(1, 16, "NIC cards have 1 to 4 ports, a few 8; 16 bounds them all")
+# 10BASE-T at the bottom; 1.6 Tb/s Ethernet (IEEE 802.3dj) and 800 Gb/s InfiniBand XDR at the top.
+PORT_RATE = span("10Mbit/s", "1.6Tbit/s", parse_rate, "Ethernet tops out at 1.6 Tb/s per port (IEEE 802.3dj)")
+# Links are NIC ports in use: a 2-socket server has 160 PCIe Gen5 lanes, 10 x16 NICs of 2 ports.
+LINKS = count(1, 64, "a server has at most ~20 NIC ports (160 PCIe lanes / x16 x 2 ports)")
+# Ethernet: every IPv4 host must take 576 B datagrams (RFC 791); IEEE 802.3 defines 1500 B and
+# data-centre switches stop jumbo frames at 9216 B (Cisco Nexus, Arista: system jumbomtu 9216).
+ETHERNET_MTU = span("576B", "9216B", parse_size, "IPv4 minimum (RFC 791) to the 9216 B jumbo frames switches carry")
+# Linux lo: drivers/net/loopback.c sets mtu = 64 * 1024; IPv4 datagrams end at 65535 B anyway.
+LOOPBACK_MTU = span("576B", "65536B", parse_size, "Linux lo's MTU is 64 KiB (drivers/net/loopback.c)")
+# InfiniBand path MTUs are an enumeration (IBTA spec vol. 1: 256, 512, 1024, 2048, 4096 B).
+IB_MTU = one_of(("256B", "512B", "1024B", "2048B", "4096B"), parse_size, "the IB MTUs of the IBTA spec")
+# TSO/GSO units: 64 KiB classically, up to 512 KiB with BIG TCP (Linux 5.19+, IPv6; 6.3+ IPv4).
+GSO_SIZE = span("512B", "512KiB", parse_size, "GSO units end at 64 KiB, 512 KiB with BIG TCP (Linux 5.19+)")
+
+# ---- PCIe (PCI Express Base Specification) ------------------------------------------------------
+PCIE_GENERATIONS = count(1, 5, "generations 1..5 are modelled (6.0 changes to FLIT encoding)")
+# Link widths x1, x2, x4, x8, x16, x32 (x12 is in the early specs, but no device implements it).
+PCIE_LANES = count(1, 32, "the PCIe link widths", allowed=(1, 2, 4, 8, 16, 32))
+# Device Control register, Max_Payload_Size: 128, 256, 512, 1024, 2048 or 4096 B.
+MAX_PAYLOAD = one_of(("128B", "256B", "512B", "1024B", "2048B", "4096B"), parse_size,
+                     "Max_Payload_Size of the PCIe spec")
+# Read completions split at the read completion boundary (64 or 128 B) and carry at most MPS.
+READ_COMPLETION = one_of(("64B", "128B", "256B", "512B", "1024B", "2048B", "4096B"), parse_size,
+                         "the 64/128 B read completion boundary up to Max_Payload_Size")
+# A TLP has at least a 3-DW (12 B) header; 4 B framing + 2 B sequence + 16 B header + 4 B ECRC +
+# 4 B LCRC = 30 B at most, 64 B leaves room for DLLPs spread over the TLPs.
+TLP_OVERHEAD = span("12B", "64B", parse_size, "a 12 B header to 30 B of framing, header, ECRC and LCRC")
+
+# ---- DMA engines ------------------------------------------------------------------------------
+# Sapphire Rapids: up to 4 DSA per socket; Xeon I/OAT: 16 channels per socket.
+DMA_ENGINES = count(0, 256, "4 DSA or 16 I/OAT channels per socket")
+DMA_RATE = span("10MB/s", "1TB/s", parse_rate, "one DSA device moves ~30 GB/s; no engine beats memory")
+DESCRIPTOR_TIME = span("0s", "1ms", parse_time, "an engine spends 0 (overlapped) to 1 ms per descriptor")
+COMPLETION_LATENCY = span("10ns", "10ms", parse_time, "a completion takes 10 ns to 10 ms to be seen")
+
+# ---- workload ---------------------------------------------------------------------------------
+# One client address reaches one server port over at most 65535 source ports (TCP/IP).
+CONNECTIONS = count(1, 65535, "one client address has at most 65535 ports to a server port")
+# Credits are 16-bit fields: MS-SMB2 CreditRequest/CreditResponse, MS-SMBD CreditsRequested/Granted.
+CREDITS = count(1, 65535, "credits are 16-bit fields in MS-SMB2 and MS-SMBD")
+# The fastest RDMA round trips are ~1-2 us (back-to-back NICs); a geostationary satellite hop is ~0.6 s.
+RTT = span("100ns", "1s", parse_time, "no round trip beats ~1 us through two NICs; a satellite hop is 0.6 s")
+IO_SIZE = span("1B", "1GiB", parse_size, "an SMB2 READ/WRITE moves at most 8 MiB; 1 GiB bounds every copy path")
+# The payload a scenario may aim for: no server moves more than its memory (see DRAM_RATE).
+TARGET_RATE = span("1kB/s", "10TB/s", parse_rate, "no server moves more than its memory, ~10 TB/s")
+
+# ---- copy-path rows -------------------------------------------------------------------------------
+# Per-I/O counts: 1 GiB in 4 KiB pages is 262,144 pages; a million steps per I/O is no path.
+PER_IO_COUNT = Limit(0.0, 1e6, "0..1000000", "1 GiB in 4 KiB pages is 262,144 pages")
