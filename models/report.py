@@ -121,16 +121,17 @@ def notes(ev: Evaluation) -> list[str]:
     return out
 
 
-def check_target(rate: float, where: str) -> float:
+def check_target(rate: float, where: str, text: str | None = None) -> float:
     """A target rate the model can answer: finite, positive and within TARGET_RANGE."""
     if not (TARGET_MIN_BYTES_PER_S <= rate <= TARGET_MAX_BYTES_PER_S):       # also refuses nan and inf
-        raise InputError(f"{where}: {rate:g} B/s is outside {TARGET_RANGE}",
+        shown = text if text is not None else f"{to_gbytes_per_s(rate):g}GB/s"
+        raise InputError(f"{where}: {shown} is outside {TARGET_RANGE}",
                          f"give a rate between {TARGET_RANGE.replace('..', ' and ')}, like 46GB/s")
     return rate
 
 
 def parse_target(text: str, where: str = "--target") -> float:
-    return check_target(parse_rate(text, where), where)
+    return check_target(parse_rate(text, where), where, text)
 
 
 def target_title(ev: Evaluation, target: float) -> str:

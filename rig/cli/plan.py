@@ -12,6 +12,7 @@ The rows, notes and titles come from models/report.py; this module only picks co
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -137,6 +138,12 @@ def _out_dir(out: Path) -> Path:
         except OSError as exc:
             raise InputError(f"--out {out}: cannot create the directory ({exc.strerror})",
                              "pass a writable directory") from None
+    try:
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        raise InputError(f"--out {out}: cannot write into the directory ({exc.strerror})",
+                         "pass a writable directory") from None
     return out
 
 
