@@ -1,15 +1,18 @@
 """The plan report: everything a capacity-planning report is made of, computed once from an
 evaluation's arrays.
 
-    rows(ev)                  one dict per point (evaluation order), units in the keys
+    columns(ev)               every per-point figure, one list per key (SI units in the keys)
+    rows(ev)                  the same as one dict per point, in evaluation order
     notes(ev)                 what the numbers mean, unreachable DMA APIs, assumed figures
-    target_rows(ev, req, ...) 'what it takes' per point (models.target.requirements)
-    path_summary(rows)        per copy path: the highest throughput and what binds there
-    plan_report(ev, target)   all of it as one JSON-able dict, rows in table order
+    target_columns(ev, ...)   'what it takes' per point (models.target.requirements)
+    path_summary(ev, cols)    per copy path: the highest throughput and what binds there
+    plan_report(ev, target)   all of it as one JSON-able dict, points in table order
+    table_rows(points)        the rows a table shows: the figures above plus the display ones
+                              (`io_size` "64KiB", `gbytes_per_s`, `util_<resource>_pct`, `headroom_pct`)
 
-The CLI picks columns from these rows and formats them; the stored `plan` record holds the dict
-`plan_report` returns, so a table can be rendered again from the store alone. Nothing here
-formats for a terminal except the labels a reader needs in a row (`io_size` "64KiB").
+The CLI picks columns from `table_rows` and formats them. The stored `plan` record holds the dict
+`plan_report` returns (SI figures only), and `table_rows` turns a live or a stored report into the
+same rows, so a table can be rendered again from the store alone.
 """
 
 from __future__ import annotations
@@ -22,16 +25,13 @@ from models.sweep import Evaluation
 from models.target import Requirements, requirements
 from scenarios.errors import InputError
 from scenarios.schema import unit_key
-from scenarios.units import GB, TB, format_size, parse_rate, to_gbits_per_s, to_gbytes_per_s
+from scenarios.units import GB, MB, TB, format_size, parse_rate, to_gbits_per_s, to_gbytes_per_s
 
 # a target rate outside this range is an input error: above it no server's links, PCIe or DRAM
 # come within a factor of ten (8 x 800 Gbit/s is 0.8 TB/s); below it the counts are all 0 or 1
-TARGET_MIN_BYTES_PER_S = 1e6
+TARGET_MIN_BYTES_PER_S = 1 * MB
 TARGET_MAX_BYTES_PER_S = 10 * TB
 TARGET_RANGE = "1MB/s..10TB/s"
-
-# the keys that name a point: I/O size, copy path, then the swept fields (table order follows them)
-_ID_KEYS = ("io_size", "io_size_bytes", "copy_path")
 
 
 def swept(ev: Evaluation) -> list[str]:
@@ -43,58 +43,77 @@ def _key(resource: str) -> str:
     return resource.replace("-", "_")
 
 
-def _pct(ratio: float) -> float | None:
-    """A ratio as a percentage for a table; None where the resource is not used (0 or inf)."""
-    return ratio * 100 if math.isfinite(ratio) and ratio > 0 else None
+def _pct(ratio: float | None) -> float | None:
+    """A ratio as a percentage for a table; None where the resource is not used (0, inf, or stored as null)."""
+    return ratio * 100 if ratio is not None and math.isfinite(ratio) and ratio > 0 else None
+
+
+def columns(ev: Evaluation) -> dict[str, list]:
+    """Every per-point figure of the evaluation, one list per key, in evaluation order.
+
+    SI units in the keys (`throughput_bytes_per_s`, `util_<resource>_ratio`, `headroom_ratio`,
+    `capacity_<resource>_bytes_per_s`, `cpu_s_per_gb`, `latency_seconds`). Where nothing flows
+    (no DMA engine answers the path's API) `binding` says so and `next_binding` is '-'."""
+    r = ev.result
+    X = r.throughput.ravel().tolist()
+    binding = [RESOURCES[b] for b in r.binding.ravel().tolist()]
+    following = [RESOURCES[b] for b in r.next_binding.ravel().tolist()]
+    cols: dict[str, list] = {
+        "io_size_bytes": r.io_size.ravel().tolist(),
+        "copy_path": [ev.table.names[j] for j in r.path_index.ravel().tolist()],
+        **{unit_key(k): ev.axes[k].astype(float).ravel().tolist() for k in swept(ev)},
+        "throughput_bytes_per_s": X,
+        "binding": [b if x > 0 else f"{b} (none reachable)" for b, x in zip(binding, X)],
+        "next_binding": [b if x > 0 else "-" for b, x in zip(following, X)],
+        "headroom_ratio": r.headroom.ravel().tolist(),
+        "cores_busy": r.cores_busy.ravel().tolist(),
+        "dma_engines_busy": r.dma_engines_busy.ravel().tolist(),
+        "cpu_s_per_gb": (r.cpu_seconds_per_byte * GB).ravel().tolist(),
+        "latency_seconds": r.latency_seconds.ravel().tolist(),
+    }
+    util = r.utilisation
+    for j, name in enumerate(RESOURCES):
+        cols[f"util_{_key(name)}_ratio"] = util[j].ravel().tolist()
+        cols[f"capacity_{_key(name)}_bytes_per_s"] = r.capacity[j].ravel().tolist()
+    return cols
+
+
+def _as_rows(cols: dict[str, list]) -> list[dict]:
+    keys = list(cols)
+    return [dict(zip(keys, values)) for values in zip(*cols.values())]
+
+
+def _take(cols: dict[str, list], idx: list[int]) -> dict[str, list]:
+    return {k: [v[i] for i in idx] for k, v in cols.items()}
 
 
 def rows(ev: Evaluation) -> list[dict]:
-    """One dict per point, in evaluation order, units in the key names.
+    """One dict per point, in evaluation order: the keys of `columns`."""
+    return _as_rows(columns(ev))
 
-    Model figures in SI (`throughput_bytes_per_s`, `util_<resource>_ratio`, `headroom_ratio`,
-    `capacity_<resource>_bytes_per_s`) and the same figures as a report shows them
-    (`gbytes_per_s`, `util_<resource>_pct`, `headroom_pct`: None where not meaningful).
-    Where nothing flows (no DMA engine answers the path's API) `binding` says so."""
-    r = ev.result
-    util = r.utilisation
-    axes = swept(ev)
-    out = []
-    for i in range(ev.points):
-        X = float(r.throughput.flat[i])
-        S = float(r.io_size.flat[i])
-        binding = RESOURCES[int(r.binding.flat[i])]
-        headroom = float(r.headroom.flat[i])
-        row: dict[str, Any] = {
-            "io_size": format_size(S),
-            "io_size_bytes": S,
-            "copy_path": ev.path_name(i),
-            **{unit_key(k): float(ev.axes[k].flat[i]) for k in axes},
-            "throughput_bytes_per_s": X,
-            "gbytes_per_s": to_gbytes_per_s(X),
-            "binding": binding if X > 0 else f"{binding} (none reachable)",
-            "next_binding": RESOURCES[int(r.next_binding.flat[i])] if X > 0 else "-",
-            "headroom_ratio": headroom,
-            "headroom_pct": _pct(headroom) if X > 0 else None,
-            "cores_busy": float(r.cores_busy.flat[i]),
-            "dma_engines_busy": float(r.dma_engines_busy.flat[i]),
-            "cpu_s_per_gb": float(r.cpu_seconds_per_byte.flat[i] * GB),
-            "latency_seconds": float(r.latency_seconds.flat[i]),
-        }
-        for j, name in enumerate(RESOURCES):
-            u = float(util[j].flat[i])
-            row[f"util_{_key(name)}_ratio"] = u
-            row[f"util_{_key(name)}_pct"] = _pct(u)
-            row[f"capacity_{_key(name)}_bytes_per_s"] = float(r.capacity[j].flat[i])
-        out.append(row)
+
+def table_rows(points: dict[str, list]) -> list[dict]:
+    """The rows a table shows, from a report's `points` (live or read back from a record): every
+    figure, plus `io_size` ("64KiB"), `gbytes_per_s`, `util_<resource>_pct` and `headroom_pct`
+    (None where a resource is not used or nothing flows)."""
+    out = _as_rows(points)
+    for row in out:
+        row["io_size"] = format_size(row["io_size_bytes"])
+        if "throughput_bytes_per_s" in row:
+            X = row["throughput_bytes_per_s"]
+            row["gbytes_per_s"] = to_gbytes_per_s(X)
+            row["headroom_pct"] = _pct(row["headroom_ratio"]) if X > 0 else None
+            for name in RESOURCES:
+                row[f"util_{_key(name)}_pct"] = _pct(row[f"util_{_key(name)}_ratio"])
     return out
 
 
 def order(ev: Evaluation) -> list[int]:
     """Table order: by I/O size, then the swept values, then the scenario's path order."""
     r = ev.result
-    axes = swept(ev)
-    return sorted(range(ev.points), key=lambda i: (r.io_size.flat[i], *[ev.axes[k].flat[i] for k in axes],
-                                                   int(r.path_index.flat[i])))
+    keys = list(zip(r.io_size.ravel().tolist(), *[ev.axes[k].ravel().tolist() for k in swept(ev)],
+                    r.path_index.ravel().tolist()))
+    return sorted(range(ev.points), key=keys.__getitem__)
 
 
 def title(ev: Evaluation) -> str:
@@ -136,9 +155,8 @@ def parse_target(text: str, where: str = "--target") -> float:
 
 def target_title(ev: Evaluation, target: float) -> str:
     s = ev.scenario
-    g = to_gbytes_per_s(target)
-    return f"what it takes to reach {g:.1f} GB/s: {s.name} on {s.platform.name}" if g >= 0.1 else \
-        f"what it takes to reach {g * 1e3:.1f} MB/s: {s.name} on {s.platform.name}"
+    rate = f"{to_gbytes_per_s(target):.1f} GB/s" if target >= 0.1 * GB else f"{target / MB:.1f} MB/s"
+    return f"what it takes to reach {rate}: {s.name} on {s.platform.name}"
 
 
 def target_notes(ev: Evaluation) -> list[str]:
@@ -147,49 +165,45 @@ def target_notes(ev: Evaluation) -> list[str]:
             f"links of {to_gbits_per_s(s.link.rate):g} Gbit/s each; NICs follow at {s.platform.nic.ports} ports per NIC"]
 
 
-def target_rows(ev: Evaluation, req: Requirements, point_rows: list[dict]) -> list[dict]:
-    """'What it takes' per point, in evaluation order; a point's identity comes from `point_rows`."""
-    ids = [*_ID_KEYS, *(unit_key(k) for k in swept(ev))]
-    out = []
-    for i, base in enumerate(point_rows):
-        dma = float(req.dma_engines.flat[i])
-        out.append({**{k: base[k] for k in ids},
-                    "serving_cores": float(req.serving_cores.flat[i]), "worker_cores": float(req.worker_cores.flat[i]),
-                    "dma_engines": dma if math.isfinite(dma) else None,
-                    "links": float(req.links.flat[i]), "nics": float(req.nics.flat[i]),
-                    "outstanding": float(req.outstanding_ios.flat[i]),
-                    "reachable": "yes" if req.feasible[i] else "no", "why_not": req.blocker[i]})
-    return out
+def target_columns(ev: Evaluation, req: Requirements, cols: dict[str, list]) -> dict[str, list]:
+    """'What it takes' per point, in evaluation order; a point's identity comes from `cols`."""
+    ids = ["io_size_bytes", "copy_path", *(unit_key(k) for k in swept(ev))]
+    return {**{k: cols[k] for k in ids},
+            "serving_cores": req.serving_cores.ravel().tolist(), "worker_cores": req.worker_cores.ravel().tolist(),
+            "dma_engines": [v if math.isfinite(v) else None for v in req.dma_engines.ravel().tolist()],
+            "links": req.links.ravel().tolist(), "nics": req.nics.ravel().tolist(),
+            "outstanding": req.outstanding_ios.ravel().tolist(),
+            "reachable": ["yes" if f else "no" for f in req.feasible.tolist()], "why_not": list(req.blocker)}
 
 
-def path_summary(ev: Evaluation, point_rows: list[dict]) -> dict[str, Any]:
+def path_summary(ev: Evaluation, cols: dict[str, list]) -> dict[str, Any]:
     """Per copy path: the highest throughput over its points and the binding resource there
     (the first such point, in evaluation order)."""
+    best: dict[str, tuple[float, str]] = {}
+    for path, X, binding in zip(cols["copy_path"], cols["throughput_bytes_per_s"], cols["binding"]):
+        if path not in best or X > best[path][0]:
+            best[path] = (X, binding)
     out: dict[str, Any] = {}
     for p in ev.scenario.copy_paths:
-        best = None
-        for row in point_rows:
-            if row["copy_path"] == p.name and (best is None or row["throughput_bytes_per_s"] > best["throughput_bytes_per_s"]):
-                best = row
-        if best is not None:
-            out[f"{p.name}_max_throughput_gbytes_per_s"] = best["gbytes_per_s"]
-            out[f"{p.name}_binding_at_max"] = best["binding"]
+        if p.name in best:
+            out[f"{p.name}_max_throughput_gbytes_per_s"] = to_gbytes_per_s(best[p.name][0])
+            out[f"{p.name}_binding_at_max"] = best[p.name][1]
     return out
 
 
 def plan_report(ev: Evaluation, target: float | None = None) -> dict[str, Any]:
-    """The whole report as one JSON-able dict (what the `plan` record stores):
+    """The whole report as one JSON-able dict of SI figures (what the `plan` record stores):
 
-        {title, notes, swept: [flat names], rows: [...] (table order), summary: {...},
-         target: null | {rate_bytes_per_s, title, notes, rows: [...] (table order)}}
+        {title, notes, swept: [flat names], points: {key: [value per point]} (table order),
+         summary: {<path>_max_throughput_gbytes_per_s, <path>_binding_at_max},
+         target: null | {rate_bytes_per_s, title, notes, points: {...} (table order)}}
     """
-    point_rows = rows(ev)
+    cols = columns(ev)
     idx = order(ev)
     report: dict[str, Any] = {"title": title(ev), "notes": notes(ev), "swept": swept(ev),
-                              "rows": [point_rows[i] for i in idx], "summary": path_summary(ev, point_rows),
-                              "target": None}
+                              "points": _take(cols, idx), "summary": path_summary(ev, cols), "target": None}
     if target is not None:
-        trows = target_rows(ev, requirements(ev, target), point_rows)
         report["target"] = {"rate_bytes_per_s": target, "title": target_title(ev, target),
-                            "notes": target_notes(ev), "rows": [trows[i] for i in idx]}
+                            "notes": target_notes(ev),
+                            "points": _take(target_columns(ev, requirements(ev, target), cols), idx)}
     return report

@@ -75,11 +75,14 @@ def target_columns(swept: list[str], view: str = "compact") -> list[Column]:
 
 def tables(report: dict[str, Any], view: str) -> list[Table]:
     """The capacity table (and the 'what it takes' table) of a plan report: a live one or a stored one."""
+    from models.report import table_rows
+
     notes = list(report["notes"]) + ([WIDE_NOTE] if view == "compact" else [])
-    out = [Table(report["title"], capacity_columns(report["swept"], view), report["rows"], notes)]
+    out = [Table(report["title"], capacity_columns(report["swept"], view), table_rows(report["points"]), notes)]
     target = report.get("target")
     if target is not None:
-        out.append(Table(target["title"], target_columns(report["swept"], view), target["rows"], list(target["notes"])))
+        out.append(Table(target["title"], target_columns(report["swept"], view), table_rows(target["points"]),
+                         list(target["notes"])))
     return out
 
 
@@ -100,11 +103,10 @@ def render_tables(tabs: list[Table], fmt: str) -> str:
 
 def modelled_record(s: Scenario, report: dict[str, Any]) -> Record:
     """The `plan` record: the inputs with both files' hashes, provenance, the per-path summary and the
-    whole report (rows in table order), so a table can be rebuilt from the store alone."""
+    whole report (every point's figures in table order), so a table can be rebuilt from the store alone."""
     from results.provenance import collect
     from results.record import Record, file_sha256, scenario_ref
 
-    rows = report["rows"]
     target = report["target"]
     return Record(
         kind="modelled", name=f"plan:{s.name}",
@@ -116,10 +118,6 @@ def modelled_record(s: Scenario, report: dict[str, Any]) -> Record:
                 "swept": {unit_key(k): [float(v) for v in values] for k, values in s.sweep.fields},
                 "target_bytes_per_s": None if target is None else target["rate_bytes_per_s"]},
         provenance=collect(),
-        samples={"io_size_bytes": [r["io_size_bytes"] for r in rows],
-                 "throughput_gbytes_per_s": [r["gbytes_per_s"] for r in rows],
-                 "cores_busy": [r["cores_busy"] for r in rows],
-                 "dma_engines_busy": [r["dma_engines_busy"] for r in rows]},
         summary={**report["summary"], "report": {k: v for k, v in report.items() if k != "summary"}})
 
 

@@ -31,29 +31,39 @@ def tcp_ev():
 def test_rows_follow_the_evaluation_arrays(smbd_ev):
     r = smbd_ev.result
     rows = report.rows(smbd_ev)
-    assert len(rows) == smbd_ev.points
-    for i, row in enumerate(rows):
+    shown = report.table_rows(report.columns(smbd_ev))
+    assert len(rows) == len(shown) == smbd_ev.points
+    for i, (row, table) in enumerate(zip(rows, shown)):
         X = float(r.throughput[i])
         assert row["io_size_bytes"] == r.io_size[i] and row["copy_path"] == smbd_ev.table.names[r.path_index[i]]
-        assert row["throughput_bytes_per_s"] == X and row["gbytes_per_s"] == pytest.approx(X / 1e9)
+        assert row["throughput_bytes_per_s"] == X and table["gbytes_per_s"] == pytest.approx(X / 1e9)
         assert row["cpu_s_per_gb"] == pytest.approx(r.cpu_seconds_per_byte[i] * 1e9)
+        assert table.items() >= row.items()                  # a table row is the row plus display figures
         for j, name in enumerate(RESOURCES):
             key = name.replace("-", "_")
             cap = float(r.capacity[j, i])
             assert row[f"capacity_{key}_bytes_per_s"] == cap
             used = X / cap if cap > 0 else math.inf
             assert row[f"util_{key}_ratio"] == pytest.approx(used)
-            assert row[f"util_{key}_pct"] == (pytest.approx(used * 100) if 0 < used < math.inf else None)
+            assert table[f"util_{key}_pct"] == (pytest.approx(used * 100) if 0 < used < math.inf else None)
         if X > 0:
             assert row["binding"] == RESOURCES[r.binding[i]] and row["next_binding"] == RESOURCES[r.next_binding[i]]
-            assert row["headroom_pct"] == pytest.approx((np.sort(r.capacity[:, i])[1] / X - 1) * 100)
+            assert table["headroom_pct"] == pytest.approx((np.sort(r.capacity[:, i])[1] / X - 1) * 100)
         else:                                   # nothing flows: the table says why, not a headroom
             assert row["binding"] == f"{RESOURCES[r.binding[i]]} (none reachable)"
-            assert row["next_binding"] == "-" and row["headroom_pct"] is None
+            assert row["next_binding"] == "-" and table["headroom_pct"] is None
+
+
+def test_table_rows_read_nulls_as_not_used(smbd_ev):
+    # a stored report has null where the live one has inf (JSON has no inf): both show '-'
+    cols = report.columns(smbd_ev)
+    stored = {k: [None if isinstance(v, float) and math.isinf(v) else v for v in vs] for k, vs in cols.items()}
+    assert report.table_rows(stored) == [{k: (None if isinstance(v, float) and math.isinf(v) else v)
+                                          for k, v in row.items()} for row in report.table_rows(cols)]
 
 
 def test_rows_carry_each_swept_field_with_its_unit(tcp_ev):
-    rows = report.rows(tcp_ev)
+    rows = report.table_rows(report.columns(tcp_ev))
     assert sorted({r["workload_connections"] for r in rows}) == [1.0, 4.0]
     assert report.swept(tcp_ev) == ["workload.connections"]
     assert {r["io_size"] for r in rows} == {"64KiB", "128KiB", "256KiB", "512KiB", "1MiB", "2MiB", "4MiB", "8MiB"}
@@ -82,7 +92,7 @@ def test_notes_name_unreachable_apis_and_count_the_assumptions(smbd_ev):
 def test_target_rows_and_titles(smbd_ev):
     req = requirements(smbd_ev, 46e9)
     base = report.rows(smbd_ev)
-    rows = report.target_rows(smbd_ev, req, base)
+    rows = report.table_rows(report.target_columns(smbd_ev, req, report.columns(smbd_ev)))
     for row, point in zip(rows, base):
         assert (row["io_size_bytes"], row["copy_path"]) == (point["io_size_bytes"], point["copy_path"])
         if row["copy_path"] == "dma-offload":
@@ -99,7 +109,7 @@ def test_target_rows_and_titles(smbd_ev):
 
 def test_path_summary_is_the_best_point_of_each_path(smbd_ev):
     rows = report.rows(smbd_ev)
-    summary = report.path_summary(smbd_ev, rows)
+    summary = report.path_summary(smbd_ev, report.columns(smbd_ev))
     for p in smbd_ev.scenario.copy_paths:
         mine = [r for r in rows if r["copy_path"] == p.name]
         best = max(r["throughput_bytes_per_s"] for r in mine)
@@ -112,9 +122,11 @@ def test_path_summary_is_the_best_point_of_each_path(smbd_ev):
 def test_plan_report_is_json_and_in_table_order(tcp_ev):
     doc = report.plan_report(tcp_ev, 46e9)
     again = json.loads(json.dumps(doc))            # what the record stores must survive JSON as it is
-    assert again["rows"] == [report.rows(tcp_ev)[i] for i in report.order(tcp_ev)]
-    assert again["target"]["rate_bytes_per_s"] == 46e9 and len(again["target"]["rows"]) == tcp_ev.points
-    assert [r["copy_path"] for r in again["target"]["rows"]] == [r["copy_path"] for r in again["rows"]]
+    idx = report.order(tcp_ev)
+    cols = report.columns(tcp_ev)
+    assert again["points"] == {k: [v[i] for i in idx] for k, v in cols.items()}
+    assert again["target"]["rate_bytes_per_s"] == 46e9 and len(again["target"]["points"]["links"]) == tcp_ev.points
+    assert again["target"]["points"]["copy_path"] == again["points"]["copy_path"]
     assert report.plan_report(tcp_ev)["target"] is None
 
 

@@ -4,6 +4,7 @@ subprocess where the console itself matters), with a real SQLite store."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from models.report import table_rows
 from results.record import file_sha256
 from results.store import Store
 from rig.cli.plan import render_tables, tables_from_record
@@ -91,17 +93,29 @@ def test_plan_record_holds_rows_notes_target_provenance_and_both_hashes(run_cli,
     assert rec.params["platform_sha256"] == file_sha256(s.platform.path) != rec.scenario["sha256"]
     assert rec.provenance["python"] and rec.provenance["host"] and rec.provenance["kernel"]
     report = rec.summary["report"]
-    rows = report["rows"]
-    assert len(rows) == len(s.copy_paths) * len(s.sweep.io_sizes) == 40
-    zc = next(r for r in rows if r["copy_path"] == "zero-copy" and r["io_size_bytes"] == 8 * 1024 * 1024)
-    assert zc["binding"] == "links" and zc["gbytes_per_s"] * 1e9 == pytest.approx(zc["throughput_bytes_per_s"])
-    assert {"util_pcie_ratio", "capacity_dram_bytes_per_s", "cpu_s_per_gb", "latency_seconds"} <= set(zc)
+    points = report["points"]                       # one list per key, every point, in table order
+    assert all(len(v) == len(s.copy_paths) * len(s.sweep.io_sizes) == 40 for v in points.values())
+    live = {k: v for k, v in _points_of_the_model(s).items()}
+    assert set(points) == set(live)                 # every figure of models.report.rows, SI keys
+    for key, values in live.items():                # inf is stored as null (JSON)
+        assert points[key] == [None if isinstance(v, float) and math.isinf(v) else v for v in values], key
     assert any("assumptions" in n for n in report["notes"])
     assert report["target"]["rate_bytes_per_s"] == 46e9 == rec.params["target_bytes_per_s"]
-    assert len(report["target"]["rows"]) == 40
-    assert rec.summary["zero-copy_max_throughput_gbytes_per_s"] == pytest.approx(zc["gbytes_per_s"])
+    assert all(len(v) == 40 for v in report["target"]["points"].values())
+    zc = points["copy_path"].index("zero-copy", 35)             # the 8 MiB zero-copy point
+    assert points["io_size_bytes"][zc] == 8 * 1024 * 1024 and points["binding"][zc] == "links"
+    assert rec.summary["zero-copy_max_throughput_gbytes_per_s"] * 1e9 == pytest.approx(
+        points["throughput_bytes_per_s"][zc])
     assert rec.summary["dma-offload_binding_at_max"] == "dma (none reachable)"
-    assert rec.samples["throughput_gbytes_per_s"] == [r["gbytes_per_s"] for r in rows]
+    assert rec.samples == {}                        # the points hold every per-point series
+
+
+def _points_of_the_model(s):
+    from models.report import columns, order
+    from models.sweep import evaluate_scenario
+    ev = evaluate_scenario(s)
+    idx = order(ev)
+    return {k: [v[i] for i in idx] for k, v in columns(ev).items()}
 
 
 def test_a_record_without_a_report_is_refused(store):
@@ -144,7 +158,7 @@ def test_plan_csv_json_and_target(run_cli, store):
     assert row["binding"] == "links" and row["util_links_pct"] == pytest.approx(100) and row["util_dma_pct"] is None
     # headroom: PCIe is next; its capacity over the throughput, both from the same row of the record
     rec = _latest(store)
-    stored = next(r for r in rec.summary["report"]["rows"] if r["copy_path"] == "zero-copy"
+    stored = next(r for r in table_rows(rec.summary["report"]["points"]) if r["copy_path"] == "zero-copy"
                   and r["io_size_bytes"] == 8 * 1024 * 1024)
     assert row["headroom_pct"] == pytest.approx(
         (stored["capacity_pcie_bytes_per_s"] / stored["throughput_bytes_per_s"] - 1) * 100)
