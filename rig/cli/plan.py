@@ -73,16 +73,23 @@ def target_columns(swept: list[str], view: str = "compact") -> list[Column]:
         Column.of("reachable"), Column.of("why_not", "why not")]
 
 
-def tables(report: dict[str, Any], view: str) -> list[Table]:
-    """The capacity table (and the 'what it takes' table) of a plan report: a live one or a stored one."""
-    from models.report import table_rows
+def table_rows(report: dict[str, Any]) -> tuple[list[dict], list[dict] | None]:
+    """The rows of the capacity table and of the 'what it takes' table (None without a target)."""
+    from models.report import table_rows as rows_of
 
+    target = report.get("target")
+    return rows_of(report["points"]), None if target is None else rows_of(target["points"])
+
+
+def tables(report: dict[str, Any], view: str, rows: tuple[list[dict], list[dict] | None] | None = None) -> list[Table]:
+    """The capacity table (and the 'what it takes' table) of a plan report: a live one or a stored one.
+    `rows`: the report's table_rows, when they are at hand already (one report, several formats)."""
+    capacity_rows, target_rows = rows if rows is not None else table_rows(report)
     notes = list(report["notes"]) + ([WIDE_NOTE] if view == "compact" else [])
-    out = [Table(report["title"], capacity_columns(report["swept"], view), table_rows(report["points"]), notes)]
+    out = [Table(report["title"], capacity_columns(report["swept"], view), capacity_rows, notes)]
     target = report.get("target")
     if target is not None:
-        out.append(Table(target["title"], target_columns(report["swept"], view), table_rows(target["points"]),
-                         list(target["notes"])))
+        out.append(Table(target["title"], target_columns(report["swept"], view), target_rows, list(target["notes"])))
     return out
 
 
@@ -172,7 +179,8 @@ def plan(
         out = _out_dir(out)
     report = model_report.plan_report(evaluate_scenario(s), target_rate)
 
-    text = render_tables(tables(report, _view(fmt, wide)), fmt)
+    rows = table_rows(report)
+    text = render_tables(tables(report, _view(fmt, wide), rows), fmt)
     typer.echo(text, nl=not text.endswith("\n"))
     rec = modelled_record(s, report)
     with open_store(store) as st:
@@ -180,7 +188,7 @@ def plan(
     typer.echo(f"stored modelled record {rec.id} in {st.path}", err=True)
     if out is not None:
         for f in sorted(set(EXTENSIONS.values())):
-            for t, stem in zip(tables(report, _view(f, wide)), ("", "-target")):
+            for t, stem in zip(tables(report, _view(f, wide), rows), ("", "-target")):
                 path = out / f"plan-{s.name}{stem}.{f}"
                 try:
                     path.write_text(render(t, f))
