@@ -1,4 +1,5 @@
-"""Benchmark: evaluate a 100,000-point sweep of the built-in SMB Direct scenario; print points/s.
+"""Benchmark: evaluate a 100,000-point sweep of the built-in SMB Direct scenario; print points/s,
+then the time to build its plan report (models.report: columns, table order, table rows).
 
     python benchmarks/model_sweep.py [--points 100000] [--repeat 5]
 """
@@ -14,6 +15,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from models.report import plan_report, table_rows  # noqa: E402
 from models.sweep import evaluate_grid  # noqa: E402
 from scenarios.schema import load_scenario  # noqa: E402
 
@@ -36,6 +38,13 @@ def main() -> None:
     best = min(times)
     print(f"model sweep: {ev.points} points in {best * 1e3:.1f} ms (best of {args.repeat}), "
           f"{ev.points / best:,.0f} points/s; median {np.median(times) * 1e3:.1f} ms")
+    t0 = time.perf_counter()
+    report = plan_report(ev, 46e9)
+    t1 = time.perf_counter()
+    shown = table_rows(report["points"])
+    t2 = time.perf_counter()
+    print(f"plan report: {len(shown)} rows, report {t1 - t0:.2f} s (with 'what it takes' at 46 GB/s), "
+          f"table rows {t2 - t1:.2f} s")
 
 
 if __name__ == "__main__":

@@ -1,37 +1,209 @@
-"""The plan report: rows flattened once from an evaluation's arrays.
+"""The plan report: everything a capacity-planning report is made of, computed once from an
+evaluation's arrays.
 
-The CLI, the stored `plan` record and the HTML report all read these rows; none rebuilds them.
+    columns(ev)               every per-point figure, one list per key (SI units in the keys)
+    rows(ev)                  the same as one dict per point, in evaluation order
+    notes(ev)                 what the numbers mean, unreachable DMA APIs, assumed figures
+    target_columns(ev, ...)   'what it takes' per point (models.target.requirements)
+    path_summary(ev, cols)    per copy path: the highest throughput and what binds there
+    plan_report(ev, target)   all of it as one JSON-able dict, points in table order
+    table_rows(points)        the rows a table shows: the figures above plus the display ones
+                              (`io_size` "64KiB", `gbytes_per_s`, `util_<resource>_pct`, `headroom_pct`)
+
+The CLI picks columns from `table_rows` and formats them. The stored `plan` record holds the dict
+`plan_report` returns (SI figures only), and `table_rows` turns a live or a stored report into the
+same rows, so a table can be rendered again from the store alone.
 """
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 from models.bottleneck import RESOURCES
 from models.sweep import Evaluation
+from models.target import Requirements, requirements
+from scenarios.errors import InputError
 from scenarios.schema import unit_key
+from scenarios.units import GB, MB, TB, format_size, parse_rate, to_gbits_per_s, to_gbytes_per_s
+
+# a target rate outside this range is an input error: above it no server's links, PCIe or DRAM
+# come within a factor of ten (8 x 800 Gbit/s is 0.8 TB/s); below it the counts are all 0 or 1
+TARGET_MIN_BYTES_PER_S = 1 * MB
+TARGET_MAX_BYTES_PER_S = 10 * TB
+TARGET_RANGE = "1MB/s..10TB/s"
+
+
+def swept(ev: Evaluation) -> list[str]:
+    """Flat names of the fields the scenario sweeps besides the copy path and the I/O size."""
+    return [k for k in ev.axes if k not in ("path_index", "workload.io_size")]
+
+
+def _key(resource: str) -> str:
+    return resource.replace("-", "_")
+
+
+def _pct(ratio: float | None) -> float | None:
+    """A ratio as a percentage for a table; None where the resource is not used (0, inf, or stored as null)."""
+    return ratio * 100 if ratio is not None and math.isfinite(ratio) and ratio > 0 else None
+
+
+def columns(ev: Evaluation) -> dict[str, list]:
+    """Every per-point figure of the evaluation, one list per key, in evaluation order.
+
+    SI units in the keys (`throughput_bytes_per_s`, `util_<resource>_ratio`, `headroom_ratio`,
+    `capacity_<resource>_bytes_per_s`, `cpu_s_per_gb`, `latency_seconds`). Where nothing flows
+    (no DMA engine answers the path's API) `binding` says so and `next_binding` is '-'."""
+    r = ev.result
+    X = r.throughput.ravel().tolist()
+    binding = [RESOURCES[b] for b in r.binding.ravel().tolist()]
+    following = [RESOURCES[b] for b in r.next_binding.ravel().tolist()]
+    cols: dict[str, list] = {
+        "io_size_bytes": r.io_size.ravel().tolist(),
+        "copy_path": [ev.table.names[j] for j in r.path_index.ravel().tolist()],
+        **{unit_key(k): ev.axes[k].astype(float).ravel().tolist() for k in swept(ev)},
+        "throughput_bytes_per_s": X,
+        "binding": [b if x > 0 else f"{b} (none reachable)" for b, x in zip(binding, X)],
+        "next_binding": [b if x > 0 else "-" for b, x in zip(following, X)],
+        "headroom_ratio": r.headroom.ravel().tolist(),
+        "cores_busy": r.cores_busy.ravel().tolist(),
+        "dma_engines_busy": r.dma_engines_busy.ravel().tolist(),
+        "cpu_s_per_gb": (r.cpu_seconds_per_byte * GB).ravel().tolist(),
+        "latency_seconds": r.latency_seconds.ravel().tolist(),
+    }
+    util = r.utilisation
+    for j, name in enumerate(RESOURCES):
+        cols[f"util_{_key(name)}_ratio"] = util[j].ravel().tolist()
+        cols[f"capacity_{_key(name)}_bytes_per_s"] = r.capacity[j].ravel().tolist()
+    return cols
+
+
+def _as_rows(cols: dict[str, list]) -> list[dict]:
+    keys = list(cols)
+    return [dict(zip(keys, values)) for values in zip(*cols.values())]
+
+
+def _take(cols: dict[str, list], idx: list[int]) -> dict[str, list]:
+    return {k: [v[i] for i in idx] for k, v in cols.items()}
 
 
 def rows(ev: Evaluation) -> list[dict]:
-    """One dict per point, SI units in the key names (for tables and records)."""
-    r = ev.result
-    util = r.utilisation
-    swept = [k for k in ev.axes if k not in ("path_index", "workload.io_size")]
-    out = []
-    for i in range(ev.points):
-        row = {
-            "io_size_bytes": float(r.io_size.flat[i]),
-            "copy_path": ev.path_name(i),
-            **{unit_key(k): float(ev.axes[k].flat[i]) for k in swept},
-            "throughput_bytes_per_s": float(r.throughput.flat[i]),
-            "binding": RESOURCES[int(r.binding.flat[i])],
-            "next_binding": RESOURCES[int(r.next_binding.flat[i])],
-            "headroom_ratio": float(r.headroom.flat[i]),
-            "cores_busy": float(r.cores_busy.flat[i]),
-            "dma_engines_busy": float(r.dma_engines_busy.flat[i]),
-            "cpu_s_per_gb": float(r.cpu_seconds_per_byte.flat[i] * 1e9),
-            "latency_seconds": float(r.latency_seconds.flat[i]),
-        }
-        for j, name in enumerate(RESOURCES):
-            row[f"util_{name.replace('-', '_')}_ratio"] = float(util[j].flat[i])
-            row[f"capacity_{name.replace('-', '_')}_bytes_per_s"] = float(r.capacity[j].flat[i])
-        out.append(row)
+    """One dict per point, in evaluation order: the keys of `columns`."""
+    return _as_rows(columns(ev))
+
+
+def table_rows(points: dict[str, list]) -> list[dict]:
+    """The rows a table shows, from a report's `points` (live or read back from a record): every
+    figure, plus `io_size` ("64KiB"), `gbytes_per_s`, `util_<resource>_pct` and `headroom_pct`
+    (None where a resource is not used or nothing flows)."""
+    out = _as_rows(points)
+    for row in out:
+        row["io_size"] = format_size(row["io_size_bytes"])
+        if "throughput_bytes_per_s" in row:
+            X = row["throughput_bytes_per_s"]
+            row["gbytes_per_s"] = to_gbytes_per_s(X)
+            row["headroom_pct"] = _pct(row["headroom_ratio"]) if X > 0 else None
+            for name in RESOURCES:
+                row[f"util_{_key(name)}_pct"] = _pct(row[f"util_{_key(name)}_ratio"])
     return out
+
+
+def order(ev: Evaluation) -> list[int]:
+    """Table order: by I/O size, then the swept values, then the scenario's path order."""
+    r = ev.result
+    keys = list(zip(r.io_size.ravel().tolist(), *[ev.axes[k].ravel().tolist() for k in swept(ev)],
+                    r.path_index.ravel().tolist()))
+    return sorted(range(ev.points), key=keys.__getitem__)
+
+
+def title(ev: Evaluation) -> str:
+    s = ev.scenario
+    return (f"{s.name} on {s.platform.name}: {s.link.label} {s.link.protocol}, "
+            f"SMB2 {s.workload.operation.upper()} over {s.workload.transport}")
+
+
+def notes(ev: Evaluation) -> list[str]:
+    """What the figures mean, which copy paths reach no DMA engine, which platform figures are assumed."""
+    s = ev.scenario
+    out = [
+        f"throughput = payload bytes/s of SMB2 {s.workload.operation.upper()} data; "
+        "utilisation = throughput / capacity of that resource",
+        f"serving cores = min(io_cores {s.workload.io_cores}, connections); links used = min(links, connections)",
+        "headroom = how much faster the point would run if the binding resource were removed",
+    ]
+    for p in s.copy_paths:
+        if p.dma_api and not any(p.dma_api in e.apis and e.count > 0 for e in s.platform.dma):
+            out.append(f"{p.name}: no DMA engine on {s.platform.name} answers {p.dma_api} (see the platform's dma apis)")
+    assumed = sorted(k for k, v in s.platform.sources().items() if "assumption" in v.lower())
+    if assumed:
+        out.append(f"{len(assumed)} platform figures are assumptions, not measurements: {', '.join(assumed)}")
+    return out
+
+
+def check_target(rate: float, where: str, text: str | None = None) -> float:
+    """A target rate the model can answer: finite, positive and within TARGET_RANGE."""
+    if not (TARGET_MIN_BYTES_PER_S <= rate <= TARGET_MAX_BYTES_PER_S):       # also refuses nan and inf
+        shown = text if text is not None else f"{to_gbytes_per_s(rate):g}GB/s"
+        raise InputError(f"{where}: {shown} is outside {TARGET_RANGE}",
+                         f"give a rate between {TARGET_RANGE.replace('..', ' and ')}, like 46GB/s")
+    return rate
+
+
+def parse_target(text: str, where: str = "--target") -> float:
+    return check_target(parse_rate(text, where), where, text)
+
+
+def target_title(ev: Evaluation, target: float) -> str:
+    s = ev.scenario
+    rate = f"{to_gbytes_per_s(target):.1f} GB/s" if target >= 0.1 * GB else f"{target / MB:.1f} MB/s"
+    return f"what it takes to reach {rate}: {s.name} on {s.platform.name}"
+
+
+def target_notes(ev: Evaluation) -> list[str]:
+    s = ev.scenario
+    return ["serving cores need as many connections (one serving thread per connection)",
+            f"links of {to_gbits_per_s(s.link.rate):g} Gbit/s each; NICs follow at {s.platform.nic.ports} ports per NIC"]
+
+
+def target_columns(ev: Evaluation, req: Requirements, cols: dict[str, list]) -> dict[str, list]:
+    """'What it takes' per point, in evaluation order; a point's identity comes from `cols`."""
+    ids = ["io_size_bytes", "copy_path", *(unit_key(k) for k in swept(ev))]
+    return {**{k: cols[k] for k in ids},
+            "serving_cores": req.serving_cores.ravel().tolist(), "worker_cores": req.worker_cores.ravel().tolist(),
+            "dma_engines": [v if math.isfinite(v) else None for v in req.dma_engines.ravel().tolist()],
+            "links": req.links.ravel().tolist(), "nics": req.nics.ravel().tolist(),
+            "outstanding": req.outstanding_ios.ravel().tolist(),
+            "reachable": ["yes" if f else "no" for f in req.feasible.tolist()], "why_not": list(req.blocker)}
+
+
+def path_summary(ev: Evaluation, cols: dict[str, list]) -> dict[str, Any]:
+    """Per copy path: the highest throughput over its points and the binding resource there
+    (the first such point, in evaluation order)."""
+    best: dict[str, tuple[float, str]] = {}
+    for path, X, binding in zip(cols["copy_path"], cols["throughput_bytes_per_s"], cols["binding"]):
+        if path not in best or X > best[path][0]:
+            best[path] = (X, binding)
+    out: dict[str, Any] = {}
+    for p in ev.scenario.copy_paths:
+        if p.name in best:
+            out[f"{p.name}_max_throughput_gbytes_per_s"] = to_gbytes_per_s(best[p.name][0])
+            out[f"{p.name}_binding_at_max"] = best[p.name][1]
+    return out
+
+
+def plan_report(ev: Evaluation, target: float | None = None) -> dict[str, Any]:
+    """The whole report as one JSON-able dict of SI figures (what the `plan` record stores):
+
+        {title, notes, swept: [flat names], points: {key: [value per point]} (table order),
+         summary: {<path>_max_throughput_gbytes_per_s, <path>_binding_at_max},
+         target: null | {rate_bytes_per_s, title, notes, points: {...} (table order)}}
+    """
+    cols = columns(ev)
+    idx = order(ev)
+    report: dict[str, Any] = {"title": title(ev), "notes": notes(ev), "swept": swept(ev),
+                              "points": _take(cols, idx), "summary": path_summary(ev, cols), "target": None}
+    if target is not None:
+        report["target"] = {"rate_bytes_per_s": target, "title": target_title(ev, target),
+                            "notes": target_notes(ev),
+                            "points": _take(target_columns(ev, requirements(ev, target), cols), idx)}
+    return report

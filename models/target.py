@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from models.sweep import Evaluation
+from scenarios.units import to_gbytes_per_s
 
 
 @dataclass
@@ -53,7 +54,7 @@ def requirements(ev: Evaluation, target: float) -> Requirements:
         elif dma.flat[i] > r.dma_engines_reachable.flat[i]:
             why = f"needs {dma.flat[i]:.0f} DMA engines, {r.dma_engines_reachable.flat[i]:.0f} reachable"
         elif dram_cap.flat[i] < target:
-            why = f"DRAM carries at most {dram_cap.flat[i] / 1e9:.1f} GB/s on this path"
+            why = f"DRAM carries at most {to_gbytes_per_s(dram_cap.flat[i]):.1f} GB/s on this path"
         elif cpu_total.flat[i] > s.platform.cpu.cores:
             why = f"needs {cpu_total.flat[i]:.0f} cores, the socket has {s.platform.cpu.cores}"
         blocker.append(why)

@@ -72,12 +72,21 @@ def _looks_numeric(text: str) -> bool:
         return text == "-"
 
 
+def csv_cell(value: Any) -> Any:
+    """A value as a CSV cell: empty for None, a whole float without its '.0' (65536, not 65536.0)."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def to_csv(table: Table) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow([c.header for c in table.columns])
     for row in table.rows:
-        writer.writerow(["" if row.get(c.key) is None else row.get(c.key) for c in table.columns])
+        writer.writerow([csv_cell(row.get(c.key)) for c in table.columns])
     return buf.getvalue()
 
 

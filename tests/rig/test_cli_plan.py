@@ -1,92 +1,223 @@
-"""`rdmarig plan` and `rdmarig scenarios` through the real CLI (subprocess, real SQLite store)."""
+"""`rdmarig plan` and `rdmarig scenarios` through the real CLI (in this process with run_cli, or a
+subprocess where the console itself matters), with a real SQLite store."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
 
+from models.report import table_rows
+from results.record import file_sha256
+from results.store import Store
+from rig.cli.plan import render_tables, tables_from_record
+from scenarios import schema
+
 ROOT = Path(__file__).resolve().parents[2]
+GOLDEN = Path(__file__).resolve().parent / "golden"
+BUILTIN_SCENARIOS = ("smbdirect-2x200g", "smb-tcp-100g", "smb-tcp-loopback")
+BUILTIN_PLATFORMS = ("xeon-8470-cx7", "epyc-9654-cx7")
 
 
-def run(*args: str, store: Path, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+@pytest.fixture
+def store(tmp_path, monkeypatch) -> Path:
+    path = tmp_path / "r.sqlite"
+    monkeypatch.setenv("RDMARIG_STORE", str(path))
+    return path
+
+
+def _records(store: Path):
+    with Store(store) as st:
+        return st.query(kind="modelled")
+
+
+def _latest(store: Path):
+    return max(_records(store), key=lambda r: r.created)
+
+
+def run(*args: str, store: Path, cwd: Path = ROOT, python_flags: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
     env = dict(os.environ, RDMARIG_STORE=str(store), PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "rig.cli", *args], cwd=cwd, env=env,
+    return subprocess.run([sys.executable, *python_flags, "-m", "rig.cli", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=120)
 
 
-def test_plan_prints_table_writes_files_and_stores_record(tmp_path):
-    store = tmp_path / "r.sqlite"
+# --- the output is the output of before the report moved into models/report.py -------------------
+
+@pytest.mark.parametrize("argv, golden", [
+    (["smbdirect-2x200g"], "plan-smbdirect-2x200g.md"),
+    (["smb-tcp-100g", "--platform", "epyc-9654-cx7", "--wide", "--target", "46GB/s"],
+     "plan-smb-tcp-100g-epyc-wide-target.md"),
+    (["smbdirect-2x200g", "--format", "json", "--target", "46GB/s"], "plan-smbdirect-2x200g-target.json"),
+    (["smb-tcp-loopback", "--format", "html", "--wide"], "plan-smb-tcp-loopback-wide.html"),
+    (["smb-tcp-100g", "--format", "csv"], "plan-smb-tcp-100g.csv"),
+])
+def test_plan_output_matches_golden(run_cli, store, argv, golden):
+    res = run_cli("plan", *argv)
+    assert res.code == 0, res.err
+    assert res.out == (GOLDEN / golden).read_text()
+
+
+def test_csv_writes_whole_numbers_without_a_decimal_point(run_cli, store):
+    res = run_cli("plan", "smb-tcp-100g", "--format", "csv")
+    first = res.out.splitlines()[1].split(",")
+    assert first[0] == "65536" and first[2] == "1"           # I/O size [B], connections [count]
+    assert ".0," not in res.out
+
+
+# --- the stored record is the report ---------------------------------------------------------
+
+@pytest.mark.parametrize("argv", [["smbdirect-2x200g", "--target", "46GB/s"],
+                                  ["smb-tcp-100g", "--platform", "epyc-9654-cx7", "--wide"]])
+def test_tables_rebuilt_from_the_stored_record_alone(run_cli, store, argv):
+    for fmt in ("md", "csv", "json", "html"):
+        live = run_cli("plan", *argv, "--format", fmt)
+        assert live.code == 0, live.err
+        rec = _latest(store)
+        # the record went through SQLite and JSON; nothing of the scenario or the model is consulted
+        text = render_tables(tables_from_record(rec, fmt, wide="--wide" in argv), fmt)
+        assert text + ("" if text.endswith("\n") else "\n") == live.out, fmt
+
+
+def test_plan_record_holds_rows_notes_target_provenance_and_both_hashes(run_cli, store):
+    res = run_cli("plan", "smbdirect-2x200g", "--target", "46GB/s")
+    assert res.code == 0, res.err
+    (rec,) = _records(store)
+    s = schema.load_scenario("smbdirect-2x200g")
+    assert rec.scenario["sha256"] == file_sha256(s.path)
+    assert rec.params["platform_sha256"] == file_sha256(s.platform.path) != rec.scenario["sha256"]
+    assert rec.provenance["python"] and rec.provenance["host"] and rec.provenance["kernel"]
+    report = rec.summary["report"]
+    points = report["points"]                       # one list per key, every point, in table order
+    assert all(len(v) == len(s.copy_paths) * len(s.sweep.io_sizes) == 40 for v in points.values())
+    live = {k: v for k, v in _points_of_the_model(s).items()}
+    assert set(points) == set(live)                 # every figure of models.report.rows, SI keys
+    for key, values in live.items():                # inf is stored as null (JSON)
+        assert points[key] == [None if isinstance(v, float) and math.isinf(v) else v for v in values], key
+    assert any("assumptions" in n for n in report["notes"])
+    assert report["target"]["rate_bytes_per_s"] == 46e9 == rec.params["target_bytes_per_s"]
+    assert all(len(v) == 40 for v in report["target"]["points"].values())
+    zc = points["copy_path"].index("zero-copy", 35)             # the 8 MiB zero-copy point
+    assert points["io_size_bytes"][zc] == 8 * 1024 * 1024 and points["binding"][zc] == "links"
+    assert rec.summary["zero-copy_max_throughput_gbytes_per_s"] * 1e9 == pytest.approx(
+        points["throughput_bytes_per_s"][zc])
+    assert rec.summary["dma-offload_binding_at_max"] == "dma (none reachable)"
+    assert rec.samples == {}                        # the points hold every per-point series
+
+
+def _points_of_the_model(s):
+    from models.report import columns, order
+    from models.sweep import evaluate_scenario
+    ev = evaluate_scenario(s)
+    idx = order(ev)
+    return {k: [v[i] for i in idx] for k, v in columns(ev).items()}
+
+
+def test_a_record_without_a_report_is_refused(store):
+    from results.record import Record
+    from scenarios.errors import InputError
+    with pytest.raises(InputError, match="no plan report"):
+        tables_from_record(Record(kind="measured", name="verbs.write"))
+
+
+# --- behaviour ------------------------------------------------------------------------------
+
+def test_plan_prints_table_writes_files_and_stores_record(run_cli, store, tmp_path):
     out = tmp_path / "out"
-    p = run("plan", "smbdirect-2x200g", "--out", str(out), store=store)
-    assert p.returncode == 0, p.stderr
-    header = next(line for line in p.stdout.splitlines() if line.startswith("| I/O size"))
+    res = run_cli("plan", "smbdirect-2x200g", "--out", str(out), "--target", "46GB/s")
+    assert res.code == 0, res.err
+    header = next(line for line in res.out.splitlines() if line.startswith("| I/O size"))
     assert [h.strip() for h in header.strip("|").split("|")] == [
         "I/O size", "copy path", "throughput [GB/s]", "binding", "cores busy [cores]", "DMA busy [engines]",
         "headroom [%]", "next bottleneck"]
-    assert "zero-copy" in p.stdout and "--wide" in p.stdout
-    assert (out / "plan-smbdirect-2x200g.md").is_file() and (out / "plan-smbdirect-2x200g.csv").is_file()
-    from results.store import Store
-    with Store(store) as st:
-        recs = st.query(kind="modelled")
-    assert len(recs) == 1
-    rec = recs[0]
+    assert "zero-copy" in res.out and "--wide" in res.out
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted(f"plan-smbdirect-2x200g{stem}.{f}" for f in ("md", "csv", "json", "html")
+                           for stem in ("", "-target"))
+    assert (out / "plan-smbdirect-2x200g.md").read_text() + "\n" + (out / "plan-smbdirect-2x200g-target.md").read_text() \
+        == res.out
+    (rec,) = _records(store)
     assert rec.scenario["name"] == "smbdirect-2x200g" and len(rec.scenario["sha256"]) == 64
     assert "cpu.copy_rate_dram" in rec.params["platform_sources"]
-    assert rec.summary["zero-copy_max_throughput_gbytes_per_s"] == pytest.approx(46.29, abs=0.01)
 
 
-def test_plan_csv_json_and_target(tmp_path):
-    store = tmp_path / "r.sqlite"
-    p = run("plan", str(ROOT / "scenarios" / "smb-tcp-100g.toml"), "--format", "csv", store=store)
-    assert p.returncode == 0, p.stderr
-    assert p.stdout.splitlines()[0].startswith("I/O size [B],copy path,connections [count],throughput [GB/s]")
-    assert "pipeline [%]" in p.stdout.splitlines()[0]      # csv carries every column without --wide
-    p = run("plan", "smbdirect-2x200g", "--format", "json", "--target", "46GB/s", store=store)
-    assert p.returncode == 0, p.stderr
-    docs = json.loads(p.stdout)
+def test_plan_csv_json_and_target(run_cli, store):
+    res = run_cli("plan", str(ROOT / "scenarios" / "smb-tcp-100g.toml"), "--format", "csv")
+    assert res.code == 0, res.err
+    assert res.out.splitlines()[0].startswith("I/O size [B],copy path,connections [count],throughput [GB/s]")
+    assert "pipeline [%]" in res.out.splitlines()[0]      # csv carries every column without --wide
+    res = run_cli("plan", "smbdirect-2x200g", "--format", "json", "--target", "46GB/s")
+    assert res.code == 0, res.err
+    docs = json.loads(res.out)
     row = next(r for r in docs[0]["rows"] if r["copy_path"] == "zero-copy" and r["io_size_bytes"] == 8 * 1024 * 1024)
-    assert row["gbytes_per_s"] == pytest.approx(46.29, abs=0.01) and row["binding"] == "links"
-    assert row["util_links_pct"] == pytest.approx(100) and row["util_dma_pct"] is None
-    assert row["headroom_pct"] == pytest.approx(3.7, abs=0.1)           # PCIe carries 48.01 GB/s
+    assert row["binding"] == "links" and row["util_links_pct"] == pytest.approx(100) and row["util_dma_pct"] is None
+    # headroom: PCIe is next; its capacity over the throughput, both from the same row of the record
+    rec = _latest(store)
+    stored = next(r for r in table_rows(rec.summary["report"]["points"]) if r["copy_path"] == "zero-copy"
+                  and r["io_size_bytes"] == 8 * 1024 * 1024)
+    assert row["headroom_pct"] == pytest.approx(
+        (stored["capacity_pcie_bytes_per_s"] / stored["throughput_bytes_per_s"] - 1) * 100)
     assert docs[1]["title"].startswith("what it takes to reach 46.0 GB/s")
     rows = [r for r in docs[1]["rows"] if r["copy_path"] == "dma-offload"]
     assert rows and all(r["reachable"] == "no" for r in rows)
 
 
-def test_plan_wide_adds_every_utilisation(tmp_path):
-    p = run("plan", "smb-tcp-100g", "--wide", store=tmp_path / "r.sqlite")
-    assert p.returncode == 0, p.stderr
+def test_plan_wide_adds_every_utilisation(run_cli, store):
+    res = run_cli("plan", "smb-tcp-100g", "--wide")
+    assert res.code == 0, res.err
     for header in ("links [%]", "PCIe [%]", "DRAM [%]", "serving cores [%]", "worker cores [%]", "all cores [%]",
                    "DMA [%]", "pipeline [%]"):
-        assert header in p.stdout
+        assert header in res.out
 
 
-def test_plan_platform_override(tmp_path):
-    p = run("plan", "smbdirect-2x200g", "--platform", "epyc-9654-cx7", store=tmp_path / "r.sqlite")
+def test_plan_platform_override(run_cli, store):
+    res = run_cli("plan", "smbdirect-2x200g", "--platform", "epyc-9654-cx7")
+    assert res.code == 0, res.err
+    assert "smbdirect-2x200g on epyc-9654-cx7" in res.out
+    (rec,) = _records(store)
+    assert rec.params["platform_sha256"] == file_sha256(schema.load_platform("epyc-9654-cx7").path)
+
+
+def test_scenario_target_is_bounded_like_the_option(run_cli, store, tmp_path):
+    text = (ROOT / "scenarios" / "smbdirect-2x200g.toml").read_text()
+    f = tmp_path / "s.toml"
+    f.write_text(text.replace("[network]", 'target = "100TB/s"\n\n[network]', 1))
+    run_cli("plan", str(f)).one_line_error(2, f"{f}: target: 100000GB/s is outside 1MB/s..10TB/s")
+    f.write_text(text.replace("[network]", 'target = "40GB/s"\n\n[network]', 1))
+    res = run_cli("plan", str(f))
+    assert res.code == 0 and "what it takes to reach 40.0 GB/s" in res.out
+
+
+# --- no RuntimeWarning reaches the user (issue 14: --target 1e999GB/s was a table of inf) -----------
+
+@pytest.mark.parametrize("scenario", BUILTIN_SCENARIOS)
+def test_no_runtime_warning_on_any_builtin(run_cli, store, scenario):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        for platform in BUILTIN_PLATFORMS:
+            for target in (None, "1MB/s", "46GB/s", "10TB/s"):
+                argv = ["plan", scenario, "--platform", platform, "--format", "csv"]
+                res = run_cli(*argv, *(["--target", target] if target else []))
+                assert res.code == 0, (argv, target, res.err)
+                assert "inf" not in res.out and "nan" not in res.out
+
+
+def test_plan_under_python_W_error(tmp_path):
+    p = run("plan", "smbdirect-2x200g", "--target", "10TB/s", "--wide", store=tmp_path / "r.sqlite",
+            python_flags=("-W", "error"))
     assert p.returncode == 0, p.stderr
-    assert "epyc-9654-cx7" in p.stdout
+    assert "what it takes to reach 10000.0 GB/s" in p.stdout and "Warning" not in p.stderr
+    p = run("plan", "smbdirect-2x200g", "--target", "1e999GB/s", store=tmp_path / "r.sqlite",
+            python_flags=("-W", "error"))
+    assert p.returncode == 2 and p.stdout == "" and "Warning" not in p.stderr
 
 
-@pytest.mark.parametrize("args, words", [
-    (["plan", "no-such"], ["unknown scenario", "no-such"]),
-    (["plan", "smbdirect-2x200g", "--target", "fast"], ["--target", "46GB/s"]),
-    (["plan", "smbdirect-2x200g", "--format", "xml"], ["--format"]),
-    (["plan", "smbdirect-2x200g", "--platform", "nope"], ["unknown platform"]),
-    (["scenarios", "check", "missing.toml"], ["missing.toml"]),
-])
-def test_bad_input_is_one_line_exit_2(tmp_path, args, words):
-    p = run(*args, store=tmp_path / "r.sqlite")
-    assert p.returncode == 2, (p.stdout, p.stderr)
-    err = p.stderr.strip()
-    assert len(err.splitlines()) == 1 and "Traceback" not in p.stderr
-    for w in words:
-        assert w in err
-
+# --- bad input: one row per input, exit code and a fragment of the one-line message -------------
 
 def _bad_copy(tmp_path: Path, old: str, new: str, name: str = "bad.toml",
               source: Path = ROOT / "scenarios" / "smbdirect-2x200g.toml") -> Path:
@@ -95,6 +226,69 @@ def _bad_copy(tmp_path: Path, old: str, new: str, name: str = "bad.toml",
     f = tmp_path / name
     f.write_text(text.replace(old, new))
     return f
+
+
+def _files(tmp_path: Path) -> dict[str, str]:
+    """Paths the bad-input rows name, made in tmp_path: {placeholder: path}."""
+    (tmp_path / "a-dir").mkdir()
+    (tmp_path / "a-file").write_text("x")
+    (tmp_path / "garbage.toml").write_text("garbage = [\n")
+    (tmp_path / "empty.toml").write_text("")
+    return {"{tmp}": str(tmp_path), "{scenarios}": str(ROOT / "scenarios")}
+
+
+S = "smbdirect-2x200g"
+BAD_PLAN = [
+    # formats
+    (["plan", S, "--format", "xml"], 2, "--format: unknown table format 'xml'"),
+    (["plan", S, "--format", ""], 2, "unknown table format ''"),
+    (["plan", S, "--format", "MD"], 2, "use md, csv, json or html"),
+    (["plan", S, "--format", "png"], 2, "--format"),
+    # targets: unreadable, not positive, not finite, out of the physical range
+    (["plan", S, "--target", "fast"], 2, "--target: cannot read 'fast' as a rate"),
+    (["plan", S, "--target", "46GB"], 2, "write it like '200Gbit/s or 46GB/s'"),
+    (["plan", S, "--target", "nan"], 2, "--target: cannot read 'nan'"),
+    (["plan", S, "--target", "-5GB/s"], 2, "--target: cannot read '-5GB/s'"),
+    (["plan", S, "--target", "0GB/s"], 2, "--target: 0GB/s is outside 1MB/s..10TB/s"),
+    (["plan", S, "--target", "1e999GB/s"], 2, "--target: 1e999GB/s is outside 1MB/s..10TB/s"),
+    (["plan", S, "--target", "100TB/s"], 2, "between 1MB/s and 10TB/s"),
+    (["plan", S, "--target", "10kB/s"], 2, "--target: 10kB/s is outside"),
+    (["plan", S, "--target", "1e-300GB/s"], 2, "is outside 1MB/s..10TB/s"),
+    # platforms
+    (["plan", S, "--platform", "nope"], 2, "unknown platform 'nope'"),
+    (["plan", S, "--platform", "smb-tcp-100g"], 2, "unknown platform 'smb-tcp-100g'"),
+    (["plan", S, "--platform", "{tmp}/missing.toml"], 2, "missing.toml: no such platform file"),
+    (["plan", S, "--platform", "{tmp}/garbage.toml"], 2, "garbage.toml: not valid TOML"),
+    (["plan", S, "--platform", "{scenarios}/smb-tcp-100g.toml"], 2, "smb-tcp-100g.toml: cpu: missing table"),
+    # out dirs
+    (["plan", S, "--out", "{tmp}/a-file"], 2, "cannot create the directory (File exists)"),
+    (["plan", S, "--out", "{tmp}/no/such/dir"], 2, "the parent directory {tmp}/no/such does not exist"),
+    (["plan", S, "--out", "/proc"], 2, "--out /proc: cannot write into the directory"),
+    # scenario paths
+    (["plan", "no-such"], 2, "unknown scenario 'no-such'"),
+    (["plan", "xeon-8470-cx7"], 2, "unknown scenario 'xeon-8470-cx7'"),
+    (["plan", "{tmp}/missing.toml"], 2, "missing.toml: no such scenario file"),
+    (["plan", "{tmp}/a-dir"], 2, "a-dir"),
+    (["plan", "{tmp}/garbage.toml"], 2, "garbage.toml: not valid TOML"),
+    (["plan", "{tmp}/empty.toml"], 2, "empty.toml: platform: missing field"),
+    (["plan", "{scenarios}/platforms/xeon-8470-cx7.toml"], 2, "platform: missing field"),
+    (["scenarios", "check", "missing.toml"], 2, "missing.toml"),
+]
+
+
+@pytest.mark.parametrize("argv, code, fragment", BAD_PLAN, ids=[" ".join(r[0][1:])[:60] for r in BAD_PLAN])
+def test_bad_plan_input_is_one_line(run_cli, store, tmp_path, argv, code, fragment):
+    subst = _files(tmp_path)
+
+    def fill(text: str) -> str:
+        for k, v in subst.items():
+            text = text.replace(k, v)
+        return text
+
+    res = run_cli(*[fill(a) for a in argv])
+    res.one_line_error(code, fill(fragment))
+    assert res.out == ""                              # refused before any table is printed
+    assert not store.exists()                         # ... and before anything is stored
 
 
 @pytest.mark.parametrize("old, new, words", [
@@ -110,42 +304,36 @@ def _bad_copy(tmp_path: Path, old: str, new: str, name: str = "bad.toml",
      ", ".join(str(i) for i in range(1, 2502)) + "]", ["100,040 points", "100,000 rows", "sweep fewer values"]),
 ], ids=["missing-field", "wrong-unit", "no-unit", "zero-links", "link-faster-than-port", "unknown-path",
         "sweep-over-model-cap", "sweep-over-table-cap"])
-def test_bad_scenario_through_the_cli(tmp_path, old, new, words):
+def test_bad_scenario_through_the_cli(run_cli, store, tmp_path, old, new, words):
     f = _bad_copy(tmp_path, old, new)
-    p = run("plan", str(f), store=tmp_path / "r.sqlite")
-    assert p.returncode == 2, (p.stdout[-300:], p.stderr)
-    err = p.stderr.strip()
-    assert len(err.splitlines()) == 1 and "Traceback" not in p.stderr and str(f) in err
+    res = run_cli("plan", str(f))
+    res.one_line_error(2, str(f))
     for w in words:
-        assert w in err, (w, err)
-    assert not (tmp_path / "r.sqlite").exists()      # validation happens before anything is stored
+        assert w in res.err, (w, res.err)
+    assert not store.exists()      # validation happens before anything is stored
 
 
 @pytest.mark.parametrize("value", ['"0GB/s"', '"-5GB/s"'])
-def test_zero_or_negative_capacity_through_the_cli(tmp_path, value):
+def test_zero_or_negative_capacity_through_the_cli(run_cli, store, tmp_path, value):
     plat = _bad_copy(tmp_path, 'dram_bandwidth = "294GB/s"', f"dram_bandwidth = {value}", "plat.toml",
                      ROOT / "scenarios" / "platforms" / "xeon-8470-cx7.toml")
-    p = run("plan", "smbdirect-2x200g", "--platform", str(plat), store=tmp_path / "r.sqlite")
-    assert p.returncode == 2 and "Traceback" not in p.stderr
-    err = p.stderr.strip()
-    assert len(err.splitlines()) == 1 and str(plat) in err and "memory.dram_bandwidth" in err
+    res = run_cli("plan", "smbdirect-2x200g", "--platform", str(plat))
+    res.one_line_error(2, str(plat))
+    assert "memory.dram_bandwidth" in res.err
 
 
-def test_bad_scenario_file_names_field(tmp_path):
-    text = (ROOT / "scenarios" / "smbdirect-2x200g.toml").read_text().replace('mtu = "1500B"', 'mtu = "fast"')
-    f = tmp_path / "bad.toml"
-    f.write_text(text)
-    p = run("scenarios", "check", str(f), store=tmp_path / "r.sqlite")
-    assert p.returncode == 2
-    assert str(f) in p.stderr and "network.mtu" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+def test_bad_scenario_file_names_field(run_cli, store, tmp_path):
+    f = _bad_copy(tmp_path, 'mtu = "1500B"', 'mtu = "fast"')
+    res = run_cli("scenarios", "check", str(f))
+    res.one_line_error(2, str(f))
+    assert "network.mtu" in res.err
 
 
-def test_scenarios_list_show_check(tmp_path):
-    s = tmp_path / "r.sqlite"
-    p = run("scenarios", "list", store=s)
-    assert p.returncode == 0 and "smbdirect-2x200g" in p.stdout and "xeon-8470-cx7" in p.stdout
-    p = run("scenarios", "show", "smb-tcp-100g", "--json", store=s)
-    doc = json.loads(p.stdout)
+def test_scenarios_list_show_check(run_cli, store):
+    res = run_cli("scenarios", "list")
+    assert res.code == 0 and "smbdirect-2x200g" in res.out and "xeon-8470-cx7" in res.out
+    res = run_cli("scenarios", "show", "smb-tcp-100g", "--json")
+    doc = json.loads(res.out)
     assert doc["links"] == "1x100Gbit/s" and doc["platform"]["sources"]
-    p = run("scenarios", "check", str(ROOT / "scenarios" / "platforms" / "epyc-9654-cx7.toml"), store=s)
-    assert p.returncode == 0 and "ok: platform" in p.stdout
+    res = run_cli("scenarios", "check", str(ROOT / "scenarios" / "platforms" / "epyc-9654-cx7.toml"))
+    assert res.code == 0 and "ok: platform" in res.out
