@@ -24,15 +24,9 @@ from models.bottleneck import RESOURCES
 from models.sweep import Evaluation
 from models.target import Requirements, requirements
 from scenarios.errors import InputError
+from scenarios.limits import TARGET_RATE
 from scenarios.schema import unit_key
-from scenarios.units import GB, MB, TB, format_size, parse_rate, to_gbits_per_s, to_gbytes_per_s
-
-# a target rate outside this range is an input error: above it no server's links, PCIe or DRAM
-# come within a factor of ten (8 x 800 Gbit/s is 0.8 TB/s); below it the counts are all 0 or 1
-TARGET_MIN_BYTES_PER_S = 1 * MB
-TARGET_MAX_BYTES_PER_S = 10 * TB
-TARGET_RANGE = "1MB/s..10TB/s"
-
+from scenarios.units import GB, MB, format_size, parse_rate, to_gbits_per_s, to_gbytes_per_s
 
 def swept(ev: Evaluation) -> list[str]:
     """Flat names of the fields the scenario sweeps besides the copy path and the I/O size."""
@@ -141,11 +135,13 @@ def notes(ev: Evaluation) -> list[str]:
 
 
 def check_target(rate: float, where: str, text: str | None = None) -> float:
-    """A target rate the model can answer: finite, positive and within TARGET_RANGE."""
-    if not (TARGET_MIN_BYTES_PER_S <= rate <= TARGET_MAX_BYTES_PER_S):       # also refuses nan and inf
+    """A target rate the model can answer: the same physical range a scenario file's `target` has
+    (scenarios.limits.TARGET_RATE)."""
+    problem = TARGET_RATE.problem(rate)        # also refuses nan and inf
+    if problem:
         shown = text if text is not None else f"{to_gbytes_per_s(rate):g}GB/s"
-        raise InputError(f"{where}: {shown} is outside {TARGET_RANGE}",
-                         f"give a rate between {TARGET_RANGE.replace('..', ' and ')}, like 46GB/s")
+        raise InputError(f"{where}: {shown} is {problem}",
+                         f"give a rate between {TARGET_RATE.text.replace('..', ' and ')}, like 46GB/s")
     return rate
 
 

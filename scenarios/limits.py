@@ -78,8 +78,9 @@ CREDITS = count(1, 65535, "credits are 16-bit fields in MS-SMB2 and MS-SMBD")
 # The fastest RDMA round trips are ~1-2 us (back-to-back NICs); a geostationary satellite hop is ~0.6 s.
 RTT = span("100ns", "1s", parse_time, "no round trip beats ~1 us through two NICs; a satellite hop is 0.6 s")
 IO_SIZE = span("1B", "1GiB", parse_size, "an SMB2 READ/WRITE moves at most 8 MiB; 1 GiB bounds every copy path")
-# The payload a scenario may aim for: no server moves more than its memory (see DRAM_RATE).
-TARGET_RATE = span("1kB/s", "10TB/s", parse_rate, "no server moves more than its memory, ~10 TB/s")
+# The payload a scenario (or --target) may aim for: no server moves more than its memory (see
+# DRAM_RATE; 8 x 800 Gbit/s of links is 0.8 TB/s); below 1 MB/s every count in the answer is 0 or 1.
+TARGET_RATE = span("1MB/s", "10TB/s", parse_rate, "no server moves more than its memory, ~10 TB/s")
 
 # ---- copy-path rows -------------------------------------------------------------------------------
 # Per-I/O counts: 1 GiB in 4 KiB pages is 262,144 pages; a million steps per I/O is no path.

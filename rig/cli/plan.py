@@ -173,8 +173,8 @@ def plan(
     target_rate = model_report.parse_target(target) if target is not None else None
     s = load_scenario(scenario, platform=platform)
     check_grid_points(s.sweep.points(len(s.copy_paths)), s.path, MAX_TABLE_ROWS)
-    if target_rate is None and s.target is not None:
-        target_rate = model_report.check_target(s.target, f"{s.path}: target")
+    if target_rate is None:
+        target_rate = s.target          # the scenario file's target: range-checked when it was read
     if out is not None:
         out = _out_dir(out)
     report = model_report.plan_report(evaluate_scenario(s), target_rate)
