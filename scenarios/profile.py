@@ -44,6 +44,18 @@ def load_platform_file(path: Path) -> Platform:
     return platform_from_data(read_toml(path, "platform"), path)
 
 
+def profile_chain(path: str | Path) -> list[Path]:
+    """The files a profile is made of: itself, then its base, the base's base ... (for hashes: a
+    record that names a profile must name every file its figures come from)."""
+    chain = [Path(path)]
+    while len(chain) <= MAX_BASE_DEPTH:
+        ref = read_toml(chain[-1], "platform").get("base")
+        if not isinstance(ref, str) or not ref:
+            break
+        chain.append(resolve(ref, builtin_platforms(), "platform", relative_to=chain[-1].parent))
+    return chain
+
+
 def platform_from_data(data: Mapping[str, Any], path: Path) -> Platform:
     """A platform from a parsed profile at `path` (its base is found by name or beside it)."""
     merged, base, measured = resolve_profile(data, path, ())

@@ -113,13 +113,16 @@ def modelled_record(s: Scenario, report: dict[str, Any]) -> Record:
     whole report (every point's figures in table order), so a table can be rebuilt from the store alone."""
     from results.provenance import collect
     from results.record import Record, file_sha256, scenario_ref
+    from scenarios.profile import profile_chain
 
     target = report["target"]
     return Record(
         kind="modelled", name=f"plan:{s.name}",
         scenario=scenario_ref(s.name, s.path),
         params={"scenario": s.name, "platform": s.platform.name, "platform_path": s.platform.path,
-                "platform_sha256": file_sha256(s.platform.path), "platform_sources": s.platform.sources(),
+                "platform_sha256": file_sha256(s.platform.path),
+                "platform_files": [{"path": str(f), "sha256": file_sha256(f)} for f in profile_chain(s.platform.path)],
+                "platform_sources": s.platform.sources(),
                 "links": s.link.label, "protocol": s.link.protocol, "copy_paths": [p.name for p in s.copy_paths],
                 "io_sizes_bytes": [float(v) for v in s.sweep.io_sizes],
                 "swept": {unit_key(k): [float(v) for v in values] for k, values in s.sweep.fields},

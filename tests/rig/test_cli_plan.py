@@ -337,3 +337,17 @@ def test_scenarios_list_show_check(run_cli, store):
     assert doc["links"] == "1x100Gbit/s" and doc["platform"]["sources"]
     res = run_cli("scenarios", "check", str(ROOT / "scenarios" / "platforms" / "epyc-9654-cx7.toml"))
     assert res.code == 0 and "ok: platform" in res.out
+
+
+def test_plan_record_hashes_every_file_of_a_profile_chain(run_cli, store, tmp_path):
+    """A profile that builds on a base: the record names and hashes both files."""
+    from scenarios.schema import builtin_platforms
+    base = builtin_platforms()["xeon-8470-cx7"]
+    child = tmp_path / "child.toml"
+    child.write_text('base = "xeon-8470-cx7"\nname = "child"\n')
+    res = run_cli("plan", "smbdirect-2x200g", "--platform", str(child))
+    assert res.code == 0, res.err
+    (rec,) = _records(store)
+    files = rec.params["platform_files"]
+    assert [f["path"] for f in files] == [str(child), str(base)]
+    assert [f["sha256"] for f in files] == [file_sha256(child), file_sha256(base)]
