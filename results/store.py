@@ -2,9 +2,10 @@
 
 Location: `--store PATH`, else $RDMARIG_STORE, else ~/.local/share/rdmarig/results.sqlite.
 
-Reading never writes: a store is opened read-only (`file:...?mode=ro`; on a read-only filesystem
-`immutable=1`, since nobody can be writing there), and a missing store reads as empty without
-being created. Only `insert` opens it for writing, and it refuses a read-only or damaged store.
+Reading never writes: an existing store is opened read-only (`file:...?mode=ro`; on a read-only
+filesystem `immutable=1`, since nobody can be writing there). A missing store is created empty
+on first use, as before (the CLI's read commands refuse a missing store instead). Writing opens
+the file read-write only after the check, and refuses a read-only or damaged store.
 
 Damage: the first open runs `PRAGMA quick_check`, bounded by CHECK_BUDGET_S (a bigger store is
 checked as far as the budget reaches). A damaged store is never written into; reads fall back
@@ -89,7 +90,9 @@ class Store:
             return self._salvaged
         if self._db is None:
             if not self.path.exists():
-                return None
+                # as ever, a store is created empty on first use (the CLI's read commands refuse a
+                # missing store before they get here); where it cannot be, it reads as empty
+                return None if _why_read_only(self.path) else self._writer()
             if self.path.is_dir():
                 raise InputError(f"result store {self.path} is a directory",
                                  "pass --store PATH of a file (e.g. results.sqlite)")
@@ -439,7 +442,7 @@ def _read_only_filesystem(directory: Path) -> bool:
 
 def _why_read_only(path: Path) -> str | None:
     """Why SQLite could not write `path` (and its -wal/-shm files beside it), or None."""
-    directory = path.parent if path.parent.exists() else None
+    directory = path.parent if path.parent.is_dir() else None
     if directory is not None and _read_only_filesystem(directory):
         return "read-only filesystem"
     if path.exists() and not os.access(path, os.W_OK):

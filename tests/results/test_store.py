@@ -145,25 +145,15 @@ def test_name_prefix_is_literal(tmp_path):
             st.get("%")
 
 
-def test_reading_a_missing_store_creates_nothing(tmp_path):
-    path = tmp_path / "none" / "r.sqlite"
+def test_a_missing_store_is_created_on_first_use_unless_it_cannot_be(tmp_path):
+    path = tmp_path / "new" / "r.sqlite"
     with Store(path) as st:
         assert st.query() == [] and st.count() == 0
-    assert not path.parent.exists()
-
-
-def test_damaged_store_reads_what_still_reads_and_never_writes(damaged_store, kit):
-    path, recs, lost = damaged_store
-    before = kit.digest(path.parent)
-    with Store(path) as st:
-        got = st.query()
-        assert st.damage is not None
-        assert st.count() == len(got) == len(recs) - lost
-        assert {r.id for r in got} < {r.id for r in recs}
-        assert st.get(got[-1].id[:10]) == got[-1]
-        assert "is damaged" in st.damage_cause() and str(path) in st.damage_cause()
-        assert f"sqlite3 {path} .recover" in st.recovery() and "rdmarig results import" in st.recovery()
-    assert kit.digest(path.parent) == before
+    assert path.exists()
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(InputError, match="cannot open result store"):
+        Store(blocker / "r.sqlite").query()
 
 
 def test_cli_reads_a_damaged_store_with_a_warning_and_exit_1_and_refuses_writes(damaged_store, run_cli):
