@@ -11,7 +11,7 @@ from typing import Optional
 
 import typer
 
-from results import store as store_mod
+from results import export as export_mod
 from results.record import KINDS, RecordError, from_json
 from results.store import Store
 from results.tables import Column, Table, render
@@ -119,7 +119,7 @@ def show(
     _finish(st)
 
 
-_EXPORTERS = {"jsonl": store_mod.export_jsonl, "csv": store_mod.export_csv}
+_EXPORTERS = {"jsonl": export_mod.export_jsonl, "csv": export_mod.export_csv}
 
 
 @app.command("export")

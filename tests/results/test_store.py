@@ -14,7 +14,8 @@ import pytest
 
 from results import store as store_mod
 from results.record import Record
-from results.store import Store, export_csv, export_jsonl
+from results.export import export_csv, export_jsonl
+from results.store import Store
 from scenarios.errors import InputError
 
 
