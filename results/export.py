@@ -8,7 +8,7 @@ import json
 from typing import Iterable, Iterator
 
 from results.record import Record
-from scenarios.units import split_unit
+from results.tables import csv_cell
 
 
 def export_jsonl(records: Iterable[Record]) -> str:
@@ -18,9 +18,7 @@ def export_jsonl(records: Iterable[Record]) -> str:
 def export_csv(records: Iterable[Record]) -> str:
     """One row per record: id, kind, name, created, then every summary and params key flattened.
 
-    Counts and sizes print as integers: an integral float whose key names bytes (unit suffix
-    `_bytes`, or the key `bytes`) or a count (`n`) is written `65536`, not `65536.0`. Other
-    floats keep their form, so a measured 2.0 GB/s stays `2.0`."""
+    Cells are written by results.tables.csv_cell, the one CSV rule (a whole float without '.0')."""
     rows = [_flat_row(r) for r in records]
     columns: list[str] = []
     seen: set[str] = set()
@@ -36,20 +34,8 @@ def export_csv(records: Iterable[Record]) -> str:
     return buf.getvalue()
 
 
-_COUNT_KEYS = ("n", "bytes")
-
-
-def _is_count_or_size(key: str) -> bool:
-    leaf = key.rsplit(".", 1)[-1]
-    return leaf in _COUNT_KEYS or split_unit(leaf)[1] == "B"
-
-
-def _csv_value(key: str, value: object) -> object:
-    if isinstance(value, (list, dict)):
-        return json.dumps(value)
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53 and _is_count_or_size(key):
-        return int(value)
-    return value
+def _csv_value(value: object) -> object:
+    return json.dumps(value) if isinstance(value, (list, dict)) else csv_cell(value)
 
 
 def _flat_row(record: Record) -> dict[str, object]:
@@ -57,7 +43,7 @@ def _flat_row(record: Record) -> dict[str, object]:
                               "created": record.created}
     for prefix, part in (("params", record.params), ("summary", record.summary)):
         for key, value in _flatten(part):
-            row[f"{prefix}.{key}"] = _csv_value(key, value)
+            row[f"{prefix}.{key}"] = _csv_value(value)
     return row
 
 

@@ -52,7 +52,7 @@ def _register() -> None:
 
     app.command("plan")(plan.plan)
     app.add_typer(scenarios_cmd.app, name="scenarios", help="List, show and check scenario files.")
-    app.add_typer(results.app, name="results", help="List, show and export stored records.")
+    app.add_typer(results.app, name="results", help="List, show, export, import and plot stored records.")
     app.add_typer(measure.app, name="measure", help="Measure real transfers and copy costs on this host.")
     app.command("serve")(serve.serve)
     app.add_typer(guest.app, name="guest", help="The soft-RoCE qemu guest: real RDMA where the kernel has none.")
