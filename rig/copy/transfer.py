@@ -104,15 +104,7 @@ def _sender(conn, addr: str, port: int, path: str, source: Source, chunk: int, d
 
 
 def _recv(conn, timeout_s: float, who: str) -> dict:
-    if not conn.poll(timeout_s):
-        raise TransferError(f"the {who} gave no answer within {timeout_s:.0f} s")
-    try:
-        msg = conn.recv()
-    except EOFError:
-        raise TransferError(f"the {who} exited without a result") from None
-    if "error" in msg:
-        raise TransferError(f"the {who} failed: {msg['error']}")
-    return msg
+    return child.receive(conn, timeout_s, who, TransferError)
 
 
 def run(path: str, source: Source, chunk: int, via: str = "loopback", duration_s: float = 1.0,

@@ -1,0 +1,75 @@
+"""What every probe sweep shares: the outcome of one configuration, the summary of its repeated
+runs, and the watch on other tenants' CPU that decides a record's noise warning."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from results import stats
+from results.record import Record
+from rig import accounting as acct
+
+
+@dataclass
+class Outcome:
+    what: str
+    record: Record | None = None
+    skipped: str | None = None
+    row: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One planned configuration and its expected cost in seconds (for the progress estimate)."""
+    what: str
+    cost_s: float
+
+
+def summarize(samples: dict[str, list[float]], main: str, label: str) -> dict:
+    """Statistics of the main series (with its stability warning) and the median of every other."""
+    summary: dict = {}
+    values = [v for v in samples[main] if v is not None]
+    if values:
+        summary.update(stats.summarize(values).as_dict(main))
+        summary["stability_warning"] = stats.stability_warning(values, label)
+    for key, series in samples.items():
+        clean = [v for v in series if v is not None and np.isfinite(v)]
+        if key != main and clean:
+            summary[f"median_{key}"] = float(np.median(clean))
+    return summary
+
+
+def noise_warning(summary: dict, foreign_cpu_per_s: float | None) -> None:
+    if foreign_cpu_per_s is not None and foreign_cpu_per_s > acct.FOREIGN_CPU_WARN_PER_S:
+        summary["noise_warning"] = (f"other work used {foreign_cpu_per_s:.2f} CPU-s per second during "
+                                    f"the runs (> {acct.FOREIGN_CPU_WARN_PER_S}); figures may be low")
+
+
+def watched(run: Callable[[], object], ksoftirqd: dict[int, int]) -> tuple[object, dict[str, float]]:
+    """run() in forked children, and what other tenants used meanwhile: (result, foreign CPU figures).
+
+    The probe's own CPU is its waited-for children's (RUSAGE_CHILDREN); everything else busy in
+    /proc/stat is foreign."""
+    before, children0 = acct.HostSnapshot.now(ksoftirqd), acct.Rusage.children()
+    wall0 = time.perf_counter()
+    result = run()
+    wall = time.perf_counter() - wall0
+    delta = acct.host_delta(before, acct.HostSnapshot.now(ksoftirqd))
+    return result, acct.foreign_cpu_per_s(delta, [acct.Rusage.children() - children0], wall)
+
+
+def finish(summary: dict, noise: dict[str, float]) -> dict:
+    """Adds the foreign-CPU figures and the noise warning to a summary."""
+    summary.update(noise)
+    noise_warning(summary, noise.get("foreign_cpu_per_s"))
+    return summary
+
+
+def warnings_of(summary: dict) -> str:
+    """The table's note column: which warnings a record carries."""
+    return ", ".join(w for k, w in (("stability_warning", "unstable"), ("noise_warning", "noisy host"))
+                     if summary.get(k))
