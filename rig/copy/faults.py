@@ -25,6 +25,7 @@ import numpy as np
 
 from rig.copy import hugepages
 from rig.copy.buffers import PAGE_BYTES, address_of
+from rig.copy.outcome import per_page_samples
 
 TOUCH_STRIDE_BYTES = PAGE_BYTES
 
@@ -60,16 +61,9 @@ def page_bytes(kind: str) -> int:
 def samples(raw_runs: list[dict], size_bytes: int, kind: str) -> dict[str, list[float]]:
     """Per-page and per-byte figures of each run; a page is the kind's page (4 KiB or 2 MiB)."""
     pages = size_bytes / page_bytes(kind)
-    gb = size_bytes / 1e9
-    return {
-        "cpu_seconds_per_page": [r["cpu_s"] / pages for r in raw_runs],
-        "seconds_per_page": [r["wall_s"] / pages for r in raw_runs],
-        "cpu_s_per_gb": [r["cpu_s"] / gb for r in raw_runs],
-        "faults_per_page": [r["faults"] / pages for r in raw_runs],
-        "unmap_cpu_seconds_per_page": [r["unmap_cpu_s"] / pages for r in raw_runs],
-        "unmap_cpu_s_per_gb": [r["unmap_cpu_s"] / gb for r in raw_runs],
-        "huge_page_bytes": [float(r["huge_bytes"]) for r in raw_runs],
-    }
+    return {**per_page_samples(raw_runs, pages, size_bytes, "unmap"),
+            "faults_per_page": [r["faults"] / pages for r in raw_runs],
+            "huge_page_bytes": [float(r["huge_bytes"]) for r in raw_runs]}
 
 
 def expected_seconds(size_bytes: int, kind: str, repetitions: int) -> float:

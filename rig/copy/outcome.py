@@ -43,6 +43,19 @@ def summarize(samples: dict[str, list[float]], main: str, label: str) -> dict:
     return summary
 
 
+def per_page_samples(raw_runs: list[dict], pages: float, size_bytes: int, after: str) -> dict[str, list[float]]:
+    """Per-page and per-byte figures of each run of a per-page probe: its timed step (raw `cpu_s`,
+    `wall_s`) and the step `after` it (raw `<after>_cpu_s`: an unmap, a release)."""
+    gb = size_bytes / 1e9
+    return {
+        "cpu_seconds_per_page": [r["cpu_s"] / pages for r in raw_runs],
+        "seconds_per_page": [r["wall_s"] / pages for r in raw_runs],
+        "cpu_s_per_gb": [r["cpu_s"] / gb for r in raw_runs],
+        f"{after}_cpu_seconds_per_page": [r[f"{after}_cpu_s"] / pages for r in raw_runs],
+        f"{after}_cpu_s_per_gb": [r[f"{after}_cpu_s"] / gb for r in raw_runs],
+    }
+
+
 def noise_warning(summary: dict, foreign_cpu_per_s: float | None) -> None:
     if foreign_cpu_per_s is not None and foreign_cpu_per_s > acct.FOREIGN_CPU_WARN_PER_S:
         summary["noise_warning"] = (f"other work used {foreign_cpu_per_s:.2f} CPU-s per second during "

@@ -23,6 +23,7 @@ import time
 
 from rig.copy import hugepages, senders, uring
 from rig.copy.buffers import PAGE_BYTES
+from rig.copy.outcome import per_page_samples
 
 METHODS = ("uring-register", "vmsplice")
 
@@ -103,16 +104,8 @@ def runs(method: str, size_bytes: int, kind: str, repetitions: int) -> dict:
 
 
 def samples(raw_runs: list[dict], size_bytes: int) -> dict[str, list[float]]:
-    pages = size_bytes / PAGE_BYTES
-    gb = size_bytes / 1e9
-    return {
-        "cpu_seconds_per_page": [r["cpu_s"] / pages for r in raw_runs],
-        "seconds_per_page": [r["wall_s"] / pages for r in raw_runs],
-        "cpu_s_per_gb": [r["cpu_s"] / gb for r in raw_runs],
-        "release_cpu_seconds_per_page": [r["release_cpu_s"] / pages for r in raw_runs],
-        "release_cpu_s_per_gb": [r["release_cpu_s"] / gb for r in raw_runs],
-        "pinned_bytes": [r["pinned_bytes"] for r in raw_runs],
-    }
+    return {**per_page_samples(raw_runs, size_bytes / PAGE_BYTES, size_bytes, "release"),
+            "pinned_bytes": [r["pinned_bytes"] for r in raw_runs]}
 
 
 def expected_seconds(size_bytes: int, repetitions: int) -> float:
