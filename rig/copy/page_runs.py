@@ -172,7 +172,7 @@ def pagecopy_sweep(sizes: list[int], repetitions: int, store: Store | None) -> I
         params = {"io_size_bytes": size, "page_kind": kind, "folio_bytes": folio, "folios": size // folio,
                   "page_bytes": PAGE_BYTES, "repetitions": repetitions,
                   "copy": "pread() of a whole tmpfs file (page cache) into a populated page-aligned "
-                          "user buffer: filemap_read -> copy_folio_to_iter per folio"}
+                          "user buffer: shmem_file_read_iter -> shmem_get_folio + copy_folio_to_iter per folio"}
         extra = {"transparent_hugepage": hugepages.settings(), "cpu": _first_cpu(),
                  "tmpfs": {"huge": "always" if kind == "thp" else "never",
                            "huge_folio_bytes_seen": result["huge_bytes"]}}

@@ -2,9 +2,10 @@
 kernel's own copy path.
 
 `pread()` of a whole file from tmpfs into a page-aligned, populated user buffer. The kernel looks up
-the file's folios in the page cache and copies each one to user memory (filemap_read ->
-copy_folio_to_iter -> copy_to_user). On a tmpfs mounted `huge=never` every folio is a 4 KiB page: one
-lookup, one iterator step and one short copy per page. On a tmpfs mounted `huge=always` the same
+each of the file's folios in the page cache and copies it to user memory (shmem_file_read_iter:
+shmem_get_folio -> filemap_get_entry, an xarray lookup, then copy_folio_to_iter -> copy_to_user).
+On a tmpfs mounted `huge=never` every folio is a 4 KiB page: one lookup, one iterator step and one
+short copy per page. On a tmpfs mounted `huge=always` the same
 bytes sit in 2 MiB folios: one lookup and one long copy per 2 MiB. Same bytes, same buffer, same
 call; what differs is the number of pieces, so the two give the cost per page and per byte:
 
