@@ -31,7 +31,8 @@ REPETITIONS = (1, 1000)
 DURATION_S = (0.05, 600.0)
 THREADS = (1, 64)
 MAX_LIST_ITEMS = 64
-MAX_RUN_S = 24 * 3600.0   # a run whose estimate is longer is a typo, not a plan
+HOUR_S = parse_time("1h")
+MAX_RUN_S = 24 * HOUR_S   # a run whose estimate is longer is a typo, not a plan
 
 MEMCPY_COLUMNS = [
     Column.of("io_size_bytes", "size", "{:d}"),
@@ -231,8 +232,8 @@ def copy(
     steps = [step for _, plan, _ in sweeps for step in plan]
     expected_s = sum(step.cost_s for step in steps)
     if expected_s > MAX_RUN_S:
-        raise InputError(f"this run would take about {expected_s / 3600:.0f} h ({len(steps)} configurations x "
-                         f"{reps} repetitions), over the {MAX_RUN_S / 3600:.0f} h a run may take",
+        raise InputError(f"this run would take about {expected_s / HOUR_S:.0f} h ({len(steps)} configurations x "
+                         f"{reps} repetitions), over the {MAX_RUN_S / HOUR_S:.0f} h a run may take",
                          "measure fewer sizes, paths or repetitions, or a shorter --duration")
 
     store = open_store(store_path)
