@@ -15,6 +15,7 @@ from results.tables import Column, Table, render
 from rig.cli import error, interrupt_exit_code
 from rig.cli._common import JsonOption, StoreOption, open_store
 from rig.copy import csum, page_runs, runs, senders, sources
+from rig.copy.outcome import host_load
 from rig.progress import Progress
 from scenarios.errors import InputError
 from scenarios.units import parse_size_list, parse_time
@@ -230,7 +231,7 @@ def copy(
                          "run as root or use --via loopback")
     sweeps = _sweeps(probes, size_lists, counts, path_list, source_list, via_list, csum_paths, reps, duration_s)
     steps = [step for _, plan, _ in sweeps for step in plan]
-    expected_s = sum(step.cost_s for step in steps)
+    expected_s = sum(step.cost_s() for step in steps)  # on an idle host: a busy one is no typo
     if expected_s > MAX_RUN_S:
         raise InputError(f"this run would take about {expected_s / HOUR_S:.0f} h ({len(steps)} configurations x "
                          f"{reps} repetitions), over the {MAX_RUN_S / HOUR_S:.0f} h a run may take",
@@ -241,7 +242,8 @@ def copy(
     rows: dict[str, list[dict]] = {p: [] for p in PROBES}
     skipped, ids = [], []
     try:
-        with Progress(len(steps), "measure copy", costs=[s.cost_s for s in steps],
+        load = host_load()
+        with Progress(len(steps), "measure copy", costs=[s.cost_s(load) for s in steps],
                       names=[s.what for s in steps]) as progress:
             removed = runs.remove_leftovers()
             if removed:

@@ -55,10 +55,11 @@ def plan(paths: list[str], chunks: list[int], repetitions: int, duration_s: floa
     steps = []
     for chunk in chunks:
         for path in paths:
-            pair_cost = 2 * (runs.transfer_cost_s(path, SOURCE_KIND, repetitions, duration_s)
-                             + repetitions * ETHTOOL_S)
+            one = runs.transfer_step("", path, SOURCE_KIND, repetitions, duration_s)
             # the two records of a configuration are yielded together, after both states ran
-            steps += [Step(f"csum {path} {chunk} B on", setup + pair_cost), Step(f"csum {path} {chunk} B off", 0.0)]
+            steps += [Step(f"csum {path} {chunk} B on", setup + 2 * (one.cpu_s + repetitions * ETHTOOL_S),
+                           2 * one.wall_s),
+                      Step(f"csum {path} {chunk} B off", 0.0)]
             setup = 0.0
     return steps
 

@@ -3,8 +3,10 @@ runs, and the watch on other tenants' CPU that decides a record's noise warning.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -24,9 +26,25 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Step:
-    """One planned configuration and its expected cost in seconds (for the progress estimate)."""
+    """One planned configuration and its expected cost (for the progress estimate): seconds of CPU
+    work, which other tenants stretch (`load`: runnable tasks per CPU), and seconds of wall time
+    fixed by the probe itself (a transfer's duration), which they do not."""
     what: str
-    cost_s: float
+    cpu_s: float
+    wall_s: float = 0.0
+
+    def cost_s(self, load: float = 1.0) -> float:
+        return self.cpu_s * max(load, 1.0) + self.wall_s
+
+
+def host_load() -> float:
+    """Runnable tasks per CPU over the last minute (/proc/loadavg), at least 1: how much longer
+    CPU work takes here than on an idle host."""
+    try:
+        load1 = float(Path("/proc/loadavg").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 1.0
+    return max(1.0, load1 / max(1, len(os.sched_getaffinity(0))))
 
 
 def summarize(samples: dict[str, list[float]], main: str, label: str) -> dict:

@@ -34,6 +34,7 @@ PROCESS_START_S = 0.15          # fork a probe child (or a sender/receiver pair)
 FIRST_TOUCH_BYTES_PER_S = 2e9   # allocate and fill a buffer
 SOURCE_BYTES_PER_S = 0.3e9      # generate, write and read back a source file
 VETH_SETUP_S = 0.5
+CALL_OVERHEAD_S = 0.25          # memcpy.call_overhead_s(), once per sweep
 
 
 def check_sizes(sizes: list[float], what: str, limit: int) -> list[int]:
@@ -67,15 +68,15 @@ def remove_leftovers() -> list[str]:
 # --------------------------------------------------------------------------- memcpy
 
 def memcpy_plan(sizes: list[int], processes: list[int], repetitions: int) -> list[Step]:
-    ncpu = len(os.sched_getaffinity(0))
+    # all CPU work: the copiers' timings (each >= MIN_TIMING_S of CPU), filling their buffers, forking;
+    # copiers are counted one after the other (a busy host runs them so; a quiet one is faster)
     steps = []
     for size in sizes:
         calibrate_s = 2 * size / FIRST_TOUCH_BYTES_PER_S + 2.5 * memcpy.MIN_TIMING_S
         for i, procs in enumerate(processes):
-            rounds = -(-procs // ncpu)  # copiers beyond the CPUs take turns
-            cost = (PROCESS_START_S + rounds * (2 * size / FIRST_TOUCH_BYTES_PER_S
-                                                + (repetitions + 0.1) * memcpy.MIN_TIMING_S * 1.2))
-            steps.append(Step(f"memcpy {size} B x{procs}", cost + (calibrate_s if i == 0 else 0.0)))
+            copier_s = 2 * size / FIRST_TOUCH_BYTES_PER_S + (repetitions + 0.1) * memcpy.MIN_TIMING_S * 1.2
+            first = (calibrate_s + (CALL_OVERHEAD_S if size == sizes[0] else 0.0)) if i == 0 else 0.0
+            steps.append(Step(f"memcpy {size} B x{procs}", first + PROCESS_START_S + procs * copier_s))
     return steps
 
 
@@ -173,11 +174,14 @@ def source_size(chunks: list[int], source_bytes: int | None = None) -> int:
     return -(-size // max(chunks)) * max(chunks)  # whole chunks, so no send wraps mid-file
 
 
-def transfer_cost_s(path: str, source_kind: str, repetitions: int, duration_s: float) -> float:
-    """Expected seconds of one socket configuration: warm-up and timed transfers, or 0 if refused."""
+def transfer_step(what: str, path: str, source_kind: str, repetitions: int, duration_s: float,
+                  setup_cpu_s: float = 0.0) -> Step:
+    """One socket configuration: warm-up and timed transfers (wall: their duration; CPU: starting
+    the sender/receiver pair each time), nothing if the source refuses the path."""
     if path in senders.FILE_ONLY and source_kind == "anon":
-        return 0.0
-    return min(WARMUP_S, duration_s) + PROCESS_START_S + repetitions * (duration_s + PROCESS_START_S)
+        return Step(what, setup_cpu_s)
+    return Step(what, setup_cpu_s + (repetitions + 1) * PROCESS_START_S,
+                min(WARMUP_S, duration_s) + repetitions * duration_s)
 
 
 def socket_plan(paths: list[str], source_kinds: list[str], chunks: list[int], vias: list[str],
@@ -189,8 +193,8 @@ def socket_plan(paths: list[str], source_kinds: list[str], chunks: list[int], vi
             setup += source_size(chunks) / SOURCE_BYTES_PER_S
             for chunk in chunks:
                 for path in paths:
-                    steps.append(Step(f"{path} {kind} {chunk} B {via}",
-                                      setup + transfer_cost_s(path, kind, repetitions, duration_s)))
+                    steps.append(transfer_step(f"{path} {kind} {chunk} B {via}", path, kind, repetitions,
+                                               duration_s, setup))
                     setup = 0.0
     return steps
 

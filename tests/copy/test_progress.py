@@ -92,6 +92,10 @@ def test_plans_cost_socket_transfers_more_than_memcpy_steps():
     memcpy = runs.memcpy_plan([4096, 1 << 20], [1, 2], 3)
     socket = runs.socket_plan(["rw", "sendfile"], ["tmpfs", "anon"], [65536], ["loopback"], 3, 0.5)
     assert len(memcpy) == 4 and len(socket) == 4
-    assert max(s.cost_s for s in memcpy) < min(s.cost_s for s in socket if s.cost_s > 0)
+    assert max(s.cost_s() for s in memcpy) < min(s.cost_s() for s in socket if s.cost_s() > 0)
     refused = [s for s in socket if s.what.startswith("sendfile anon")]
-    assert refused and refused[0].cost_s == 0.0  # a path the source refuses costs nothing
+    assert refused and refused[0].cost_s() == 0.0  # a path the source refuses costs nothing
+    # a busy host stretches CPU work, not a transfer's fixed duration
+    busy, idle = socket[0].cost_s(load=3.0), socket[0].cost_s()
+    assert busy > idle and busy - idle == pytest.approx(2 * socket[0].cpu_s)
+    assert memcpy[0].cost_s(load=3.0) == pytest.approx(3 * memcpy[0].cost_s())
