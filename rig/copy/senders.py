@@ -43,6 +43,7 @@ SO_EE_CODE_ZEROCOPY_COPIED = 1
 IP_RECVERR = 11
 F_SETPIPE_SZ = 1031
 PIPE_MAX_BYTES = 1 << 20
+NOTIFICATION_WAIT_S = 10.0   # how long a zero-copy sender waits for its last completions
 SPLICE_F_MOVE, SPLICE_F_MORE = 1, 4
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -243,13 +244,25 @@ def _msg_zerocopy(sock, source, chunk, budget) -> dict:
                 comp.drain(block_s=0.1)
             calls += 1
         comp.drain()
-    deadline = time.monotonic() + 10
+    end_of_stream(sock)
+    deadline = time.monotonic() + NOTIFICATION_WAIT_S
     while comp.done < sends and time.monotonic() < deadline:
         comp.drain(block_s=0.1)
     view.release()
     return {"calls": calls, "zerocopy_sends": sends, "zerocopy_completed": comp.done,
             "zerocopy_copied": comp.copied, "zerocopy_notifications": comp.notifications,
             "kernel_copied": _copied_verdict(comp.copied, comp.done, sends)}
+
+
+def end_of_stream(sock: socket.socket) -> None:
+    """Shut the sending side (FIN) once every byte is handed over. A zero-copy sender does it before
+    it waits for its last completions, so the transfer (timed to the receiver's end of stream) ends
+    with the data, never with that wait."""
+    try:
+        sock.shutdown(socket.SHUT_WR)
+    except OSError as exc:
+        if exc.errno != errno.ENOTCONN:
+            raise
 
 
 def _copied_verdict(copied: int, completed: int, sends: int) -> bool | None:
@@ -297,9 +310,11 @@ def _uring_send(sock, source, chunk, budget, zero_copy: bool = False) -> dict:
                                           f"{os.strerror(-result)}")
                     raise OSError(-result, f"io_uring send: {os.strerror(-result)}")
                 done += result
+        end_of_stream(sock)
         # bounded: ring.wait() would block for good on a notification that never comes
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + NOTIFICATION_WAIT_S
         while notifs < promised and time.monotonic() < deadline:
+            ring.flush()  # notifications can pile up past the 16-entry CQ ring while we send
             cqes = ring.completions()
             for _, res, flags in cqes:
                 take(res, flags)

@@ -88,7 +88,7 @@ def _sender(conn, addr: str, port: int, path: str, source: Source, chunk: int, d
                                 deadline=None if total_bytes is not None else time.monotonic() + duration_s)
         ru0 = acct.Rusage.now()
         info = senders.send(path, sock, source, chunk, budget)
-        sock.shutdown(socket.SHUT_WR)
+        senders.end_of_stream(sock)  # zero-copy paths did already, before waiting for completions
         ru = acct.Rusage.now() - ru0
         t1 = time.perf_counter()
         sndbuf = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)

@@ -156,6 +156,15 @@ class Uring:
             if err != errno.EINTR:
                 raise OSError(err, f"io_uring_enter: {os.strerror(err)}")
 
+    def flush(self) -> None:
+        """io_uring_enter(GETEVENTS) waiting for nothing: runs pending completion work and moves
+        completions that overflowed the CQ ring (kept by the kernel: IORING_FEAT_NODROP) into it.
+        Reading the ring's memory alone never sees those."""
+        while _libc.syscall(SYS_IO_URING_ENTER, self.fd, 0, 0, IORING_ENTER_GETEVENTS, None, 0) < 0:
+            err = ctypes.get_errno()
+            if err not in (errno.EINTR, errno.EAGAIN, errno.EBUSY):
+                raise OSError(err, f"io_uring_enter: {os.strerror(err)}")
+
     def completions(self) -> list[tuple[int, int, int]]:
         """All completions in the CQ ring as (user_data, res, flags), consumed."""
         out = []
