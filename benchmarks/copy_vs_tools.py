@@ -21,7 +21,8 @@
   same hot source iperf3 uses (one buffer of the block size, sent over and over).
 
 Targets: memcpy ratio >= 0.95 at every size; socket ratio >= 0.9 at 1 MiB.
-Usage: python3 benchmarks/copy_vs_tools.py [--rounds 5] [--part memcpy|socket|all] [--seconds 2]
+Usage: python3 benchmarks/copy_vs_tools.py [--rounds 5] [--part memcpy|socket|all] [--sizes-mib 1,64]
+       [--seconds 2]
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ def _spread(values: list[float]) -> str:
     return f"{float(np.median(values)):.3f} [{min(values):.3f}..{max(values):.3f}]"
 
 
-def memcpy_part(rounds: int) -> None:
+def memcpy_part(rounds: int, sizes_mib: list[int]) -> None:
     memcpy_test, how = mbw_memcpy_test()
     scalar_test = 1 - memcpy_test
     print(f"memcpy: probe (glibc memmove via ctypes, page-aligned) vs mbw -t{memcpy_test} (glibc memcpy; "
@@ -110,7 +111,7 @@ def memcpy_part(rounds: int) -> None:
           "alternating first; ratio = probe / mbw: median [min..max] over rounds")
     print(f"{'size [MiB]':>10} {'iter':>5} {'probe median [GB/s]':>19} {'mbw median [GB/s]':>17} "
           f"{'ratio of medians':>24} {'ratio of bests':>24} {'ratio of means':>24} {'vs scalar loop':>14}")
-    for size in MEMCPY_SIZES_MIB:
+    for size in sizes_mib:
         iterations = max(10, min(200, 2000 // size))
         per_round = []
         for r in range(rounds):
@@ -180,6 +181,8 @@ def main() -> int:
     ap.add_argument("--repetitions", type=int, default=3, help="socket runs per pair")
     ap.add_argument("--rounds", type=int, default=5, help="interleaved memcpy rounds per size")
     ap.add_argument("--part", choices=("memcpy", "socket", "all"), default="all")
+    ap.add_argument("--sizes-mib", default=",".join(map(str, MEMCPY_SIZES_MIB)),
+                    help="memcpy sizes in MiB, comma list")
     args = ap.parse_args()
     missing = [t for t in ("mbw", "iperf3") if not shutil.which(t)]
     if missing:
@@ -187,7 +190,7 @@ def main() -> int:
         return 2
 
     if args.part in ("memcpy", "all"):
-        memcpy_part(args.rounds)
+        memcpy_part(args.rounds, [int(x) for x in args.sizes_mib.split(",")])
     if args.part == "memcpy":
         return 0
     print(f"\nTCP loopback, sender on CPU 0, receiver on CPU 1, {args.seconds:.0f} s per run, "
