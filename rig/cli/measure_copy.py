@@ -158,20 +158,6 @@ def _sizes(text: str | None, probe: str) -> list[int]:
     return sizes
 
 
-def _check_store(store) -> None:
-    """Fail before measuring, not after the first record, when the store cannot be written."""
-    if store.spool is not None:
-        return
-    path = Path(store.path)
-    target = path if path.exists() else path.parent
-    while not target.exists():
-        target = target.parent
-    if not os.access(target, os.W_OK) or (path.exists() and not path.is_file()):
-        raise InputError(f"cannot write the result store {path}",
-                         "pass --store PATH to a writable file or set RDMARIG_STORE")
-    store.query(limit=1)  # opens (and creates) it now; raises InputError if it cannot
-
-
 def _sweeps(probes, sizes, counts, path_list, source_list, via_list, csum_paths, repetitions, duration_s):
     """(name, plan, start) of each probe asked for, in the order they run; start(store) returns the
     probe's sweep (a generator of outcomes)."""
@@ -237,8 +223,7 @@ def copy(
                          f"{reps} repetitions), over the {MAX_RUN_S / HOUR_S:.0f} h a run may take",
                          "measure fewer sizes, paths or repetitions, or a shorter --duration")
 
-    store = open_store(store_path)
-    _check_store(store)
+    store = open_store(store_path)      # opened for writing now: a bad store fails before measuring
     rows: dict[str, list[dict]] = {p: [] for p in PROBES}
     skipped, ids = [], []
     try:
