@@ -59,6 +59,21 @@ def test_a_side_on_several_cpus_adds_them_up():
     assert only_cpu0["softirq_s"] == pytest.approx(0.2) and only_cpu0["system_s"] == pytest.approx(0.35)
 
 
+def test_ksoftirqd_counts_by_its_exact_run_time_where_ticks_missed_it():
+    """The TCG guest showed as softirq only part of what ksoftirqd ran: the exact figure counts,
+    and nothing is taken out of the process (all of it ran in ksoftirqd)."""
+    delta = _delta(softirq_s=0.6, ksoftirqd_s=1.0)
+    exact = acct.side_split(acct.Rusage(2.0, 0.2), 1, delta, softirq_in_system=True, ksoftirqd_exact=True)
+    assert exact["softirq_s"] == 1.0 and exact["system_s"] == 0.2
+    assert acct.total_s(exact) == pytest.approx(2.0 + 0.2 + 1.0)          # process + ksoftirqd
+    sampled = acct.side_split(acct.Rusage(2.0, 0.2), 1, delta, softirq_in_system=True)
+    assert sampled["softirq_s"] == 0.6                                       # the copy probes' figure
+    inside = acct.side_split(acct.Rusage(0.1, 1.5), 1, _delta(1.2, 0.1), softirq_in_system=True,
+                             ksoftirqd_exact=True)                           # served inside the loop
+    assert inside["softirq_s"] == pytest.approx(1.2) and inside["system_s"] == pytest.approx(0.4)
+    assert acct.total_s(inside) == pytest.approx(0.1 + 1.5 + 0.1)
+
+
 def test_a_side_that_sleeps_keeps_its_system_time():
     """A serve session waiting on its socket was not on the CPU when the softirq ran."""
     split = acct.side_split(acct.Rusage(0.1, 0.5), 1, _delta(0.3, 0.0), softirq_in_system=True, busy=False)
