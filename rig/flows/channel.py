@@ -24,6 +24,7 @@ KIND_SHIFT = 56
 COOKIE_MASK = (1 << KIND_SHIFT) - 1
 SEND, RECV, WRITE, READ = 1, 2, 3, 4
 KIND_NAMES = {SEND: "send", RECV: "recv", WRITE: "write", READ: "read"}
+NO_SLOT = COOKIE_MASK           # a send whose buffer the protocol manages itself
 SPINS_PER_CLOCK_CHECK = 1024
 
 
@@ -81,11 +82,13 @@ class Channel:
         self.ring.view((self.recv_slots + slot) * self.max_msg_bytes, len(data))[:] = data
 
     # ---- sending messages -----------------------------------------------------------------------
-    def send_wr(self, slot: int, length: int, inline: bool = False, imm: int | None = None) -> Any:
-        """A signaled SEND of `length` bytes of send slot `slot` (build once, post many times)."""
+    def send_wr(self, slot: int, length: int, inline: bool = False, imm: int | None = None,
+                track_slot: bool = True) -> Any:
+        """A signaled SEND of `length` bytes of send slot `slot` (build once, post many times);
+        without `track_slot` its completion frees no slot (see `send`)."""
         V = self.V
         flags = V.e.IBV_SEND_SIGNALED | (V.e.IBV_SEND_INLINE if inline else 0)
-        wr = V.SendWR(wr_id=SEND << KIND_SHIFT | slot, num_sge=1, send_flags=flags,
+        wr = V.SendWR(wr_id=SEND << KIND_SHIFT | (slot if track_slot else NO_SLOT), num_sge=1, send_flags=flags,
                       opcode=V.e.IBV_WR_SEND if imm is None else V.e.IBV_WR_SEND_WITH_IMM,
                       sg=[V.SGE(self.send_addr(slot), length, self.ring.lkey)])
         if imm is not None:
@@ -98,12 +101,18 @@ class Channel:
             self.reap(block=True)
         return self.free_send.pop()
 
-    def send(self, wr: Any, slot: int) -> None:
-        """Post a SEND built by send_wr for `slot` (taken with take_send_slot): spends one credit."""
+    def send(self, wr: Any) -> None:
+        """Post a SEND built by send_wr: spends one credit. Its slot (taken with take_send_slot)
+        is free again when the send completes, unless the WR was built without track_slot (the
+        protocol knows the buffer is reusable: the peer answered it, as in ping-pong). Hot path:
+        nothing beyond the post."""
         if self.send_credits <= 0:
             raise CreditError("no send credit: the peer has granted no receive for this message")
+        if self.in_flight >= self.depth:
+            self.reap(block=True)
         self.send_credits -= 1
-        self.post(wr)
+        self._post_send(wr)
+        self.in_flight += 1
 
     def grant_send(self, credits: int) -> None:
         """The peer granted `credits` more receives (its message said so)."""
@@ -147,26 +156,26 @@ class Channel:
         self._post_send(wr)
         self.in_flight += 1
 
-    def _done(self, wc: Any, out: list[Event] | None) -> None:
-        if wc.status:
-            check_wc(self.V, wc, self.describe)
-        self.in_flight -= 1
-        kind, value = int(wc.wr_id) >> KIND_SHIFT, int(wc.wr_id) & COOKIE_MASK
-        if kind == SEND:
-            self.free_send.append(value)
-        if out is not None:
-            out.append(Event(KIND_NAMES.get(kind, "send"), value))
-
     def reap(self, block: bool = False, out: list[Event] | None = None) -> int:
-        """Send-queue completions (sends free their slots); with `block`, wait for at least one
-        within the time limit. Completions of bulk WRs go to `out` when given."""
+        """Send-queue completions (a send given a slot frees it); with `block`, wait for at least
+        one within the time limit. Every completion goes to `out` as an Event when given."""
         t0 = 0
         while True:
             n, wcs = self._poll_send(16)
-            for wc in wcs:
-                self._done(wc, out)
-            if n or not block:
+            if n:
+                for wc in wcs:
+                    if wc.status:
+                        check_wc(self.V, wc, self.describe)
+                    wr_id = wc.wr_id
+                    kind, value = wr_id >> KIND_SHIFT, wr_id & COOKIE_MASK
+                    if kind == SEND and value != NO_SLOT:
+                        self.free_send.append(value)
+                    if out is not None:
+                        out.append(Event(KIND_NAMES.get(kind, "send"), value))
+                self.in_flight -= n
                 return n
+            if not block:
+                return 0
             t0 = t0 or time.monotonic_ns()
             if time.monotonic_ns() - t0 > self.timeout_s * 1e9:
                 raise PollTimeout(f"no send completion for {self.timeout_s:g} s ({self.in_flight} in flight)")
@@ -190,8 +199,9 @@ class Channel:
             if time.monotonic() > deadline:
                 raise PollTimeout(f"no completion on the channel for {limit:g} s")
 
-    def wait_message(self, on_slow: Callable[[], None] | None = None) -> tuple[int, int]:
-        """Spin until a message arrives: (slot, bytes). Every SPINS_PER_CLOCK_CHECK empty polls
+    def wait_message(self, on_slow: Callable[[], None] | None = None, repost: bool = False) -> tuple[int, int]:
+        """Spin until a message arrives: (slot, bytes); with `repost` its receive is posted again
+        at once (the message was consumed in place). Every SPINS_PER_CLOCK_CHECK empty polls
         `on_slow` runs (a loopback driver reaps the other end there) and the time limit is checked."""
         poll = self._poll_recv
         spins, t0 = 0, 0
@@ -210,7 +220,11 @@ class Channel:
         wc = wcs[0]
         if wc.status:
             check_wc(self.V, wc, self.describe)
-        return int(wc.wr_id) & COOKIE_MASK, int(wc.byte_len)
+        slot = wc.wr_id & COOKIE_MASK
+        if repost:
+            self._post_recv(self.recv_wrs[slot])
+            self._reposted += 1
+        return slot, wc.byte_len
 
     def describe(self, wc: Any) -> dict[str, Any]:
         kind, value = int(wc.wr_id) >> KIND_SHIFT, int(wc.wr_id) & COOKIE_MASK

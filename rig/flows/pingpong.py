@@ -57,7 +57,8 @@ class PingPongEnd:
         self.seq_src = ctypes.c_uint8.from_address(self.source + msg - 1)
         self.seq_dst = ctypes.c_uint8.from_address(self.target + msg - 1)
         self.inline = 0 < msg <= p.inline_bytes
-        self.wr = self.channel.send_wr(0, msg, self.inline) if self.sends else None
+        # SEND reuses its one buffer once the answer came back: no slot to wait for
+        self.wr = self.channel.send_wr(0, msg, self.inline, track_slot=False) if self.sends else None
 
     def advertise(self) -> BufferDescriptor:
         """Where the peer's WRITEs land (WRITE only)."""
@@ -67,27 +68,29 @@ class PingPongEnd:
         """WRITE: our messages go to the peer's advertised target."""
         self.wr = self.channel.bulk_wr("write", self.source, self.memory.lkey, peer_target, inline=self.inline)
 
+    def poster(self) -> Callable[[Any], None]:
+        """What posts this end's message (bound once: the loop calls it directly)."""
+        return self.channel.send if self.sends else self.channel.post
+
     def post(self, seq: int) -> None:
         self.seq_src.value = seq
-        if self.sends:
-            self.channel.send(self.wr, self.channel.take_send_slot())
-        else:
-            self.channel.post(self.wr)
+        self.poster()(self.wr)
 
     def wait(self, seq: int, on_slow: Callable[[], None]) -> None:
         """Until message `seq` arrived (its target byte, or a receive completion); `on_slow` runs
         every so often while waiting (a failed send shows up as its completion error there)."""
         if self.sends:
-            slot, _ = self.channel.wait_message(on_slow)
-            self.channel.repost(slot)
-            self.channel.grant_send(1)
+            self.channel.wait_message(on_slow, repost=True)
+            self.channel.send_credits += 1       # grant_send(1), inlined: the answer proves the repost
             return
-        byte, spins, t0 = self.seq_dst, 0, time.monotonic_ns()
+        byte, spins, t0 = self.seq_dst, 0, 0
         while byte.value != seq:
             spins += 1
             if not spins & 1023:
                 on_slow()
-                if time.monotonic_ns() - t0 > self.p.timeout_s * 1e9:
+                t = time.monotonic_ns()
+                t0 = t0 or t              # the clock is read only once the wait is long
+                if t - t0 > self.p.timeout_s * 1e9:
                     raise PollTimeout(f"ping-pong: message {seq} not seen for {self.p.timeout_s:g} s")
 
     def source_bytes(self) -> bytes:
@@ -118,6 +121,8 @@ class PingPong:
         comp = np.empty(n_iter, dtype=np.int64)
         a, b = self.ends
         reap_a, reap_b, slow = a.channel.reap, b.channel.reap, self._reap_both
+        post_a, post_b, wait_a, wait_b = a.poster(), b.poster(), a.wait, b.wait
+        src_a, src_b, wr_a, wr_b = a.seq_src, b.seq_src, a.wr, b.wr
         now = time.perf_counter_ns
         on_tick = p.on_tick
         window = p.window().start()
@@ -127,11 +132,13 @@ class PingPong:
         i = 0
         while i < n_iter:
             seq = self.seq = self.seq % 255 + 1         # 1..255: never the zeroed target's 0
+            src_a.value = seq
             t0 = now()
-            a.post(seq)
-            b.wait(seq, slow)
-            b.post(seq)
-            a.wait(seq, slow)
+            post_a(wr_a)
+            wait_b(seq, slow)
+            src_b.value = seq
+            post_b(wr_b)
+            wait_a(seq, slow)
             t1 = now()
             post[i] = t0
             comp[i] = t1

@@ -36,9 +36,9 @@ def test_messages_flow_only_against_credits(rdma_devices):
         for data in sent:
             slot = ca.take_send_slot()
             ca.fill(slot, data)
-            ca.send(ca.send_wr(slot, len(data)), slot)
+            ca.send(ca.send_wr(slot, len(data)))
         with pytest.raises(CreditError):
-            ca.send(ca.send_wr(0, 1), 0)                       # B granted three receives, no more
+            ca.send(ca.send_wr(0, 1))                       # B granted three receives, no more
         got = _events(cb, "recv", 3)
         assert sorted(cb.received(e.slot, e.byte_len) for e in got) == sorted(sent)
         for e in got:
@@ -46,11 +46,11 @@ def test_messages_flow_only_against_credits(rdma_devices):
         assert cb.receive_credits() == 3 and cb.receive_credits() == 0
         # B answers with an immediate once A grants it a receive
         with pytest.raises(CreditError):
-            cb.send(cb.send_wr(0, 8), 0)
+            cb.send(cb.send_wr(0, 8))
         cb.grant_send(1)
         slot = cb.take_send_slot()
         cb.fill(slot, b"answered")
-        cb.send(cb.send_wr(slot, 8, imm=7), slot)
+        cb.send(cb.send_wr(slot, 8, imm=7))
         (answer,) = _events(ca, "recv", 1)
         assert answer.imm == 7 and ca.received(answer.slot, answer.byte_len) == b"answered"
         t0 = time.monotonic()
