@@ -56,16 +56,18 @@ def _row(point: Any) -> dict[str, Any]:
     return row
 
 
-PROGRESS_EVERY_S = 5.0
+PROGRESS_FIRST_S, PROGRESS_EVERY_S = 2.0, 5.0
 
 
 def _ticker(prog: Any, msg: int) -> Any:
-    """A progress line while a point runs, at most every PROGRESS_EVERY_S (called from the loop's
-    own clock checks, so it costs the hot loop nothing between lines)."""
+    """A progress line while a point runs: after PROGRESS_FIRST_S, then at most every
+    PROGRESS_EVERY_S (called from the loop's own clock checks, so it costs the hot loop nothing
+    between lines)."""
     shown = [0.0]
 
     def tick(wrs: int, elapsed_s: float) -> None:
-        if elapsed_s - shown[0] >= PROGRESS_EVERY_S or elapsed_s < shown[0]:
+        wait = PROGRESS_EVERY_S if shown[0] else PROGRESS_FIRST_S
+        if elapsed_s - shown[0] >= wait or elapsed_s < shown[0]:
             shown[0] = elapsed_s
             prog.note(f"  {msg} B: {wrs} WRs completed after {elapsed_s:.0f} s")
     return tick

@@ -259,7 +259,8 @@ class VerbsWorkload:
         return summary, samples
 
     def cpu_scope(self, where: str) -> str:
-        mine = "softirq of the CPUs it ran on, less what ksoftirqd ran, taken out of its system time (counted once)"
+        mine = "CPU = its process time + ksoftirqd's, the softirq served inside it moved from system to softirq " \
+               "(each counted once)"
         if where == "local":
             return f"loopback: both ends in this process; {mine}"
         far = "peer_* from rdmarig serve (its session thread" + \

@@ -156,3 +156,18 @@ def test_memlock_too_low_says_how_much_and_how(monkeypatch):
     monkeypatch.setattr(resources, "_has_cap_ipc_lock", lambda: True)
     monkeypatch.setattr(resources.resource, "getrlimit", lambda which: (64 * 1024, 64 * 1024))
     resources.check_memlock(256 * 2**20)          # CAP_IPC_LOCK ignores the limit
+
+
+def test_progress_lines_during_a_point():
+    """measure verbs' ticker: a line after 2 s, then at most every 5 s; a loop that starts over
+    (warm-up, then the timed run) shows at once."""
+    import io
+
+    from rig.cli.measure_verbs import _ticker
+    from rig.progress import Progress
+    out = io.StringIO()
+    tick = _ticker(Progress(1, "verbs write bandwidth", stream=out), 65536)
+    for wrs, t in ((10, 1.0), (20, 2.1), (30, 5.0), (40, 7.2), (45, 12.0), (50, 12.3), (5, 0.4)):
+        tick(wrs, t)
+    assert out.getvalue().splitlines() == ["  65536 B: 20 WRs completed after 2 s", "  65536 B: 40 WRs completed after 7 s",
+                                          "  65536 B: 50 WRs completed after 12 s", "  65536 B: 5 WRs completed after 0 s"]

@@ -182,3 +182,28 @@ def test_pingpong_answer_with_a_bad_rkey_is_a_named_completion_error(rdma_device
     finally:
         a.close()
         b.close()
+
+
+def test_the_loops_tick_while_they_run(rdma_devices):
+    """Progress (and a peer run's keep-alive) comes from the loops' own clock readings: every
+    tick_s while a bandwidth or latency loop runs, with the WRs completed so far."""
+    from dataclasses import replace
+
+    from rig.rdma.traffic import LoopParams, run_bw, run_latency
+    cfg = PlayerConfig(msg_bytes=4096, slots=1, num_qps=1, tx_depth=16, rx_depth=16)
+    a, b = loopback(cfg, device=rdma_devices[0])
+    try:
+        for run in (run_bw, run_latency):
+            ticks = []
+            # the latency loop's duration runs within `iterations` stamps: give it room
+            p = LoopParams(op="write", msg_bytes=4096, duration_s=1.0, iterations=100_000, tx_depth=16, cq_mod=4, tick_s=0.2,
+                           on_tick=lambda n, t: ticks.append((n, t)))
+            raw = run(a, b.endpoint(), p)
+            assert len(ticks) >= 3, (run.__name__, ticks)
+            assert [n for n, _ in ticks] == sorted(n for n, _ in ticks) and ticks[-1][0] <= raw.wrs_completed
+            assert all(0.15 < t2 - t1 for (_, t1), (_, t2) in zip(ticks, ticks[1:]))
+            quiet = run(a, b.endpoint(), replace(p, duration_s=0.3, on_tick=None))
+            assert quiet.wrs_completed > 0
+    finally:
+        a.close()
+        b.close()
