@@ -27,7 +27,8 @@ from rig.guest.initramfs import MARKER
 _MARK_RE = re.compile(r"^(\w+)(.*?)(?: t=([\d.]+))?$")
 SHUTDOWN_GRACE_S = 30.0
 POLL_S = 0.1        # the output files are read this often: output reaches the user within ~0.1 s
-QUIET_S = 10.0      # after this long with nothing new, on_wait is told (the user is not left guessing)
+QUIET_S = 10.0      # after this long with nothing new, on_wait is told (the user is not left guessing),
+QUIET_MAX_S = 60.0  # then after twice as long each time, up to this
 
 Sink = Callable[[bytes], None]
 
@@ -105,13 +106,13 @@ def boot(cmd: list[str], console_log: Path, stderr_log: Path, boot_timeout_s: fl
          on_wait: Callable[[str, float], None] = lambda phase, s: None, quiet_s: float = QUIET_S) -> BootResult:
     """Run qemu to the end. `outputs`: (file the guest appends to, where its bytes go).
     `on_wait(phase, seconds in that phase)` is called after `quiet_s` without a marker while booting,
-    and while the command has printed nothing yet."""
+    and while the command has printed nothing yet; then after 2x, 4x... that long (at most QUIET_MAX_S)."""
     t0 = time.monotonic()
     tail: deque[str] = deque(maxlen=40)
     markers: list[Marker] = []
     phase, phase_t0 = "boot", t0          # boot -> command -> shutdown
     deadline = t0 + boot_timeout_s
-    last_news = t0
+    last_news, waits = t0, 0
     first_output = None
     kernel_lines = 0
     status = ""
@@ -133,7 +134,7 @@ def boot(cmd: list[str], console_log: Path, stderr_log: Path, boot_timeout_s: fl
                     break
                 now = time.monotonic()
                 if sum(f.drain() for f in files):
-                    last_news = now
+                    last_news, waits = now, 0
                     if first_output is None:
                         first_output = now - t0
                 if line:
@@ -146,16 +147,16 @@ def boot(cmd: list[str], console_log: Path, stderr_log: Path, boot_timeout_s: fl
                     if mark is not None:
                         marker = parse_marker(mark, now - t0)
                         markers.append(marker)
-                        last_news = now
+                        last_news, waits = now, 0
                         on_marker(marker)
                         if marker.event == "ready" and phase == "boot":
                             phase, phase_t0, deadline = "command", now, now + command_timeout_s
                         elif marker.event == "done":
                             phase, deadline = "shutdown", now + SHUTDOWN_GRACE_S
                 quiet = phase == "boot" or (phase == "command" and first_output is None)
-                if quiet and now - last_news >= quiet_s:
+                if quiet and now - last_news >= min(quiet_s * 2 ** waits, QUIET_MAX_S):
                     on_wait(phase, now - phase_t0)
-                    last_news = now
+                    last_news, waits = now, waits + 1
                 if now >= deadline:
                     status = {"boot": "boot-timeout", "command": "command-timeout"}.get(phase, "")
                     break
