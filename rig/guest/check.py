@@ -27,7 +27,8 @@ class CheckResult:
         r = self.run
         return {"ok": self.ok, "status": r.status, "message": r.message, "accel": r.accel,
                 "accel_reason": r.accel_reason, "kernel_version": r.kernel_version,
-                "console_log": str(r.console_log), "userland_uptime_s": r.userland_uptime_s,
+                "console_log": str(r.console_log), "kernel_uptime_s": r.kernel_uptime_s,
+                "userland_uptime_s": r.userland_uptime_s,
                 "rxe_uptime_s": r.rxe_uptime_s, "ready_host_s": r.ready_host_s, "probe_s": r.command_s,
                 "total_s": r.total_s, "probe": self.probe}
 

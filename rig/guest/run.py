@@ -153,8 +153,6 @@ def _read_rc(run_dir: Path) -> int | None:
 def choose_accel(requested: str, cache: Cache, prepared: Prepared, say: Say) -> tuple[str, str]:
     if requested in ("tcg", "kvm"):
         return requested, "requested with --accel"
-    if requested != "auto":
-        raise InputError(f"--accel must be auto, tcg or kvm, not {requested!r}", "pass --accel auto")
     usable, why = qemu.kvm_candidate()
     if not usable:
         return "tcg", why
@@ -252,7 +250,8 @@ def run_in_guest(argv: list[str], cwd: Path, cache: Cache, options: RunOptions, 
             "the command cannot write it on the host")
     say(f"booting kernel {prepared.kernel_version} under {accel.upper()} ({accel_reason}); "
         f"{options.cpus} CPUs, {options.mem_mib} MiB")
-    last = ["qemu started"]
+    steps = {"": "qemu started", "kernel": "kernel up", "userland": "host root mounted", "rxe": "rxe up"}
+    last = [""]
 
     def on_marker(m: bootmod.Marker) -> None:
         last[0] = m.event
@@ -268,7 +267,7 @@ def run_in_guest(argv: list[str], cwd: Path, cache: Cache, options: RunOptions, 
 
     def on_wait(phase: str, seconds: float) -> None:
         if phase == "boot":
-            say(f"still booting after {seconds:.0f} s (last step: {last[0]})")
+            say(f"still booting after {seconds:.0f} s (last step: {steps.get(last[0], last[0])})")
         else:
             say(f"the command has printed nothing yet after {seconds:.0f} s")
 
