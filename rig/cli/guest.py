@@ -117,7 +117,7 @@ def run(
 
     The command's stdout and stderr arrive here as it writes them; the guest kernel's console goes to
     console.log in the run directory. Exits with the command's exit code (124: timeout, 125: the guest
-    failed, 130: Ctrl-C). Records the command writes land in the host's result store.
+    failed, 130: Ctrl-C, 143: SIGTERM). Records the command writes land in the host's result store.
     """
     from rig.guest.run import run_in_guest
 

@@ -51,6 +51,7 @@ class BootResult:
     seconds: float = 0.0
     first_output_s: float | None = None   # host clock, since qemu started: the command's first byte
     kernel_lines: int = 0                 # console lines (not markers) while the command ran
+    interrupt: KeyboardInterrupt | None = None   # Ctrl-C, or SIGTERM (rig.cli.Terminated)
 
     def host_time(self, event: str) -> float | None:
         return next((m.host_s for m in self.markers if m.event == event), None)
@@ -115,7 +116,7 @@ def boot(cmd: list[str], console_log: Path, stderr_log: Path, boot_timeout_s: fl
     last_news, waits = t0, 0
     first_output = None
     kernel_lines = 0
-    status = ""
+    status, interrupt = "", None
     ended = False                         # the console closed: qemu is exiting on its own
     files: list[OutputFile] = []
     with open(console_log, "wb") as log, open(stderr_log, "wb") as err:
@@ -162,8 +163,8 @@ def boot(cmd: list[str], console_log: Path, stderr_log: Path, boot_timeout_s: fl
                     break
             for f in files:       # what the command wrote just before the guest powered off
                 f.drain()
-        except KeyboardInterrupt:   # Ctrl-C: stop the guest; the caller still collects the records
-            status = "interrupted"
+        except KeyboardInterrupt as exc:   # Ctrl-C/SIGTERM: stop the guest; the caller still collects the records
+            status, interrupt = "interrupted", exc
         finally:
             if not ended:
                 proc.kill()         # our own child; its PID is proc.pid
@@ -194,4 +195,5 @@ def boot(cmd: list[str], console_log: Path, stderr_log: Path, boot_timeout_s: fl
     else:
         status = "crashed"
         message = f"the guest stopped before the command finished (qemu exit code {proc.returncode})"
-    return BootResult(status, message, markers, list(tail), proc.returncode, elapsed, first_output, kernel_lines)
+    return BootResult(status, message, markers, list(tail), proc.returncode, elapsed, first_output, kernel_lines,
+                      interrupt)

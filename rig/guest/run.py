@@ -28,7 +28,6 @@ from scenarios.errors import InputError
 
 EXIT_TIMEOUT = 124      # like timeout(1)
 EXIT_GUEST_FAILED = 125  # the guest itself failed (boot, set-up, panic): no command exit code
-EXIT_INTERRUPTED = 130   # Ctrl-C (records spooled before it are still ingested)
 KEEP_RUNS = 20
 KVM_TEST_BOOT_TIMEOUT_S = 60.0
 MIN_MEM_MIB = 256
@@ -281,7 +280,9 @@ def run_in_guest(argv: list[str], cwd: Path, cache: Cache, options: RunOptions, 
     elif result.status == "command-timeout":
         exit_code = EXIT_TIMEOUT
     elif result.status == "interrupted":
-        exit_code = EXIT_INTERRUPTED
+        from rig.cli import interrupt_exit_code     # 130 for Ctrl-C, 143 for SIGTERM
+
+        exit_code = interrupt_exit_code(result.interrupt)
     else:
         exit_code = EXIT_GUEST_FAILED
     if result.status in ("fatal", "crashed") and (run_dir / "qemu.stderr").stat().st_size:

@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from rig.cli import Terminated, interrupt_exit_code
 from rig.guest.boot import boot, parse_marker, split_line
 
 
@@ -122,3 +123,14 @@ def test_ctrl_c_stops_the_guest_and_reports_it(tmp_path):
     r = boot(cmd, tmp_path / "console.log", tmp_path / "err", 10, 60, [(tmp_path / "stdout", ctrl_c)])
     assert time.monotonic() - t0 < 10
     assert r.status == "interrupted" and r.qemu_returncode != 0
+    assert interrupt_exit_code(r.interrupt) == 130
+
+
+def test_sigterm_stops_the_guest_and_exits_143(tmp_path):
+    cmd = fake_qemu(tmp_path, 'w("RDMARIG-GUEST: ready t=1.0"); out("working\\n"); time.sleep(60)')
+
+    def sigterm(_):
+        raise Terminated
+
+    r = boot(cmd, tmp_path / "console.log", tmp_path / "err", 10, 60, [(tmp_path / "stdout", sigterm)])
+    assert r.status == "interrupted" and interrupt_exit_code(r.interrupt) == 143
