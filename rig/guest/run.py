@@ -80,7 +80,7 @@ class RunResult:
     kernel_uptime_s: float | None = None   # guest clock: kernel start -> init running
     first_output_s: float | None = None    # host clock: command start -> its first output
     kernel_lines: int = 0                  # kernel console lines while the command ran (console.log)
-    binds: tuple[Path, ...] = ()           # host paths bound into the guest's own /tmp, /run, /dev/shm
+    binds: tuple[Path, ...] = ()           # host paths bound in read-only from the host root
 
 
 def guest_path(host_env: Mapping[str, str]) -> str:
@@ -242,7 +242,7 @@ def run_in_guest(argv: list[str], cwd: Path, cache: Cache, options: RunOptions, 
                        Path(prepared.initramfs), shares, binds=reached.binds)
     (run_dir / "qemu.cmd").write_text(" ".join(cmd) + "\n")
     if reached.binds:
-        say(f"bound read-only into the guest (it mounts its own /tmp, /run, /dev/shm): "
+        say(f"bound read-only from the host's root (a venv, or under the guest's own /tmp, /run, /dev/shm): "
             f"{', '.join(map(str, reached.binds))}")
     for path in reached.not_shared:
         say(f"note: {path} is outside {cwd}, the only directory shared read-write: "
