@@ -209,6 +209,19 @@ def needs(ev: Evaluation, idx: list[int], cols: dict[str, list]) -> dict[str, An
             "reachable": [[bool(r.feasible[i]) for r in per_rate] for i in idx]}
 
 
+def setting(ev: Evaluation) -> dict[str, Any]:
+    """What a report says about the scenario and the platform besides the figures' sources: the
+    names, descriptions, the workload's counts (SI units in the keys)."""
+    s = ev.scenario
+    w = s.workload
+    return {"scenario": s.name, "scenario_description": s.description, "platform": s.platform.name,
+            "platform_description": s.platform.description, "links": s.link.label, "protocol": s.link.protocol,
+            "mtu_bytes": s.link.mtu, "transport": w.transport, "operation": w.operation,
+            "connections": w.connections, "io_cores": w.io_cores, "async_workers": w.async_workers,
+            "outstanding_per_connection": w.outstanding_per_connection, "cores": s.platform.cpu.cores,
+            "copy_paths": {p.name: p.description for p in s.copy_paths}}
+
+
 def plan_report(ev: Evaluation, target: float | None = None, samples: int = 0, seed: int | None = None) -> dict[str, Any]:
     """The whole report as one JSON-able dict of SI figures (what the `plan` record stores):
 
@@ -216,6 +229,7 @@ def plan_report(ev: Evaluation, target: float | None = None, samples: int = 0, s
          summary: {<path>_max_throughput_gbytes_per_s, <path>_binding_at_max},
          target: null | {rate_bytes_per_s, title, notes, points: {...} (table order)},
          needs: null | {rates_bytes_per_s, cores, dma_engines, reachable} (see `needs`),
+         setting: the scenario and platform in a few figures (see `setting`),
          intervals: null | models.uncertainty.intervals (`samples` draws of the platform's spreads)}
     """
     from models import uncertainty
@@ -229,6 +243,7 @@ def plan_report(ev: Evaluation, target: float | None = None, samples: int = 0, s
                             "notes": target_notes(ev),
                             "points": _take(target_columns(ev, requirements(ev, target), cols), idx)}
     report["needs"] = needs(ev, idx, cols)
+    report["setting"] = setting(ev)
     report["intervals"] = (uncertainty.intervals(ev, idx, samples, uncertainty.SEED if seed is None else seed, target)
                            if samples > 0 else None)
     return report

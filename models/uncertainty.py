@@ -119,7 +119,8 @@ def intervals(ev: Evaluation, order: list[int], samples: int = DEFAULT_SAMPLES, 
 
         {samples, seed, quantiles, method, inputs: {flat name: spread}, notes,
          points: {throughput_p05_bytes_per_s, ..._p50_..., ..._p95_..., busy_p05_cores, dma_busy_p05_engines,
-                  ..., binding_share_<resource>_ratio, flows_share_ratio, util_<resource>_p05_ratio, ..._p95_},
+                  ..., binding_share_<resource>_ratio, flows_share_ratio, binds ("links 80%, pcie 20%"),
+                  util_<resource>_p05_ratio, ..._p95_},
          target: null | {points: {serving_p05_cores, ..., links_p05, ..., reachable_share_ratio}}}
 
     None when the evaluation is too large to hold MIN_SAMPLES draws of every point."""
@@ -142,6 +143,8 @@ def intervals(ev: Evaluation, order: list[int], samples: int = DEFAULT_SAMPLES, 
             share = np.where(flows.any(axis=1), ((binding == j) & flows).sum(axis=1) / flows.sum(axis=1), 0.0)
             points[f"binding_share_{resource.replace('-', '_')}_ratio"] = _lists(share, order)
     points["flows_share_ratio"] = _lists(flows.mean(axis=1), order)
+    shares = list(points)
+    points["binds"] = [binds_text({k: points[k][i] for k in shares}) for i in range(P)]
     for j, resource in enumerate(RESOURCES):
         util = r.utilisation[j].reshape(P, n)
         q = _quantiles(np.where(np.isfinite(util), util, np.nan))
@@ -206,7 +209,7 @@ def table_rows(points: Mapping[str, list], target: bool = False) -> list[dict]:
         row["interval_gbytes_per_s"] = _span(row["p05_gbytes_per_s"], row["p95_gbytes_per_s"], "{:.2f}")
         row["busy_interval_cores"] = _span(row["busy_p05_cores"], row["busy_p95_cores"], "{:.2f}")
         row["dma_busy_interval_engines"] = _span(row["dma_busy_p05_engines"], row["dma_busy_p95_engines"], "{:.2f}")
-        row["binds"] = binds_text(row)
+        row.setdefault("binds", binds_text(row))
     return rows
 
 

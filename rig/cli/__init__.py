@@ -55,9 +55,12 @@ INTERRUPTED = "interrupted; records completed before the interrupt are kept in t
 
 def _register() -> None:
     # imported here so that `rig.cli` stays importable for the sub-modules themselves
-    from rig.cli import calibrate, guest, measure, plan, results, scenarios_cmd, serve
+    from rig.cli import calibrate, guest, measure, plan, plot, report, results, scenarios_cmd, serve
 
     app.command("plan")(plan.plan)
+    app.command("report")(report.report)
+    app.add_typer(plot.app, name="plot", help="Draw one figure of a plan: throughput, bottlenecks, needs, "
+                  "vs-measured, efficiency.")
     app.add_typer(scenarios_cmd.app, name="scenarios", help="List, show and check scenario files.")
     app.add_typer(results.app, name="results", help="List, show, export, import and plot stored records.")
     app.add_typer(measure.app, name="measure", help="Measure real transfers and copy costs on this host.")

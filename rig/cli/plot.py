@@ -1,0 +1,89 @@
+"""`rdmarig plot throughput|bottlenecks|needs|vs-measured|efficiency SCENARIO`: one figure of a plan.
+
+The scenario is evaluated as `rdmarig plan` evaluates it, stored, and the figure is drawn from the
+stored record alone (results/plan_plots.py); `--record ID` draws a stored plan again without the
+model. vs-measured and efficiency add the measured records of the store (copy.socket, smbd.*).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from rig.cli._common import StoreOption, output_file, write_output
+from rig.cli.plan import SamplesOption
+from rig.cli.report import PlatformOption, RecordOption, ScenarioArgument, measured_records, stored_plan
+from scenarios.errors import InputError
+
+app = typer.Typer(no_args_is_help=True, rich_markup_mode=None)
+
+OutOption = typer.Option(None, "--out", help="File to write: .png, .svg or .pdf, in an existing directory "
+                         "(default out/plot-KIND-SCENARIO.png; its out/ is created).")
+IoSizeOption = typer.Option(None, "--io-size", help="The I/O size to show, one of the plan's (default: the largest).")
+
+
+def _draw(kind: str, scenario: Optional[str], platform: Optional[str], samples: Optional[int], record: Optional[str],
+          out: Optional[Path], store: Optional[Path], io_size: Optional[str] = None) -> None:
+    from results import plan_plots, plots
+    from scenarios.units import parse_size
+
+    size = parse_size(io_size, "--io-size") if io_size is not None else None
+    if out is not None:
+        fmt = out.suffix.lstrip(".").lower()
+        if fmt not in plots.PLOT_FORMATS:
+            raise InputError(f"--out {out}: cannot tell the image format from {out.suffix or 'no suffix'!r}",
+                             f"end the file name in .{', .'.join(plots.PLOT_FORMATS)}")
+        output_file(out)
+    rec = stored_plan(scenario, platform, None, samples, record, store)
+    measured = measured_records(store) if kind in ("vs-measured", "efficiency") else []
+    fig = plan_plots.draw(kind, rec, measured, size)
+    if out is None:
+        name = (rec.summary["report"].get("setting") or {}).get("scenario") or rec.name.split(":", 1)[-1]
+        out = Path("out") / f"plot-{kind}-{name}.png"
+        out.parent.mkdir(exist_ok=True)
+    write_output(out, plots.render(fig, out.suffix.lstrip(".").lower()))
+    typer.echo(f"wrote {out} from record {rec.id}")
+
+
+@app.command("throughput")
+def throughput(scenario: Optional[str] = ScenarioArgument, platform: Optional[str] = PlatformOption,
+               samples: Optional[int] = SamplesOption, record: Optional[str] = RecordOption,
+               out: Optional[Path] = OutOption, store: Optional[Path] = StoreOption) -> None:
+    """Payload GB/s vs I/O size per copy path, the links' and PCIe's ceilings, the 90% interval as a band."""
+    _draw("throughput", scenario, platform, samples, record, out, store)
+
+
+@app.command("bottlenecks")
+def bottlenecks(scenario: Optional[str] = ScenarioArgument, platform: Optional[str] = PlatformOption,
+                io_size: Optional[str] = IoSizeOption, samples: Optional[int] = SamplesOption,
+                record: Optional[str] = RecordOption, out: Optional[Path] = OutOption,
+                store: Optional[Path] = StoreOption) -> None:
+    """Utilisation of every resource per copy path at one I/O size (whiskers: 90% interval)."""
+    _draw("bottlenecks", scenario, platform, samples, record, out, store, io_size)
+
+
+@app.command("needs")
+def needs(scenario: Optional[str] = ScenarioArgument, platform: Optional[str] = PlatformOption,
+          io_size: Optional[str] = IoSizeOption, samples: Optional[int] = SamplesOption,
+          record: Optional[str] = RecordOption, out: Optional[Path] = OutOption,
+          store: Optional[Path] = StoreOption) -> None:
+    """Cores and DMA engines needed vs target throughput, per copy path at one I/O size."""
+    _draw("needs", scenario, platform, samples, record, out, store, io_size)
+
+
+@app.command("vs-measured")
+def vs_measured(scenario: Optional[str] = ScenarioArgument, platform: Optional[str] = PlatformOption,
+                samples: Optional[int] = SamplesOption, record: Optional[str] = RecordOption,
+                out: Optional[Path] = OutOption, store: Optional[Path] = StoreOption) -> None:
+    """Model vs measured (the store's copy.socket and smbd.* records), with the identity line."""
+    _draw("vs-measured", scenario, platform, samples, record, out, store)
+
+
+@app.command("efficiency")
+def efficiency(scenario: Optional[str] = ScenarioArgument, platform: Optional[str] = PlatformOption,
+               samples: Optional[int] = SamplesOption, record: Optional[str] = RecordOption,
+               out: Optional[Path] = OutOption, store: Optional[Path] = StoreOption) -> None:
+    """Gbit/s per busy core vs I/O size per copy path (measured records as open squares)."""
+    _draw("efficiency", scenario, platform, samples, record, out, store)
