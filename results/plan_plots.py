@@ -246,13 +246,17 @@ def needs(rec: Record, io_size: float | None = None) -> Figure:
                 row[0].plot([rates[k] for k in out], [curve["cores"][i][k] for k in out], linestyle="none",
                             marker="x", color="black", markersize=6)
         row[0].plot([], [], linestyle="none", marker="x", color="black", label="target not reachable")
+        if not row[1].get_lines():
+            row[1].text(0.5, 0.5, "no copy path of this plan uses a DMA engine", ha="center", va="center",
+                        transform=row[1].transAxes)
         for ax, what in zip(row, ("cores needed (serving + workers)", "DMA engines needed")):
             ax.set_xlabel(unit_header("target_gbytes_per_s"))
             ax.set_ylabel(unit_header("needed_cores" if ax is row[0] else "needed_engines", what))
             ax.set_title(_title(report, f"{what} at {format_size(size)}", label), fontsize="small")
             ax.grid(True, alpha=0.3)
             ax.set_ylim(bottom=0)
-            ax.legend(fontsize="x-small")
+            if ax.get_lines():
+                ax.legend(fontsize="x-small")
     fig.tight_layout()
     return fig
 
@@ -273,27 +277,34 @@ class Match:
     point: int
 
 
-def measured_path(rec: Any) -> str | None:
-    """The copy path a measured record measured: smbd.* records name it `copy`, copy.socket `path`."""
-    if rec.name.startswith("smbd."):
-        return rec.params.get("copy")
-    if rec.name == "copy.socket":
-        return rec.params.get("path")
+# measured record name (prefix) -> (the param naming its copy path, the transport it runs on)
+MEASURED_KINDS = {"smbd.": ("copy", "smbdirect"), "copy.socket": ("path", "tcp")}
+
+
+def measured_path(rec: Any, transport: str | None = None) -> str | None:
+    """The copy path a measured record measured (smbd.* name it `copy`, copy.socket `path`), None
+    for other records and for records of another transport than `transport`."""
+    for prefix, (param, runs_on) in MEASURED_KINDS.items():
+        if rec.name.startswith(prefix) and (transport is None or transport == runs_on):
+            return rec.params.get(param)
     return None
 
 
 def matches(report: dict[str, Any], records: Iterable[Record]) -> tuple[list[Match], int]:
     """(every measured record matched to the one plan point of its copy path, I/O size and swept
-    values, how many measured records of a copy path found no single point). An smbd record
-    matches only a plan of its operation (smbd.read: SMB2 READ)."""
+    values, how many measured records of one of the plan's copy paths found no single point). A
+    record matches only a plan of its transport (smbd.*: smbdirect, copy.socket: tcp) and an smbd
+    record only a plan of its operation (smbd.read: SMB2 READ)."""
     pts = report["points"]
     iv = (report.get("intervals") or {}).get("points")
-    operation = (report.get("setting") or {}).get("operation")
+    setting = report.get("setting") or {}
+    operation = setting.get("operation")
+    planned = set(pts["copy_path"])
     found, left_out = [], 0
     for rec in records:
-        path = measured_path(rec) if rec.kind == "measured" else None
+        path = measured_path(rec, setting.get("transport")) if rec.kind == "measured" else None
         value = metric_value(rec, "throughput")
-        if path is None or not isinstance(value, (int, float)):
+        if path not in planned or not isinstance(value, (int, float)):
             continue
         if rec.name.startswith("smbd.") and operation and rec.name != f"smbd.{operation}":
             continue

@@ -251,11 +251,15 @@ def log2_axis(ax: Any, sizes: bool = True) -> None:
 
 
 def render(fig: Figure, fmt: str = "png") -> bytes:
-    """The figure encoded as PNG, SVG or PDF bytes (the caller writes them where it likes)."""
+    """The figure encoded as PNG, SVG or PDF bytes (the caller writes them where it likes); the same
+    figure gives the same bytes."""
     if fmt not in PLOT_FORMATS:
         raise InputError(f"cannot draw a {fmt!r} file", f"use one of {', '.join(PLOT_FORMATS)}")
     buf = io.BytesIO()
-    fig.savefig(buf, format=fmt, dpi=110)
+    # no creation date and fixed element ids: the same record draws the same bytes (a report rebuilt
+    # from the store is the report it was)
+    with matplotlib.rc_context({"svg.hashsalt": "rdmarig"}):
+        fig.savefig(buf, format=fmt, dpi=110, metadata={"Date": None} if fmt != "png" else None)
     return buf.getvalue()
 
 

@@ -35,8 +35,8 @@ def _draw(kind: str, scenario: Optional[str], platform: Optional[str], samples: 
         if fmt not in plots.PLOT_FORMATS:
             raise InputError(f"--out {out}: cannot tell the image format from {out.suffix or 'no suffix'!r}",
                              f"end the file name in .{', .'.join(plots.PLOT_FORMATS)}")
-        output_file(out)
-    rec = stored_plan(scenario, platform, None, samples, record, store)
+    rec = stored_plan(scenario, platform, None, samples, record, store,
+                      ready=lambda: output_file(out) if out is not None else None)
     measured = measured_records(store) if kind in ("vs-measured", "efficiency") else []
     fig = plan_plots.draw(kind, rec, measured, size)
     if out is None:

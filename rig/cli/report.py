@@ -10,7 +10,7 @@ the most the links carry.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import typer
 
@@ -30,10 +30,12 @@ RecordOption = typer.Option(None, "--record", help="Draw from this stored plan r
 
 
 def stored_plan(scenario: Optional[str], platform: Optional[str], target: Optional[str], samples: Optional[int],
-                record: Optional[str], store: Optional[Path], links_target: bool = False) -> Record:
+                record: Optional[str], store: Optional[Path], links_target: bool = False,
+                ready: Callable[[], object] = lambda: None) -> Record:
     """The plan record a figure or a report is drawn from: `record` read from the store, or the
     scenario evaluated (with intervals) and stored, then read back as the store holds it.
-    `links_target`: without a target, ask what it takes to reach the most the links carry."""
+    `links_target`: without a target, ask what it takes to reach the most the links carry.
+    `ready` runs once every input is checked, before the model or the store is touched."""
     from models import report as model_report
     from models.sweep import evaluate_scenario
     from results.plan_plots import report_of
@@ -52,6 +54,7 @@ def stored_plan(scenario: Optional[str], platform: Optional[str], target: Option
         with open_store(store, write=False) as st:
             rec = st.get(record)
         report_of(rec)
+        ready()
         return rec
     if scenario is None:
         raise InputError("no scenario given", "name one (`rdmarig scenarios list`) or a stored plan with --record ID")
@@ -59,6 +62,7 @@ def stored_plan(scenario: Optional[str], platform: Optional[str], target: Option
     target_rate = model_report.parse_target(target) if target is not None else None
     s = load_scenario(scenario, platform=platform)
     check_grid_points(s.sweep.points(len(s.copy_paths)), s.path, MAX_TABLE_ROWS)
+    ready()
     ev = evaluate_scenario(s)
     target_rate = target_rate if target_rate is not None else s.target
     if target_rate is None and links_target:
@@ -77,7 +81,7 @@ def measured_records(store: Optional[Path]) -> list[Record]:
     if st.spool is None and not st.path.exists():
         return []
     with st:
-        return [r for name in ("copy.socket", "smbd.") for r in st.query(kind="measured", name=name)]
+        return [r for name in ("copy.socket", "smbd") for r in st.query(kind="measured", name=name)]
 
 
 def parse_fleet(text: Optional[str]) -> float:
@@ -112,10 +116,13 @@ def report(
     from rig.cli.plan import WIDE_NOTE, _out_dir, tables
 
     fleet_rate = parse_fleet(fleet)
-    if out == DEFAULT_OUT:
-        out.mkdir(parents=True, exist_ok=True)
-    out = _out_dir(out)
-    rec = stored_plan(scenario, platform, target, samples, record, store, links_target=True)
+
+    def make_out() -> None:
+        if out == DEFAULT_OUT:
+            out.mkdir(parents=True, exist_ok=True)
+        _out_dir(out)
+
+    rec = stored_plan(scenario, platform, target, samples, record, store, links_target=True, ready=make_out)
     plan = rec.summary["report"]
     shown = tables(plan, "compact")
     for t in shown:                         # the report has no --wide: its CSV files carry every column
