@@ -25,7 +25,7 @@ from models.sweep import Evaluation
 from models.target import Requirements, requirements
 from scenarios.errors import InputError
 from scenarios.limits import TARGET_RATE
-from scenarios.schema import unit_key
+from scenarios.schema import MAX_SWEEP_POINTS, unit_key
 from scenarios.units import GB, MB, format_size, parse_rate, to_gbits_per_s, to_gbytes_per_s
 
 def swept(ev: Evaluation) -> list[str]:
@@ -246,4 +246,7 @@ def plan_report(ev: Evaluation, target: float | None = None, samples: int = 0, s
     report["setting"] = setting(ev)
     report["intervals"] = (uncertainty.intervals(ev, idx, samples, uncertainty.SEED if seed is None else seed, target)
                            if samples > 0 else None)
+    if samples > 0 and report["intervals"] is None:
+        report["notes"].append(f"no intervals: {ev.points:,} points x {uncertainty.MIN_SAMPLES} draws would pass the "
+                               f"{MAX_SWEEP_POINTS:,} points one evaluation holds")
     return report

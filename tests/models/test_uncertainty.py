@@ -14,7 +14,7 @@ import pytest
 
 from models import report, uncertainty
 from models.bottleneck import RESOURCES
-from models.sweep import evaluate_scenario
+from models.sweep import evaluate_grid, evaluate_scenario
 from scenarios import schema
 from scenarios.spread import Spread
 
@@ -219,3 +219,14 @@ def test_intervals_survive_json_and_none_stands_for_no_value():
     paths = report.plan_report(ev)["points"]["copy_path"]
     assert all(v is None for v, p in zip(dma, paths) if p == "dma-offload")      # no engine reachable
     assert not any(math.isnan(v) for v in doc["points"]["throughput_p50_bytes_per_s"])
+
+
+def test_a_sweep_too_large_for_the_draws_says_so_instead_of_an_interval():
+    s = schema.load_scenario("smbdirect-2x200g")
+    ev = evaluate_grid(s, {"workload.io_size": np.linspace(4096, 8 * MiB, 3000)})      # 15,000 points
+    doc = report.plan_report(ev, None, 1000)
+    assert doc["intervals"] is None and doc["needs"] is None
+    assert doc["notes"][-1] == ("no intervals: 15,000 points x 100 draws would pass the 1,000,000 points "
+                                "one evaluation holds")
+    small = evaluate_grid(s, {"workload.io_size": np.linspace(4096, 8 * MiB, 600)})     # 3,000 points: 333 draws
+    assert report.plan_report(small, None, 1000)["intervals"]["samples"] == 333
