@@ -84,6 +84,7 @@ def test_flags_take_no_value_in_help():
     import typer.main
     from typer.testing import CliRunner
 
+    cli.register()                  # every command, as --help lists them
     root = typer.main.get_command(cli.app)
     flags = 0
     for argv, cmd in _commands(root):
@@ -114,3 +115,17 @@ def test_usage_errors_are_one_line_exit_2(run_cli, argv, fragment):
 def test_a_group_without_a_command_shows_its_help(run_cli):
     res = run_cli("measure")
     assert res.code == 2 and "Usage: rdmarig measure" in res.err and "copy" in res.err
+
+
+@pytest.mark.parametrize("argv", [["serve", "--help"], ["measure", "verbs", "--help"]])
+def test_light_commands_start_without_numpy(argv):
+    """Commands run in the emulated guest import only what they use: no numpy, scipy, model."""
+    import subprocess
+    import sys
+    code = ("import sys; from rig.cli import main\n"
+            f"try: main({argv!r})\n"
+            "except SystemExit: pass\n"
+            "heavy = sorted(m for m in ('numpy', 'scipy', 'matplotlib', 'models', 'pyverbs') if m in sys.modules)\n"
+            "print('HEAVY', heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stdout
+    assert "HEAVY []" in out, out[-500:]
