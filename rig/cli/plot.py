@@ -47,43 +47,33 @@ def _draw(kind: str, scenario: Optional[str], platform: Optional[str], samples: 
     typer.echo(f"wrote {out} from record {rec.id}")
 
 
-@app.command("throughput")
-def throughput(scenario: Optional[str] = ScenarioArgument, platform: Optional[str] = PlatformOption,
-               samples: Optional[int] = SamplesOption, record: Optional[str] = RecordOption,
-               out: Optional[Path] = OutOption, store: Optional[Path] = StoreOption) -> None:
-    """Payload GB/s vs I/O size per copy path, the links' and PCIe's ceilings, the 90% interval as a band."""
-    _draw("throughput", scenario, platform, samples, record, out, store)
+# (kind, help, does it show one I/O size); the figures are results.plan_plots.KINDS
+FIGURES = (
+    ("throughput", "Payload GB/s vs I/O size per copy path, the links' and PCIe's ceilings, the 90% interval as a band.",
+     False),
+    ("bottlenecks", "Utilisation of every resource per copy path at one I/O size (whiskers: 90% interval).", True),
+    ("needs", "Cores and DMA engines needed vs target throughput, per copy path at one I/O size.", True),
+    ("vs-measured", "Model vs measured (the store's copy.socket and smbd.* records), with the identity line.", False),
+    ("efficiency", "Gbit/s per busy core vs I/O size per copy path (measured records as open squares).", False),
+)
 
 
-@app.command("bottlenecks")
-def bottlenecks(scenario: Optional[str] = ScenarioArgument, platform: Optional[str] = PlatformOption,
-                io_size: Optional[str] = IoSizeOption, samples: Optional[int] = SamplesOption,
-                record: Optional[str] = RecordOption, out: Optional[Path] = OutOption,
-                store: Optional[Path] = StoreOption) -> None:
-    """Utilisation of every resource per copy path at one I/O size (whiskers: 90% interval)."""
-    _draw("bottlenecks", scenario, platform, samples, record, out, store, io_size)
+def _command(kind: str, text: str, sized: bool):
+    """The typer command drawing `kind` (with --io-size where the figure shows one I/O size)."""
+    if sized:
+        def command(scenario: Optional[str] = ScenarioArgument, platform: Optional[str] = PlatformOption,
+                    io_size: Optional[str] = IoSizeOption, samples: Optional[int] = SamplesOption,
+                    record: Optional[str] = RecordOption, out: Optional[Path] = OutOption,
+                    store: Optional[Path] = StoreOption) -> None:
+            _draw(kind, scenario, platform, samples, record, out, store, io_size)
+    else:
+        def command(scenario: Optional[str] = ScenarioArgument, platform: Optional[str] = PlatformOption,
+                    samples: Optional[int] = SamplesOption, record: Optional[str] = RecordOption,
+                    out: Optional[Path] = OutOption, store: Optional[Path] = StoreOption) -> None:
+            _draw(kind, scenario, platform, samples, record, out, store)
+    command.__doc__ = text
+    return command
 
 
-@app.command("needs")
-def needs(scenario: Optional[str] = ScenarioArgument, platform: Optional[str] = PlatformOption,
-          io_size: Optional[str] = IoSizeOption, samples: Optional[int] = SamplesOption,
-          record: Optional[str] = RecordOption, out: Optional[Path] = OutOption,
-          store: Optional[Path] = StoreOption) -> None:
-    """Cores and DMA engines needed vs target throughput, per copy path at one I/O size."""
-    _draw("needs", scenario, platform, samples, record, out, store, io_size)
-
-
-@app.command("vs-measured")
-def vs_measured(scenario: Optional[str] = ScenarioArgument, platform: Optional[str] = PlatformOption,
-                samples: Optional[int] = SamplesOption, record: Optional[str] = RecordOption,
-                out: Optional[Path] = OutOption, store: Optional[Path] = StoreOption) -> None:
-    """Model vs measured (the store's copy.socket and smbd.* records), with the identity line."""
-    _draw("vs-measured", scenario, platform, samples, record, out, store)
-
-
-@app.command("efficiency")
-def efficiency(scenario: Optional[str] = ScenarioArgument, platform: Optional[str] = PlatformOption,
-               samples: Optional[int] = SamplesOption, record: Optional[str] = RecordOption,
-               out: Optional[Path] = OutOption, store: Optional[Path] = StoreOption) -> None:
-    """Gbit/s per busy core vs I/O size per copy path (measured records as open squares)."""
-    _draw("efficiency", scenario, platform, samples, record, out, store)
+for _kind, _text, _sized in FIGURES:
+    app.command(_kind)(_command(_kind, _text, _sized))

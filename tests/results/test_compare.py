@@ -5,20 +5,15 @@ from __future__ import annotations
 
 import copy
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy import stats as sp_stats
 
 from results import compare as cmp
-from results.record import Record, from_json
+from results.record import Record
 from results.stats import compare_samples
 from scenarios.errors import InputError
-
-FIXTURES = Path(__file__).parent / "fixtures"
-RECORDS = {r.id: r for r in (from_json(line) for line in (FIXTURES / "plan-records.jsonl").read_text().splitlines())}
-SMBD = RECORDS["fixture-plan-smbdirect-2x200g"]
 
 
 def test_a_clear_shift_is_significant_and_its_interval_holds_it():
@@ -70,16 +65,16 @@ def test_records_that_share_nothing_are_refused():
                              Record(kind="measured", name="y", summary={"b_s": 1.0}))
 
 
-def test_a_plan_against_itself_changes_nothing():
-    report = SMBD.summary["report"]
+def test_a_plan_against_itself_changes_nothing(plans):
+    report = plans.smbd.summary["report"]
     result = cmp.compare_plans(report, report, "A", "B")
     assert len(result.rows) == len(report["points"]["copy_path"])
     assert all(r["significant"] == "no" for r in result.rows)
     assert all(r["change_pct"] in (0.0, None) for r in result.rows)
 
 
-def test_a_plan_change_is_significant_where_the_intervals_part():
-    a = SMBD.summary["report"]
+def test_a_plan_change_is_significant_where_the_intervals_part(plans):
+    a = plans.smbd.summary["report"]
     b = copy.deepcopy(a)
     pts, iv = b["points"], b["intervals"]["points"]
     for i, path in enumerate(pts["copy_path"]):
@@ -101,8 +96,8 @@ def test_a_plan_change_is_significant_where_the_intervals_part():
     assert [r["io_size"] for r in rows][:5] == ["64KiB"] * 5
 
 
-def test_plan_flags_name_the_setting_that_differs():
-    a = SMBD.summary["report"]
+def test_plan_flags_name_the_setting_that_differs(plans):
+    a = plans.smbd.summary["report"]
     b = copy.deepcopy(a)
     b["setting"]["platform"] = "epyc-9654-cx7"
     b["setting"]["cores"] = 96

@@ -6,19 +6,12 @@ from __future__ import annotations
 import base64
 import math
 import re
-from pathlib import Path
 
 import pytest
 
 from results import report as html_report
-from results.record import from_json
 from rig.cli.plan import tables
 
-FIXTURES = Path(__file__).parent / "fixtures"
-RECORDS = {r.id: r for r in (from_json(line) for line in (FIXTURES / "plan-records.jsonl").read_text().splitlines())}
-SMBD = RECORDS["fixture-plan-smbdirect-2x200g"]
-TCP = RECORDS["fixture-plan-smb-tcp-100g"]
-MEASURED = [r for r in RECORDS.values() if r.kind == "measured"]
 MiB = 1024 * 1024
 
 
@@ -26,12 +19,12 @@ def _report(rec):
     return rec.summary["report"]
 
 
-def test_verdicts_name_what_binds_the_rate_its_interval_and_what_the_target_takes():
-    rep = _report(SMBD)
+def test_verdicts_name_what_binds_the_rate_its_interval_and_what_the_target_takes(plans):
+    rep = _report(plans.smbd)
     pts, iv, target = rep["points"], rep["intervals"]["points"], rep["target"]
     best = html_report.best_points(rep)
-    assert set(best) == set(SMBD.params["copy_paths"])
-    by_path = dict(zip(SMBD.params["copy_paths"], html_report.verdicts(rep)))
+    assert set(best) == set(plans.smbd.params["copy_paths"])
+    by_path = dict(zip(plans.smbd.params["copy_paths"], html_report.verdicts(rep)))
     i = best["cpu-copy"]
     assert pts["io_size_bytes"][i] == 8 * MiB and pts["binding"][i] == "cpu-serving"
     assert by_path["cpu-copy"] == (
@@ -56,8 +49,8 @@ def test_binding_phrases_take_their_counts_from_the_setting():
     assert html_report.binding_phrase("pcie", setting) == "PCIe binds"
 
 
-def test_fleet_is_the_servers_for_an_aggregate_rate_per_path():
-    rep = _report(SMBD)
+def test_fleet_is_the_servers_for_an_aggregate_rate_per_path(plans):
+    rep = _report(plans.smbd)
     pts, iv = rep["points"], rep["intervals"]["points"]
     lines = {f.path: f for f in html_report.fleet(rep, 1e12)}
     for path, i in html_report.best_points(rep).items():
@@ -74,17 +67,17 @@ def test_fleet_is_the_servers_for_an_aggregate_rate_per_path():
     assert text.startswith("1000 GB/s of SMB2 READ payload takes") and "dma-offload: none (nothing flows)" in text
 
 
-def test_sources_cite_every_figure_and_its_spread():
-    rows = html_report.sources(SMBD)
-    assert [r["figure"] for r in rows] == sorted(SMBD.params["platform_sources"])
+def test_sources_cite_every_figure_and_its_spread(plans):
+    rows = html_report.sources(plans.smbd)
+    assert [r["figure"] for r in rows] == sorted(plans.smbd.params["platform_sources"])
     smb = next(r for r in rows if r["figure"] == "cpu.smb_request_time")
     assert smb["source"].startswith("assumption:") and smb["spread"] == "log 2us..20us" and smb["spread_source"]
     assert next(r for r in rows if r["figure"] == "cpu.cores")["spread"] == ""
 
 
-def test_the_html_is_self_contained():
-    rep = _report(SMBD)
-    doc = html_report.build(SMBD, tables(rep, "compact"), tables(rep, "machine"), MEASURED)
+def test_the_html_is_self_contained(plans):
+    rep = _report(plans.smbd)
+    doc = html_report.build(plans.smbd, tables(rep, "compact"), tables(rep, "machine"), plans.measured)
     assert doc.figures == [k for k, _ in html_report.FIGURES]      # vs-measured too: smbd.read records match
     images = re.findall(r'<img alt="[^"]*" src="data:image/png;base64,([A-Za-z0-9+/=]+)">', doc.html)
     assert len(images) == len(doc.figures)
@@ -92,7 +85,7 @@ def test_the_html_is_self_contained():
         assert base64.b64decode(data) == doc.files[f"{kind}.png"]
     assert "<script" not in doc.html.lower()
     assert not re.search(r'(src|href)="(?!data:)', doc.html)        # nothing to fetch
-    assert not re.search(r"https?://", doc.html.replace(SMBD.params["platform_sources"]["nic.ports"], ""))
+    assert not re.search(r"https?://", doc.html.replace(plans.smbd.params["platform_sources"]["nic.ports"], ""))
     for heading in ("verdict", "fleet", "figures", "capacity", "what-it-takes", "setting", "sources", "notes"):
         assert f'<h2 id="{heading}">' in doc.html
     assert doc.html.count("<tr>") > len(rep["points"]["copy_path"]) * 2
@@ -102,13 +95,13 @@ def test_the_html_is_self_contained():
     assert csv_head.startswith("I/O size [B],copy path,throughput [GB/s],throughput p05 [GB/s]")
 
 
-def test_a_figure_that_has_nothing_to_draw_is_said_not_fatal():
-    rep = _report(TCP)
-    doc = html_report.build(TCP, tables(rep, "compact"), (), MEASURED, svg=False)
+def test_a_figure_that_has_nothing_to_draw_is_said_not_fatal(plans):
+    rep = _report(plans.tcp)
+    doc = html_report.build(plans.tcp, tables(rep, "compact"), (), plans.measured, svg=False)
     assert "vs-measured" not in doc.figures and "no stored measured record matches" in doc.left_out["vs-measured"]
     assert "Model vs measured: no stored measured record matches" in doc.html
 
 
 @pytest.mark.parametrize("rate", [1e9, 1e12, 1e15])
-def test_fleet_rates(rate):
-    assert all(f.servers is None or f.servers >= 1 for f in html_report.fleet(_report(SMBD), rate))
+def test_fleet_rates(plans, rate):
+    assert all(f.servers is None or f.servers >= 1 for f in html_report.fleet(_report(plans.smbd), rate))
