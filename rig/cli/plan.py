@@ -179,13 +179,14 @@ SamplesOption = typer.Option(None, "--samples", help="Draws of the platform figu
 
 def check_samples(samples: Optional[int]) -> int:
     """The --samples count (None: models.uncertainty.DEFAULT_SAMPLES), refused outside SAMPLES_RANGE."""
+    from models.uncertainty import DEFAULT_SAMPLES
+
     if samples is None:
-        from models.uncertainty import DEFAULT_SAMPLES
         return DEFAULT_SAMPLES
     low, high = SAMPLES_RANGE
     if not low <= samples <= high:
         raise InputError(f"--samples {samples} is outside {low}..{high:,}",
-                         "give 0 (point figures only) up to 100000 draws; the default is 1000")
+                         f"give 0 (point figures only) up to {high} draws; the default is {DEFAULT_SAMPLES}")
     return samples
 
 

@@ -239,3 +239,9 @@ def test_bad_report_and_plot_input_is_one_line(run_cli, fixture_store, tmp_path,
 def _count(path: Path) -> int:
     with Store(path) as st:
         return st.count()
+
+
+def test_the_sample_count_options_say_the_model_s_figures():
+    from models.uncertainty import DEFAULT_SAMPLES, MAX_SAMPLES
+    from rig.cli.plan import SAMPLES_RANGE, SamplesOption
+    assert f"default {DEFAULT_SAMPLES}," in SamplesOption.help and SAMPLES_RANGE == (0, MAX_SAMPLES)
