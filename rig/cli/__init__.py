@@ -66,8 +66,11 @@ def _root() -> None:
 # and `rdmarig measure verbs` start without numpy, the model or the copy probes (slow in the guest).
 COMMANDS: dict[str, tuple[str, str, str | None]] = {
     "plan": ("rig.cli.plan", "plan", None),
+    "report": ("rig.cli.report", "report", None),
+    "plot": ("rig.cli.plot", "app", "Draw one figure of a plan: throughput, bottlenecks, needs, vs-measured, "
+             "efficiency."),
     "scenarios": ("rig.cli.scenarios_cmd", "app", "List, show and check scenario files."),
-    "results": ("rig.cli.results", "app", "List, show, export, import and plot stored records."),
+    "results": ("rig.cli.results", "app", "List, show, export, import, plot and compare stored records."),
     "measure": ("rig.cli.measure", "app", "Measure real transfers and copy costs on this host."),
     "serve": ("rig.cli.serve", "serve", None),
     "guest": ("rig.cli.guest", "app", "The soft-RoCE qemu guest: real RDMA where the kernel has none."),
