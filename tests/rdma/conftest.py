@@ -41,3 +41,20 @@ def two_devices(rdma_devices: list[str]) -> tuple[str, str]:
             pytest.fail(f"inside the soft-RoCE guest but only {rdma_devices} exist (rxe0 and rxe1 expected)")
         pytest.skip(f"needs two RDMA devices, found {rdma_devices}")
     return rdma_devices[0], rdma_devices[1]
+
+
+@pytest.fixture(params=["native", "python"])
+def loop(request, monkeypatch) -> str:
+    """Each loop test runs with both loops: the compiled one (rig/rdma/_fastloop.c; in the guest it
+    must be built, elsewhere a missing build skips with the reason) and the Python fallback."""
+    from rig.rdma import native
+    if request.param == "native":
+        monkeypatch.delenv(native.ENV_LOOP, raising=False)
+        ok, why = native.available()
+        if not ok:
+            if IN_GUEST:
+                pytest.fail(f"inside the soft-RoCE guest but the compiled loop is unavailable: {why}")
+            pytest.skip(f"the compiled loop is unavailable: {why}")
+    else:
+        monkeypatch.setenv(native.ENV_LOOP, "python")
+    return request.param
