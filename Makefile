@@ -37,7 +37,7 @@ test-rdma: venv deps
 		$(BIN)/python -m pytest -m rdma tests/rdma; \
 	else \
 		$(BIN)/rdmarig guest prepare && \
-		$(BIN)/rdmarig guest run --timeout 1200 -- $(CURDIR)/$(BIN)/python -m pytest -m rdma -p no:cacheprovider tests/rdma; \
+		$(BIN)/rdmarig guest run --timeout 1800 -- $(CURDIR)/$(BIN)/python -m pytest -m rdma -p no:cacheprovider tests/rdma; \
 	fi
 
 deps: $(VENV)/.apt-done

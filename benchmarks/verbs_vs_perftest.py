@@ -7,10 +7,11 @@ Per round, interleaved (which of the two goes first alternates): RDMA WRITE, REA
 bandwidth at each size against ib_write_bw / ib_read_bw / ib_send_bw (post list 1, the same
 TX depth and CQ moderation, no inline data on either side), then ping-pong latency at 64 B
 against ib_write_lat / ib_send_lat. Prints per point the median of the per-round ratios and
-their spread (min..max), message rates beside bandwidth, CPU seconds per GB of both (counted by
-rig.accounting for both: perftest's two processes through their wait4 rusage), and the
-compiled loop's own cost per WR over a device that does nothing. Goals (issue 13): bandwidth
-ratio >= 0.95, latency ratio <= 1.2, CPU ratio <= 1. --python-loop adds the Python loop's figures.
+their spread (min..max), message rates beside bandwidth, CPU seconds per GB of both loops
+(counted by rig.accounting for both: perftest's two processes through their wait4 rusage, the
+loop's share as the difference of a long and a short run), and the compiled loop's own cost per
+WR over a device that does nothing. Goals (issue 13): bandwidth ratio >= 0.95, latency ratio
+<= 1.2, CPU ratio <= 1. --python-loop adds the Python loop's figures.
 Exit 0 when every point ran at least once.
 """
 
@@ -36,8 +37,9 @@ US = 1e-6
 
 
 def iterations_for(size: int, budget_bytes: int, cap: int, cq_mod: int) -> int:
-    """Enough WRs to move budget_bytes (at most cap), a multiple of the CQ moderation."""
-    n = max(cq_mod, min(cap, budget_bytes // size))
+    """Enough WRs to move budget_bytes (at most cap), a multiple of the CQ moderation, at least
+    three of them (the short perftest run for the CPU difference has one)."""
+    n = max(3 * cq_mod, min(cap, budget_bytes // size))
     return n // cq_mod * cq_mod
 
 
@@ -57,19 +59,44 @@ def measured_pair(opts: VerbsOptions, size: int, loop: str, theirs: Callable[[],
     return o, theirs()
 
 
+def perftest_gbits_per_s(report: dict[str, Any], size: int) -> float:
+    """perftest prints Gbit/s with 2 decimals and Mpps with 5 or so: at 64 B the bandwidth column
+    says 0.01 for anything from 0.005 to 0.015, at 1 MiB the rate column says 3e-05. The figure
+    from whichever column resolves it better (the average is WRs x size / the same time in both)."""
+    bw, mpps = report["bw_average_gbits_per_s"], report["msg_rate_mpps"]
+    from_rate = mpps * 1e6 * size * 8 / 1e9
+    bw_digits, rate_digits = (bw / 0.005 if bw else 0), (mpps / 0.000005 if mpps else 0)
+    return from_rate if rate_digits > bw_digits else bw
+
+
+def perftest_loop_cpu_s_per_gb(long: dict[str, Any], short: dict[str, Any]) -> float:
+    """perftest's CPU is both processes' whole lives (set-up, connection, teardown); rdmarig's
+    window covers its timed loop only. The loop's share: the difference of a long and a short
+    run of the same point, per byte of the difference (both counted by rig.accounting)."""
+    cpu = [r["cpu_total_s_per_gb"] * r["bytes"] / 1e9 for r in (long, short)]
+    return (cpu[0] - cpu[1]) / ((long["bytes"] - short["bytes"]) / 1e9)
+
+
 def bw_pair(op: str, size: int, a: argparse.Namespace, loop: str) -> dict[str, Any]:
     n = iterations_for(size, a.budget, a.max_iterations, a.cq_mod)
+    n_short = max(a.cq_mod, n // 10 // a.cq_mod * a.cq_mod)      # < n / 2: iterations_for gives >= 3 cq_mod
     opts = VerbsOptions(op=op, sizes=[size], tx_depth=a.tx_depth, cq_mod=a.cq_mod, iterations=n,
                         warmup_iterations=a.cq_mod, device=a.device, peer_device=a.peer_device)
-    s, t = measured_pair(opts, size, loop, lambda: perftest.run(
-        op, size, **a.ports, tx_depth=a.tx_depth, cq_mod=opts.params(size)["cq_mod_effective"], post_list=1,
-        inline_bytes=0, iterations=n), a.perftest_first)
+
+    def theirs(iterations: int) -> dict[str, Any]:
+        return perftest.run(op, size, **a.ports, tx_depth=a.tx_depth, cq_mod=opts.params(size)["cq_mod_effective"],
+                            post_list=1, inline_bytes=0, iterations=iterations)
+
+    s, t = measured_pair(opts, size, loop, lambda: theirs(n), a.perftest_first)
+    theirs_gbits = perftest_gbits_per_s(t, size)
+    theirs_cpu = perftest_loop_cpu_s_per_gb(t, theirs(n_short))
     return {"iterations": n, "loop": s["loop"],
-            "ours_gbits_per_s": s["bw_average_gbits_per_s"], "theirs_gbits_per_s": t["bw_average_gbits_per_s"],
-            "ours_mpps": s["msg_rate_mpps"], "theirs_mpps": t["msg_rate_mpps"],
-            "ours_cpu_s_per_gb": s["cpu_total_s_per_gb"], "theirs_cpu_s_per_gb": t["cpu_total_s_per_gb"],
-            "bw_ratio": s["bw_average_gbits_per_s"] / t["bw_average_gbits_per_s"],
-            "cpu_ratio": s["cpu_total_s_per_gb"] / t["cpu_total_s_per_gb"],
+            "ours_gbits_per_s": s["bw_average_gbits_per_s"], "theirs_gbits_per_s": theirs_gbits,
+            "ours_mpps": s["msg_rate_mpps"], "theirs_mpps": theirs_gbits * 1e9 / 8 / size / 1e6,
+            "ours_cpu_s_per_gb": s["cpu_total_s_per_gb"], "theirs_cpu_s_per_gb": theirs_cpu,
+            "theirs_lifetime_cpu_s_per_gb": t["cpu_total_s_per_gb"],
+            "bw_ratio": s["bw_average_gbits_per_s"] / theirs_gbits,
+            "cpu_ratio": s["cpu_total_s_per_gb"] / theirs_cpu,
             "perftest_command": t["command_client"]}
 
 
@@ -128,7 +155,9 @@ def report(points: dict[str, list[dict[str, Any]]], cost: dict[str, Any]) -> lis
                    f"{statistics.median(r['theirs_gbits_per_s'] for r in rs):.3f} Gbit/s, "
                    f"{statistics.median(r['ours_mpps'] for r in rs):.4f} vs "
                    f"{statistics.median(r['theirs_mpps'] for r in rs):.4f} Mpps; "
-                   f"CPU/GB {spread([r['cpu_ratio'] for r in rs])} (goal <= 1)")
+                   f"CPU/GB {spread([r['cpu_ratio'] for r in rs])} (goal <= 1): "
+                   f"{statistics.median(r['ours_cpu_s_per_gb'] for r in rs):.1f} vs "
+                   f"{statistics.median(r['theirs_cpu_s_per_gb'] for r in rs):.1f} s/GB in the loop")
     out.append("ping-pong latency (half round trip), rdmarig / ib_*_lat: median ratio (min..max, rounds)")
     for key, rs in points.items():
         kind, op, size, loop = key.split()
@@ -159,8 +188,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ops", default="write,read,send")
     ap.add_argument("--sizes", default="64,4KiB,64KiB,1MiB")
-    ap.add_argument("--budget", default="48MiB", help="bytes per bandwidth run (iterations = budget / size)")
-    ap.add_argument("--max-iterations", type=int, default=20000)
+    ap.add_argument("--budget", default="64MiB", help="bytes per bandwidth run (iterations = budget / size)")
+    ap.add_argument("--max-iterations", type=int, default=60000)
     ap.add_argument("--tx-depth", type=int, default=128)
     ap.add_argument("--cq-mod", type=int, default=100)
     ap.add_argument("--lat-size", default="64")

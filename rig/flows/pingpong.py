@@ -12,13 +12,16 @@ A sees the answer; the figure is half of that round trip.
   answer proves the peer's receive was reposted).
 Every WR is signaled; send completions are reaped as they come.
 
-`PingPongEnd` is one end; `PingPong` drives two ends in one thread (loopback: the responder's
-turnaround is the same code the initiator runs). Across two hosts each host would run one end:
-the initiator `post`s then `wait`s, the responder `wait`s then `post`s.
+`PingPongEnd` is one end; `PingPong` drives two ends in this process (loopback). Across two
+hosts each host would run one end: the initiator `post`s then `wait`s, the responder `wait`s then
+`post`s.
 
 The loop runs compiled where rig/rdma/_fastloop.c is built (rr_pp_run: the same steps over the
-same QPs, WRs and buffers; the channels' in-flight counts are handed back after the run), else in
-Python; `RawRun.loop` says which (rig.rdma.traffic.run_loop).
+same QPs, WRs and buffers, the responder in a thread of its own as ib_write_lat's server is a
+process of its own; the channels' in-flight counts are handed back after the run, their receive
+credit counts are not kept: ping-pong grants no credits), else in Python, both ends in one thread
+(the responder's turnaround is the same Python code the initiator runs); `RawRun.loop` says which
+(rig.rdma.traffic.run_loop).
 """
 
 from __future__ import annotations
