@@ -739,6 +739,8 @@ int rr_pp_run(struct rr_pp *h, struct rr_run *r)
     if (!h->running) {
         h->b_seq = (uint8_t)r->seq;
         h->b_run.timeout_clk = r->timeout_clk;
+        atomic_store(&h->stop, 0);
+        atomic_store(&h->b_status, 0);
         int err = pthread_create(&h->responder, NULL, pp_responder, h);
         if (err)
             return fail_call(r, err, RR_POST_SEND + 8);
