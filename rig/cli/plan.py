@@ -28,7 +28,9 @@ if TYPE_CHECKING:
     from scenarios.schema import Scenario
 
 _UTIL_COLUMNS = [("links", "links"), ("pcie", "PCIe"), ("dram", "DRAM"), ("cpu_serving", "serving cores"),
-                 ("cpu_workers", "worker cores"), ("cpu_all", "all cores"), ("dma", "DMA"), ("pipeline", "pipeline")]
+                 ("cpu_workers", "worker cores"), ("cpu_all", "all cores"), ("dma", "DMA"), ("pipeline", "pipeline"),
+                 ("cpu_flows", "flow cores"), ("client_cpu", "client cores"), ("client_flows", "client flows"),
+                 ("socket_link", "socket link")]
 _COUNTS = {"connections", "io_cores", "async_workers", "cores", "count", "outstanding_per_connection", "lanes",
            "ports"}
 VIEWS = ("compact", "wide", "machine")
@@ -62,8 +64,14 @@ def capacity_columns(swept: list[str], view: str = "compact") -> list[Column]:
     columns = _point_columns(swept, view) + [_THROUGHPUT, Column.of("binding")]
     if view != "compact":
         columns += [Column.of(f"util_{key}_pct", name, "{:.0f}") for key, name in _UTIL_COLUMNS]
-    return columns + [_CORES_BUSY, _DMA_BUSY, Column.of("headroom_pct", "headroom", "{:.0f}"),
-                      Column.of("next_binding", "next bottleneck")]
+    columns += [_CORES_BUSY, _DMA_BUSY, Column.of("headroom_pct", "headroom", "{:.0f}"),
+                Column.of("next_binding", "next bottleneck")]
+    if view != "compact":
+        columns += [Column.of("binding_end", "binding end"), Column.of("cpu_s_per_gb", "server CPU", "{:.3f}"),
+                    Column.of("cpu_copy_s_per_gb", "of it copy", "{:.3f}"),
+                    Column.of("cpu_mm_s_per_gb", "of it memory mgmt", "{:.3f}"),
+                    Column.of("client_cpu_s_per_gb", "client CPU", "{:.3f}"), Column.of("checksum")]
+    return columns
 
 
 def target_columns(swept: list[str], view: str = "compact") -> list[Column]:

@@ -47,7 +47,7 @@ def run(*args: str, store: Path, cwd: Path = ROOT, python_flags: tuple[str, ...]
                           capture_output=True, text=True, timeout=120)
 
 
-# --- the output is the output of before the report moved into models/report.py -------------------
+# --- the output, as regenerated when the model gained the issue 9/10 terms (see docs/model.md) -----
 
 @pytest.mark.parametrize("argv, golden", [
     (["smbdirect-2x200g"], "plan-smbdirect-2x200g.md"),
