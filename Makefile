@@ -49,6 +49,7 @@ $(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
 # ib_write_bw inside the soft-RoCE guest, copy probes vs mbw and iperf3 on this host.
 bench: venv deps
 	$(BIN)/python benchmarks/model_sweep.py
+	$(BIN)/python benchmarks/store_open.py
 	$(BIN)/rdmarig guest prepare
 	$(BIN)/rdmarig guest run -- $(CURDIR)/$(BIN)/python benchmarks/verbs_vs_perftest.py --rounds 5
 	$(BIN)/python benchmarks/copy_vs_tools.py

@@ -33,7 +33,16 @@ from scenarios.profile import measured_figure
 from scenarios.units import GB, MHZ, quantity_text
 
 GSO_BYTES = 65536                 # lo's GSO unit: one TCP send unit per 64 KiB
-NONTEMPORAL_BELOW_BYTES = 192 << 20  # glibc memcpy switches to non-temporal stores above ~192 MiB
+# glibc memcpy switches to non-temporal stores above a threshold it derives from the cache size
+# (240 MiB on the rig host); records carry the measured one (provenance.glibc_memcpy), older
+# records fall back to this figure
+NONTEMPORAL_BELOW_BYTES = 192 << 20
+
+
+def _cached_copy(r: Record, size: float) -> bool:
+    """Did this copy use ordinary stores (the copy law's regime), not glibc's non-temporal ones?"""
+    limit = (r.provenance.get("glibc_memcpy") or {}).get("non_temporal_threshold_bytes") or NONTEMPORAL_BELOW_BYTES
+    return size < limit
 PER_CALL_MIN_BYTES = 64 << 10     # below this the probe's Python call cost is comparable to the copy
 BY = "rdmarig calibrate host"
 
@@ -56,7 +65,7 @@ def memcpy_points(records: list[Record]) -> list[cal.Point]:
     pts = []
     for r in records:
         size = r.params.get("io_size_bytes", 0)
-        if r.params.get("processes") != 1 or not PER_CALL_MIN_BYTES <= size < NONTEMPORAL_BELOW_BYTES:
+        if r.params.get("processes") != 1 or size < PER_CALL_MIN_BYTES or not _cached_copy(r, size):
             continue
         # per second of CPU the copier got: other tenants on the core do not lower it
         series = r.samples.get("call_corrected_per_cpu_second_gbytes_per_s") or \
@@ -72,7 +81,7 @@ def dram_estimate(records: list[Record]) -> cal.Estimate | None:
     the model's accounting for copies without non-temporal stores), DRAM-sized buffers."""
     ncpu = os.cpu_count() or 1
     best = [r for r in records if r.params.get("processes") == ncpu
-            and 64 << 20 <= r.params.get("io_size_bytes", 0) < NONTEMPORAL_BELOW_BYTES]
+            and 64 << 20 <= r.params.get("io_size_bytes", 0) and _cached_copy(r, r.params["io_size_bytes"])]
     if not best:
         return None
     values = np.array([v for r in best for v in r.samples.get("total_gbytes_per_s", []) if v]) * GB * 3

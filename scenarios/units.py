@@ -181,6 +181,8 @@ UNIT_SUFFIXES: tuple[tuple[str, str], ...] = (
     ("_cpu_per_s", "CPU-s/s"),
     ("_mpps", "Mpps"),
     ("_bytes", "B"),
+    ("_seconds_per_page", "s/page"),
+    ("_seconds_per_folio", "s/folio"),
     ("_seconds", "s"),
     ("_us", "µs"),
     ("_s", "s"),

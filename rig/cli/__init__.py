@@ -12,6 +12,8 @@ import sys
 import threading
 
 import typer
+import typer.main
+from typer._click import exceptions as click_exceptions
 
 from scenarios.errors import InputError
 
@@ -35,7 +37,12 @@ class Terminated(KeyboardInterrupt):
     handles it too; only the exit code differs."""
 
 
+_terminated = False       # set when SIGTERM arrived (typer may swallow the exception it raised)
+
+
 def _raise_terminated(signum, frame) -> None:
+    global _terminated
+    _terminated = True
     raise Terminated
 
 
@@ -52,7 +59,7 @@ def _register() -> None:
 
     app.command("plan")(plan.plan)
     app.add_typer(scenarios_cmd.app, name="scenarios", help="List, show and check scenario files.")
-    app.add_typer(results.app, name="results", help="List, show and export stored records.")
+    app.add_typer(results.app, name="results", help="List, show, export, import and plot stored records.")
     app.add_typer(measure.app, name="measure", help="Measure real transfers and copy costs on this host.")
     app.command("serve")(serve.serve)
     app.add_typer(guest.app, name="guest", help="The soft-RoCE qemu guest: real RDMA where the kernel has none.")
@@ -63,16 +70,23 @@ _register()
 
 
 def main(argv: list[str] | None = None) -> None:
+    global _terminated
+    _terminated = False
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     try:
-        app(args=argv, prog_name="rdmarig")
-    except SystemExit as exc:
-        # typer turns an unhandled Ctrl-C into a silent exit 130; say what happened to the results
-        ctx = exc.__context__
-        if exc.code == 130 and isinstance(ctx, typer.Exit) and isinstance(ctx.__cause__, KeyboardInterrupt):
-            error(INTERRUPTED, interrupt_exit_code(ctx.__cause__))
-        raise
+        # not standalone: a usage error comes back as an exception, to be said in one line
+        code = typer.main.get_command(app).main(args=argv, prog_name="rdmarig", standalone_mode=False)
+    except click_exceptions.NoArgsIsHelpError as exc:
+        exc.show()          # a group called without a command: its help, as click does
+        raise SystemExit(exc.exit_code) from None
+    except click_exceptions.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx is not None else "rdmarig"
+        error(f"{where}: {exc.format_message().rstrip('.')}; see `{where} --help`", exc.exit_code)
+    except click_exceptions.ClickException as exc:
+        error(exc.format_message(), exc.exit_code)
+    except typer.Abort:
+        error("aborted (end of input)", 1)
     except InputError as exc:
         error(exc.one_line(), exc.exit_code)
     except KeyboardInterrupt as exc:
@@ -83,3 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)
+    if code == 130:
+        # typer turns an unhandled interrupt into exit 130 and swallows it; say what happened
+        error(INTERRUPTED, 128 + signal.SIGTERM if _terminated else 130)
+    raise SystemExit(code if isinstance(code, int) else 0)

@@ -127,14 +127,11 @@ def host(
     """Fit this host's copy and kernel costs from stored copy-probe records into a profile's measured section."""
     target = _target(out, name, base)
     scenario_file(scenario)
-    wanted = store_path or default_store_path()
-    if Path(wanted).is_dir():
-        raise InputError(f"--store {wanted}: is a directory", "pass the SQLite file of the store")
-    if not os.environ.get("RDMARIG_SPOOL") and not Path(wanted).exists():  # opening would create it
-        raise InputError(f"there is no result store at {wanted}",
-                         "run `rdmarig measure copy` first, or pass --store PATH of an existing store")
+    if Path(store_path or default_store_path()).is_dir():
+        raise InputError(f"--store {store_path or default_store_path()}: is a directory",
+                         "pass the SQLite file of the store")
     from rig import calibrate as rc
-    with open_store(store_path) as store:
+    with open_store(store_path, write=False) as store:
         mem = rc.this_host(store.query(kind="measured", name="copy.memcpy"))
         sock = rc.this_host(store.query(kind="measured", name="copy.socket"))
         where = store.path

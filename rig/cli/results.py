@@ -1,17 +1,24 @@
-"""`rdmarig results list | show | export`: read the result store."""
+"""`rdmarig results list | show | export | plot | import`: read the result store (only import writes)."""
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
+import re
+import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from results import store as store_mod
+from results import export as export_mod
+from results.record import KINDS, RecordError, from_json
+from results.store import Store
 from results.tables import Column, Table, render
-from rig.cli._common import JsonOption, StoreOption, open_store
+from rig.cli._common import (JsonOption, StoreOption, open_store, output_file, store_warnings,
+                             write_output, write_stdout)
 from scenarios.errors import InputError
+from scenarios.units import parse_time
 
 app = typer.Typer(no_args_is_help=True, rich_markup_mode=None)
 
@@ -19,11 +26,52 @@ _LIST_COLUMNS = [
     Column("id", "id"), Column("created", "created (UTC)"), Column("kind", "kind"),
     Column("name", "name"), Column("headline", "headline"),
 ]
+MAX_LIST = 10_000
+# exit code of a read from a damaged store: what still reads was printed, the store needs recovery
+EXIT_DAMAGED = 1
+_DAY_S = 86_400.0
+_AGE_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(s|min|h|d|w)\s*$")
+_AGE_UNIT_DAYS = {"d": 1, "w": 7}
+
+
+def parse_since(text: str, now: _dt.datetime | None = None) -> _dt.datetime:
+    """An ISO date/time (no zone given: UTC, as `results list` shows times) or an age ('90min',
+    '2h', '3d', '1w') -> an aware UTC datetime. Anything else is refused."""
+    now = now or _dt.datetime.now(_dt.timezone.utc)
+    age = _AGE_RE.match(text)
+    if age:
+        value, unit = age.groups()
+        seconds = float(value) * _AGE_UNIT_DAYS[unit] * _DAY_S if unit in _AGE_UNIT_DAYS else parse_time(text)
+        try:
+            return now - _dt.timedelta(seconds=seconds)
+        except OverflowError:
+            raise InputError(f"--since {text!r} reaches before year 1", "give a shorter age") from None
+    try:
+        when = _dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InputError(f"--since {text!r} is neither an ISO date/time nor an age",
+                         "write it like 2026-11-30, 2026-11-30T14:00, 2026-11-30T14:00+01:00, "
+                         "or an age: 90min, 2h, 3d, 1w") from None
+    return when.replace(tzinfo=_dt.timezone.utc) if when.tzinfo is None else when.astimezone(_dt.timezone.utc)
+
+
+def _check_kind(kind: Optional[str]) -> None:
+    if kind is not None and kind not in KINDS:
+        raise InputError(f"--kind {kind!r} is not a record kind", f"use {' or '.join(KINDS)}")
+
+
+def _finish(st: Store) -> None:
+    """Tell what the store held back; a damaged store ends the command with EXIT_DAMAGED."""
+    for line in store_warnings(st):
+        print(f"rdmarig: warning: {line}", file=sys.stderr)
+    if st.damage is not None:
+        raise typer.Exit(EXIT_DAMAGED)
 
 
 def _headline(summary: dict) -> str:
     """The first few numeric summary figures, for a one-line overview."""
-    parts = [f"{k}={v:.4g}" for k, v in summary.items() if isinstance(v, (int, float))][:3]
+    parts = [f"{k}={v:.4g}" for k, v in summary.items()
+             if isinstance(v, (int, float)) and not isinstance(v, bool)][:3]
     return " ".join(parts)
 
 
@@ -31,21 +79,31 @@ def _headline(summary: dict) -> str:
 def list_(
     kind: Optional[str] = typer.Option(None, help="measured or modelled"),
     name: Optional[str] = typer.Option(None, help="record name or prefix, e.g. 'verbs' or 'copy.memcpy'"),
-    since: Optional[str] = typer.Option(None, help="ISO date/time, e.g. 2026-11-30"),
-    limit: int = typer.Option(50, help="newest N records"),
+    since: Optional[str] = typer.Option(None, help="records created at or after: an ISO date/time "
+                                        "(UTC unless it says otherwise), e.g. 2026-11-30 or "
+                                        "2026-11-30T14:00+01:00, or an age: 90min, 2h, 3d, 1w"),
+    limit: int = typer.Option(50, help=f"show the newest N records (1..{MAX_LIST})"),
     store: Optional[Path] = StoreOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """List stored records, oldest first."""
-    with open_store(store) as st:
-        records = st.query(kind=kind, name=name, since=since, limit=limit)
+    """List stored records, oldest first (the newest --limit of them)."""
+    _check_kind(kind)
+    when = parse_since(since) if since is not None else None
+    if not 1 <= limit <= MAX_LIST:
+        raise InputError(f"--limit {limit} is outside 1..{MAX_LIST}",
+                         "use `rdmarig results export` for every record")
+    with open_store(store, write=False) as st:
+        records = st.query(kind=kind, name=name, since=when, limit=limit)
+        total = st.count(kind=kind, name=name, since=when) if len(records) == limit else len(records)
     if as_json:
-        typer.echo(json.dumps([{"id": r.id, "created": r.created, "kind": r.kind, "name": r.name,
-                                "summary": r.summary} for r in records], indent=2))
-        return
-    rows = [{"id": r.id[:12], "created": r.created[:19], "kind": r.kind, "name": r.name,
-             "headline": _headline(r.summary)} for r in records]
-    typer.echo(render(Table(f"{len(rows)} records in {st.path}", _LIST_COLUMNS, rows), "md"))
+        write_stdout(json.dumps([{"id": r.id, "created": r.created, "kind": r.kind, "name": r.name,
+                                  "summary": r.summary} for r in records], indent=2) + "\n")
+    else:
+        rows = [{"id": r.id[:12], "created": r.created[:19], "kind": r.kind, "name": r.name,
+                 "headline": _headline(r.summary)} for r in records]
+        title = f"newest {len(rows)} of {total} records" if total > len(rows) else f"{total} records"
+        write_stdout(render(Table(f"{title} in {st.path}", _LIST_COLUMNS, rows), "md") + "\n")
+    _finish(st)
 
 
 @app.command("show")
@@ -54,46 +112,111 @@ def show(
     store: Optional[Path] = StoreOption,
 ) -> None:
     """Print one record as JSON."""
-    with open_store(store) as st:
-        typer.echo(st.get(record_id).to_json(indent=2))
+    if not record_id.strip():
+        raise InputError("the record id is empty", "give an id or its first characters (`rdmarig results list`)")
+    with open_store(store, write=False) as st:
+        write_stdout(st.get(record_id).to_json(indent=2) + "\n")
+    _finish(st)
+
+
+_EXPORTERS = {"jsonl": export_mod.export_jsonl, "csv": export_mod.export_csv}
 
 
 @app.command("export")
 def export(
-    fmt: str = typer.Option("jsonl", "--format", help="jsonl (whole records) or csv (summary rows)"),
-    out: Optional[Path] = typer.Option(None, "--out", help="file to write; default: stdout"),
+    fmt: str = typer.Option("jsonl", "--format", help="jsonl (whole records) or csv (summary rows; "
+                            "counts and sizes as integers)"),
+    out: Optional[Path] = typer.Option(None, "--out", help="file to write, in an existing directory; "
+                                       "default: stdout"),
     kind: Optional[str] = typer.Option(None, help="measured or modelled"),
     name: Optional[str] = typer.Option(None, help="record name or prefix"),
     store: Optional[Path] = StoreOption,
 ) -> None:
-    """Export records as JSON lines or CSV."""
-    exporters = {"jsonl": store_mod.export_jsonl, "csv": store_mod.export_csv}
-    if fmt not in exporters:
+    """Export records as JSON lines or CSV (from a damaged store: every record that still reads)."""
+    if fmt not in _EXPORTERS:
         raise InputError(f"unknown export format {fmt!r}", "use --format jsonl or --format csv")
-    with open_store(store) as st:
-        text = exporters[fmt](st.query(kind=kind, name=name))
-    if out:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text)
-        typer.echo(f"wrote {out}", err=True)
+    _check_kind(kind)
+    if out is not None:
+        output_file(out)
+    with open_store(store, write=False) as st:
+        records = st.query(kind=kind, name=name)
+    text = _EXPORTERS[fmt](records)
+    if out is not None:
+        write_output(out, text)
+        typer.echo(f"wrote {len(records)} records to {out}", err=True)
     else:
-        typer.echo(text, nl=False)
+        write_stdout(text)
+    _finish(st)
+
+
+@app.command("import")
+def import_(
+    file: Path = typer.Argument(..., help="JSON lines of records, as `rdmarig results export` writes them"),
+    store: Optional[Path] = StoreOption,
+) -> None:
+    """Add records from a JSON-lines file to a store, skipping ids it has: how the records saved
+    from a damaged store go into a new one."""
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"{file} is not UTF-8 text", "import a file written by `rdmarig results export`") from None
+    except OSError as exc:
+        raise InputError(f"{file}: cannot read ({exc.strerror})", "check the path") from None
+    records = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            try:
+                records.append(from_json(line))
+            except RecordError as exc:
+                raise InputError(f"{file} line {number}: {exc}",
+                                 "import a file written by `rdmarig results export` (--format jsonl)") from None
+    if not records:
+        raise InputError(f"{file} holds no records", "import a file written by `rdmarig results export`")
+    with open_store(store) as st:
+        new = st.insert_many(records)
+    typer.echo(f"imported {new} records into {st.path} ({len(records) - new} were there already)", err=True)
+
+
+_DEFAULT_PLOT = Path("out/plot.png")
 
 
 @app.command("plot")
 def plot(
-    y: str = typer.Option(..., "--y", help="field to plot, e.g. summary.median_gbytes_per_s"),
+    y: str = typer.Option("throughput", "--y", help="what to plot: 'throughput' (each record kind's "
+                          "GB/s figure) or a field path, e.g. summary.median_gbytes_per_s"),
     x: str = typer.Option("params.io_size_bytes", "--x", help="field on the x axis"),
-    group: str = typer.Option("name", "--group", help="field whose values make separate lines"),
-    out: Path = typer.Option(Path("out/plot.png"), "--out", help="PNG file to write"),
+    group: Optional[str] = typer.Option(None, "--group", help="comma-separated fields whose values make "
+                                        "separate lines, e.g. name,params.path (default: the record name "
+                                        "and the configuration params that differ)"),
+    out: Path = typer.Option(_DEFAULT_PLOT, "--out", help="file to write: .png, .svg or .pdf, in an "
+                             "existing directory (the default's out/ is created)"),
     kind: Optional[str] = typer.Option(None, help="measured or modelled"),
     name: Optional[str] = typer.Option(None, help="record name or prefix"),
     linear: bool = typer.Option(False, "--linear", help="linear x axis (default: log2)"),
     store: Optional[Path] = StoreOption,
 ) -> None:
-    """Draw stored records: one line per group, x and y picked by dotted field path."""
-    from results.plots import plot_series
+    """Draw stored records: one line per configuration through the median of repeated runs, with
+    a min..max band; x and y picked by field path."""
+    from results import plots
 
-    with open_store(store) as st:
-        records = st.query(kind=kind, name=name)
-    typer.echo(f"wrote {plot_series(records, x, y, group, out, logx=not linear)}")
+    plots.check_metric(y)
+    _check_kind(kind)
+    fmt = out.suffix.lstrip(".").lower()
+    if fmt not in plots.PLOT_FORMATS:
+        raise InputError(f"--out {out}: cannot tell the image format from {out.suffix or 'no suffix'!r}",
+                         f"end the file name in .{', .'.join(plots.PLOT_FORMATS)}")
+    if out == _DEFAULT_PLOT:
+        out.parent.mkdir(exist_ok=True)
+    output_file(out)
+    groups = [g.strip() for g in group.split(",") if g.strip()] if group is not None else None
+    if groups is not None and not groups:
+        raise InputError("--group is empty", "name fields, e.g. --group name,params.path")
+    with open_store(store, write=False) as st:
+        data = plots.build_series(st.query(kind=kind, name=name), x, y, groups)
+    fig = plots.figure(data, logx=not linear)
+    write_output(out, plots.render(fig, fmt))
+    typer.echo(f"wrote {out}: {len(data.series)} lines from {data.records_used} stored points")
+    if data.records_left_out:
+        print(f"rdmarig: note: {data.records_left_out} stored points have no numeric {x} and {y}; "
+              "left out", file=sys.stderr)
+    _finish(st)

@@ -1,5 +1,5 @@
-"""What every forked probe child (memcpy copier, socket sender and receiver) does about signals and
-its result pipe.
+"""What every forked probe child (memcpy copier, socket sender and receiver, the per-page probes'
+children) does about signals and its result pipe; `call` runs one function in such a child.
 
 A Ctrl-C in a terminal reaches the whole process group. The parent alone handles it: it stops the
 children (SIGTERM) and cleans up. A child that took SIGINT, or the parent's SIGTERM-as-interrupt
@@ -15,6 +15,7 @@ mask and releases it only once its handlers are its own.
 
 from __future__ import annotations
 
+import os
 import signal
 
 _STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
@@ -42,3 +43,52 @@ def report(conn, message: dict) -> None:
         conn.send(message)
     except (BrokenPipeError, ConnectionResetError):
         pass
+
+
+def receive(conn, timeout_s: float, who: str, error: type[Exception] = RuntimeError) -> dict:
+    """A child's next message; `error` if it gives none in time, exits without one, or failed."""
+    if not conn.poll(timeout_s):
+        raise error(f"the {who} gave no answer within {timeout_s:.0f} s")
+    try:
+        message = conn.recv()
+    except EOFError:
+        raise error(f"the {who} exited without a result") from None
+    if "error" in message:
+        raise error(f"the {who} failed: {message['error']}")
+    return message
+
+
+def call(fn, args: tuple = (), cpu: int | None = None, timeout_s: float = 120.0, what: str = "probe"):
+    """fn(*args) in a forked child (single-threaded, pinned to `cpu`), its result returned here.
+
+    A probe runs in a child of its own so that its address space has one thread on one CPU (a
+    munmap then flushes one TLB, not the ticker thread's CPU as well) and the parent's memory
+    stays out of its figures. The child's exception comes back as a RuntimeError."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    parent_end, child_end = ctx.Pipe(duplex=False)
+    process = ctx.Process(target=_call_in_child, args=(fn, args, cpu, child_end), daemon=True)
+    try:
+        start(process)
+        child_end.close()
+        return receive(parent_end, timeout_s, f"{what} child")["result"]
+    finally:
+        if process.is_alive():
+            process.join(1)
+        if process.is_alive():
+            process.terminate()
+        process.join(2)
+        parent_end.close()
+
+
+def _call_in_child(fn, args, cpu, conn) -> None:
+    detach_signals()
+    try:
+        if cpu is not None:
+            os.sched_setaffinity(0, {cpu})
+        conn.send({"result": fn(*args)})
+    except BaseException as exc:  # reported to the parent, which raises it there
+        report(conn, {"error": f"{type(exc).__name__}: {exc}"})
+    finally:
+        conn.close()

@@ -131,6 +131,20 @@ class VethPair:
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
+    def set_offloads(self, settings: dict[str, str]) -> None:
+        """`ethtool -K` on both ends, e.g. {"tx": "off", "rx": "off", "tso": "off"}; OSError with
+        ethtool's own words if it refuses (or is missing)."""
+        args = [word for name, state in settings.items() for word in (name, state)]
+        for ns, dev in ((self.tx_ns, self.tx_dev), (self.rx_ns, self.rx_dev)):
+            try:
+                out = subprocess.run(["ip", "netns", "exec", ns, "ethtool", "-K", dev, *args],
+                                     capture_output=True, text=True, timeout=15)
+            except (OSError, subprocess.SubprocessError) as exc:
+                raise OSError(f"ethtool -K {dev}: {exc}") from None
+            if out.returncode != 0:
+                said = (out.stderr or out.stdout).strip().splitlines()
+                raise OSError(f"ethtool -K {dev} {' '.join(args)}: {said[-1] if said else f'exit {out.returncode}'}")
+
     def describe(self) -> dict:
         return {"tx_namespace": self.tx_ns, "rx_namespace": self.rx_ns,
                 "tx_addr": TX_ADDR, "rx_addr": RX_ADDR, "mtu_bytes": mtu(self.tx_dev, self.tx_ns),

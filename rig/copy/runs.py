@@ -1,26 +1,26 @@
 """Sweeps of the copy probes, turned into records and stored one by one as each completes.
 
-`memcpy_sweep` and `socket_sweep` are generators: they yield one `Outcome` per configuration (a
-stored record, or a skip with its reason), so the caller shows progress and an interrupted sweep
-keeps every record already yielded.
+Each sweep is a generator: it yields one `Outcome` per configuration (a stored record, or a skip
+with its reason), so the caller shows progress and an interrupted sweep keeps every record already
+yielded. Each has a `*_plan` twin listing the same configurations in the same order with their
+expected cost (seconds), which the progress estimate weighs what is left by.
 """
 
 from __future__ import annotations
 
 import os
-import time
-from dataclasses import dataclass, field
+import tempfile
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
-from results import stats
 from results.record import Record
 from results.store import Store
 from rig import records
 from rig import accounting as acct
-from rig.copy import memcpy, netns, senders, sources, transfer
+from rig.copy import hugepages, memcpy, netns, pagecopy, senders, sources, transfer
+from rig.copy.outcome import Outcome, Step, finish, noise_warning, summarize, warnings_of, watched
 from scenarios.errors import InputError
 from scenarios.units import MiB
 
@@ -29,14 +29,12 @@ MAX_MEMCPY_BYTES = 1 << 30
 MAX_CHUNK_BYTES = 256 << 20
 SOURCE_MIN_BYTES = 64 << 20     # larger than the last-level cache: file data comes from DRAM
 WARMUP_S = 0.2
-
-
-@dataclass
-class Outcome:
-    what: str
-    record: Record | None = None
-    skipped: str | None = None
-    row: dict = field(default_factory=dict)
+# expected costs for the progress estimate (seconds; measured on the rig host, rounded up)
+PROCESS_START_S = 0.15          # fork a probe child (or a sender/receiver pair) and connect
+FIRST_TOUCH_BYTES_PER_S = 2e9   # allocate and fill a buffer
+SOURCE_BYTES_PER_S = 0.3e9      # generate, write and read back a source file
+VETH_SETUP_S = 0.5
+CALL_OVERHEAD_S = 0.25          # memcpy.call_overhead_s(), once per sweep
 
 
 def check_sizes(sizes: list[float], what: str, limit: int) -> list[int]:
@@ -51,20 +49,36 @@ def check_sizes(sizes: list[float], what: str, limit: int) -> list[int]:
     return out
 
 
-def _summary(samples: dict[str, list[float]], main: str, label: str) -> dict:
-    summary: dict = {}
-    values = [v for v in samples[main] if v is not None]
-    if values:
-        summary.update(stats.summarize(values).as_dict(main))
-        summary["stability_warning"] = stats.stability_warning(values, label)
-    for key, series in samples.items():
-        clean = [v for v in series if v is not None and np.isfinite(v)]
-        if key != main and clean:
-            summary[f"median_{key}"] = float(np.median(clean))
-    return summary
+def remove_leftovers() -> list[str]:
+    """Everything a killed run (dead pid in the name) left behind, of every probe kind: source
+    files on tmpfs and on the disk directory, network namespaces, page-copy mount points."""
+    removed = [str(p) for p in sources.remove_stale(sources.TMPFS_DIR)] if sources.TMPFS_DIR.is_dir() else []
+    disk = sources.disk_dir_or_none()
+    if disk is not None:
+        removed += [str(p) for p in sources.remove_stale(disk)]
+    removed += [str(p) for p in pagecopy.remove_stale(Path(tempfile.gettempdir()))]
+    if os.geteuid() == 0:
+        try:
+            removed += [f"network namespace {n}" for n in netns.remove_stale()]
+        except InputError:  # no `ip`: there can be no namespaces of ours either
+            pass
+    return removed
 
 
 # --------------------------------------------------------------------------- memcpy
+
+def memcpy_plan(sizes: list[int], processes: list[int], repetitions: int) -> list[Step]:
+    # all CPU work: the copiers' timings (each >= MIN_TIMING_S of CPU), filling their buffers, forking;
+    # copiers are counted one after the other (a busy host runs them so; a quiet one is faster)
+    steps = []
+    for size in sizes:
+        calibrate_s = 2 * size / FIRST_TOUCH_BYTES_PER_S + 2.5 * memcpy.MIN_TIMING_S
+        for i, procs in enumerate(processes):
+            copier_s = 2 * size / FIRST_TOUCH_BYTES_PER_S + (repetitions + 0.1) * memcpy.MIN_TIMING_S * 1.2
+            first = (calibrate_s + (CALL_OVERHEAD_S if size == sizes[0] else 0.0)) if i == 0 else 0.0
+            steps.append(Step(f"memcpy {size} B x{procs}", first + PROCESS_START_S + procs * copier_s))
+    return steps
+
 
 def memcpy_sweep(sizes: list[int], processes: list[int], repetitions: int,
                  store: Store | None) -> Iterator[Outcome]:
@@ -73,21 +87,18 @@ def memcpy_sweep(sizes: list[int], processes: list[int], repetitions: int,
     ncpu = len(os.sched_getaffinity(0))
     for size in sizes:
         count, alignment = memcpy.calibrate_count(size)
+        per_batch = memcpy.copies_per_batch(size, count, memcpy.MIN_TIMING_S / count)
+        count = -(-count // per_batch) * per_batch
         for procs in processes:
             what = f"memcpy {size} B x{procs}"
             if size * 2 * procs > _available_bytes() * 0.8:
                 yield Outcome(what, skipped=f"{procs} x 2 x {size} bytes do not fit in available memory")
                 continue
-            before, children0 = acct.HostSnapshot.now(pids), acct.Rusage.children()
-            wall0 = time.perf_counter()
             try:
-                timings = memcpy.measure(size, procs, repetitions, count)
+                timings, noise = watched(lambda: memcpy.measure(size, procs, repetitions, count, per_batch), pids)
             except RuntimeError as exc:  # a copier died (e.g. out of memory): skip with the reason
                 yield Outcome(what, skipped=str(exc))
                 continue
-            wall = time.perf_counter() - wall0
-            delta = acct.host_delta(before, acct.HostSnapshot.now(pids))
-            noise = acct.foreign_cpu_per_s(delta, [acct.Rusage.children() - children0], wall)
             total = [t.total_gbytes_per_s for t in timings]
             per_core = [t.per_core_gbytes_per_s for t in timings]
             per_copy_s = [max(t.per_process_s) / t.copies_per_process for t in timings]
@@ -103,23 +114,20 @@ def memcpy_sweep(sizes: list[int], processes: list[int], repetitions: int,
                        "per_cpu_second_gbytes_per_s": [t.per_cpu_second_gbytes_per_s for t in timings],
                        "call_corrected_per_cpu_second_gbytes_per_s": cpu_corrected,
                        "wall_s": [t.wall_s for t in timings], "seconds_per_copy": per_copy_s,
-                       "call_corrected_per_core_gbytes_per_s": corrected}
-            summary = _summary(samples, "total_gbytes_per_s", f"memcpy {size} B x{procs}")
+                       "call_corrected_per_core_gbytes_per_s": corrected,
+                       "batch_median_per_core_gbytes_per_s": [t.batch_median_per_core_gbytes_per_s
+                                                              for t in timings]}
+            summary = finish(summarize(samples, "total_gbytes_per_s", f"memcpy {size} B x{procs}"), noise)
             summary["call_overhead_s"] = overhead
-            summary.update(noise)
-            _noise_warning(summary, noise["foreign_cpu_per_s"])
             params = {"io_size_bytes": size, "processes": procs, "copies_per_timing": count,
-                      "min_timing_s": memcpy.MIN_TIMING_S, "repetitions": repetitions,
-                      "pinned": procs <= ncpu, "copy_function": "glibc memmove via ctypes"}
+                      "copies_per_batch": per_batch, "min_timing_s": memcpy.MIN_TIMING_S,
+                      "repetitions": repetitions, "pinned": procs <= ncpu,
+                      "copy_function": "glibc memmove via ctypes"}
+            extra = {"buffers": alignment, "glibc_memcpy": memcpy.glibc_tunables(),
+                     "transparent_hugepage": hugepages.settings()}
             record = records.store_record(records.measured_record(
-                "copy.memcpy", params, samples, summary, extra_provenance={"buffers": alignment}), store)
+                "copy.memcpy", params, samples, summary, extra_provenance=extra), store)
             yield Outcome(what, record=record, row=_memcpy_row(record))
-
-
-def _noise_warning(summary: dict, foreign_cpu_per_s: float | None) -> None:
-    if foreign_cpu_per_s is not None and foreign_cpu_per_s > acct.FOREIGN_CPU_WARN_PER_S:
-        summary["noise_warning"] = (f"other work used {foreign_cpu_per_s:.2f} CPU-s per second during "
-                                    f"the runs (> {acct.FOREIGN_CPU_WARN_PER_S}); figures may be low")
 
 
 def _available_bytes() -> int:
@@ -136,9 +144,8 @@ def _memcpy_row(record: Record) -> dict:
             "per_core_gbytes_per_s": s.get("median_per_core_gbytes_per_s"),
             "corrected_gbytes_per_s": s.get("median_call_corrected_per_core_gbytes_per_s"),
             "per_cpu_second_gbytes_per_s": s.get("median_per_cpu_second_gbytes_per_s"),
-            "cv": s.get("cv"), "foreign_cpu_per_s": s.get("foreign_cpu_per_s"),
-            "warning": ", ".join(w for k, w in (("stability_warning", "unstable"), ("noise_warning", "noisy host"))
-                                 if s.get(k))}
+            "batch_median_per_core_gbytes_per_s": s.get("median_batch_median_per_core_gbytes_per_s"),
+            "cv": s.get("cv"), "foreign_cpu_per_s": s.get("foreign_cpu_per_s"), "warning": warnings_of(s)}
 
 
 # --------------------------------------------------------------------------- sockets
@@ -149,7 +156,7 @@ _SPLIT_KEYS = ("gbytes_per_s", "tx_user_cpu_s_per_gb", "tx_system_cpu_s_per_gb",
                "calls_sent_per_gb", "calls_received_per_gb")
 
 
-def _interface_provenance(via: str, veth: netns.VethPair | None) -> dict:
+def interface_provenance(via: str, veth: netns.VethPair | None) -> dict:
     sysctls = {}
     for name in ("tcp_rmem", "tcp_wmem", "tcp_congestion_control"):
         try:
@@ -160,6 +167,36 @@ def _interface_provenance(via: str, veth: netns.VethPair | None) -> dict:
         return {"network": {"via": "veth", **veth.describe()}, "sysctl": sysctls}
     return {"network": {"via": "loopback", "interface": "lo", "mtu_bytes": netns.mtu("lo"),
                         "offloads": netns.offloads("lo")}, "sysctl": sysctls}
+
+
+def source_size(chunks: list[int], source_bytes: int | None = None) -> int:
+    size = source_bytes or max(SOURCE_MIN_BYTES, 2 * max(chunks))
+    return -(-size // max(chunks)) * max(chunks)  # whole chunks, so no send wraps mid-file
+
+
+def transfer_step(what: str, path: str, source_kind: str, repetitions: int, duration_s: float,
+                  setup_cpu_s: float = 0.0) -> Step:
+    """One socket configuration: warm-up and timed transfers (wall: their duration; CPU: starting
+    the sender/receiver pair each time), nothing if the source refuses the path."""
+    if path in senders.FILE_ONLY and source_kind == "anon":
+        return Step(what, setup_cpu_s)
+    return Step(what, setup_cpu_s + (repetitions + 1) * PROCESS_START_S,
+                min(WARMUP_S, duration_s) + repetitions * duration_s)
+
+
+def socket_plan(paths: list[str], source_kinds: list[str], chunks: list[int], vias: list[str],
+                repetitions: int, duration_s: float) -> list[Step]:
+    steps = []
+    for via in vias:
+        setup = VETH_SETUP_S if via == "veth" else 0.0
+        for kind in source_kinds:
+            setup += source_size(chunks) / SOURCE_BYTES_PER_S
+            for chunk in chunks:
+                for path in paths:
+                    steps.append(transfer_step(f"{path} {kind} {chunk} B {via}", path, kind, repetitions,
+                                               duration_s, setup))
+                    setup = 0.0
+    return steps
 
 
 def socket_sweep(paths: list[str], source_kinds: list[str], chunks: list[int], vias: list[str],
@@ -175,11 +212,9 @@ def socket_sweep(paths: list[str], source_kinds: list[str], chunks: list[int], v
     for via in vias:
         veth = netns.VethPair().create() if via == "veth" else None
         try:
-            net_prov = _interface_provenance(via, veth)
+            net_prov = interface_provenance(via, veth)
             for kind in source_kinds:
-                size = source_bytes or max(SOURCE_MIN_BYTES, 2 * max(chunks))
-                size = -(-size // max(chunks)) * max(chunks)  # whole chunks, so no send wraps mid-file
-                source = sources.open_source(kind, size)
+                source = sources.open_source(kind, source_size(chunks, source_bytes))
                 try:
                     for chunk in chunks:
                         for path in paths:
@@ -192,26 +227,43 @@ def socket_sweep(paths: list[str], source_kinds: list[str], chunks: list[int], v
                 veth.destroy()
 
 
+def transfers(path, source, chunk, via, veth, repetitions, duration_s, pids, warm_up=True) -> list[dict] | str:
+    """A warm-up and `repetitions` timed transfers (raw figures), or the reason the path is refused."""
+    try:
+        if warm_up:
+            warm = transfer.run(path, source, chunk, via, duration_s=min(WARMUP_S, duration_s), veth=veth,
+                                ksoftirqd=pids)
+            if "refused" in warm:
+                return warm["refused"]
+        raws = [transfer.run(path, source, chunk, via, duration_s=duration_s, veth=veth, ksoftirqd=pids)
+                for _ in range(repetitions)]
+    except transfer.TransferError as exc:  # a call failed mid-run (the kernel refused it): skip, go on
+        return str(exc)
+    refused = [r["refused"] for r in raws if "refused" in r]
+    return refused[0] if refused else raws
+
+
+def skipped_transfer(what: str, reason: str, path: str, source_kind: str, chunk: int, via: str) -> Outcome:
+    return Outcome(what, skipped=reason, row={"path": path, "source": source_kind, "io_size_bytes": chunk,
+                                              "via": via, "warning": "skipped: " + reason})
+
+
 def _socket_config(path, source, chunk, via, veth, repetitions, duration_s, store, pids,
                    net_prov) -> Outcome:
     what = f"{path} {source.kind} {chunk} B {via}"
-    try:
-        warm = transfer.run(path, source, chunk, via, duration_s=min(WARMUP_S, duration_s), veth=veth,
-                            ksoftirqd=pids)
-        if "refused" not in warm:
-            raws = [transfer.run(path, source, chunk, via, duration_s=duration_s, veth=veth, ksoftirqd=pids)
-                    for _ in range(repetitions)]
-            refused = [r["refused"] for r in raws if "refused" in r]
-            warm = {"refused": refused[0]} if refused else warm
-    except transfer.TransferError as exc:  # a call failed mid-run (the kernel refused it): skip, go on
-        warm = {"refused": str(exc)}
-    if "refused" in warm:
-        return Outcome(what, skipped=warm["refused"],
-                       row={"path": path, "source": source.kind, "io_size_bytes": chunk, "via": via,
-                            "warning": "skipped: " + warm["refused"]})
-    runs = [transfer.cpu_split(r) for r in raws]
+    raws = transfers(path, source, chunk, via, veth, repetitions, duration_s, pids)
+    if isinstance(raws, str):
+        return skipped_transfer(what, raws, path, source.kind, chunk, via)
+    record = records.store_record(transfer_record("copy.socket", [transfer.cpu_split(r) for r in raws],
+                                                  path, source, chunk, via, duration_s, net_prov), store)
+    return Outcome(what, record=record, row=socket_row(record))
+
+
+def transfer_record(name: str, runs: list[dict], path: str, source, chunk: int, via: str, duration_s: float,
+                    net_prov: dict, extra_params: dict | None = None) -> Record:
+    """A record of repeated transfers of one configuration (cpu_split figures of each run)."""
     samples = {k: [r.get(k) for r in runs] for k in _SPLIT_KEYS}
-    summary = _summary(samples, "gbytes_per_s", f"{path} throughput")
+    summary = summarize(samples, "gbytes_per_s", f"{path} throughput")
     copied = [r.get("kernel_copied") for r in runs if "kernel_copied" in r]
     if copied:
         # True if the kernel copied in any run, False only if every run confirmed zero copy
@@ -219,11 +271,11 @@ def _socket_config(path, source, chunk, via, veth, repetitions, duration_s, stor
         summary["zerocopy_sends"] = sum(r.get("zerocopy_sends") or 0 for r in runs)
         summary["zerocopy_completed_sends"] = sum(r.get("zerocopy_completed") or 0 for r in runs)
         summary["zerocopy_copied_sends"] = sum(r.get("zerocopy_copied") or 0 for r in runs)
-    _noise_warning(summary, summary.get("median_foreign_cpu_per_s"))
+    noise_warning(summary, summary.get("median_foreign_cpu_per_s"))
     params = {"path": path, "source": source.kind, "io_size_bytes": chunk, "via": via,
-              "duration_s": duration_s, "repetitions": repetitions, "source_bytes": source.size_bytes,
+              "duration_s": duration_s, "repetitions": len(runs), "source_bytes": source.size_bytes,
               "receiver": "recv_into a page-aligned buffer", "tx_cpu": _cpu_of(0),
-              "rx_cpu": _cpu_of(1)}
+              "rx_cpu": _cpu_of(1), **(extra_params or {})}
     overlap = acct.softirq_in_task_time()
     extra = {**net_prov, "source": source.info,
              "cpu_accounting": {"softirq_in_task_time": overlap,
@@ -231,8 +283,7 @@ def _socket_config(path, source, chunk, via, veth, repetitions, duration_s, stor
              "socket_buffers": {"sndbuf_bytes": runs[-1]["sndbuf_bytes"], "rcvbuf_bytes": runs[-1]["rcvbuf_bytes"]}}
     if "pipe_bytes" in runs[-1]:
         extra["pipe_bytes"] = runs[-1]["pipe_bytes"]
-    record = records.store_record(records.measured_record("copy.socket", params, samples, summary, extra), store)
-    return Outcome(what, record=record, row=_socket_row(record))
+    return records.measured_record(name, params, samples, summary, extra)
 
 
 def _cpu_of(index: int) -> int | None:
@@ -240,7 +291,7 @@ def _cpu_of(index: int) -> int | None:
     return cpus[index] if len(cpus) >= 2 else None
 
 
-def _socket_row(record: Record) -> dict:
+def socket_row(record: Record) -> dict:
     p, s = record.params, record.summary
     row = {"id": record.id[:8], "path": p["path"], "source": p["source"], "io_size_bytes": p["io_size_bytes"],
            "via": p["via"], "gbytes_per_s": s.get("median_gbytes_per_s"), "cv": s.get("cv")}
@@ -253,9 +304,7 @@ def _socket_row(record: Record) -> dict:
     if "kernel_copied" in s:
         notes.append({True: "kernel copied", False: "zero-copy"}.get(s["kernel_copied"],
                                                                      "zero copy unconfirmed (completions missing)"))
-    if s.get("stability_warning"):
-        notes.append("unstable")
-    if s.get("noise_warning"):
-        notes.append("noisy host")
+    if warnings_of(s):
+        notes.append(warnings_of(s))
     row["warning"] = ", ".join(notes)
     return row

@@ -43,6 +43,7 @@ SO_EE_CODE_ZEROCOPY_COPIED = 1
 IP_RECVERR = 11
 F_SETPIPE_SZ = 1031
 PIPE_MAX_BYTES = 1 << 20
+NOTIFICATION_WAIT_S = 10.0   # how long a zero-copy sender waits for its last completions
 SPLICE_F_MOVE, SPLICE_F_MORE = 1, 4
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -125,7 +126,8 @@ def _sendfile(sock, source, chunk, budget) -> dict:
     return {"calls": calls}
 
 
-def _pipe() -> tuple[int, int, int]:
+def open_pipe() -> tuple[int, int, int]:
+    """A pipe grown to PIPE_MAX_BYTES where the kernel allows: (read end, write end, its size)."""
     r, w = os.pipe()
     try:
         size = fcntl.fcntl(w, F_SETPIPE_SZ, PIPE_MAX_BYTES)
@@ -134,7 +136,7 @@ def _pipe() -> tuple[int, int, int]:
     return r, w, size
 
 
-def _drain_pipe(r: int, sock_fd: int, n: int) -> int:
+def drain_pipe(r: int, sock_fd: int, n: int) -> int:
     calls = 0
     while n:
         n -= os.splice(r, sock_fd, n, flags=SPLICE_F_MOVE | SPLICE_F_MORE)
@@ -143,7 +145,7 @@ def _drain_pipe(r: int, sock_fd: int, n: int) -> int:
 
 
 def _splice(sock, source, chunk, budget) -> dict:
-    r, w, pipe_bytes = _pipe()
+    r, w, pipe_bytes = open_pipe()
     calls, fd = 0, sock.fileno()
     try:
         for off, n in _offsets(source, chunk, budget):
@@ -153,31 +155,37 @@ def _splice(sock, source, chunk, budget) -> dict:
                                 flags=SPLICE_F_MOVE | SPLICE_F_MORE)
                 if got <= 0:
                     raise OSError(errno.EIO, f"splice from the source returned {got}")
-                calls += 1 + _drain_pipe(r, fd, got)
+                calls += 1 + drain_pipe(r, fd, got)
                 done += got
     finally:
         os.close(r), os.close(w)
     return {"calls": calls, "pipe_bytes": pipe_bytes}
 
 
-class _Iovec(ctypes.Structure):
+class Iovec(ctypes.Structure):
     _fields_ = [("iov_base", ctypes.c_void_p), ("iov_len", ctypes.c_size_t)]
 
 
+def vmsplice(pipe_w: int, iov: Iovec) -> int:
+    """vmsplice(2) of one iovec into a pipe: the pipe takes references to the user pages."""
+    got = _libc.vmsplice(pipe_w, ctypes.byref(iov), 1, 0)
+    if got < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"vmsplice: {os.strerror(err)}")
+    return got
+
+
 def _vmsplice(sock, source, chunk, budget) -> dict:
-    r, w, pipe_bytes = _pipe()
+    r, w, pipe_bytes = open_pipe()
     base, calls, fd = address_of(source.mapping), 0, sock.fileno()
-    iov = _Iovec()
+    iov = Iovec()
     try:
         for off, n in _offsets(source, chunk, budget):
             done = 0
             while done < n:
                 iov.iov_base, iov.iov_len = base + off + done, min(pipe_bytes, n - done)
-                got = _libc.vmsplice(w, ctypes.byref(iov), 1, 0)
-                if got < 0:
-                    err = ctypes.get_errno()
-                    raise OSError(err, f"vmsplice: {os.strerror(err)}")
-                calls += 1 + _drain_pipe(r, fd, got)
+                got = vmsplice(w, iov)
+                calls += 1 + drain_pipe(r, fd, got)
                 done += got
     finally:
         os.close(r), os.close(w)
@@ -236,13 +244,25 @@ def _msg_zerocopy(sock, source, chunk, budget) -> dict:
                 comp.drain(block_s=0.1)
             calls += 1
         comp.drain()
-    deadline = time.monotonic() + 10
+    end_of_stream(sock)
+    deadline = time.monotonic() + NOTIFICATION_WAIT_S
     while comp.done < sends and time.monotonic() < deadline:
         comp.drain(block_s=0.1)
     view.release()
     return {"calls": calls, "zerocopy_sends": sends, "zerocopy_completed": comp.done,
             "zerocopy_copied": comp.copied, "zerocopy_notifications": comp.notifications,
             "kernel_copied": _copied_verdict(comp.copied, comp.done, sends)}
+
+
+def end_of_stream(sock: socket.socket) -> None:
+    """Shut the sending side (FIN) once every byte is handed over. A zero-copy sender does it before
+    it waits for its last completions, so the transfer (timed to the receiver's end of stream) ends
+    with the data, never with that wait."""
+    try:
+        sock.shutdown(socket.SHUT_WR)
+    except OSError as exc:
+        if exc.errno != errno.ENOTCONN:
+            raise
 
 
 def _copied_verdict(copied: int, completed: int, sends: int) -> bool | None:
@@ -290,9 +310,11 @@ def _uring_send(sock, source, chunk, budget, zero_copy: bool = False) -> dict:
                                           f"{os.strerror(-result)}")
                     raise OSError(-result, f"io_uring send: {os.strerror(-result)}")
                 done += result
+        end_of_stream(sock)
         # bounded: ring.wait() would block for good on a notification that never comes
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + NOTIFICATION_WAIT_S
         while notifs < promised and time.monotonic() < deadline:
+            ring.flush()  # notifications can pile up past the 16-entry CQ ring while we send
             cqes = ring.completions()
             for _, res, flags in cqes:
                 take(res, flags)
@@ -317,7 +339,7 @@ def _uring_splice(sock, source, chunk, budget) -> dict:
         ring = ur.Uring(8)
     except ur.UringUnavailable as exc:
         raise PathRefused(str(exc)) from None
-    r, w, pipe_bytes = _pipe()
+    r, w, pipe_bytes = open_pipe()
     calls, fd, no_offset = 0, sock.fileno(), -1
     try:
         def splice(fd_in: int, off_in: int, fd_out: int, n: int) -> int:

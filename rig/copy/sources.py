@@ -82,12 +82,20 @@ def remove_stale(directory: Path) -> list[Path]:
     return removed
 
 
-def _disk_dir() -> Path:
+def disk_dir_or_none() -> Path | None:
+    """Where disk source files go: $RDMARIG_DISK_DIR, /var/tmp or the temp directory (writable)."""
     for candidate in (os.environ.get("RDMARIG_DISK_DIR"), "/var/tmp", tempfile.gettempdir()):
         if candidate and Path(candidate).is_dir() and os.access(candidate, os.W_OK):
             return Path(candidate)
-    raise InputError("no writable directory on a disk filesystem for the disk source",
-                     "set RDMARIG_DISK_DIR to a writable directory on a disk")
+    return None
+
+
+def _disk_dir() -> Path:
+    directory = disk_dir_or_none()
+    if directory is None:
+        raise InputError("no writable directory on a disk filesystem for the disk source",
+                         "set RDMARIG_DISK_DIR to a writable directory on a disk")
+    return directory
 
 
 def _fs_type(path: Path) -> str | None:

@@ -88,7 +88,7 @@ def _sender(conn, addr: str, port: int, path: str, source: Source, chunk: int, d
                                 deadline=None if total_bytes is not None else time.monotonic() + duration_s)
         ru0 = acct.Rusage.now()
         info = senders.send(path, sock, source, chunk, budget)
-        sock.shutdown(socket.SHUT_WR)
+        senders.end_of_stream(sock)  # zero-copy paths did already, before waiting for completions
         ru = acct.Rusage.now() - ru0
         t1 = time.perf_counter()
         sndbuf = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
@@ -104,15 +104,7 @@ def _sender(conn, addr: str, port: int, path: str, source: Source, chunk: int, d
 
 
 def _recv(conn, timeout_s: float, who: str) -> dict:
-    if not conn.poll(timeout_s):
-        raise TransferError(f"the {who} gave no answer within {timeout_s:.0f} s")
-    try:
-        msg = conn.recv()
-    except EOFError:
-        raise TransferError(f"the {who} exited without a result") from None
-    if "error" in msg:
-        raise TransferError(f"the {who} failed: {msg['error']}")
-    return msg
+    return child.receive(conn, timeout_s, who, TransferError)
 
 
 def run(path: str, source: Source, chunk: int, via: str = "loopback", duration_s: float = 1.0,

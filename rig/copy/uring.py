@@ -17,6 +17,9 @@ import struct
 
 SYS_IO_URING_SETUP = 425
 SYS_IO_URING_ENTER = 426
+SYS_IO_URING_REGISTER = 427
+IORING_REGISTER_BUFFERS = 0
+IORING_UNREGISTER_BUFFERS = 1
 IORING_ENTER_GETEVENTS = 1 << 0
 IORING_FEAT_SINGLE_MMAP = 1 << 0
 IORING_OFF_SQ_RING = 0
@@ -128,6 +131,19 @@ class Uring:
         self._sq_tail.value = tail + 1
         self.pending += 1
 
+    def register_buffer(self, address: int, length: int) -> None:
+        """IORING_REGISTER_BUFFERS of one buffer: the kernel pins its pages (pin_user_pages,
+        FOLL_LONGTERM) and keeps them pinned until unregister_buffers()."""
+        iov = (ctypes.c_uint64 * 2)(address, length)
+        if _libc.syscall(SYS_IO_URING_REGISTER, self.fd, IORING_REGISTER_BUFFERS, ctypes.byref(iov), 1) < 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"io_uring buffer registration: {os.strerror(err)}")
+
+    def unregister_buffers(self) -> None:
+        if _libc.syscall(SYS_IO_URING_REGISTER, self.fd, IORING_UNREGISTER_BUFFERS, None, 0) < 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"io_uring buffer unregistration: {os.strerror(err)}")
+
     def enter(self, wait_for: int = 0) -> int:
         """Hand the pending SQEs to the kernel and wait for `wait_for` completions."""
         flags = IORING_ENTER_GETEVENTS if wait_for else 0
@@ -138,6 +154,15 @@ class Uring:
                 return ret
             err = ctypes.get_errno()
             if err != errno.EINTR:
+                raise OSError(err, f"io_uring_enter: {os.strerror(err)}")
+
+    def flush(self) -> None:
+        """io_uring_enter(GETEVENTS) waiting for nothing: runs pending completion work and moves
+        completions that overflowed the CQ ring (kept by the kernel: IORING_FEAT_NODROP) into it.
+        Reading the ring's memory alone never sees those."""
+        while _libc.syscall(SYS_IO_URING_ENTER, self.fd, 0, 0, IORING_ENTER_GETEVENTS, None, 0) < 0:
+            err = ctypes.get_errno()
+            if err not in (errno.EINTR, errno.EAGAIN, errno.EBUSY):
                 raise OSError(err, f"io_uring_enter: {os.strerror(err)}")
 
     def completions(self) -> list[tuple[int, int, int]]:

@@ -229,6 +229,6 @@ def test_calibrate_host_without_records_is_one_line(tmp_path, capsys, existing):
             assert st.query(limit=1) == []
     c = _rdmarig(capsys, "calibrate", "host", "--out", str(tmp_path / "p.toml"), "--store", str(store))
     assert c.returncode == 2
-    assert len(c.stderr.strip().splitlines()) == 1 and "rdmarig measure copy" in c.stderr
+    assert len(c.stderr.strip().splitlines()) == 1 and "rdmarig measure" in c.stderr
     assert not (tmp_path / "p.toml").exists()
     assert store.exists() == existing  # a mistyped --store path is not created as an empty store

@@ -43,3 +43,19 @@ def test_two_copiers_each_report_a_span():
 
 def test_call_overhead_is_sub_microsecond_scale():
     assert 1e-9 < memcpy.call_overhead_s(20_000) < 2e-5
+
+
+def test_batches_are_one_copy_from_about_a_mebibyte_and_longer_below():
+    assert memcpy.copies_per_batch(1 << 20, 2500, 20e-6) == 1           # one copy per stamp, as mbw
+    assert memcpy.copies_per_batch(4096, 150_000, 0.3e-6) == 50          # >= 15 us of copies per stamp
+    assert memcpy.copies_per_batch(4096, 10, 0.3e-6) == 10               # never more than the timing
+
+
+def test_batch_median_is_stamped_per_batch():
+    count, _ = memcpy.calibrate_count(1 << 20, min_timing_s=0.01)
+    per_batch = memcpy.copies_per_batch(1 << 20, count, 0.01 / count)
+    (t,) = memcpy.measure(1 << 20, processes=1, timings=1, count=count, per_batch=per_batch)
+    assert t.copies_per_process % per_batch == 0
+    assert len(t.per_process_batch_s[0]) == t.copies_per_process // per_batch
+    assert sum(t.per_process_batch_s[0]) == pytest.approx(t.per_process_s[0], rel=1e-6)
+    assert 0.1 < t.batch_median_per_core_gbytes_per_s < 1000

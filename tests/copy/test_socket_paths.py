@@ -74,6 +74,18 @@ def test_zero_copy_paths_say_the_kernel_copied_on_loopback(path, tmpfs_source):
     assert transfer.cpu_split(raw)["kernel_copied"] is True
 
 
+def test_send_zc_notifications_that_overflow_the_completion_ring_all_arrive(tmpfs_source):
+    # thousands of 64 KiB sends, one request in flight: notifications pile up past the 16-entry CQ
+    # ring while the sender sends. They must all be read (the kernel keeps the overflow until an
+    # io_uring_enter flushes it) and the sender must not sit out its 10 s completion deadline.
+    raw = transfer.run("uring-send-zc", tmpfs_source, 64 << 10, duration_s=0.3)
+    if "refused" in raw:
+        pytest.skip(f"uring-send-zc refused by this kernel: {raw['refused']}")
+    info = raw["sent"]["info"]
+    assert info["zerocopy_sends"] > 16 and info["zerocopy_completed"] == info["zerocopy_sends"]
+    assert raw["sent"]["end"] - raw["sent"]["start"] < senders.NOTIFICATION_WAIT_S
+
+
 def test_zero_copy_is_never_claimed_without_every_completion():
     assert senders._copied_verdict(copied=0, completed=9, sends=10) is None
     assert senders._copied_verdict(copied=0, completed=0, sends=0) is None

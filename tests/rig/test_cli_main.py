@@ -93,3 +93,24 @@ def test_flags_take_no_value_in_help():
         text = CliRunner().invoke(cli.app, [*argv, "--help"]).output
         assert "<bool>" not in text, argv
     assert flags >= 10
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["plan", "--bogus"], "rdmarig plan: No such option: --bogus"),
+    (["results", "list", "--limit", "abc"], "rdmarig results list: Invalid value for '--limit'"),
+    (["nonexist"], "rdmarig: No such command 'nonexist'"),
+    (["plan"], "rdmarig plan: Missing argument"),
+    (["measure", "copy", "--wide"], "No such option: --wide"),
+    (["plan", "smbdirect-2x200g", "--wide", "true"], "Got unexpected extra argument(s) (true)"),
+    (["scenarios", "check"], "Missing argument"),
+    (["guest", "run", "--cpus", "two", "--", "true"], "Invalid value for '--cpus'"),
+])
+def test_usage_errors_are_one_line_exit_2(run_cli, argv, fragment):
+    res = run_cli(*argv)
+    res.one_line_error(2, fragment)
+    assert "see `rdmarig" in res.err
+
+
+def test_a_group_without_a_command_shows_its_help(run_cli):
+    res = run_cli("measure")
+    assert res.code == 2 and "Usage: rdmarig measure" in res.err and "copy" in res.err
