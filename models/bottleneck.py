@@ -172,8 +172,9 @@ def evaluate(p: Mapping[str, np.ndarray], table: DemandTable, engine_names: tupl
           + t.registrations_per_io[idx] * g("cpu.mr_register_time"))
 
     # --- the network chains: data (server -> client on READ) and, with SMB2, the request (client -> server)
-    data, request, counts = _chains(g, S, proto, is_tcp, soft, smb, reading, offload, in_copy, own_pass,
-                                    csum_pass, warm, filled, cold, t.cpu_copies[idx], t.rdma_wrs_per_io[idx])
+    mr_read = np.choose(t.rdma_source[idx].astype(int), [warm, cold, filled])   # what an RDMA send reads
+    data, request, counts = _chains(g, S, proto, is_tcp, soft, smb, reading, offload, own_pass,
+                                    csum_pass, warm, filled, mr_read, t.rdma_wrs_per_io[idx])
     server_inits = is_rdma | reading                  # RDMA: the server posts WRITE (READ) or READ (WRITE)
 
     # --- per-I/O work on each end, before placement
@@ -314,8 +315,8 @@ class _Counts:
     client_copy_and_calls: np.ndarray    # the TCP client's recv calls and its copy out of the socket
 
 
-def _chains(g, S, proto, is_tcp, soft, smb, reading, offload, in_copy, own_pass, csum_pass, warm, filled, cold,
-            cpu_copies, server_wrs) -> tuple[_Chain, _Chain, _Counts]:
+def _chains(g, S, proto, is_tcp, soft, smb, reading, offload, own_pass, csum_pass, warm, filled, mr_read,
+            server_wrs) -> tuple[_Chain, _Chain, _Counts]:
     """CPU seconds per I/O of the data chain and of the SMB2 request chain, per part.
 
     TCP, data (the sender initiates): send units x t_segment (+ a checksum pass without offload)
@@ -345,9 +346,10 @@ def _chains(g, S, proto, is_tcp, soft, smb, reading, offload, in_copy, own_pass,
     t_pkt, t_wr = g("nic.soft_packet_time"), g("nic.soft_wr_time")
     with np.errstate(divide="ignore"):
         crc = np.where(soft, S / np.where(soft, g("nic.soft_crc_rate"), 1.0), 0.0)
-    # the poster copies from its MR: a buffer it just filled itself (cpu-copy), or page-cache pages
-    mr_read = np.where(cpu_copies > 0, warm, cold)
-    rx_copy = warm                                    # into the receiver's MR from skbs just built
+    # the sender copies from its MR (mr_read: a buffer it filled itself, the page cache, another
+    # core's buffer); the receiver into its MR from skbs just built on this core (on loopback) or
+    # written by the NIC (through one)
+    rx_copy = np.where(g("link.medium_code") == 1, warm, filled)
     write_init = server_wrs * t_wr + (pkts + resp) * t_pkt + mr_read + crc
     write_peer = (pkts + resp) * t_pkt + crc + rx_copy + acks_r * t_pkt
     write_back = acks_r * t_pkt

@@ -38,6 +38,7 @@ class DemandTable:
     pins_per_io: np.ndarray             # pin + unpin
     registrations_per_io: np.ndarray    # memory-region registrations
     dma_per_page: np.ndarray            # 1 where a descriptor carries one page of the workload
+    rdma_source: np.ndarray             # the memory an RDMA send reads: 0 buffer, 1 page cache, 2 filled
 
     @property
     def cpu_copies(self) -> np.ndarray:
@@ -89,4 +90,5 @@ def demand_table(paths: list[CopyPath] | tuple[CopyPath, ...], engine_apis: list
         pins_per_io=col(lambda p: p.pins_per_io),
         registrations_per_io=col(lambda p: p.registrations_per_io),
         dma_per_page=col(lambda p: float(p.dma_per_page)),
+        rdma_source=col(lambda p: float(("buffer", "page-cache", "filled").index(p.rdma_source))),
     )

@@ -70,6 +70,10 @@ class CopyPath:
     pins_per_io: float = 0.0        # pin + unpin the I/O's pages (zero-copy send, MR registration, vmsplice)
     registrations_per_io: float = 0.0  # memory-region registrations (ibv_reg_mr + dereg) per I/O
     dma_per_page: bool = False      # one DMA descriptor per page of the workload (memory batches of pages)
+    # where the memory an RDMA WRITE sends from sits, for a NIC that copies it (software RDMA):
+    # buffer (the serving thread just filled it), page-cache (zero copy: the file's pages), filled
+    # (a worker or a DMA engine wrote it)
+    rdma_source: str = "buffer"
 
 
 def _c(who: str, source: str) -> Copy:
@@ -83,7 +87,7 @@ ROWS: tuple[CopyPath, ...] = (
         transports=("smbdirect",), copies=(),
         # REG_MR + RDMA WRITE + SEND (response) + LOCAL_INV: a kernel server (ksmbd) maps the page-cache
         # pages with a fast-registration WR; the pages are referenced, not pinned from user space
-        syscalls_per_io=0, rdma_wrs_per_io=4,
+        syscalls_per_io=0, rdma_wrs_per_io=4, rdma_source="page-cache",
     ),
     CopyPath(
         name="cpu-copy",
@@ -97,7 +101,7 @@ ROWS: tuple[CopyPath, ...] = (
         description="io_uring IOSQE_ASYNC: the copy runs on async worker cores, the serving thread waits",
         transports=("smbdirect",),
         copies=(_c("workers", "page-cache"),),
-        syscalls_per_io=1, rdma_wrs_per_io=2, handoffs_per_io=1,
+        syscalls_per_io=1, rdma_wrs_per_io=2, handoffs_per_io=1, rdma_source="filled",
     ),
     CopyPath(
         name="dma-offload",
@@ -105,7 +109,7 @@ ROWS: tuple[CopyPath, ...] = (
         transports=("smbdirect",),
         copies=(_c("dma", "page-cache"),),
         dma_api="async_memcpy", dma_descriptor=4096,
-        syscalls_per_io=1, rdma_wrs_per_io=2,
+        syscalls_per_io=1, rdma_wrs_per_io=2, rdma_source="filled",
     ),
     CopyPath(
         name="dma-offload-chan",
@@ -113,7 +117,7 @@ ROWS: tuple[CopyPath, ...] = (
         transports=("smbdirect",),
         copies=(_c("dma", "page-cache"),),
         dma_api="dma_request_channel", dma_descriptor=4096,
-        syscalls_per_io=1, rdma_wrs_per_io=2,
+        syscalls_per_io=1, rdma_wrs_per_io=2, rdma_source="filled",
     ),
     CopyPath(
         name="send-zc",
@@ -187,6 +191,7 @@ ROW_FIELDS = (
     *(F.number(key, L.PER_IO_COUNT, default=0.0) for key in COUNT_KEYS),
     *(F.number(key, L.PAGE_PASSES, default=0.0) for key in PAGE_PASS_KEYS),
     F.flag("dma_per_page", default=False),
+    F.choice("rdma_source", SOURCES, default="buffer"),
 )
 COPY_FIELDS = (F.choice("who", WHO), F.choice("source", SOURCES))
 
