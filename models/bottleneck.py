@@ -138,17 +138,18 @@ def evaluate(p: Mapping[str, np.ndarray], table: DemandTable, engine_names: tupl
     sockets_used = np.where(g("workload.placement_code") > 0, g("cpu.sockets"), 1.0)
 
     # --- copies: cold (page cache), warm (reused buffer), filled (another core / engine / NIC wrote it)
-    def copy_time(source: str) -> np.ndarray:
+    def copy_bytes(source: str) -> np.ndarray:
+        """Seconds to copy S bytes from `source`, per byte only."""
         if source == "warm":
             return resources.copy_seconds(S, g("cpu.copy_rate_cache"), g("cpu.copy_rate_dram"),
                                           g("cpu.cache_per_core"), False)
         local = g("cpu.copy_rate_dram") if source == "cold" else g("cpu.copy_rate_cross_core")
         share = remote if source == "cold" else np.where(unpinned, remote, 0.0)
-        per_byte = (1.0 - share) / local + share / g("cpu.copy_rate_remote")
-        steps = folios * g("cpu.copy_page_time") if source == "cold" else 0.0   # page-cache lookups, iterator steps
-        return S * per_byte + steps
+        return S * ((1.0 - share) / local + share / g("cpu.copy_rate_remote"))
 
-    cold, warm, filled = copy_time("cold"), copy_time("warm"), copy_time("filled")
+    # a copy out of the page cache also steps through it page by page (lookup, iterator, short copy)
+    cold_bytes, warm, filled = copy_bytes("cold"), copy_bytes("warm"), copy_bytes("filled")
+    cold = cold_bytes + folios * g("cpu.copy_page_time")
     t = table
     serving_copies = t.serving_cold_copies[idx] * cold + t.serving_warm_copies[idx] * warm \
         + t.serving_filled_copies[idx] * filled
@@ -172,7 +173,8 @@ def evaluate(p: Mapping[str, np.ndarray], table: DemandTable, engine_names: tupl
           + t.registrations_per_io[idx] * g("cpu.mr_register_time"))
 
     # --- the network chains: data (server -> client on READ) and, with SMB2, the request (client -> server)
-    mr_read = np.choose(t.rdma_source[idx].astype(int), [warm, cold, filled])   # what an RDMA send reads
+    # what a software NIC's send copies from: its MR's pages are mapped already (no page-cache lookups)
+    mr_read = np.choose(t.rdma_source[idx].astype(int), [warm, cold_bytes, filled])
     data, request, counts = _chains(g, S, proto, is_tcp, soft, smb, reading, offload, own_pass,
                                     csum_pass, warm, filled, mr_read, t.rdma_wrs_per_io[idx])
     server_inits = is_rdma | reading                  # RDMA: the server posts WRITE (READ) or READ (WRITE)

@@ -151,6 +151,21 @@ def notes(ev: Evaluation) -> list[str]:
     return out
 
 
+def error_pct(predicted: float, measured: float) -> float:
+    """The model's error against a measurement, in percent of the measurement (+: the model is high)."""
+    return (predicted / measured - 1.0) * 100.0 if measured and math.isfinite(measured) else float("nan")
+
+
+def error_summary(errors: list[float]) -> str:
+    """'median |error| 12%, max 40% (n points)' over the finite errors."""
+    finite = sorted(abs(e) for e in errors if math.isfinite(e))
+    if not finite:
+        return "no point to compare"
+    n = len(finite)
+    median = finite[n // 2] if n % 2 else (finite[n // 2 - 1] + finite[n // 2]) / 2
+    return f"median |error| {median:.0f}%, max {finite[-1]:.0f}% ({n} points)"
+
+
 def check_target(rate: float, where: str, text: str | None = None) -> float:
     """A target rate the model can answer: the same physical range a scenario file's `target` has
     (scenarios.limits.TARGET_RATE)."""

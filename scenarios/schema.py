@@ -411,10 +411,13 @@ def scenario_file(name_or_path: str | Path) -> Path:
     return resolve(name_or_path, builtin_scenarios(), "scenario")
 
 
-def load_scenario(name_or_path: str | Path, platform: str | Path | None = None) -> Scenario:
-    """Load and validate a scenario by built-in name or path; `platform` overrides its platform."""
+def load_scenario(name_or_path: str | Path, platform: str | Path | Platform | None = None) -> Scenario:
+    """Load and validate a scenario by built-in name or path; `platform` (a name, a file, or a
+    Platform already read) overrides its platform."""
     path = scenario_file(name_or_path)
     data = read_toml(path, "scenario")
+    if isinstance(platform, Platform):
+        return parse_scenario(data, str(path), platform)
     if platform is None:
         ref = data.get("platform")
         if not isinstance(ref, str) or not ref:
