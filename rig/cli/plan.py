@@ -190,7 +190,7 @@ def plan(
             if given is not None:
                 raise InputError(f"{option} does not go with --vs-measured",
                                  f"run the comparison without {option}, or the capacity table without --vs-measured")
-        text = render(vs_measured_table(scenario, platform, store), fmt)
+        text = render(vs_measured_table(scenario, platform, store, machine=fmt in ("csv", "json")), fmt)
         typer.echo(text, nl=not text.endswith("\n"))
         return
     target_rate = model_report.parse_target(target) if target is not None else None
@@ -231,8 +231,9 @@ VS_COLUMNS = [Column.of("io_size", "I/O size"), Column.of("copy_path"), Column.o
               Column("binding", "model's binding resource"), Column("records", "records", "{:d}")]
 
 
-def vs_measured_table(scenario: str, platform: Optional[str], store: Optional[Path]) -> Table:
-    """The scenario mirroring the stored smbd records, predicted (component fits only) and measured."""
+def vs_measured_table(scenario: str, platform: Optional[str], store: Optional[Path], machine: bool = False) -> Table:
+    """The scenario mirroring the stored smbd records, predicted (component fits only) and measured.
+    `machine` (CSV, JSON): the I/O size in bytes."""
     from models import report as model_report
     from rig import calibrate as rc
     from rig.cli._common import open_store
@@ -260,7 +261,11 @@ def vs_measured_table(scenario: str, platform: Optional[str], store: Optional[Pa
         raise InputError(f"--vs-measured: {name} holds no measured figure",
                          "predictions rest on component fits: run `rdmarig calibrate host --place guest` first")
     fitted_at = rc.profile_places(plat, everything)
-    if place is not None and fitted_at and fitted_at != {place}:
+    if not fitted_at:
+        raise InputError(f"--vs-measured: none of the records {plat.name}'s measured figures cite is in "
+                         f"{store or 'the store'}: where it was calibrated cannot be checked",
+                         "pass the --store it was calibrated from")
+    if place is not None and fitted_at != {place}:
         raise InputError(f"--vs-measured: {plat.name} was calibrated from records of "
                          f"{'; '.join(sorted(p.label for p in fitted_at))}, the smbd records are of {place.label}",
                          "compare like with like: calibrate the profile from the records of the smbd runs' place")
@@ -297,4 +302,5 @@ def vs_measured_table(scenario: str, platform: Optional[str], store: Optional[Pa
         notes.append(rc.place_summary(place, smbd))
     if left_out:
         notes.append(f"{left_out} smbd records of other places left out (one place per comparison)")
-    return Table(f"{s.name} on {plat.name}: predicted vs measured", VS_COLUMNS, rows, notes)
+    columns = ([Column.of("io_size_bytes", "I/O size", "{:.0f}")] + VS_COLUMNS[1:]) if machine else VS_COLUMNS
+    return Table(f"{s.name} on {plat.name}: predicted vs measured", columns, rows, notes)
