@@ -152,9 +152,9 @@ def evaluate(p: Mapping[str, np.ndarray], table: DemandTable, engine_names: tupl
     cold = cold_bytes + folios * g("cpu.copy_page_time")
     t = table
     serving_copies = t.serving_cold_copies[idx] * cold + t.serving_warm_copies[idx] * warm \
-        + t.serving_filled_copies[idx] * filled
+        + t.serving_filled_copies[idx] * filled + t.serving_mapped_copies[idx] * cold_bytes
     worker_copies = t.worker_cold_copies[idx] * cold + t.worker_warm_copies[idx] * warm \
-        + t.worker_filled_copies[idx] * filled
+        + t.worker_filled_copies[idx] * filled + t.worker_mapped_copies[idx] * cold_bytes
 
     # --- checksum (TCP): by the NIC, in the send copy (csum_and_copy), or a pass of its own
     offload = (g("workload.checksum_offload") > 0) & ((g("nic.checksum_offload") > 0) | loop)
@@ -174,7 +174,7 @@ def evaluate(p: Mapping[str, np.ndarray], table: DemandTable, engine_names: tupl
 
     # --- the network chains: data (server -> client on READ) and, with SMB2, the request (client -> server)
     # what a software NIC's send copies from: its MR's pages are mapped already (no page-cache lookups)
-    mr_read = np.choose(t.rdma_source[idx].astype(int), [warm, cold_bytes, filled])
+    mr_read = np.choose(t.rdma_source[idx].astype(int), [warm, cold_bytes, filled, cold_bytes])
     data, request, counts = _chains(g, S, proto, is_tcp, soft, smb, reading, offload, own_pass,
                                     csum_pass, warm, filled, mr_read, t.rdma_wrs_per_io[idx])
     server_inits = is_rdma | reading                  # RDMA: the server posts WRITE (READ) or READ (WRITE)
@@ -207,20 +207,24 @@ def evaluate(p: Mapping[str, np.ndarray], table: DemandTable, engine_names: tupl
               + np.where(loop, request.peer + request.back + np.where(server_inits, 0.0, data.peer + data.back), 0.0))
     server_cpu = serving + workers + flows            # what the server's cores spend per I/O, where it runs
 
-    # --- capacities of the CPU resources
-    serving_cores = np.minimum(g("workload.io_cores"), g("workload.connections"))
+    # --- capacities of the CPU resources; other tenants' load (CPU-s/s spread over the host's cores)
+    # leaves each core the rest of its time
+    host_cores = g("cpu.cores") * sockets_used
+    free = np.clip(1.0 - g("workload.foreign_load") / host_cores, 0.0, 1.0)
+    serving_cores = np.minimum(g("workload.io_cores"), g("workload.connections")) * free
     cap_serving = serving_cores * S / serving
     with np.errstate(divide="ignore", invalid="ignore"):
-        cap_workers = np.where(workers > 0, g("workload.async_workers") * S / np.where(workers > 0, workers, 1), np.inf)
-        host_cores = g("cpu.cores") * sockets_used
+        cap_workers = np.where(workers > 0, g("workload.async_workers") * free * S / np.where(workers > 0, workers, 1),
+                               np.inf)
         flow_queues = np.where(soft, np.minimum(g("workload.connections"), host_cores),
                                resources.occupied_queues(np.minimum(g("nic.rss_queues"), host_cores),
                                                          g("workload.connections")))
-        cap_flows = np.where(flows > 0, flow_queues * S / np.where(flows > 0, flows, 1.0), np.inf)
+        cap_flows = np.where(flows > 0, flow_queues * free * S / np.where(flows > 0, flows, 1.0), np.inf)
         client_cpu = np.where(client_on, client + client_flows, 0.0)
         both = server_cpu + np.where(loop, client_cpu, 0.0)
-        cap_all = host_cores * S / both
-        client_threads = np.minimum(g("workload.client_cores"), g("workload.connections"))
+        cap_all = host_cores * free * S / both
+        # the client shares the host's cores (and their other tenants) on loopback
+        client_threads = np.minimum(g("workload.client_cores"), g("workload.connections")) * np.where(loop, free, 1.0)
         cap_client = np.where(client_on & (client > 0), client_threads * S / np.where(client > 0, client, 1.0), np.inf)
         client_queues = np.where(soft, np.minimum(g("workload.connections"), g("workload.client_cores")),
                                  resources.occupied_queues(np.minimum(g("nic.rss_queues"), g("workload.client_cores")),

@@ -19,9 +19,11 @@ class DemandTable:
     serving_cold_copies: np.ndarray     # copies per payload byte in the serving thread, cold source
     serving_warm_copies: np.ndarray     # ... from a reused buffer of I/O size
     serving_filled_copies: np.ndarray   # ... from a buffer another core / engine / the NIC just wrote
+    serving_mapped_copies: np.ndarray   # ... from the file's pages through a user mapping (cold, no lookups)
     worker_cold_copies: np.ndarray
     worker_warm_copies: np.ndarray
     worker_filled_copies: np.ndarray
+    worker_mapped_copies: np.ndarray
     dma_copies: np.ndarray              # copies per payload byte done by DMA engines
     dma_descriptor: np.ndarray          # bytes per descriptor
     dma_reach: np.ndarray               # [path, engine] True when the path's API reaches the engine
@@ -43,11 +45,13 @@ class DemandTable:
     @property
     def cpu_copies(self) -> np.ndarray:
         return (self.serving_cold_copies + self.serving_warm_copies + self.serving_filled_copies
-                + self.worker_cold_copies + self.worker_warm_copies + self.worker_filled_copies)
+                + self.serving_mapped_copies + self.worker_cold_copies + self.worker_warm_copies
+                + self.worker_filled_copies + self.worker_mapped_copies)
 
     @property
     def cold_copies(self) -> np.ndarray:
-        return self.serving_cold_copies + self.worker_cold_copies
+        """Copies whose source lines come from DRAM (the page cache, read or mapped)."""
+        return self.serving_cold_copies + self.worker_cold_copies + self.serving_mapped_copies + self.worker_mapped_copies
 
     @property
     def send_copies(self) -> np.ndarray:
@@ -71,9 +75,11 @@ def demand_table(paths: list[CopyPath] | tuple[CopyPath, ...], engine_apis: list
         serving_cold_copies=col(lambda p: _count(p, "serving", "page-cache")),
         serving_warm_copies=col(lambda p: _count(p, "serving", "buffer")),
         serving_filled_copies=col(lambda p: _count(p, "serving", "filled")),
+        serving_mapped_copies=col(lambda p: _count(p, "serving", "mapped")),
         worker_cold_copies=col(lambda p: _count(p, "workers", "page-cache")),
         worker_warm_copies=col(lambda p: _count(p, "workers", "buffer")),
         worker_filled_copies=col(lambda p: _count(p, "workers", "filled")),
+        worker_mapped_copies=col(lambda p: _count(p, "workers", "mapped")),
         dma_copies=col(lambda p: float(sum(1 for c in p.copies if c.who == "dma"))),
         dma_descriptor=col(lambda p: p.dma_descriptor),
         dma_reach=reach,
@@ -90,5 +96,5 @@ def demand_table(paths: list[CopyPath] | tuple[CopyPath, ...], engine_apis: list
         pins_per_io=col(lambda p: p.pins_per_io),
         registrations_per_io=col(lambda p: p.registrations_per_io),
         dma_per_page=col(lambda p: float(p.dma_per_page)),
-        rdma_source=col(lambda p: float(("buffer", "page-cache", "filled").index(p.rdma_source))),
+        rdma_source=col(lambda p: float(("buffer", "page-cache", "filled", "mapped").index(p.rdma_source))),
     )

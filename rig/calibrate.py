@@ -175,7 +175,10 @@ def dram_estimate(records: list[Record]) -> cal.Estimate | None:
             and 64 << 20 <= r.params.get("io_size_bytes", 0) and _cached_copy(r, r.params["io_size_bytes"])]
     if not best:
         return None
-    values = np.array([v for r in best for v in r.samples.get("total_gbytes_per_s", []) if v]) * GB * 3
+    # per second of CPU each copier got, times the copiers: other tenants on the cores do not lower it
+    values = np.array([v * r.params["processes"] for r in best for v in
+                       (r.samples.get("per_cpu_second_gbytes_per_s") or []) if v]
+                      or [v for r in best for v in r.samples.get("total_gbytes_per_s", []) if v]) * GB * 3
     if values.size == 0:
         return None
     return cal.Estimate(float(np.max(values)), float(np.min(values)), float(np.max(values)), "bytes/s",

@@ -19,10 +19,12 @@ from scenarios.toml_table import TomlTable
 from scenarios.units import parse_size
 
 WHO = ("serving", "workers", "dma")
-# page-cache: cold, from DRAM; buffer: reused by the copying core (its cache holds it up to
+# page-cache: read through the page cache (cold, from DRAM, and a lookup + iterator step per
+# folio: copy_to_iter after filemap_read); mapped: the file's pages through a user mapping (cold,
+# no page-cache lookups); buffer: reused by the copying core (its cache holds it up to
 # cache_per_core); filled: another core, a DMA engine or the NIC just wrote it (its lines come from
 # another cache or DRAM: cpu.copy_rate_cross_core)
-SOURCES = ("page-cache", "buffer", "filled")
+SOURCES = ("page-cache", "buffer", "filled", "mapped")
 TRANSPORTS = ("smbdirect", "tcp", "memory")
 # pieces of an I/O's work beyond its copies that a path may move to io_uring's io-wq workers:
 # stack: the network send work (TCP segments and checksum, a software RDMA NIC's requester work);

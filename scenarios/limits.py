@@ -97,6 +97,9 @@ COMPLETION_LATENCY = span("10ns", "10ms", parse_time, "a completion takes 10 ns 
 CONNECTIONS = count(1, 65535, "one client address has at most 65535 ports to a server port")
 # Cores the client gives to I/O; 0: the client is not modelled (a client that never limits).
 CLIENT_CORES = count(0, 8192, "0 (client not modelled) up to the 8192 CPUs Linux manages")
+# CPU other tenants take while the workload runs (CPU-seconds per second over the host): 0 up to
+# every core Linux manages.
+FOREIGN_LOAD = span("0s", "8192s", parse_time, "other tenants take 0 CPU-s/s up to every core the host has")
 # DMA channels one workload spreads its descriptors over: up to every engine a platform has.
 DMA_CHANNELS = count(1, 256, "4 DSA or 16 I/OAT channels per socket; 256 bounds every platform")
 # Credits are 16-bit fields: MS-SMB2 CreditRequest/CreditResponse, MS-SMBD CreditsRequested/Granted.

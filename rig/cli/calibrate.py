@@ -307,16 +307,18 @@ def compare_table(scenario: str, platform_file: Path, plat, records: list):
 
     s = load_scenario(scenario, platform=platform_file)
     measured = measured_side(records)
-    chunks = sorted({c for _, c in measured})
-    if not chunks:
+    if not measured:
         return Table("model vs measured", COMPARE_COLUMNS, [], ["no loopback tmpfs socket records"])
-    ev = evaluate_grid(s, {"workload.io_size": chunks})
+    names = [p.name for p in s.copy_paths]
     rows, errors_gbps, errors_cpu = [], [], []
-    for row in report.rows(ev):
-        key = (row["copy_path"], int(row["io_size_bytes"]))
-        m = measured.get(key)
-        if m is None:
+    for key, m in measured.items():
+        if key[0] not in names:
             continue
+        # each point at the load other tenants put on the host while it ran (its record says)
+        foreign = m.foreign_cpu_per_s if m.foreign_cpu_per_s == m.foreign_cpu_per_s else 0.0
+        ev = evaluate_grid(s, {"workload.io_size": [key[1]], "workload.foreign_load": [foreign]},
+                           paths=[names.index(key[0])])
+        (row,) = report.rows(ev)
         pg, ps, pr = row["throughput_bytes_per_s"] / GB, row["cpu_s_per_gb"], row["client_cpu_s_per_gb"]
         mc = m.cpu_s_per_gb + m.receiver_cpu_s_per_gb
         eg, ec = report.error_pct(pg, m.gbytes_per_s), report.error_pct(ps + pr, mc)
@@ -334,11 +336,11 @@ def compare_table(scenario: str, platform_file: Path, plat, records: list):
     notes = [f"throughput: {report.error_summary(errors_gbps)}; CPU per GB, both ends: {report.error_summary(errors_cpu)}"
              if rows else "no measured path matches a copy path of the scenario",
              f"model: scenario {s.name} on the calibrated profile (loopback: the sender's core also runs the receive "
-             "softirq its sends trigger; the receiver's core its recv copy); measured: median over the stored "
-             "repetitions, sender = tx user + system + softirq, receiver = rx",
+             "softirq its sends trigger; the receiver's core its recv copy), each point at the foreign load its "
+             "record measured (workload.foreign_load: other tenants' CPU leaves the cores the rest of their time); "
+             "measured: median over the stored repetitions, sender = tx user + system + softirq, receiver = rx",
              measured_note,
-             f"measured throughput is lowered by other tenants (foreign load median {fg[0]:.2f}, max {fg[1]:.2f} "
-             "CPU-s/s on this host); CPU per GB is not"]
+             f"other tenants took median {fg[0]:.2f}, max {fg[1]:.2f} CPU-s/s of this host's cores while these ran"]
     return Table(f"model vs measured: {s.name} on {platform_file}", COMPARE_COLUMNS, rows, notes)
 
 

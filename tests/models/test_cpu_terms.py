@@ -541,3 +541,33 @@ def test_roce_loopback_needs_software_rdma(tmp_path):
     from scenarios.errors import InputError
     with pytest.raises(InputError, match="needs software RDMA"):
         _scenario(tmp_path, SOFT_LOOPBACK)
+
+
+# --- other tenants, copies from a mapping ---------------------------------------------------------------
+
+def test_other_tenants_leave_each_core_the_rest_of_its_time(tmp_path):
+    s = schema.load_scenario("smb-tcp-loopback")
+    names = [p.name for p in s.copy_paths]
+    cores = s.platform.cpu.cores
+    ev = evaluate_grid(s, {"workload.io_size": [MiB], "workload.foreign_load": [0.0, 0.5 * cores]},
+                       paths=[names.index("sendfile")])
+    # half the host's CPU taken by others: every CPU resource carries half as much
+    for res in ("cpu-serving", "client-cpu", "cpu-all"):
+        assert cap(ev, 1, res) == pytest.approx(0.5 * cap(ev, 0, res)), res
+    assert ev.result.throughput[1] == pytest.approx(0.5 * ev.result.throughput[0])
+    # CPU per GB does not change: the work is the same
+    assert ev.result.cpu_seconds_per_byte[1] == pytest.approx(ev.result.cpu_seconds_per_byte[0])
+
+
+def test_a_copy_from_a_mapping_has_no_page_cache_lookups():
+    s = schema.load_scenario("smb-tcp-loopback")
+    c = s.platform.cpu
+    names = [p.name for p in s.copy_paths]
+    ev = evaluate_grid(s, {"workload.io_size": [MiB]}, paths=[names.index("rw"), names.index("uring-send")])
+    units = MiB / s.workload.gso_size
+    stack = units * (c.tcp_segment_time + c.tcp_receive_time + c.tcp_ack_time)
+    # rw: pread through the page cache (per byte + a step per page) + send from the reused buffer
+    assert ev.result.serving_seconds_per_io[0] == pytest.approx(
+        2 * c.syscall_time + MiB / c.copy_rate_dram + MiB / 4096 * c.copy_page_time + MiB / c.copy_rate_cache + stack)
+    # uring-send: one copy from the file's mapping, cold lines, no lookups
+    assert ev.result.serving_seconds_per_io[1] == pytest.approx(c.syscall_time + MiB / c.copy_rate_dram + stack)

@@ -97,7 +97,7 @@ SCENARIO_ROWS = [
     ("invalid-toml", SMBD, [("[sweep]", "[sweep")], "not valid TOML"),
     ("platform-not-a-name", SMBD, [('platform = "xeon-8470-cx7"', "platform = 3")], "3 is not a profile name"),
     ("copy-path-no-transport", LOOP, [('transports = ["tcp"]', "transports = []")], "is not a list of transports"),
-    ("copy-path-dma-without-api", LOOP, [('copies = [{who = "serving", source = "page-cache"}]\nsyscalls_per_io = 1\n'
+    ("copy-path-dma-without-api", LOOP, [('copies = [{who = "serving", source = "mapped"}]\nsyscalls_per_io = 1\n'
                                           'zc_notifications_per_io = 1',
                                           'copies = [{who = "dma", source = "page-cache"}]\nsyscalls_per_io = 1\n'
                                           'zc_notifications_per_io = 1')], "dma_api: missing field"),
