@@ -3,8 +3,9 @@
 
 Run where an RDMA device exists, e.g. in the soft-RoCE guest:
     rdmarig guest run -- python3 benchmarks/verbs_vs_perftest.py [--size 1MiB] [-n 300] [--qps 1] [--tx-depth 128]
-Prints both bandwidths, both CPU costs (user+system+softirq seconds per GB, both ends) and the
-ratios rdmarig/perftest; target: bandwidth ratio >= 0.95. Exit 0 when both ran, 1 otherwise.
+Prints both bandwidths, both CPU costs (seconds per GB, both ends, each part counted once by
+rig.accounting: user + system less the softirq served inside it + softirq) and the ratios
+rdmarig/perftest; target: bandwidth ratio >= 0.95. Exit 0 when both ran, 1 otherwise.
 --rounds N alternates the two N times and reports the median ratio (the machine is shared).
 """
 
@@ -26,10 +27,10 @@ from scenarios.units import parse_size  # noqa: E402
 
 def one_round(opts: VerbsOptions, size: int) -> dict:
     ours = run_point(opts, size)
-    s, loc, rem = ours["summary"], ours["ports"]["local"], ours["ports"]["remote"]
+    s, loc, rem = ours.summary, ours.ports["local"], ours.ports["remote"]
     theirs = perftest.run(opts.op, size, device=loc["device"], ib_port=loc["port"], gid_index=loc["gid_index"],
                           peer_device=rem["device"], peer_gid_index=rem["gid_index"], num_qps=opts.num_qps,
-                          tx_depth=opts.tx_depth, cq_mod=ours["params"]["cq_mod_effective"],
+                          tx_depth=opts.tx_depth, cq_mod=ours.params["cq_mod_effective"],
                           post_list=opts.post_list, iterations=opts.iterations)
     return {"rdmarig_gbits_per_s": s["bw_average_gbits_per_s"], "perftest_gbits_per_s": theirs["bw_average_gbits_per_s"],
             "bw_ratio": s["bw_average_gbits_per_s"] / theirs["bw_average_gbits_per_s"],

@@ -1,20 +1,43 @@
-"""CPU accounting for one measured transfer.
+"""CPU accounting: the one module that counts CPU for every probe (copy probes, verbs runs,
+perftest runs, `rdmarig serve`), each part of the work counted once.
 
-Three sources, read before and after the timed window, arithmetic afterwards:
-- getrusage(RUSAGE_SELF) inside each probe process: user and system seconds, including threads
-  that already exited (io_uring workers). Tick-sampled (HZ=250 here), so +-4 ms per reading.
+Sources, read before and after the timed window, arithmetic afterwards:
+- getrusage: user and system seconds of this process (RUSAGE_SELF, including threads that already
+  exited, e.g. io_uring workers), of one thread (RUSAGE_THREAD: a `serve` session), or of children
+  reaped with wait4 (perftest). Tick-sampled (HZ=250 here), so +-4 ms per reading.
 - /proc/stat per CPU: user, system, softirq, irq, steal, idle in clock ticks.
-- ksoftirqd/N run time from /proc/<pid>/schedstat (nanoseconds, exact).
+- ksoftirqd/N and kworker run time from /proc/<pid>/schedstat (nanoseconds, exact).
 
-Softirq served in a task's context (the loopback receive path inside the sender's send()) is,
-on a kernel without CONFIG_IRQ_TIME_ACCOUNTING, charged to that task's system time AND to the CPU's
-softirq time in /proc/stat (kernel/sched/cputime.c: account_system_time() picks the cpustat index
-from in_serving_softirq(), account_system_index_time() adds the same time to p->stime). That is the
+Softirq served in a task's context (the loopback receive path inside the sender's send(); a veth
+packet received inside a busy-polling verbs loop) is, on a kernel without
+CONFIG_IRQ_TIME_ACCOUNTING, charged to that task's system time AND to the CPU's softirq time in
+/proc/stat (kernel/sched/cputime.c: account_system_time() picks the cpustat index from
+in_serving_softirq(), account_system_index_time() adds the same time to p->stime). That is the
 kernel's design, not a bug; reporting system + softirq would count it twice, so `side_split` takes
-the in-context share out of the process's system time. With CONFIG_IRQ_TIME_ACCOUNTING the task's
+the in-context share out of the side's system time. With CONFIG_IRQ_TIME_ACCOUNTING the task's
 time excludes softirq already, so nothing is taken out; where the kernel config is unreadable
 nothing is taken out either and the record says so (its totals may then count softirq twice).
 Softirq deferred to ksoftirqd is in ksoftirqd's schedstat and in the CPU's softirq time.
+
+Where soft-RoCE (rdma_rxe) work lands, measured in the guest's Debian 6.1 kernel (HZ=250, no
+CONFIG_IRQ_TIME_ACCOUNTING), RDMA WRITE/READ loops of 64 KiB and 1 MiB, per-CPU /proc/stat,
+/proc/softirqs and schedstat deltas:
+- one device (rxe0 -> rxe0): rxe's loopback path runs requester, responder and completer in the
+  posting task; everything is in its system time, /proc/stat softirq stays ~0.
+- across the veth (rxe0 -> rxe1): every packet is received in NET_RX softirq (~50 000 per CPU
+  per run), in one of two ways, run by run: (a) inside the busy-polling process, on whichever CPU
+  it is on (1-1.5 s of softirq in its system time, ksoftirqd ~0.05 s): adding /proc/stat softirq
+  to the process's time counted that twice, 15-46 % too much; (b) deferred to ksoftirqd on the
+  other CPU while the process spins in user space: /proc/stat then showed as softirq only
+  60-70 % of ksoftirqd's exact run time, so process + /proc/stat softirq counted 12-25 % too
+  little. Process time + ksoftirqd time matched the guest's busy CPU time within 1 % in both
+  ways: the split below counts exactly that (CpuWindow: softirq = max(sampled, ksoftirqd),
+  the sampled rest taken out of the busy process's system time).
+- rxe's tasks run in tasklets in 6.1 (a few dozen TASKLET softirqs per run); from 6.4 on they
+  run in the `rxe_wq` workqueue, i.e. in kworker threads, whose time is in neither the process's
+  rusage nor softirq: `rxe_kworker_s` counts kworkers named after rxe_wq (0 in 6.1). Other
+  kworkers (vmstat, power-efficient events: 0.05-0.2 s per run here, with or without traffic) are
+  not counted.
 """
 
 from __future__ import annotations
@@ -24,12 +47,15 @@ import gzip
 import os
 import platform
 import resource
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Collection
 
 TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 # a CPU busy with other tenants' work above this many CPU-seconds per second makes a noisy run
 FOREIGN_CPU_WARN_PER_S = 0.25
+RXE_WORKQUEUE = "rxe_wq"
 
 
 @dataclass(frozen=True)
@@ -43,6 +69,12 @@ class Rusage:
         return Rusage(ru.ru_utime, ru.ru_stime)
 
     @staticmethod
+    def thread() -> "Rusage":
+        """The calling thread only (a serve session among others)."""
+        ru = resource.getrusage(resource.RUSAGE_THREAD)
+        return Rusage(ru.ru_utime, ru.ru_stime)
+
+    @staticmethod
     def children() -> "Rusage":
         """Waited-for children (the memcpy copiers once joined)."""
         ru = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -50,6 +82,9 @@ class Rusage:
 
     def __sub__(self, other: "Rusage") -> "Rusage":
         return Rusage(self.user_s - other.user_s, self.system_s - other.system_s)
+
+    def __add__(self, other: "Rusage") -> "Rusage":
+        return Rusage(self.user_s + other.user_s, self.system_s + other.system_s)
 
 
 _STAT_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
@@ -66,9 +101,9 @@ def read_proc_stat() -> dict[str, dict[str, float]]:
     return out
 
 
-def ksoftirqd_pids() -> dict[int, int]:
-    """{cpu: pid of ksoftirqd/cpu}."""
-    pids = {}
+def _kernel_threads(prefixes: tuple[str, ...]) -> dict[int, str]:
+    """{pid: comm} of the threads whose name starts with one of `prefixes`."""
+    found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -76,19 +111,25 @@ def ksoftirqd_pids() -> dict[int, int]:
             comm = (entry / "comm").read_text().strip()
         except OSError:
             continue
-        if comm.startswith("ksoftirqd/"):
-            pids[int(comm.split("/", 1)[1])] = int(entry.name)
-    return pids
+        if comm.startswith(prefixes):
+            found[int(entry.name)] = comm
+    return found
+
+
+def ksoftirqd_pids() -> dict[int, int]:
+    """{cpu: pid of ksoftirqd/cpu}."""
+    return {int(comm.split("/", 1)[1]): pid for pid, comm in _kernel_threads(("ksoftirqd/",)).items()}
+
+
+def _run_s(pid: int) -> float:
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 def read_ksoftirqd_s(pids: dict[int, int]) -> dict[int, float]:
-    out = {}
-    for cpu, pid in pids.items():
-        try:
-            out[cpu] = int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
-        except (OSError, ValueError, IndexError):
-            out[cpu] = 0.0
-    return out
+    return {cpu: _run_s(pid) for cpu, pid in pids.items()}
 
 
 @dataclass(frozen=True)
@@ -115,6 +156,33 @@ def _busy(fields: dict[str, float]) -> float:
     return sum(fields[f] for f in ("user", "nice", "system", "irq", "softirq", "steal"))
 
 
+def kernel_config_candidates() -> list[Path]:
+    """Where this kernel's build configuration may be: /proc/config.gz, /boot, and, inside the
+    soft-RoCE guest (whose / is the host's), the kernel the guest was prepared from."""
+    release = platform.release()
+    paths = [Path("/proc/config.gz"), Path(f"/boot/config-{release}")]
+    if os.environ.get("RDMARIG_GUEST") == "1":
+        from rig.guest.cache import default_cache_dir
+        paths.append(default_cache_dir() / "kernel" / "boot" / f"config-{release}")
+    return paths
+
+
+@functools.cache
+def kernel_config_path() -> Path | None:
+    """The first readable kernel configuration of `kernel_config_candidates`, or None."""
+    for path in kernel_config_candidates():
+        if _read_config(path) is not None:
+            return path
+    return None
+
+
+def _read_config(path: Path) -> str | None:
+    try:
+        return gzip.decompress(path.read_bytes()).decode() if path.suffix == ".gz" else path.read_text()
+    except (OSError, EOFError, gzip.BadGzipFile, UnicodeDecodeError):
+        return None
+
+
 @functools.cache
 def softirq_in_task_time() -> bool | None:
     """True when this kernel charges softirq served in a task's context to the task's system time
@@ -123,36 +191,43 @@ def softirq_in_task_time() -> bool | None:
     With CONFIG_IRQ_TIME_ACCOUNTING=y the kernel can still turn irq time accounting off at boot (an
     unstable TSC); that case reads as False here.
     """
-    candidates = (Path("/proc/config.gz"), Path(f"/boot/config-{platform.release()}"))
-    for path in candidates:
-        try:
-            text = gzip.decompress(path.read_bytes()).decode() if path.suffix == ".gz" else path.read_text()
-        except (OSError, EOFError, gzip.BadGzipFile, UnicodeDecodeError):
-            continue
-        return "CONFIG_IRQ_TIME_ACCOUNTING=y" not in text.splitlines()
-    return None
+    path = kernel_config_path()
+    return None if path is None else softirq_in_task_time_of(_read_config(path) or "")
 
 
-def side_split(rusage: Rusage, cpu: int | None, delta: dict,
-               softirq_in_system: bool | None = None) -> dict[str, float]:
+def softirq_in_task_time_of(config_text: str) -> bool:
+    return "CONFIG_IRQ_TIME_ACCOUNTING=y" not in config_text.splitlines()
+
+
+def side_split(rusage: Rusage, cpu: int | Collection[int] | None, delta: dict,
+               softirq_in_system: bool | None = None, busy: bool = True,
+               ksoftirqd_exact: bool = False) -> dict[str, float]:
     """user / system / softirq seconds of one side of a transfer.
 
-    softirq = the /proc/stat softirq (+irq) time of the CPU the side was pinned to: packet work runs
+    softirq = the /proc/stat softirq (+irq) time of the CPU(s) the side ran on: packet work runs
     where the packet is handled, and on loopback that is mostly the sender's CPU, which is reported
-    as it is. When `softirq_in_system` (see `softirq_in_task_time`), the part of it that did not run
-    in ksoftirqd is taken to have run inside our process, whose system time also holds it, and is
-    taken out of that (at most all of it: softirq that interrupted another task or the idle loop on
-    the same CPU is not ours, so the clamp bounds the error). Unpinned sides get softirq None.
+    as it is. With `ksoftirqd_exact`, softirq is at least ksoftirqd's run time (schedstat, exact):
+    /proc/stat samples ticks, and in the TCG guest it showed as softirq only 60-70 % of what
+    ksoftirqd ran (the rest as system), while process + ksoftirqd time matched the busy CPU.
+    When `softirq_in_system` (see `softirq_in_task_time`) and the side was `busy` on those
+    CPUs for the whole window (a pinned copy probe, a busy-polling verbs loop), the part of it that
+    did not run in ksoftirqd is taken to have run inside the side's process, whose system time also
+    holds it, and is taken out of that (at most all of it: softirq that interrupted another task or
+    the idle loop on the same CPU is not ours, so the clamp bounds the error). A side that sleeps
+    (a `serve` session waiting on its socket) was not there when softirq ran: nothing is taken
+    out. Sides with no CPU given get softirq None.
     """
-    if cpu is None or f"cpu{cpu}" not in delta["stat"]:
+    cpus = [cpu] if isinstance(cpu, int) else list(cpu or ())
+    if not cpus or any(f"cpu{c}" not in delta["stat"] for c in cpus):
         return {"user_s": rusage.user_s, "system_s": rusage.system_s, "softirq_s": None,
-                "ksoftirqd_s": None}
-    stat = delta["stat"][f"cpu{cpu}"]
-    softirq = stat["softirq"] + stat["irq"]
-    ksoft = delta["ksoftirqd_s"].get(cpu, 0.0)
-    in_process = max(0.0, softirq - ksoft) if softirq_in_system else 0.0
-    return {"user_s": rusage.user_s, "system_s": max(0.0, rusage.system_s - in_process),
-            "softirq_s": softirq, "ksoftirqd_s": ksoft}
+                "ksoftirqd_s": None, "system_raw_s": rusage.system_s, "softirq_in_process_s": 0.0}
+    sampled = sum(delta["stat"][f"cpu{c}"]["softirq"] + delta["stat"][f"cpu{c}"]["irq"] for c in cpus)
+    ksoft = sum(delta["ksoftirqd_s"].get(c, 0.0) for c in cpus)
+    softirq = max(sampled, ksoft) if ksoftirqd_exact else sampled
+    in_process = max(0.0, sampled - ksoft) if softirq_in_system and busy else 0.0
+    system = max(0.0, rusage.system_s - in_process)
+    return {"user_s": rusage.user_s, "system_s": system, "softirq_s": softirq, "ksoftirqd_s": ksoft,
+            "system_raw_s": rusage.system_s, "softirq_in_process_s": rusage.system_s - system}
 
 
 def foreign_cpu_per_s(delta: dict, ours: list[Rusage], wall_s: float) -> dict[str, float]:
@@ -165,3 +240,99 @@ def foreign_cpu_per_s(delta: dict, ours: list[Rusage], wall_s: float) -> dict[st
     own = sum(r.user_s + r.system_s for r in ours) + sum(delta["ksoftirqd_s"].values()) + total["irq"]
     return {"foreign_cpu_per_s": max(0.0, busy - own) / wall_s,
             "steal_cpu_per_s": total["steal"] / wall_s}
+
+
+# ---- one measured window (verbs runs, perftest runs, serve sessions) ---------------------------
+
+# the figures of a window, each counted once; their sum is the side's CPU time
+CPU_PARTS = ("user_s", "system_s", "softirq_s", "rxe_kworker_s")
+SCOPES = ("process", "thread", "given")
+
+
+def _kworkers() -> dict[int, str]:
+    return _kernel_threads(("kworker/",))
+
+
+def rxe_kworker_s(before: dict[int, float], after_names: dict[int, str]) -> float:
+    """Run time of the kworkers that ran rxe's workqueue (their name ends in -rxe_wq after the
+    window) since `before` ({pid: run seconds}; a worker born during the window counts from 0)."""
+    return sum(max(0.0, _run_s(pid) - before.get(pid, 0.0)) for pid, comm in after_names.items()
+               if RXE_WORKQUEUE in comm)
+
+
+class CpuWindow:
+    """CPU used by one side of a run between `start()` and `stop()`.
+
+    scope: "process" (this process, every thread: a verbs loop playing both ends, or one end of a
+    two-host run), "thread" (the calling thread: one `serve` session among others), "given" (the
+    caller passes the rusage to stop(): perftest's children, reaped with wait4).
+    busy: the side busy-polls the whole window (verbs loops, perftest, a SEND target); a side that
+    sleeps in a socket wait is not, and keeps its system time whole.
+    cpus: the CPUs whose softirq is the side's (default: the CPUs this process may run on; softirq
+    follows the busy side, so in the guest that is every CPU).
+    """
+
+    def __init__(self, scope: str = "process", busy: bool = True, cpus: Collection[int] | None = None,
+                 ksoftirqd: dict[int, int] | None = None):
+        if scope not in SCOPES:
+            raise ValueError(f"scope {scope!r} is not one of {SCOPES}")
+        self.scope, self.busy = scope, busy
+        self.cpus = sorted(cpus if cpus is not None else os.sched_getaffinity(0))
+        self.pids = ksoftirqd if ksoftirqd is not None else ksoftirqd_pids()
+
+    def _rusage(self) -> Rusage:
+        return Rusage.now() if self.scope == "process" else Rusage.thread() if self.scope == "thread" \
+            else Rusage(0.0, 0.0)
+
+    def start(self) -> "CpuWindow":
+        self.kworkers0 = {pid: _run_s(pid) for pid in _kworkers()}
+        self.host0 = HostSnapshot.now(self.pids)
+        self.rusage0 = self._rusage()
+        self.t0 = time.perf_counter()
+        return self
+
+    def stop(self, rusage: Rusage | None = None) -> dict[str, float]:
+        """The side's figures in seconds: user, system (less in-context softirq), softirq and irq
+        of its CPUs, rxe kworkers, and the parts behind them (system_raw_s, softirq_in_process_s,
+        ksoftirqd_s); `rusage` is required for scope "given"."""
+        wall = time.perf_counter() - self.t0
+        ru = self._rusage() - self.rusage0 if self.scope != "given" else rusage
+        if ru is None:
+            raise ValueError("scope 'given' needs the rusage passed to stop()")
+        delta = host_delta(self.host0, HostSnapshot.now(self.pids))
+        out = side_split(ru, self.cpus, delta, softirq_in_task_time(), self.busy, ksoftirqd_exact=True)
+        out["rxe_kworker_s"] = rxe_kworker_s(self.kworkers0, _kworkers())
+        out["wall_s"] = wall
+        out.update(foreign_cpu_per_s(delta, [ru], wall))
+        return out
+
+    def note(self) -> dict:
+        """What the window counted, for the record's provenance."""
+        overlap = softirq_in_task_time()
+        config = kernel_config_path()
+        return {"scope": self.scope, "busy_polling": self.busy, "softirq_cpus": self.cpus,
+                "softirq_in_task_time": overlap, "kernel_config": str(config) if config else None,
+                "in_context_softirq_taken_out_of_system_time": bool(overlap and self.busy),
+                "counted": "user + system (less softirq served inside it) + softirq/irq of softirq_cpus "
+                           "(at least ksoftirqd's run time) + kworkers running rxe_wq",
+                "not_counted": "other kworkers (background work, not the run's)"}
+
+
+def total_s(cpu: dict[str, float]) -> float:
+    """The side's CPU seconds: the sum of CPU_PARTS (parts absent or None count 0)."""
+    return sum(cpu.get(k) or 0.0 for k in CPU_PARTS)
+
+
+def same_host_peer(peer: dict[str, float]) -> dict[str, float]:
+    """A peer's figures when it ran on this very host (same boot_id): this side's softirq already
+    holds the host's softirq, so the peer keeps its raw process time and no softirq of its own."""
+    return {**peer, "system_s": peer.get("system_raw_s", peer.get("system_s", 0.0)), "softirq_s": 0.0,
+            "softirq_in_process_s": 0.0, "rxe_kworker_s": 0.0}
+
+
+def boot_id() -> str:
+    """Tells two processes whether they share a kernel (two-host runs inside one guest do)."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""

@@ -46,14 +46,31 @@ VS_COLUMNS = [
 ]
 
 
-def _row(point: dict[str, Any]) -> dict[str, Any]:
-    s = point["summary"]
-    row = {"msg_bytes": point["params"]["io_size_bytes"], **s,
-           "iterations": s["wrs"] / point["params"]["num_qps"]}      # per QP, as perftest counts
+def _row(point: Any) -> dict[str, Any]:
+    s = point.summary
+    row = {"msg_bytes": point.params["io_size_bytes"], **s,
+           "iterations": s["wrs"] / point.params["num_qps"]}      # per QP, as perftest counts
     for key in ("min", "median", "p99", "p999", "max"):
         if f"latency_{key}_s" in s:
             row[f"t_{key}_us"] = s[f"latency_{key}_s"] / US
     return row
+
+
+PROGRESS_FIRST_S, PROGRESS_EVERY_S = 2.0, 5.0
+
+
+def _ticker(prog: Any, msg: int) -> Any:
+    """A progress line while a point runs: after PROGRESS_FIRST_S, then at most every
+    PROGRESS_EVERY_S (called from the loop's own clock checks, so it costs the hot loop nothing
+    between lines)."""
+    shown = [0.0]
+
+    def tick(wrs: int, elapsed_s: float) -> None:
+        wait = PROGRESS_EVERY_S if shown[0] else PROGRESS_FIRST_S
+        if elapsed_s - shown[0] >= wait or elapsed_s < shown[0]:
+            shown[0] = elapsed_s
+            prog.note(f"  {msg} B: {wrs} WRs completed after {elapsed_s:.0f} s")
+    return tick
 
 
 def verbs(
@@ -87,30 +104,44 @@ def verbs(
     json_out: bool = JsonOption,
 ) -> None:
     """RDMA bandwidth or latency through pyverbs (perftest-style), records into the store."""
-    from rig.rdma import compat
-    from rig.rdma.measure import IntegrityError, PeerError, VerbsOptions, run_point
-    from rig.rdma.traffic import CompletionError, PollTimeout
     from rig.progress import Progress
-    from rig.records import measured_record, store_record
+    from rig.rdma.measure import DURATION_BOUNDS, VerbsOptions, check_range
 
+    duration_s = 0.0
+    if duration is not None:
+        duration_s = parse_time(duration, "--duration")
+        check_range(DURATION_BOUNDS[0], duration_s, *DURATION_BOUNDS[1:], "s")
     opts = VerbsOptions(
         op=op, sizes=[int(x) for x in parse_size_list(size, "--size")], num_qps=qps, tx_depth=tx_depth,
         rx_depth=rx_depth, cq_mod=cq_mod, post_list=post_list, inline_bytes=int(parse_size(inline, "--inline")),
-        iterations=iterations, duration_s=parse_time(duration, "--duration") if duration else 0.0,
+        iterations=iterations, duration_s=duration_s,
         warmup_iterations=warmup, latency=latency, latency_mode=latency_mode, device=device, port=ib_port, gid_index=gid_index,
         peer_device=peer_device, peer_gid_index=peer_gid_index, peer_addr=peer, validate=validate,
         timeout_s=parse_time(timeout, "--timeout"), rdma_cm=rdma_cm)
     opts.check()
     if vs_perftest and (latency or peer):
         raise InputError("--vs-perftest compares loopback bandwidth runs", "drop --latency/--peer for it")
+    label = f"verbs {op} {'latency' if latency else 'bandwidth'}"
+    prog = Progress(len(opts.sizes), label)
+    prog.note(f"{label}: {len(opts.sizes)} point(s), {opts.sizes[0]}..{opts.sizes[-1]} B, "
+              f"{'peer ' + peer if peer else 'loopback'}; loading pyverbs, opening the device")
+    _measure(opts, prog, vs_perftest, no_store, store, json_out)
+
+
+def _measure(opts: Any, prog: Any, vs_perftest: bool, no_store: bool, store: Optional[Path], json_out: bool) -> None:
+    from rig.launch.peer import PeerError
+    from rig.rdma import compat
+    from rig.rdma.completions import CompletionError, PollTimeout
+    from rig.rdma.measure import IntegrityError, run_point
+    from rig.records import measured_record, store_record
+
     V = compat.load()               # InputError (one line) when pyverbs is missing
     st = None if no_store else open_store(store)
-    prog = Progress(len(opts.sizes), f"verbs {op} {'latency' if latency else 'bandwidth'}")
     points, vs_rows, failure = [], [], None
     try:
         for msg in opts.sizes:
             try:
-                point = run_point(opts, msg)
+                point = run_point(opts, msg, on_tick=_ticker(prog, msg))
             except CompletionError as exc:
                 failure = f"{exc} - stopped cleanly, resources released"
                 break
@@ -120,13 +151,13 @@ def verbs(
             except V.PyverbsError as exc:        # a verbs call the device refused (sizes, depths...)
                 failure = f"verbs call failed at {msg} B: {exc} - stopped, resources released"
                 break
-            name = f"verbs.{op}.{'lat' if latency else 'bw'}"
-            rec = measured_record(name, point["params"], point["samples"], point["summary"],
-                                  extra_provenance={"rdma_ports": point["ports"], "integrity": point["integrity"],
+            name = f"verbs.{opts.op}.{'lat' if opts.latency else 'bw'}"
+            rec = measured_record(name, point.params, point.samples, point.summary,
+                                  extra_provenance={"rdma_ports": point.ports, "integrity": point.integrity,
+                                                    "cpu_accounting": point.cpu_accounting,
                                                     "pyverbs_api": V.api, "pyverbs_path": V.path})
             store_record(rec, st)
-            point["record_id"] = rec.id
-            points.append(point)
+            points.append((point, rec.id))
             if vs_perftest:
                 vs_rows.append(_vs_perftest(opts, point, msg, st))
             prog.step(f"{msg} B")
@@ -143,43 +174,45 @@ def _vs_perftest(opts: Any, point: dict[str, Any], msg: int, st: Any) -> dict[st
     from rig.rdma import perftest
     from rig.records import measured_record, store_record
 
-    local, remote = point["ports"]["local"], point["ports"]["remote"]
-    eff_mod = point["params"].get("cq_mod_effective", opts.cq_mod)
+    local, remote = point.ports["local"], point.ports["remote"]
+    eff_mod = point.params.get("cq_mod_effective", opts.cq_mod)
     rep = perftest.run(opts.op, msg, device=local["device"], ib_port=local["port"], gid_index=local["gid_index"],
                        peer_device=remote["device"], peer_gid_index=remote["gid_index"], num_qps=opts.num_qps,
                        tx_depth=opts.tx_depth, cq_mod=eff_mod, post_list=opts.post_list,
                        inline_bytes=opts.inline_bytes, iterations=opts.iterations, duration_s=opts.duration_s,
                        rx_depth=opts.rx_depth)
-    s = point["summary"]
+    s = point.summary
     row = {"msg_bytes": msg, "rdmarig_gbits_per_s": s["bw_average_gbits_per_s"],
            "perftest_gbits_per_s": rep["bw_average_gbits_per_s"],
            "bw_ratio": s["bw_average_gbits_per_s"] / rep["bw_average_gbits_per_s"] if rep["bw_average_gbits_per_s"] else None,
            "rdmarig_cpu_s_per_gb": s["cpu_total_s_per_gb"], "perftest_cpu_s_per_gb": rep["cpu_total_s_per_gb"],
            "cpu_ratio": s["cpu_total_s_per_gb"] / rep["cpu_total_s_per_gb"] if rep["cpu_total_s_per_gb"] else None,
            "perftest": rep}
-    rec = measured_record(f"perftest.{perftest.TOOLS[opts.op]}", {**point["params"], "tool": perftest.TOOLS[opts.op]},
+    rec = measured_record(f"perftest.{perftest.TOOLS[opts.op]}", {**point.params, "tool": perftest.TOOLS[opts.op]},
                           {}, {k: v for k, v in rep.items() if isinstance(v, (int, float))},
                           extra_provenance={"command_client": rep["command_client"],
-                                            "command_server": rep["command_server"]})
+                                            "command_server": rep["command_server"],
+                                            "cpu_accounting": rep["cpu_accounting"]})
     store_record(rec, st)
     return row
 
 
-def _print(opts: Any, points: list[dict[str, Any]], vs_rows: list[dict[str, Any]], json_out: bool) -> None:
+def _print(opts: Any, points: list[tuple[Any, str]], vs_rows: list[dict[str, Any]], json_out: bool) -> None:
     if json_out:
-        doc = {"points": [{k: v for k, v in p.items() if k != "samples"} for p in points]}
+        doc = {"points": [{**{k: v for k, v in p.as_dict().items() if k != "samples"}, "record_id": rid}
+                          for p, rid in points]}
         if vs_rows:
             doc["vs_perftest"] = vs_rows
         print(json.dumps(doc, indent=2, default=str))
         return
     if not points:
         return
-    p0 = points[0]
-    loc, rem = p0["ports"]["local"], p0["ports"]["remote"]
+    p0 = points[0][0]
+    loc, rem = p0.ports["local"], p0.ports["remote"]
     where = f"{loc['device']}:{loc['port']} gid[{loc['gid_index']}] -> " + \
         (f"peer {opts.peer_addr}" if opts.peer_addr else f"{rem['device']}:{rem['port']} gid[{rem['gid_index']}]")
     title = f"RDMA {opts.op.upper()} {'latency' if opts.latency else 'bandwidth'}, {where}, " \
-            f"{opts.num_qps} QP(s), tx depth {opts.tx_depth}, cq mod {p0['params'].get('cq_mod_effective', '-')}, " \
+            f"{opts.num_qps} QP(s), tx depth {opts.tx_depth}, cq mod {p0.params.get('cq_mod_effective', '-')}, " \
             f"post list {opts.post_list}, MTU {min(loc['mtu_bytes'], rem.get('mtu_bytes', loc['mtu_bytes']))} B"
     cols = LAT_COLUMNS if opts.latency else BW_COLUMNS + (PEER_CPU_COLUMNS if opts.peer_addr else [])
     notes = ["integrity: target memory checked after every point" +
@@ -189,8 +222,8 @@ def _print(opts: Any, points: list[dict[str, Any]], vs_rows: list[dict[str, Any]
     elif opts.latency:
         notes.append("latency = post to completion of one signaled WR (READ: as ib_read_lat; "
                      "WRITE/SEND include the ACK, i.e. a round trip)")
-    notes.append(p0["summary"].get("cpu_scope", ""))
-    print(render(Table(title, cols, [_row(p) for p in points], notes), "md"))
+    notes.append(p0.summary.get("cpu_scope", ""))
+    print(render(Table(title, cols, [_row(p) for p, _ in points], notes), "md"))
     if vs_rows:
         print(render(Table(f"rdmarig vs perftest ({opts.op})", VS_COLUMNS, vs_rows,
                            [r["perftest"]["command_client"] for r in vs_rows[:1]]), "md"))

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from rig.guest.initramfs import RXE_LINKS
+from rig.rdma import perftest
+from scenarios.errors import InputError
 
 SYSFS = Path("/sys/class/infiniband")
 GIDS_READ = 4                  # reading every GID entry takes ~90 s under TCG
@@ -70,17 +72,18 @@ def ipv4_gid_index(device: dict[str, Any]) -> int | None:
 
 
 def parse_ib_write_bw(text: str, msg_bytes: int) -> dict[str, float] | None:
-    """The result line under perftest's '#bytes #iterations BW peak BW average MsgRate' header."""
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) >= 5 and parts[0] == str(msg_bytes):
-            try:
-                return {"msg_bytes": float(parts[0]), "iterations": float(parts[1]),
-                        "peak_gbits_per_s": float(parts[2]), "average_gbits_per_s": float(parts[3]),
-                        "msg_rate_mpps": float(parts[4])}
-            except ValueError:
-                return None
-    return None
+    """The result line of ib_write_bw's output for `msg_bytes` (rig.rdma.perftest parses it), in
+    this probe's keys; None when there is none."""
+    try:
+        r = perftest.parse_report(text)
+    except ValueError:
+        return None
+    return _in_probe_keys(r) if r["bytes_per_msg"] == msg_bytes else None
+
+
+def _in_probe_keys(r: dict[str, float]) -> dict[str, float]:
+    return {"msg_bytes": r["bytes_per_msg"], "iterations": r["iterations"], "peak_gbits_per_s": r["bw_peak_gbits_per_s"],
+            "average_gbits_per_s": r["bw_average_gbits_per_s"], "msg_rate_mpps": r["msg_rate_mpps"]}
 
 
 def veth_tx_bytes(netdev: str | None) -> int | None:
@@ -88,37 +91,26 @@ def veth_tx_bytes(netdev: str | None) -> int | None:
     return int(value) if value else None
 
 
-def ib_write_bw(server: dict[str, Any], client: dict[str, Any], server_ip: str, iters: int) -> dict[str, Any]:
-    """One ib_write_bw run in iteration-count mode (-D reports zero under TCG): client -> server."""
-    def args(dev: dict[str, Any]) -> list[str]:
-        return ["ib_write_bw", "-d", dev["device"], "-i", "1", "-x", str(ipv4_gid_index(dev)),
-                "-s", str(BW_MSG_BYTES), "-n", str(iters), "-F", "--report_gbits"]
-
+def ib_write_bw(server: dict[str, Any], client: dict[str, Any], iters: int) -> dict[str, Any]:
+    """One ib_write_bw run in iteration-count mode (-D reports zero under TCG), client -> server,
+    through rig.rdma.perftest (the one perftest runner); the bytes must leave through the veth."""
     netdev = client.get("netdev")
     tx0 = veth_tx_bytes(netdev)
     t0 = time.monotonic()
-    srv = subprocess.Popen(args(server), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        for attempt in range(10):        # the server needs a moment before it listens
-            time.sleep(1.0)
-            cli = subprocess.run(args(client) + [server_ip], capture_output=True, text=True, timeout=300)
-            if cli.returncode == 0 or srv.poll() is not None:
-                break
-        srv_out, _ = srv.communicate(timeout=120)
-    finally:
-        if srv.poll() is None:
-            srv.kill()
-            srv.wait()
-    result = parse_ib_write_bw(cli.stdout, BW_MSG_BYTES)
+        rep = perftest.run("write", BW_MSG_BYTES, device=client["device"], ib_port=1,
+                           gid_index=ipv4_gid_index(client), peer_device=server["device"],
+                           peer_gid_index=ipv4_gid_index(server), iterations=iters, timeout_s=300.0)
+        result, error = _in_probe_keys(rep), None
+    except (RuntimeError, InputError, ValueError) as exc:
+        rep, result, error = {}, None, str(exc)
     tx1 = veth_tx_bytes(netdev)
     # the transfer must really have left through the veth (not short-cut over lo)
     crossed = tx0 is not None and tx1 is not None and tx1 - tx0 >= iters * BW_MSG_BYTES
     return {"netdev": netdev, "netdev_tx_bytes": (tx1 - tx0) if tx0 is not None and tx1 is not None else None,
-            "ok": cli.returncode == 0 and srv.returncode == 0 and result is not None and crossed,
-            "command": " ".join(args(client) + [server_ip]), "client_returncode": cli.returncode,
-            "server_returncode": srv.returncode, "result": result, "seconds": time.monotonic() - t0,
-            "client_output_tail": (cli.stdout + cli.stderr).strip().splitlines()[-5:],
-            "server_output_tail": srv_out.strip().splitlines()[-5:]}
+            "ok": error is None and result is not None and crossed, "command": rep.get("command_client"),
+            "error": error, "result": result, "seconds": time.monotonic() - t0,
+            "cpu_total_s_per_gb": rep.get("cpu_total_s_per_gb")}
 
 
 def selftest() -> dict[str, Any]:
@@ -153,14 +145,12 @@ def probe(bw_iters: int) -> dict[str, Any]:
         items.append({"name": f"{rxe} on {netdev} ({ip})", "ok": ok, "detail": detail})
     bw: dict[str, Any] = {"ok": False}
     if all(n in by_name and ipv4_gid_index(by_name[n]) is not None for n in want):
-        server_ip = RXE_LINKS[1][2]
-        bw = ib_write_bw(by_name[want[1]], by_name[want[0]], server_ip, bw_iters)
+        bw = ib_write_bw(by_name[want[1]], by_name[want[0]], bw_iters)
         r = bw["result"]
         detail = (f"{r['average_gbits_per_s']:.3f} Gbit/s average, {r['peak_gbits_per_s']:.3f} peak "
                   f"({bw_iters} x 1 MiB in {bw['seconds']:.1f} s; {bw['netdev_tx_bytes'] / 1e6:.1f} MB "
                   f"left through {bw['netdev']})" if r and bw["netdev_tx_bytes"] is not None else
-                  f"client exit {bw['client_returncode']}, server exit {bw['server_returncode']}: "
-                  + " | ".join(bw["client_output_tail"][-2:]))
+                  f"failed: {bw['error'] or 'no result line, or the bytes did not cross the veth'}")
     else:
         detail = "skipped: the rxe devices are not both up"
     items.append({"name": f"ib_write_bw {want[0]} -> {want[1]} across the veth", "ok": bw["ok"], "detail": detail})

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from rig.accounting import CPU_PARTS, total_s
 from rig.rdma.traffic import RawRun
 from scenarios.units import BITS_PER_BYTE, GB
 
@@ -49,13 +50,18 @@ def peak_seconds_per_wr(post_ns: Any, comp_ns: Any, wrs_per_post: int, wrs_per_c
 
 
 def _cpu_per_gb(cpu: dict[str, float], nbytes: float, prefix: str = "") -> dict[str, float]:
+    """One side's CPU figures (rig.accounting.CpuWindow) in seconds and per GB; the total is the
+    sum of the parts each counted once (rig.accounting.CPU_PARTS)."""
     gb = nbytes / GB
     out: dict[str, float] = {}
-    for key in ("user_s", "system_s", "softirq_s"):
-        out[f"{prefix}cpu_{key[:-2]}_s"] = cpu.get(key, 0.0)
-        out[f"{prefix}cpu_{key[:-2]}_s_per_gb"] = cpu.get(key, 0.0) / gb if gb else float("nan")
-    total = sum(cpu.get(k, 0.0) for k in ("user_s", "system_s", "softirq_s"))
-    out[f"{prefix}cpu_total_s_per_gb"] = total / gb if gb else float("nan")
+    for key in CPU_PARTS:
+        value = cpu.get(key) or 0.0
+        out[f"{prefix}cpu_{key[:-2]}_s"] = value
+        out[f"{prefix}cpu_{key[:-2]}_s_per_gb"] = value / gb if gb else float("nan")
+    out[f"{prefix}cpu_total_s_per_gb"] = total_s(cpu) / gb if gb else float("nan")
+    for key in ("system_raw_s", "softirq_in_process_s", "ksoftirqd_s"):    # the parts behind them
+        if cpu.get(key) is not None:
+            out[f"{prefix}cpu_{key}"] = cpu[key]
     return out
 
 

@@ -18,7 +18,8 @@ import threading
 from typing import Any
 
 from rig.rdma import compat
-from rig.rdma.resources import Player, PlayerConfig, PortInfo, discover
+from rig.rdma.devices import PortInfo, discover
+from rig.rdma.player import Player, PlayerConfig
 from scenarios.errors import InputError
 
 EVENT_TIMEOUT_S = 20.0

@@ -4,11 +4,14 @@ No pickle, nothing evaluated: every message is one JSON object on one line of at
 MAX_MESSAGE_BYTES, read under a deadline, and checked field by field before anything is done
 with it. This module does not import pyverbs, so the protocol is testable anywhere.
 
-Conversation (client = `rdmarig measure verbs --peer`, server = `rdmarig serve`):
+Conversation (client = `rdmarig measure verbs --peer`, server = `rdmarig serve`; carried by
+rig.launch.conversation, run by rig.launch.peer and rig.launch.target):
     C: hello {op, msg_bytes, num_qps, tx_depth, rx_depth, slots, run_seconds_max, endpoint}
-    S: ready {endpoint, sha256?}  |  error {error}
-    C: start                      (server snapshots CPU; for SEND it keeps receives posted)
-    C: stop                       S: done {cpu, received, sha256}
+    S: ready {endpoint, boot_id, sha256?}  |  error {error}   (also "busy" when the server is full)
+    C: start                      (server starts counting CPU; for SEND it keeps receives posted)
+    C: tick                       (at least every 2 s while the loop runs: the client is alive)
+    C: stop                       S: done {cpu, cpu_accounting, boot_id, received, sha256}
+Version 2 added `tick` (a version-1 client would be dropped as silent after 10 s) and boot_id.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import socket
 import time
 from typing import Any
 
-VERSION = 1
+VERSION = 2
 DEFAULT_PORT = 18520
 MAX_MESSAGE_BYTES = 64 * 1024
 HANDSHAKE_TIMEOUT_S = 10.0

@@ -9,8 +9,9 @@ import time
 from typing import Any
 
 from rig.rdma import compat
-from rig.rdma.resources import Player
-from rig.rdma.traffic import PollTimeout, Receiver, check_wc, describe_wr, opcode, remote_slot_addr
+from rig.rdma.completions import PollTimeout, check_wc
+from rig.rdma.player import Player
+from rig.rdma.traffic import Receiver, describe_wr, opcode, remote_slot_addr
 
 
 def mismatched_bytes(x: bytes, y: bytes) -> int:

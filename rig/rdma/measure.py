@@ -1,23 +1,58 @@
-"""One measurement point end to end: set up (loopback or a `rdmarig serve` peer), run the loop,
-check integrity, compute the summary. Returns data; the CLI prints and stores it."""
+"""`measure verbs`, one point: the options (each bounded, errors naming the flag), the workload
+that runs once the two ends are connected, and `run_point`, which hands it to a launcher
+(rig.launch.local or rig.launch.peer) and gets one PointResult back. Returns data; the CLI prints
+and stores it."""
 
 from __future__ import annotations
 
 import hashlib
+import math
 import os
-import socket
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Callable
 
-from rig.rdma import analysis
-from rig.rdma.connect import loopback
-from rig.rdma.handshake import (DEFAULT_PORT, HANDSHAKE_TIMEOUT_S, LineReader, PeerGone, ProtocolError,
-                                parse_addr, send_msg)
-from rig.rdma.resources import Player, PlayerConfig, discover
-from rig.rdma.traffic import PINGPONG_OPS, LoopParams, Receiver, effective_cq_mod, run_bw, run_latency, run_pingpong
+from rig.flows.pingpong import PINGPONG_OPS
+from rig.launch import Measured, PointResult
+from rig.rdma.handshake import MAX_DEPTH, MAX_MSG_BYTES, MAX_QPS, MAX_RUN_SECONDS, parse_addr
+from rig.rdma.player import Player, PlayerConfig
 from scenarios.errors import InputError
+from scenarios.units import format_size
 
 VALIDATE_SLOTS = 4
+OPS = ("write", "read", "send")
+LATENCY_MODES = ("auto", "pingpong", "post")
+MAX_ITERATIONS = 10**9
+MAX_INLINE_BYTES = 64 * 1024
+MAX_GID_INDEX = 1023
+
+# option -> (the flag a user types, lowest, highest); sizes are checked per size, --duration only when given
+BOUNDS: dict[str, tuple[str, float, float]] = {
+    "num_qps": ("--qps", 1, MAX_QPS),
+    "tx_depth": ("--tx-depth", 1, MAX_DEPTH),
+    "rx_depth": ("--rx-depth", 1, MAX_DEPTH),
+    "cq_mod": ("--cq-mod", 1, MAX_DEPTH),
+    "post_list": ("--post-list", 1, MAX_DEPTH),
+    "iterations": ("--iterations", 1, MAX_ITERATIONS),
+    "warmup_iterations": ("--warmup", 0, MAX_ITERATIONS),
+    "inline_bytes": ("--inline", 0, MAX_INLINE_BYTES),
+    "timeout_s": ("--timeout", 1e-3, MAX_RUN_SECONDS),
+    "port": ("--ib-port", 1, 255),
+    "gid_index": ("--gid-index", 0, MAX_GID_INDEX),
+    "peer_gid_index": ("--peer-gid-index", 0, MAX_GID_INDEX),
+}
+SIZE_BOUNDS = ("--size", 1, MAX_MSG_BYTES)
+DURATION_BOUNDS = ("--duration", 1e-3, MAX_RUN_SECONDS)
+
+
+class IntegrityError(RuntimeError):
+    """Data at the target differs from the source."""
+
+
+def check_range(flag: str, value: float, lo: float, hi: float, unit: str = "") -> None:
+    if not lo <= value <= hi:
+        show = (lambda v: format_size(v) if math.isfinite(v) else f"{v:g}") if unit == "B" else \
+            (lambda v: f"{v:g}{unit}" if math.isfinite(v) else f"{v:g}")
+        raise InputError(f"{flag} {show(value)} is out of range", f"use {show(lo)}..{show(hi)}")
 
 
 @dataclass
@@ -46,6 +81,7 @@ class VerbsOptions:
     rdma_cm: bool = False
 
     def params(self, size: int) -> dict[str, Any]:
+        from rig.rdma.traffic import effective_cq_mod
         d = asdict(self)
         d.pop("sizes")
         d["io_size_bytes"] = size
@@ -58,7 +94,8 @@ class VerbsOptions:
             d["cq_mod_effective"] = effective_cq_mod(self.loop(size))
         return d
 
-    def loop(self, size: int) -> LoopParams:
+    def loop(self, size: int) -> Any:
+        from rig.rdma.traffic import LoopParams
         return LoopParams(op=self.op, msg_bytes=size, iterations=self.iterations, duration_s=self.duration_s,
                           warmup_iterations=self.warmup_iterations, tx_depth=self.tx_depth, cq_mod=self.cq_mod,
                           post_list=self.post_list, inline_bytes=self.inline_bytes, timeout_s=self.timeout_s)
@@ -71,37 +108,55 @@ class VerbsOptions:
         return "pingpong" if self.op in PINGPONG_OPS and not self.peer_addr else "post"
 
     def check(self) -> None:
-        if self.op not in ("write", "read", "send"):
+        """Every option within its range, the combinations that exclude each other: one line
+        naming the flag as the user types it."""
+        if self.op not in OPS:
             raise InputError(f"--op {self.op!r} is not an operation", "use write, read or send")
-        for name in ("num_qps", "tx_depth", "rx_depth", "cq_mod", "post_list", "iterations"):
-            if getattr(self, name) < 1:
-                raise InputError(f"--{name.replace('_', '-')} must be at least 1", "pass a positive integer")
+        if self.latency_mode not in LATENCY_MODES:
+            raise InputError(f"--latency-mode {self.latency_mode!r} is not a mode", "use auto, pingpong or post")
+        for name, (flag, lo, hi) in BOUNDS.items():
+            value = getattr(self, name)
+            if value is not None:
+                check_range(flag, value, lo, hi, "B" if name == "inline_bytes" else
+                             "s" if name.endswith("_s") else "")
+        if not self.sizes:
+            raise InputError("--size names no size", "give one, a list (2,64,4096) or a range (4KiB..8MiB)")
+        for size in self.sizes:
+            check_range(SIZE_BOUNDS[0], size, SIZE_BOUNDS[1], SIZE_BOUNDS[2], "B")
+        if self.duration_s:
+            check_range(DURATION_BOUNDS[0], self.duration_s, DURATION_BOUNDS[1], DURATION_BOUNDS[2], "s")
         if self.post_list > self.tx_depth:
             raise InputError(f"--post-list {self.post_list} exceeds --tx-depth {self.tx_depth}",
                              "use a post list no longer than the TX depth")
-        if self.warmup_iterations < 0 or self.duration_s < 0 or self.timeout_s <= 0:
-            raise InputError("--warmup, --duration must be >= 0 and --timeout > 0", "fix the value")
         if self.peer_addr and self.peer_device:
             raise InputError("--peer (another host) and --peer-device (loopback across devices) exclude "
                              "each other", "pick one")
         if self.rdma_cm and self.peer_addr:
             raise InputError("--rdma-cm connects loopback runs only", "drop --rdma-cm with --peer")
-        if self.latency_mode not in ("auto", "pingpong", "post"):
-            raise InputError(f"--latency-mode {self.latency_mode!r} is not a mode", "use auto, pingpong or post")
+        if self.validate and self.peer_addr:
+            raise InputError("--validate checks loopback runs slot by slot", "drop --validate with --peer "
+                             "(two-host runs are checked by SHA-256 anyway)")
         if self.latency_mode == "pingpong" and (self.op not in PINGPONG_OPS or self.peer_addr):
             raise InputError("ping-pong latency runs WRITE or SEND in loopback only",
                              "use --latency-mode post for READ or with --peer")
         if self.op == "read" and self.inline_bytes:
             raise InputError("RDMA READ has no inline data", "drop --inline for --op read")
+        if self.peer_addr:
+            try:
+                parse_addr(self.peer_addr)
+            except ValueError as exc:
+                raise InputError(f"--peer {self.peer_addr!r}: {exc}", "use HOST or HOST:PORT (port 0..65535)") from None
 
 
-def _integrity_pingpong(a: Player, b: Player) -> dict[str, Any]:
-    """After a ping-pong run: each player's target slot (1) equals the other's source slot (0)."""
-    n = a.cfg.msg_bytes
-    bad = (a.read_bytes(a.slot_offset(0, 0), n) != b.read_bytes(b.slot_offset(0, 1), n)) + \
-        (b.read_bytes(b.slot_offset(0, 0), n) != a.read_bytes(a.slot_offset(0, 1), n))
-    return {"integrity_ok": bad == 0, "integrity_checked_bytes": 2 * n,
-            "integrity_method": "byte compare of both directions' target slots after the ping-pong run"}
+def _chain_ticks(*ticks: Callable[[int, float], None] | None) -> Callable[[int, float], None] | None:
+    live = [t for t in ticks if t is not None]
+    if len(live) <= 1:
+        return live[0] if live else None
+
+    def both(n: int, elapsed: float) -> None:
+        for t in live:
+            t(n, elapsed)
+    return both
 
 
 def _integrity_loopback(opts: VerbsOptions, a: Player, b: Player) -> dict[str, Any]:
@@ -113,116 +168,113 @@ def _integrity_loopback(opts: VerbsOptions, a: Player, b: Player) -> dict[str, A
             "integrity_method": "byte compare of every QP's target slot after the run"}
 
 
-def run_point(opts: VerbsOptions, size: int) -> dict[str, Any]:
-    """Measure one message size; returns {params, summary, samples, integrity, ports}."""
-    if opts.peer_addr:
-        return _run_peer(opts, size)
-    from rig.rdma.integrity import verify_transfer
-    pingpong = opts.latency and opts.latency_method() == "pingpong"
-    slots = VALIDATE_SLOTS if opts.validate else (2 if pingpong else 1)
-    cfg = PlayerConfig(msg_bytes=size, slots=slots, num_qps=opts.num_qps, tx_depth=opts.tx_depth,
-                       rx_depth=opts.rx_depth, max_inline_bytes=opts.inline_bytes)
-    if opts.rdma_cm:
-        from rig.rdma.cm import loopback_rdma_cm
-        a, b = loopback_rdma_cm(cfg, opts.device, opts.peer_device, opts.port, opts.gid_index, opts.peer_gid_index)
-    else:
-        a, b = loopback(cfg, opts.device, opts.peer_device, opts.port, opts.gid_index, opts.peer_gid_index)
-    try:
-        out: dict[str, Any] = {"ports": {"local": a.port.as_dict(), "remote": b.port.as_dict()}}
+class VerbsWorkload:
+    """One message size of `measure verbs`: the bandwidth loop, post-to-completion latency or
+    the ping-pong flow, on players a launcher connected (rig.launch.Workload)."""
+
+    def __init__(self, opts: VerbsOptions, size: int, on_tick: Callable[[int, float], None] | None = None):
+        self.opts, self.size, self.on_tick = opts, size, on_tick
+        self.pingpong = opts.latency and opts.latency_method() == "pingpong"
+        self.timeout_s = opts.timeout_s
+
+    def configs(self) -> tuple[PlayerConfig, PlayerConfig]:
+        o = self.opts
+        cfg = PlayerConfig(msg_bytes=self.size, slots=VALIDATE_SLOTS if o.validate else 1,
+                           num_qps=1 if self.pingpong else o.num_qps, tx_depth=o.tx_depth, rx_depth=o.rx_depth,
+                           max_inline_bytes=o.inline_bytes)
+        return cfg, cfg
+
+    def params(self) -> dict[str, Any]:
+        return self.opts.params(self.size)
+
+    def loop(self, extra_tick: Callable[[int, float], None] | None = None) -> Any:
+        return replace(self.opts.loop(self.size), on_tick=_chain_ticks(self.on_tick, extra_tick))
+
+    # ---- both ends here ---------------------------------------------------------------------
+    def run_local(self, a: Player, b: Player) -> Measured:
+        from rig.rdma.integrity import verify_transfer
+        from rig.rdma.traffic import Receiver, run_bw, run_latency
+        o = self.opts
         integrity: dict[str, Any] = {}
-        if opts.validate:
-            v = verify_transfer(a, b, opts.op, timeout_s=max(30.0, opts.timeout_s))
+        if o.validate:
+            v = verify_transfer(a, b, o.op, timeout_s=max(30.0, o.timeout_s))
             integrity["validate"] = v
             if not v["ok"]:
-                raise IntegrityError(f"{opts.op} validation: {v['mismatched_bytes']} of {v['bytes']} bytes differ")
-        src = b if opts.op == "read" else a
-        src.write_bytes(os.urandom(src.cfg.mr_bytes))
-        if pingpong:
-            b.write_bytes(os.urandom(b.cfg.mr_bytes))       # B's source slot answers A
-        receiver = Receiver(b, size) if opts.op == "send" and not pingpong else None
-        service = receiver.service if receiver else None
-        remote = b.endpoint()
-        loop = opts.loop(size)
-        if pingpong:
-            raw = run_pingpong(a, b, loop)
-            summary, samples = analysis.latency(raw)
-        elif opts.latency:
-            raw = run_latency(a, remote, loop, service)
-            summary, samples = analysis.latency(raw)
+                raise IntegrityError(f"{o.op} validation: {v['mismatched_bytes']} of {v['bytes']} bytes differ")
+        if self.pingpong:
+            from rig.flows.pingpong import run_pingpong
+            raw, checked = run_pingpong(a, b, self.loop())
         else:
-            raw = run_bw(a, remote, loop, service)
-            summary, samples = analysis.bandwidth(raw, opts.post_list)
-        integrity.update(_integrity_pingpong(a, b) if pingpong else _integrity_loopback(opts, a, b))
+            src = b if o.op == "read" else a
+            src.write_bytes(os.urandom(src.cfg.mr_bytes))
+            receiver = Receiver(b, self.size) if o.op == "send" else None
+            service = receiver.service if receiver else None
+            run = run_latency if o.latency else run_bw
+            raw = run(a, b.endpoint(), self.loop(), service)
+            checked = _integrity_loopback(o, a, b)
+        integrity.update(checked)
         if not integrity["integrity_ok"]:
-            raise IntegrityError(f"{opts.op}: target memory differs from the source after the run")
-        summary["integrity_ok"] = True
-        summary["cpu_scope"] = "loopback: both ends in this process; softirq is system-wide"
-        out.update(params=opts.params(size), summary=summary, samples=samples, integrity=integrity)
-        return out
-    finally:
-        a.close()
-        b.close()
+            raise IntegrityError(f"{o.op}: target memory differs from the source after the run")
+        return Measured(raw, integrity)
 
+    # ---- the target elsewhere ---------------------------------------------------------------
+    def request(self) -> dict[str, Any]:
+        o = self.opts
+        return {"op": o.op, "msg_bytes": self.size, "num_qps": o.num_qps, "tx_depth": o.tx_depth,
+                "rx_depth": o.rx_depth, "slots": 1}
 
-class IntegrityError(RuntimeError):
-    """Data at the target differs from the source."""
+    def run_seconds_max(self) -> float:
+        o = self.opts
+        return (o.duration_s or 0) + o.timeout_s * 4 + (60.0 if not o.duration_s else 0) + \
+            (o.iterations + o.warmup_iterations) * o.num_qps * 1e-3
 
+    def prepare_initiator(self, player: Player) -> bytes:
+        data = os.urandom(player.cfg.mr_bytes)
+        if self.opts.op != "read":
+            player.write_bytes(data)
+        return data
 
-def _run_peer(opts: VerbsOptions, size: int) -> dict[str, Any]:
-    try:
-        host, tcp_port = parse_addr(opts.peer_addr or "", DEFAULT_PORT)
-    except ValueError as exc:
-        raise InputError(f"--peer {opts.peer_addr!r}: {exc}", "use HOST or HOST:PORT") from None
-    port = discover(opts.device, opts.port, opts.gid_index)
-    cfg = PlayerConfig(msg_bytes=size, slots=1, num_qps=opts.num_qps, tx_depth=opts.tx_depth,
-                       rx_depth=opts.rx_depth, max_inline_bytes=opts.inline_bytes)
-    loop = opts.loop(size)
-    run_max = (opts.duration_s or 0) + opts.timeout_s * 4 + (60.0 if not opts.duration_s else 0) + \
-        (opts.iterations + opts.warmup_iterations) * opts.num_qps * 1e-3
-    try:
-        sock = socket.create_connection((host, tcp_port), timeout=HANDSHAKE_TIMEOUT_S)
-    except OSError as exc:
-        raise InputError(f"cannot reach rdmarig serve at {host}:{tcp_port}: {exc.strerror or exc}",
-                         f"start `rdmarig serve --bind {host}` there, or check --peer") from None
-    with sock, Player(port, cfg) as player:
-        reader = LineReader(sock)
-        try:
-            send_msg(sock, {"type": "hello", "op": opts.op, "msg_bytes": size, "num_qps": opts.num_qps,
-                            "tx_depth": opts.tx_depth, "rx_depth": opts.rx_depth, "slots": 1,
-                            "run_seconds_max": min(3600.0, run_max), "endpoint": player.endpoint()})
-            ready = reader.recv_msg(max(5.0, 3 * opts.timeout_s), "ready")
-            from rig.rdma.handshake import validate_endpoint
-            remote = validate_endpoint(ready.get("endpoint"), opts.num_qps)
-            player.connect(remote)
-            data = os.urandom(cfg.mr_bytes)
-            if opts.op != "read":
-                player.write_bytes(data)
-            send_msg(sock, {"type": "start"})
-            if opts.latency:
-                raw = run_latency(player, remote, loop)
-            else:
-                raw = run_bw(player, remote, loop)
-            send_msg(sock, {"type": "stop"})
-            done = reader.recv_msg(max(5.0, 3 * opts.timeout_s), "done")
-        except (PeerGone, ProtocolError) as exc:
-            raise PeerError(f"peer {host}:{tcp_port}: {exc}") from None
-        peer_cpu = done.get("cpu") if isinstance(done.get("cpu"), dict) else None
-        if opts.op == "read":
+    def run_initiator(self, player: Player, remote: dict[str, Any],
+                      extra_tick: Callable[[int, float], None] | None = None) -> Any:
+        from rig.rdma.traffic import run_bw, run_latency
+        return (run_latency if self.opts.latency else run_bw)(player, remote, self.loop(extra_tick))
+
+    def check_far(self, player: Player, prepared: bytes, ready: dict[str, Any], done: dict[str, Any]) -> dict[str, Any]:
+        if self.opts.op == "read":
             ok = hashlib.sha256(player.read_bytes()).hexdigest() == ready.get("sha256")
         else:
-            ok = hashlib.sha256(data).hexdigest() == done.get("sha256")
+            ok = hashlib.sha256(prepared).hexdigest() == done.get("sha256")
         if not ok:
-            raise IntegrityError(f"{opts.op}: SHA-256 of the target memory differs from the source")
-        if opts.latency:
-            summary, samples = analysis.latency(raw, peer_cpu)
+            raise IntegrityError(f"{self.opts.op}: SHA-256 of the target memory differs from the source")
+        return {"integrity_ok": True, "integrity_method": "SHA-256 of target memory after the run"}
+
+    # ---- figures ----------------------------------------------------------------------------
+    def summarize(self, raw: Any, far_cpu: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+        from rig.rdma import analysis
+        if self.opts.latency:
+            summary, samples = analysis.latency(raw, far_cpu)
         else:
-            summary, samples = analysis.bandwidth(raw, opts.post_list, peer_cpu)
+            summary, samples = analysis.bandwidth(raw, self.opts.post_list, far_cpu)
         summary["integrity_ok"] = True
-        summary["cpu_scope"] = "this host's process (+ system-wide softirq); peer_* from rdmarig serve"
-        return {"ports": {"local": port.as_dict(), "remote": {"gid": remote["gid"], "mtu_bytes": remote["mtu_bytes"]}},
-                "params": opts.params(size), "summary": summary, "samples": samples,
-                "integrity": {"integrity_ok": True, "integrity_method": "SHA-256 of target memory after the run"}}
+        return summary, samples
+
+    def cpu_scope(self, where: str) -> str:
+        mine = "CPU = its process time + ksoftirqd's, the softirq served inside it moved from system to softirq " \
+               "(each counted once)"
+        if where == "local":
+            return f"loopback: both ends in this process; {mine}"
+        far = "peer_* from rdmarig serve (its session thread" + \
+            ("; its softirq is this host's, counted on this side)" if where == "peer on this host" else ")")
+        return f"this host's process; {mine}; {far}"
 
 
-class PeerError(RuntimeError):
-    """The peer vanished, timed out or refused."""
+def run_point(opts: VerbsOptions, size: int, on_tick: Callable[[int, float], None] | None = None) -> PointResult:
+    """Measure one message size, both ends here or against `rdmarig serve` (--peer)."""
+    workload = VerbsWorkload(opts, size, on_tick)
+    if opts.peer_addr:
+        from rig.launch import peer
+        return peer.run(workload, opts.peer_addr, opts.device, opts.port, opts.gid_index,
+                        answer_s=max(5.0, 3 * opts.timeout_s))
+    from rig.launch.local import LocalEnds, run
+    return run(workload, LocalEnds(opts.device, opts.port, opts.gid_index, opts.peer_device,
+                                   opts.peer_gid_index, opts.rdma_cm))

@@ -1,8 +1,10 @@
-"""Run perftest's ib_write_bw / ib_read_bw / ib_send_bw with the parameters of an rdmarig run.
+"""Run perftest's ib_write_bw / ib_read_bw / ib_send_bw with the parameters of an rdmarig run:
+the one perftest runner (`measure verbs --vs-perftest`, the benchmark, `guest check`'s probe).
 
-Both perftest processes (server and client) run on this host, like rdmarig's loopback players,
-and their CPU time is taken from the kernel's accounting of the children (wait4 rusage), plus
-the system-wide softirq delta: the same accounting rdmarig applies to itself.
+Both perftest processes (server and client) run on this host, like rdmarig's loopback players.
+Their CPU is counted by rig.accounting.CpuWindow like rdmarig's own: both children's rusage
+(wait4), the softirq of this host's CPUs, the part served inside the (busy-polling) children taken
+out of their system time. Standard library only: `guest check` runs it under Debian's python3.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import subprocess
 import time
 from typing import Any
 
-from rig.rdma.traffic import cpu_snapshot
+from rig.accounting import CpuWindow, Rusage, total_s
 from scenarios.errors import InputError
 
 TOOLS = {"write": "ib_write_bw", "read": "ib_read_bw", "send": "ib_send_bw"}
@@ -104,7 +106,7 @@ def run(op: str, size: int, *, device: str, ib_port: int, gid_index: int, peer_d
     srv_cmd = command(op, size, device=peer_device or device,
                       gid_index=gid_index if peer_gid_index is None else peer_gid_index, **common)
     cli_cmd = command(op, size, device=device, gid_index=gid_index, **common) + ["127.0.0.1"]
-    before = cpu_snapshot()
+    window = CpuWindow(scope="given", busy=True).start()
     srv = subprocess.Popen(srv_cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 30.0       # the server must listen before the client connects
     while not _listening(tcp_port) and srv.poll() is None and time.monotonic() < deadline:
@@ -112,7 +114,7 @@ def run(op: str, size: int, *, device: str, ib_port: int, gid_index: int, peer_d
     cli = subprocess.Popen(cli_cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     crc, cru = _wait(cli, timeout_s)
     src, sru = _wait(srv, 15.0)
-    after = cpu_snapshot()
+    cpu = window.stop(Rusage(cru.ru_utime + sru.ru_utime, cru.ru_stime + sru.ru_stime))
     cli_out = cli.stdout.read() if cli.stdout else ""
     srv_out = srv.stdout.read() if srv.stdout else ""
     if crc != 0 or src != 0:
@@ -123,11 +125,12 @@ def run(op: str, size: int, *, device: str, ib_port: int, gid_index: int, peer_d
         raise RuntimeError(f"{tool} reported zero bandwidth (its result line: "
                            f"{report}); soft-RoCE under emulation sometimes does; run again")
     nbytes = report["bytes_per_msg"] * report["iterations"] * num_qps
-    cpu = {"user_s": cru.ru_utime + sru.ru_utime, "system_s": cru.ru_stime + sru.ru_stime,
-           "softirq_s": (after[2] - before[2]) / os.sysconf("SC_CLK_TCK")}
     gb = nbytes / 1e9
-    report.update({f"cpu_{k[:-2]}_s_per_gb": v / gb for k, v in cpu.items()})
-    report["cpu_total_s_per_gb"] = sum(cpu.values()) / gb
+    report.update({f"cpu_{k[:-2]}_s_per_gb": (cpu[k] or 0.0) / gb
+                   for k in ("user_s", "system_s", "softirq_s", "rxe_kworker_s")})
+    report["cpu_total_s_per_gb"] = total_s(cpu) / gb
+    report.update({f"cpu_{k}": cpu[k] for k in ("system_raw_s", "softirq_in_process_s", "ksoftirqd_s")})
+    report["cpu_accounting"] = window.note()
     report["bytes"] = nbytes
     report["command_client"] = " ".join(cli_cmd)
     report["command_server"] = " ".join(srv_cmd)

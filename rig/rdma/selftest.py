@@ -23,10 +23,10 @@ SLOTS = 4       # the transfer is split into this many WRs (each to its own slot
 
 
 def _one(name: str, op: str, size: int, device: str, peer_device: str | None) -> dict[str, Any]:
-    from rig.rdma.connect import loopback
-    from rig.rdma.resources import PlayerConfig
+    from rig.launch.local import loopback
+    from rig.rdma.completions import CompletionError, PollTimeout
     from rig.rdma.integrity import verify_transfer
-    from rig.rdma.traffic import CompletionError, PollTimeout
+    from rig.rdma.player import PlayerConfig
 
     cfg = PlayerConfig(msg_bytes=max(1, size // SLOTS), slots=SLOTS, num_qps=1, tx_depth=16, rx_depth=16)
     t0 = time.perf_counter()
@@ -51,7 +51,7 @@ def _one(name: str, op: str, size: int, device: str, peer_device: str | None) ->
 
 def run(size: int = 1 << 20, ops: tuple[str, ...] = ("write",)) -> dict[str, Any]:
     from rig.rdma import compat
-    from rig.rdma.resources import describe_device, list_devices
+    from rig.rdma.devices import describe_device, list_devices
 
     doc: dict[str, Any] = {"ok": False, "devices": [], "tests": []}
     try:

@@ -1,7 +1,12 @@
-"""Traffic loops: RDMA WRITE / RDMA READ / SEND bandwidth and latency, and integrity transfers.
+"""Traffic loops: RDMA WRITE / RDMA READ / SEND bandwidth, and post-to-completion latency.
 
 The hot loops only post prebuilt work requests, poll, and write raw `perf_counter_ns` stamps into
-preallocated numpy arrays; every statistic is computed afterwards (rig.rdma.stats).
+preallocated numpy arrays; every statistic is computed afterwards (rig.rdma.analysis). Ping-pong
+latency is a flow (rig.flows.pingpong): two ends answering each other.
+
+Progress: a loop calls `LoopParams.on_tick(wrs_completed, elapsed_s)` at most every `tick_s`,
+from the clock readings it takes anyway (a completion's stamp, the time-limit check); with no
+callback the check is one integer comparison per poll.
 
 Vocabulary as in perftest: `tx_depth` WRs in flight per QP, `cq_mod` = one signaled WR per
 cq_mod WRs, `post_list` = WRs chained into one ibv_post_send call, iterations per QP.
@@ -9,10 +14,8 @@ cq_mod WRs, `post_list` = WRs chained into one ibv_post_send call, iterations pe
 
 from __future__ import annotations
 
-import ctypes
-import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 try:
@@ -20,25 +23,13 @@ try:
 except ImportError:    # the integrity self-test runs without numpy (Debian's /usr/bin/python3)
     np = None  # type: ignore[assignment]
 
+from rig.accounting import CpuWindow
 from rig.rdma import compat
-from rig.rdma.resources import Player
+from rig.rdma.completions import PollTimeout, check_wc, describe_recv
+from rig.rdma.player import Player
 
 OPS = ("write", "read", "send")
 EMPTY_POLLS_PER_CLOCK_CHECK = 256
-
-
-class CompletionError(RuntimeError):
-    """A work completion with an error status: the status name and the WR that failed."""
-
-    def __init__(self, status_name: str, status: int, wr: dict[str, Any], vendor_err: int = 0):
-        self.status_name, self.status, self.wr, self.vendor_err = status_name, status, wr, vendor_err
-        desc = ", ".join(f"{k}={v}" for k, v in wr.items())
-        super().__init__(f"work completion error {status_name} (status {status}, vendor_err "
-                         f"{vendor_err:#x}) for WR [{desc}]")
-
-
-class PollTimeout(RuntimeError):
-    """No completion within the time limit (peer gone, link down, or a stuck device)."""
 
 
 @dataclass
@@ -54,6 +45,19 @@ class LoopParams:
     inline_bytes: int = 0
     timeout_s: float = 10.0         # no completion for this long -> PollTimeout
     poll_batch: int = 16
+    on_tick: Callable[[int, float], None] | None = field(default=None, repr=False)
+    tick_s: float = 2.0
+    cpu_scope: str = "process"      # whose CPU the run's window counts (rig.accounting.CpuWindow)
+
+    def without_tick(self) -> "LoopParams":
+        return replace(self, on_tick=None)
+
+    def window(self) -> CpuWindow:
+        return CpuWindow(scope=self.cpu_scope, busy=True)
+
+    def next_tick_ns(self, t_ns: int) -> int:
+        """The clock reading at which to call on_tick next (never, without one)."""
+        return t_ns + int(self.tick_s * 1e9) if self.on_tick is not None else 1 << 63
 
 
 @dataclass
@@ -69,8 +73,17 @@ class RawRun:
     wrs_completed: int = 0
     start_ns: int = 0
     end_ns: int = 0
-    cpu: dict[str, float] = field(default_factory=dict)
+    cpu: dict[str, float] = field(default_factory=dict)     # rig.accounting.CpuWindow.stop()
+    cpu_note: dict[str, Any] = field(default_factory=dict)  # what that window counted
     stamps_span: str = "post_to_completion"   # or "round_trip" (ping-pong: latency = half of it)
+
+    @staticmethod
+    def one_in_flight(p: LoopParams, post: Any, comp: Any, n: int, start: int, end: int, window: CpuWindow,
+                      stamps_span: str = "post_to_completion") -> "RawRun":
+        """The record of a latency loop (one WR in flight): n post and completion stamps."""
+        return RawRun(op=p.op, msg_bytes=p.msg_bytes, num_qps=1, wrs_per_completion=1, post_ns=post[:n],
+                      comp_ns=comp[:n], wrs_completed=n, start_ns=start, end_ns=end, cpu=window.stop(),
+                      cpu_note=window.note(), stamps_span=stamps_span)
 
 
 class _Stamps:
@@ -133,35 +146,6 @@ def describe_wr(op: str, player: Player, q: int, remote: dict[str, Any] | None, 
     return d
 
 
-def check_wc(V: compat.Verbs, wc: Any, describe: Callable[[Any], dict[str, Any]]) -> None:
-    if wc.status != V.e.IBV_WC_SUCCESS:
-        raise CompletionError(V.wc_status_name(wc.status), int(wc.status), describe(wc), int(wc.vendor_err))
-
-
-# ---- CPU accounting -------------------------------------------------------------------------
-
-_CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def _softirq_ticks() -> int:
-    try:
-        with open("/proc/stat") as f:
-            fields = f.readline().split()       # cpu user nice system idle iowait irq softirq ...
-        return int(fields[7])
-    except (OSError, IndexError, ValueError):
-        return 0
-
-
-def cpu_snapshot() -> tuple[float, float, int, int]:
-    t = os.times()
-    return t.user, t.system, _softirq_ticks(), time.perf_counter_ns()
-
-
-def cpu_delta(before: tuple[float, float, int, int], after: tuple[float, float, int, int]) -> dict[str, float]:
-    return {"user_s": after[0] - before[0], "system_s": after[1] - before[1],
-            "softirq_s": (after[2] - before[2]) / _CLK_TCK, "wall_s": (after[3] - before[3]) / 1e9}
-
-
 # ---- bandwidth loop --------------------------------------------------------------------------
 
 def run_bw(player: Player, remote: dict[str, Any], p: LoopParams,
@@ -171,9 +155,8 @@ def run_bw(player: Player, remote: dict[str, Any], p: LoopParams,
     `service` is called on every empty poll: in loopback SEND it reposts the target's receives.
     """
     if p.warmup_iterations > 0:
-        warm = LoopParams(**{**p.__dict__, "iterations": p.warmup_iterations, "duration_s": 0.0,
-                             "warmup_iterations": 0})
-        _bw_loop(player, remote, warm, service)
+        _bw_loop(player, remote, replace(p, iterations=p.warmup_iterations, duration_s=0.0, warmup_iterations=0),
+                 service)
     return _bw_loop(player, remote, p, service)
 
 
@@ -217,9 +200,11 @@ def _bw_loop(player: Player, remote: dict[str, Any], p: LoopParams,
         q = qp_index.get(wc.qp_num, 0)
         return describe_wr(p.op, player, q, remote, p.msg_bytes, int(wc.wr_id))
 
-    cpu0 = cpu_snapshot()
+    on_tick = p.on_tick
+    window = p.window().start()
     start = now()
     deadline = start + duration_ns if duration_ns else 0
+    next_tick = p.next_tick_ns(start)
     last_progress = start
     empty = 0
     while True:
@@ -267,13 +252,16 @@ def _bw_loop(player: Player, remote: dict[str, Any], p: LoopParams,
             deadline = 0
             # stop at the next signaled WR of every QP, so every posted WR is accounted for
             target = [-(-posted[q] // mod) * mod for q in range(nq)]
+        if t >= next_tick:
+            on_tick(completed, (t - start) * 1e-9)
+            next_tick = p.next_tick_ns(now())
         if posted == target and not any(outstanding):
             break
     end = now()
-    cpu = cpu_delta(cpu0, cpu_snapshot())
+    cpu = window.stop()
     return RawRun(op=p.op, msg_bytes=p.msg_bytes, num_qps=nq, wrs_per_completion=mod,
                   post_ns=posts.result(ip), comp_ns=comps.result(ic), wrs_completed=completed,
-                  start_ns=start, end_ns=end, cpu=cpu)
+                  start_ns=start, end_ns=end, cpu=cpu, cpu_note=window.note())
 
 
 # ---- latency loop ----------------------------------------------------------------------------
@@ -301,9 +289,11 @@ def _latency_loop(V: compat.Verbs, player: Player, remote: dict[str, Any], p: Lo
     post_send, poll = player.qps[0].post_send, player.send_cq.poll
     now = time.perf_counter_ns
     timeout_ns = int(p.timeout_s * 1e9)
-    cpu0 = cpu_snapshot()
+    on_tick = p.on_tick
+    window = p.window().start()
     start = now()
     deadline = start + duration_ns if duration_ns else 0
+    next_tick = p.next_tick_ns(start)
     i = 0
     while i < n_iter:
         t0 = now()
@@ -314,8 +304,13 @@ def _latency_loop(V: compat.Verbs, player: Player, remote: dict[str, Any], p: Lo
             if n:
                 break
             spins += 1
-            if not spins & 1023 and now() - t0 > timeout_ns:
-                raise PollTimeout(f"no {p.op} completion for {p.timeout_s:g} s")
+            if not spins & 1023:
+                t = now()
+                if t - t0 > timeout_ns:
+                    raise PollTimeout(f"no {p.op} completion for {p.timeout_s:g} s")
+                if t >= next_tick:
+                    on_tick(i, (t - start) * 1e-9)
+                    next_tick = p.next_tick_ns(now())
         t1 = now()
         if wcs[0].status:
             check_wc(V, wcs[0], lambda wc: describe_wr(p.op, player, 0, remote, p.msg_bytes, int(wc.wr_id)))
@@ -326,10 +321,10 @@ def _latency_loop(V: compat.Verbs, player: Player, remote: dict[str, Any], p: Lo
             service()            # outside the timed span: reposts the target's receive (SEND)
         if deadline and t1 >= deadline:
             break
-    end = now()
-    cpu = cpu_delta(cpu0, cpu_snapshot())
-    return RawRun(op=p.op, msg_bytes=p.msg_bytes, num_qps=1, wrs_per_completion=1,
-                  post_ns=post[:i], comp_ns=comp[:i], wrs_completed=i, start_ns=start, end_ns=end, cpu=cpu)
+        if t1 >= next_tick:
+            on_tick(i, (t1 - start) * 1e-9)
+            next_tick = p.next_tick_ns(now())
+    return RawRun.one_in_flight(p, post, comp, i, start, now(), window)
 
 
 # ---- receives (SEND target) ----------------------------------------------------------------
@@ -342,7 +337,6 @@ class Receiver:
         self.player = player
         self.depth = depth or player.cfg.rx_depth
         self.received = 0
-        self.error: CompletionError | None = None
         self.qp_index = {qp.qp_num: q for q, qp in enumerate(player.qps)}
         slots = player.cfg.slots if slot_cycle else 1
         # one prebuilt RecvWR per (QP, slot); wr_id encodes both
@@ -363,157 +357,7 @@ class Receiver:
         n, wcs = self.player.recv_cq.poll(max_polls)
         for wc in wcs:
             if wc.status:
-                q = self.qp_index.get(wc.qp_num, 0)
-                check_wc(self.V, wc, lambda w: {"op": "recv", "wr_id": int(w.wr_id), "qp_num": w.qp_num})
+                check_wc(self.V, wc, describe_recv)
             self.received += 1
             self._post(self.qp_index[wc.qp_num])
         return n
-
-
-# ---- ping-pong latency (as ib_write_lat / ib_send_lat) ------------------------------------
-
-PINGPONG_OPS = ("write", "send")
-
-
-def run_pingpong(a: Player, b: Player, p: LoopParams) -> RawRun:
-    """Half round trips between two connected players in this process, as ib_write_lat and
-    ib_send_lat measure them: A sends a message to B; as soon as B sees it, B sends one back;
-    one stamp when A posts, one when A sees the answer.
-
-    WRITE: the receiver spins on the last byte of its buffer, which carries a sequence number
-    (RDMA writes land in order, so the last byte arriving means the message arrived). SEND: the
-    receiver polls its receive CQ. Slot 0 of each player is the source, slot 1 the target
-    (needs PlayerConfig(slots=2)). Every WR is signaled; send completions are reaped as they come.
-    """
-    if p.op not in PINGPONG_OPS:
-        raise ValueError(f"ping-pong latency is for {PINGPONG_OPS}, not {p.op!r}")
-    if a.cfg.slots < 2 or b.cfg.slots < 2:
-        raise ValueError("ping-pong needs two slots per player (source and target)")
-    link = _PingPongLink(a, b, p)
-    if p.warmup_iterations > 0:
-        link.loop(p.warmup_iterations, 0)
-    raw = link.loop(max(1, p.iterations), int(p.duration_s * 1e9))
-    link.drain()
-    return raw
-
-
-class _PingPongLink:
-    def __init__(self, a: Player, b: Player, p: LoopParams):
-        V = self.V = compat.load()
-        self.a, self.b, self.p = a, b, p
-        msg = p.msg_bytes
-        inline = V.e.IBV_SEND_INLINE if 0 < msg <= p.inline_bytes else 0
-        flags = V.e.IBV_SEND_SIGNALED | inline
-        self.wrs, self.recv_wrs, self.seq_src, self.seq_dst = [], [], [], []
-        for me, other in ((a, b), (b, a)):
-            wr = V.SendWR(wr_id=1, opcode=opcode(V, p.op), num_sge=1,
-                          sg=[V.SGE(me.slot_addr(0, 0), msg, me.mr.lkey)], send_flags=flags)
-            if p.op == "write":
-                wr.set_wr_rdma(int(other.mr.rkey), other.slot_addr(0, 1))
-            self.wrs.append(wr)
-            self.recv_wrs.append(V.RecvWR(wr_id=2, num_sge=1, sg=[V.SGE(me.slot_addr(0, 1), msg, me.mr.lkey)]))
-            # the last byte of the source and of the target slot carry the sequence number
-            self.seq_src.append(ctypes.c_uint8.from_address(me.slot_addr(0, 0) + msg - 1))
-            self.seq_dst.append(ctypes.c_uint8.from_address(me.slot_addr(0, 1) + msg - 1))
-            ctypes.memset(me.slot_addr(0, 1), 0, msg)
-            if p.op == "send":
-                me.qps[0].post_recv(self.recv_wrs[-1])
-        self.outstanding = [0, 0]
-        self.seq = 0
-        self.timeout_ns = int(p.timeout_s * 1e9)
-
-    def _describe(self, side: int) -> Callable[[Any], dict[str, Any]]:
-        me, other = (self.a, self.b) if side == 0 else (self.b, self.a)
-        remote = {"rkey": other.mr.rkey, "addr": other.slot_addr(0, 1), "slots": 1, "msg_bytes": self.p.msg_bytes}
-        return lambda wc: describe_wr(self.p.op, me, 0, remote, self.p.msg_bytes, int(wc.wr_id))
-
-    def _reap(self, side: int, block: bool) -> None:
-        """Send completions of one side; blocks (with the time limit) when its queue is full."""
-        cq = (self.a, self.b)[side].send_cq
-        t0 = 0
-        while True:
-            n, wcs = cq.poll(16)
-            for wc in wcs:
-                if wc.status:
-                    check_wc(self.V, wc, self._describe(side))
-            self.outstanding[side] -= n
-            if n or not block:
-                return
-            t0 = t0 or time.perf_counter_ns()
-            if time.perf_counter_ns() - t0 > self.timeout_ns:
-                raise PollTimeout(f"no {self.p.op} send completion for {self.p.timeout_s:g} s (ping-pong)")
-
-    def _post(self, side: int) -> None:
-        if self.outstanding[side] >= self.p.tx_depth:
-            self._reap(side, block=True)
-        (self.a, self.b)[side].qps[0].post_send(self.wrs[side])
-        self.outstanding[side] += 1
-
-    def _slow_poll(self, t0: int, what: str) -> None:
-        """Every so often while waiting: a failed send shows up as its completion error, and the
-        time limit is checked."""
-        self._reap(0, block=False)
-        self._reap(1, block=False)
-        if time.perf_counter_ns() - t0 > self.timeout_ns:
-            raise PollTimeout(f"ping-pong: {what} for {self.p.timeout_s:g} s")
-
-    def _wait(self, side: int, seq: int, t0: int) -> None:
-        """Spin until `side` received message number `seq` (its target byte or its receive CQ)."""
-        spins = 0
-        if self.p.op == "write":
-            byte = self.seq_dst[side]
-            while byte.value != seq:
-                spins += 1
-                if not spins & 1023:
-                    self._slow_poll(t0, f"message {seq} not seen")
-            return
-        me = (self.a, self.b)[side]
-        while True:
-            n, wcs = me.recv_cq.poll(1)
-            if n:
-                break
-            spins += 1
-            if not spins & 1023:
-                self._slow_poll(t0, "no receive completion")
-        if wcs[0].status:
-            check_wc(self.V, wcs[0], lambda w: {"op": "recv", "wr_id": int(w.wr_id), "qp_num": w.qp_num})
-        me.qps[0].post_recv(self.recv_wrs[side])
-
-    def loop(self, n_iter: int, duration_ns: int) -> RawRun:
-        p = self.p
-        post = np.empty(n_iter, dtype=np.int64)
-        comp = np.empty(n_iter, dtype=np.int64)
-        src_a, src_b = self.seq_src
-        now = time.perf_counter_ns
-        cpu0 = cpu_snapshot()
-        start = now()
-        deadline = start + duration_ns if duration_ns else 0
-        i = 0
-        while i < n_iter:
-            seq = self.seq = self.seq % 255 + 1         # 1..255: never the zeroed target's 0
-            src_a.value = seq
-            t0 = now()
-            self._post(0)
-            self._wait(1, seq, t0)
-            src_b.value = seq
-            self._post(1)
-            self._wait(0, seq, t0)
-            t1 = now()
-            post[i] = t0
-            comp[i] = t1
-            i += 1
-            self._reap(0, block=False)
-            self._reap(1, block=False)
-            if deadline and t1 >= deadline:
-                break
-        end = now()
-        cpu = cpu_delta(cpu0, cpu_snapshot())
-        return RawRun(op=p.op, msg_bytes=p.msg_bytes, num_qps=1, wrs_per_completion=1, post_ns=post[:i],
-                      comp_ns=comp[:i], wrs_completed=i, start_ns=start, end_ns=end, cpu=cpu,
-                      stamps_span="round_trip")
-
-    def drain(self) -> None:
-        """Reap every outstanding send completion, so the QPs close with empty queues."""
-        for side in (0, 1):
-            while self.outstanding[side] > 0:
-                self._reap(side, block=True)

@@ -16,7 +16,7 @@ IN_GUEST = os.environ.get("RDMARIG_GUEST") == "1"
 def _devices() -> tuple[list[str], str]:
     try:
         from rig.rdma import compat
-        from rig.rdma.resources import list_devices
+        from rig.rdma.devices import list_devices
         compat.load()
         names = list_devices()
     except Exception as exc:          # InputError (no pyverbs) or anything pyverbs raises

@@ -1,4 +1,5 @@
-"""The two-host handshake refuses bad messages and keeps serving (no RDMA needed: not marked rdma)."""
+"""The two-host handshake refuses bad messages, keeps serving, never lets one client hold up
+another (no RDMA needed: not marked rdma)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import time
 import pytest
 
 from rig.rdma import handshake as hs
+from rig.launch.target import Limits
 from rig.rdma.server import VerbsServer
 
 
@@ -89,13 +91,68 @@ def test_bad_message_is_refused_and_server_keeps_serving(server, payload, reason
         assert _wait_sessions(server, 2)["result"] == "error", server.sessions
 
 
-def test_client_that_says_nothing_is_dropped(server, monkeypatch):
-    monkeypatch.setattr("rig.rdma.server.HANDSHAKE_TIMEOUT_S", 0.5)
-    with socket.create_connection(server.address, timeout=5) as s:
-        s.settimeout(5)
-        assert s.recv(100) == b""          # the server gave up and closed
-    reply = _exchange(server, b"garbage\n")
-    assert reply["type"] == "error"
+def _silent_client(server):
+    s = socket.create_connection(server.address, timeout=5)
+    deadline = time.monotonic() + 5                # accepted: its session thread is running
+    while server.active() < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return s
+
+
+def test_client_that_says_nothing_is_dropped_and_holds_up_no_one():
+    """A client that connects and says nothing: the next client is answered at once, the silent
+    one is dropped after the server's hello limit."""
+    srv = VerbsServer("127.0.0.1", 0, limits=Limits(hello_s=3.0))
+    stop = threading.Event()
+    t = threading.Thread(target=srv.serve, kwargs={"stop": stop}, daemon=True)
+    t.start()
+    try:
+        with _silent_client(srv) as silent:
+            t0 = time.monotonic()
+            reply = _exchange(srv, b"garbage\n")
+            assert reply["type"] == "error" and time.monotonic() - t0 < 2.5    # not after the silent one
+            silent.settimeout(10)
+            assert silent.recv(100) == b""           # the server gave up on it and closed
+            assert time.monotonic() - t0 < 8
+        assert {x["result"] for x in srv.sessions} == {"refused", "gone"}
+        gone = next(x for x in srv.sessions if x["result"] == "gone")
+        assert "within 3 s" in gone["error"]
+    finally:
+        stop.set()
+        t.join(10)
+        srv.close()
+
+
+def test_a_full_server_answers_busy_at_once():
+    srv = VerbsServer("127.0.0.1", 0, max_concurrent=1, limits=Limits(hello_s=5.0))
+    stop = threading.Event()
+    t = threading.Thread(target=srv.serve, kwargs={"stop": stop}, daemon=True)
+    t.start()
+    try:
+        with _silent_client(srv):
+            t0 = time.monotonic()
+            reply = _exchange(srv, json.dumps(_hello()).encode() + b"\n")
+            assert reply["type"] == "error" and reply["error"].startswith("busy")
+            assert time.monotonic() - t0 < 2.5
+        # the slot is free again once the silent client left: served, not busy
+        deadline = time.monotonic() + 10
+        while srv.active() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        reply = _exchange(srv, b"garbage\n")
+        assert reply["type"] == "error" and "not a JSON message" in reply["error"]
+    finally:
+        stop.set()
+        t.join(10)
+        srv.close()
+
+
+def test_the_server_bounds_every_phase_by_its_own_limits():
+    """The client's run_seconds_max is a request: the server caps it, and the silence limit
+    (10 s, as docs/verbs.md says) applies whatever the client asked."""
+    limits = Limits()
+    assert limits.silence_s == 10.0 and limits.hello_s == 10.0 and limits.start_s == 10.0
+    assert limits.run_limit(3600.0) == 3600.0 and Limits(run_s=60.0).run_limit(3600.0) == 60.0
+    assert Limits(run_s=60.0).run_limit(5.0) == 5.0
 
 
 def test_server_binds_only_the_given_address():

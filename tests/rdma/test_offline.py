@@ -127,7 +127,7 @@ def test_compat_loads_pyverbs_in_both_pythons(python):
 
 
 def test_no_device_is_one_line_with_the_guest_hint():
-    from rig.rdma.resources import list_devices
+    from rig.rdma.devices import list_devices
     try:
         if list_devices():
             pytest.skip("this host has an RDMA device")
@@ -137,11 +137,13 @@ def test_no_device_is_one_line_with_the_guest_hint():
                          text=True, timeout=120)
     assert out.returncode == 2
     assert "no RDMA device" in out.stderr and "rdmarig guest run" in out.stderr
-    assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    lines = out.stderr.strip().splitlines()
+    # the progress line the command prints at once, then the one error line
+    assert "Traceback" not in out.stderr and len(lines) == 2 and lines[-1].startswith("rdmarig: error: ")
 
 
 def test_memlock_too_low_says_how_much_and_how(monkeypatch):
-    from rig.rdma import resources
+    from rig.rdma import player as resources
     from scenarios.errors import InputError
     monkeypatch.setattr(resources, "_has_cap_ipc_lock", lambda: False)
     monkeypatch.setattr(resources.resource, "getrlimit", lambda which: (64 * 1024, 64 * 1024))
@@ -154,3 +156,18 @@ def test_memlock_too_low_says_how_much_and_how(monkeypatch):
     monkeypatch.setattr(resources, "_has_cap_ipc_lock", lambda: True)
     monkeypatch.setattr(resources.resource, "getrlimit", lambda which: (64 * 1024, 64 * 1024))
     resources.check_memlock(256 * 2**20)          # CAP_IPC_LOCK ignores the limit
+
+
+def test_progress_lines_during_a_point():
+    """measure verbs' ticker: a line after 2 s, then at most every 5 s; a loop that starts over
+    (warm-up, then the timed run) shows at once."""
+    import io
+
+    from rig.cli.measure_verbs import _ticker
+    from rig.progress import Progress
+    out = io.StringIO()
+    tick = _ticker(Progress(1, "verbs write bandwidth", stream=out), 65536)
+    for wrs, t in ((10, 1.0), (20, 2.1), (30, 5.0), (40, 7.2), (45, 12.0), (50, 12.3), (5, 0.4)):
+        tick(wrs, t)
+    assert out.getvalue().splitlines() == ["  65536 B: 20 WRs completed after 2 s", "  65536 B: 40 WRs completed after 7 s",
+                                          "  65536 B: 50 WRs completed after 12 s", "  65536 B: 5 WRs completed after 0 s"]

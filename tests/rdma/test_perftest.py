@@ -28,16 +28,21 @@ def test_ib_write_bw_cross_check(two_devices):
     ours_bw, theirs_bw = [], []
     for _ in range(2):
         ours = run_point(opts, size)
-        assert ours["summary"]["integrity_ok"] is True
-        loc, rem = ours["ports"]["local"], ours["ports"]["remote"]
+        assert ours.summary["integrity_ok"] is True
+        loc, rem = ours.ports["local"], ours.ports["remote"]
         theirs = perftest.run("write", size, device=loc["device"], ib_port=loc["port"],
                               gid_index=loc["gid_index"], peer_device=rem["device"],
                               peer_gid_index=rem["gid_index"], tx_depth=32, cq_mod=10,
                               iterations=n, timeout_s=120)
         assert theirs["bytes_per_msg"] == size and theirs["iterations"] == n
-        ours_bw.append(ours["summary"]["bw_average_gbits_per_s"])
+        ours_bw.append(ours.summary["bw_average_gbits_per_s"])
         theirs_bw.append(theirs["bw_average_gbits_per_s"])
     ratio = max(ours_bw) / max(theirs_bw)
     print(f"rdmarig/ib_write_bw bandwidth ratio {ratio:.3f} (rounds: ours {ours_bw}, theirs {theirs_bw})")
     assert 1 / 3 < ratio < 3, (ours_bw, theirs_bw)
+    # both children's CPU, counted as rdmarig's own: the parts add up to the total, once each
     assert theirs["cpu_total_s_per_gb"] > 0
+    parts = sum(theirs[f"cpu_{k}_s_per_gb"] for k in ("user", "system", "softirq", "rxe_kworker"))
+    assert theirs["cpu_total_s_per_gb"] == pytest.approx(parts)
+    assert theirs["cpu_accounting"]["scope"] == "given" and theirs["cpu_accounting"]["busy_polling"]
+    assert 0 <= theirs["cpu_softirq_in_process_s"] <= theirs["cpu_system_raw_s"]

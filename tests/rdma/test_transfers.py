@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from rig.rdma.connect import loopback
+from rig.launch.local import loopback
+from rig.rdma import analysis
 from rig.rdma.integrity import verify_transfer
 from rig.rdma.measure import VerbsOptions, run_point
-from rig.rdma.resources import PlayerConfig
+from rig.rdma.player import PlayerConfig
 
 pytestmark = pytest.mark.rdma
 OPS = ["write", "read", "send"]
@@ -66,20 +67,30 @@ def test_bandwidth_point(rdma_devices, op):
     opts = VerbsOptions(op=op, sizes=[16384], num_qps=2, tx_depth=16, cq_mod=8, post_list=2, iterations=32,
                         warmup_iterations=8, validate=True)
     point = run_point(opts, 16384)
-    s = point["summary"]
-    assert s["integrity_ok"] and point["integrity"]["validate"]["ok"]
+    s = point.summary
+    assert s["integrity_ok"] and point.integrity["validate"]["ok"]
     assert s["wrs"] == 2 * 32
     assert s["bytes"] == 2 * 32 * 16384
     assert 0 < s["bw_average_gbytes_per_s"] <= s["bw_peak_gbytes_per_s"]
     assert s["msg_rate_mpps"] > 0
-    assert s["cpu_user_s"] + s["cpu_system_s"] > 0
-    assert len(point["samples"]["slice_gbytes_per_s"]) > 0
+    assert len(point.samples["slice_gbytes_per_s"]) == analysis.SLICES
+    # CPU: each part once; the total is their sum; softirq served inside the loop left system time
+    cpu = point.cpu["local"]
+    assert point.cpu["remote"] is None and cpu["user_s"] + cpu["system_s"] > 0
+    gb = s["bytes"] / 1e9
+    parts = s["cpu_user_s"] + s["cpu_system_s"] + s["cpu_softirq_s"] + s["cpu_rxe_kworker_s"]
+    assert s["cpu_total_s_per_gb"] == pytest.approx(parts / gb)
+    assert s["cpu_system_s"] == pytest.approx(cpu["system_raw_s"] - cpu["softirq_in_process_s"])
+    assert 0 <= cpu["softirq_in_process_s"] <= cpu["system_raw_s"]
+    note = point.cpu_accounting["local"]
+    assert note["busy_polling"] and note["scope"] == "process"
+    assert note["in_context_softirq_taken_out_of_system_time"] == bool(note["softirq_in_task_time"])
 
 
 def test_duration_mode_and_inline(rdma_devices):
     opts = VerbsOptions(op="write", sizes=[64], tx_depth=16, cq_mod=4, inline_bytes=64, duration_s=0.5)
     point = run_point(opts, 64)
-    s = point["summary"]
+    s = point.summary
     assert s["wrs"] > 0 and s["wrs"] % 4 == 0
     assert 0.4 < s["seconds"] < 5
     assert s["integrity_ok"]
@@ -88,8 +99,8 @@ def test_duration_mode_and_inline(rdma_devices):
 def test_latency(rdma_devices):
     opts = VerbsOptions(op="write", sizes=[64], latency=True, iterations=50, warmup_iterations=5)
     point = run_point(opts, 64)
-    s = point["summary"]
-    assert s["wrs"] == 50 and len(point["samples"]["latency_s"]) == 50
+    s = point.summary
+    assert s["wrs"] == 50 and len(point.samples["latency_s"]) == 50
     assert 0 < s["latency_min_s"] <= s["latency_median_s"] <= s["latency_p99_s"] <= s["latency_max_s"] < 1.0
 
 
@@ -114,6 +125,8 @@ def test_cli_sweep_json_and_store(rdma_devices, tmp_path):
         recs = [st.get(p["record_id"]) for p in doc["points"]]
     assert all(r.name == "verbs.read.bw" and r.kind == "measured" for r in recs)
     assert recs[0].summary["bw_average_gbytes_per_s"] > 0 and "rdma_ports" in recs[0].provenance
+    assert recs[0].provenance["cpu_accounting"]["local"]["scope"] == "process"
+    assert set(doc["points"][0]) == {"params", "summary", "integrity", "ports", "cpu", "cpu_accounting", "record_id"}
 
 
 @pytest.mark.parametrize("op", OPS)
@@ -122,9 +135,9 @@ def test_rdma_cm_connection(two_devices, op):
     opts = VerbsOptions(op=op, sizes=[8192], num_qps=2, tx_depth=16, cq_mod=8, iterations=32, rdma_cm=True,
                         device=two_devices[0], peer_device=two_devices[1], validate=True)
     point = run_point(opts, 8192)
-    assert point["params"]["connection"] == "loopback via rdma_cm"
-    assert point["summary"]["integrity_ok"] and point["integrity"]["validate"]["ok"]
-    assert point["summary"]["wrs"] == 64
+    assert point.params["connection"] == "loopback via rdma_cm"
+    assert point.summary["integrity_ok"] and point.integrity["validate"]["ok"]
+    assert point.summary["wrs"] == 64
 
 
 @pytest.mark.parametrize("op", ["write", "send"])
@@ -133,13 +146,13 @@ def test_pingpong_latency_is_half_a_round_trip(rdma_devices, op):
     trip is of the order of the post-to-completion time (one message plus its ACK): a loop that
     did not wait for the answer would be far below, one that forgot to halve about 2x above."""
     pp = run_point(VerbsOptions(op=op, sizes=[4096], latency=True, iterations=200, warmup_iterations=20), 4096)
-    s = pp["summary"]
-    assert pp["params"]["latency_mode"] == "pingpong" and s["latency_method"] == "half_round_trip"
-    assert s["integrity_ok"] and pp["integrity"]["integrity_checked_bytes"] == 2 * 4096
+    s = pp.summary
+    assert pp.params["latency_mode"] == "pingpong" and s["latency_method"] == "half_round_trip"
+    assert s["integrity_ok"] and pp.integrity["integrity_checked_bytes"] == 2 * 4096
     assert s["wrs"] == 200 and s["bytes"] == 2 * 200 * 4096
     assert 0 < s["latency_min_s"] <= s["latency_median_s"] <= s["latency_p99_s"] <= s["latency_max_s"] < 1.0
     post = run_point(VerbsOptions(op=op, sizes=[4096], latency=True, latency_mode="post", iterations=200,
-                                  warmup_iterations=20), 4096)["summary"]
+                                  warmup_iterations=20), 4096).summary
     assert post["latency_method"] == "post_to_completion"
     ratio = s["latency_median_s"] / post["latency_median_s"]      # measured in the TCG guest: 0.8-1.1
     assert 0.3 < ratio < 1.6, (s["latency_median_s"], post["latency_median_s"])
@@ -150,19 +163,47 @@ def test_pingpong_answer_with_a_bad_rkey_is_a_named_completion_error(rdma_device
     while it waits, well within the time limit, instead of spinning until it."""
     import time
 
-    from rig.rdma.traffic import CompletionError, LoopParams, _PingPongLink
-    cfg = PlayerConfig(msg_bytes=4096, slots=2, num_qps=1, tx_depth=8, rx_depth=8)
+    from rig.flows.descriptor import BufferDescriptor
+    from rig.flows.pingpong import PingPong
+    from rig.rdma.completions import CompletionError
+    from rig.rdma.traffic import LoopParams
+    cfg = PlayerConfig(msg_bytes=4096, slots=1, num_qps=1, tx_depth=8, rx_depth=8)
     a, b = loopback(cfg, device=rdma_devices[0])
     try:
-        link = _PingPongLink(a, b, LoopParams(op="write", msg_bytes=4096, iterations=10, timeout_s=30))
-        bad_rkey = a.mr.rkey ^ 0x5A5A00
-        link.wrs[1].set_wr_rdma(bad_rkey, a.slot_addr(0, 1))
+        pp = PingPong(a, b, LoopParams(op="write", msg_bytes=4096, iterations=10, timeout_s=30))
+        good = pp.ends[0].advertise()
+        pp.ends[1].aim(BufferDescriptor(good.offset, good.token ^ 0x5A5A00, good.length))
         t0 = time.monotonic()
         with pytest.raises(CompletionError) as info:
-            link.loop(10, 0)
+            pp.loop(10, 0)
         assert time.monotonic() - t0 < 20
         assert info.value.status_name.startswith("IBV_WC_") and info.value.status_name != "IBV_WC_SUCCESS"
         assert info.value.wr["op"] == "write" and info.value.wr["qp_num"] == b.qps[0].qp_num
+    finally:
+        a.close()
+        b.close()
+
+
+def test_the_loops_tick_while_they_run(rdma_devices):
+    """Progress (and a peer run's keep-alive) comes from the loops' own clock readings: every
+    tick_s while a bandwidth or latency loop runs, with the WRs completed so far."""
+    from dataclasses import replace
+
+    from rig.rdma.traffic import LoopParams, run_bw, run_latency
+    cfg = PlayerConfig(msg_bytes=4096, slots=1, num_qps=1, tx_depth=16, rx_depth=16)
+    a, b = loopback(cfg, device=rdma_devices[0])
+    try:
+        for run in (run_bw, run_latency):
+            ticks = []
+            # the latency loop's duration runs within `iterations` stamps: give it room
+            p = LoopParams(op="write", msg_bytes=4096, duration_s=1.0, iterations=100_000, tx_depth=16, cq_mod=4, tick_s=0.2,
+                           on_tick=lambda n, t: ticks.append((n, t)))
+            raw = run(a, b.endpoint(), p)
+            assert len(ticks) >= 3, (run.__name__, ticks)
+            assert [n for n, _ in ticks] == sorted(n for n, _ in ticks) and ticks[-1][0] <= raw.wrs_completed
+            assert all(0.15 < t2 - t1 for (_, t1), (_, t2) in zip(ticks, ticks[1:]))
+            quiet = run(a, b.endpoint(), replace(p, duration_s=0.3, on_tick=None))
+            assert quiet.wrs_completed > 0
     finally:
         a.close()
         b.close()

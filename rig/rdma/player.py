@@ -1,8 +1,14 @@
-"""Verbs resources: device discovery and one "player" (Context, PD, MR, CQs, QPs).
+"""One "player": the verbs resources of one end of a run (Context, PD, MRs, CQs, RC QPs).
 
 A Player builds its resources in overridable `create_*` steps (the pattern of rdma-core's
 tests/base.py), so a test or a variant (e.g. a different access mask, a wrong rkey) overrides
 one step instead of copying the set-up.
+
+Memory: the Player's own MR holds `slots` message-sized slots per QP (what the bandwidth loops
+use). A flow registers more with `register` (any address: a message ring, a data buffer, a file
+mapped read-only) or `register_buffer` (an mmap it hands over); each becomes a `Region`, closed
+with the Player. Players may share a protection domain (`parent=`): N connections, each with its
+own QP and CQs (one serving thread each), address one region registered once.
 """
 
 from __future__ import annotations
@@ -10,159 +16,15 @@ from __future__ import annotations
 import ctypes
 import resource
 import secrets
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from rig.rdma import compat
+from rig.rdma.devices import PortInfo
 from scenarios.errors import InputError
 from scenarios.units import format_size
 
-# Reading a GID entry costs a sysfs read; under TCG emulation scanning a full table takes ~90 s.
-GID_SCAN_ENTRIES = 8
-SYSFS_IB = "/sys/class/infiniband"
-GUEST_HINT = "no RDMA here? try the soft-RoCE guest: rdmarig guest run -- rdmarig measure verbs ..."
 CAP_IPC_LOCK = 14
-
-
-@dataclass(frozen=True)
-class PortInfo:
-    device: str
-    port: int
-    state: str
-    link_layer: str
-    mtu_bytes: int
-    mtu_enum: int
-    gid_index: int
-    gid: str
-    gid_type: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def list_devices() -> list[str]:
-    V = compat.load()
-    try:
-        devices = V.get_device_list()
-    except V.PyverbsError:          # rdma-core raises when the kernel has no RDMA subsystem at all
-        return []
-    return [d.name.decode() if isinstance(d.name, bytes) else str(d.name) for d in devices]
-
-
-def _mtu_bytes(mtu_enum: int) -> int:
-    return 128 << int(mtu_enum)     # IBV_MTU_256 = 1 ... IBV_MTU_4096 = 5
-
-
-def _gid_type(device: str, port: int, index: int) -> str:
-    try:
-        with open(f"{SYSFS_IB}/{device}/ports/{port}/gid_attrs/types/{index}") as f:
-            return f.read().strip()
-    except OSError:
-        return "unknown"
-
-
-def _is_ipv4_mapped(gid: str) -> bool:
-    return gid.replace(":", "").lower().startswith("00000000000000000000ffff")
-
-
-def _port_state_name(V: compat.Verbs, state: int) -> str:
-    for name in ("IBV_PORT_ACTIVE", "IBV_PORT_DOWN", "IBV_PORT_INIT", "IBV_PORT_ARMED"):
-        if getattr(V.e, name, None) == state:
-            return name[len("IBV_PORT_"):]
-    return str(state)
-
-
-def port_gids(ctx: Any, device: str, port: int, entries: int = GID_SCAN_ENTRIES) -> list[dict[str, Any]]:
-    """The first `entries` GID table entries (only non-zero ones)."""
-    V = compat.load()
-    out = []
-    for index in range(entries):
-        try:
-            gid = str(ctx.query_gid(port, index).gid)
-        except V.PyverbsError:
-            break
-        if gid.replace(":", "").strip("0") == "":
-            continue
-        out.append({"index": index, "gid": gid, "type": _gid_type(device, port, index),
-                    "ipv4_mapped": _is_ipv4_mapped(gid)})
-    return out
-
-
-def describe_device(device: str, gid_entries: int = GID_SCAN_ENTRIES) -> dict[str, Any]:
-    """Ports, states, MTUs and the first GIDs of one device (for selftest and provenance)."""
-    V = compat.load()
-    ctx = V.Context(name=device)
-    try:
-        nports = ctx.query_device().phys_port_cnt
-        ports = []
-        for p in range(1, nports + 1):
-            attr = ctx.query_port(p)
-            ports.append({"port": p, "state": _port_state_name(V, attr.state),
-                          "mtu_bytes": _mtu_bytes(attr.active_mtu),
-                          "link_layer": "Ethernet" if attr.link_layer == V.e.IBV_LINK_LAYER_ETHERNET else "InfiniBand",
-                          "gids": port_gids(ctx, device, p, gid_entries)})
-        return {"device": device, "ports": ports}
-    finally:
-        ctx.close()
-
-
-def discover(device: str | None = None, port: int | None = None, gid_index: int | None = None) -> PortInfo:
-    """The port to use: the named one, or the first ACTIVE port of the first device that has one.
-
-    GID: the given index, else the first RoCE v2 entry holding an IPv4-mapped address, else the
-    first IPv4-mapped one, else the first non-zero one (InfiniBand).
-    """
-    V = compat.load()
-    names = list_devices()
-    if not names:
-        raise InputError("no RDMA device found (ibv_get_device_list is empty)", GUEST_HINT)
-    if device is not None and device not in names:
-        raise InputError(f"RDMA device {device!r} not found (present: {', '.join(names)})",
-                         "pick one of those with --device")
-    for name in [device] if device else names:
-        ctx = V.Context(name=name)
-        try:
-            nports = ctx.query_device().phys_port_cnt
-            if port is not None and not 1 <= port <= nports:
-                raise InputError(f"{name} has ports 1..{nports}, not {port}", "pass a valid --port")
-            for p in [port] if port else range(1, nports + 1):
-                attr = ctx.query_port(p)
-                if attr.state != V.e.IBV_PORT_ACTIVE:
-                    if port is not None or device is not None and nports == 1:
-                        raise InputError(f"{name} port {p} is {_port_state_name(V, attr.state)}, not ACTIVE",
-                                         "bring the link up (ip link set <netdev> up) or pick another port")
-                    continue
-                ll = "Ethernet" if attr.link_layer == V.e.IBV_LINK_LAYER_ETHERNET else "InfiniBand"
-                gidx, gid, gtype = _pick_gid(V, ctx, name, p, gid_index)
-                return PortInfo(device=name, port=p, state="ACTIVE", link_layer=ll,
-                                mtu_bytes=_mtu_bytes(attr.active_mtu), mtu_enum=int(attr.active_mtu),
-                                gid_index=gidx, gid=gid, gid_type=gtype)
-        finally:
-            ctx.close()
-    raise InputError(f"no ACTIVE port on {device or ', '.join(names)}",
-                     "bring a link up (ip link set <netdev> up; rdma link show)")
-
-
-def _pick_gid(V: compat.Verbs, ctx: Any, device: str, port: int, gid_index: int | None) -> tuple[int, str, str]:
-    if gid_index is not None:
-        try:
-            gid = str(ctx.query_gid(port, gid_index).gid)
-        except V.PyverbsError as exc:
-            raise InputError(f"{device} port {port} has no GID index {gid_index} ({exc})",
-                             "list them with `python -m rig.rdma.selftest` or ibv_devinfo -v") from exc
-        if gid.replace(":", "").strip("0") == "":
-            raise InputError(f"{device} port {port} GID index {gid_index} is empty", "pick another --gid-index")
-        return gid_index, gid, _gid_type(device, port, gid_index)
-    gids = port_gids(ctx, device, port)
-    if not gids:
-        raise InputError(f"{device} port {port} has no GID in its first {GID_SCAN_ENTRIES} entries",
-                         "give the netdev an IPv4 address, or pass --gid-index")
-    for want in (lambda g: g["ipv4_mapped"] and "v2" in g["type"].lower(), lambda g: g["ipv4_mapped"],
-                 lambda g: True):
-        for g in gids:
-            if want(g):
-                return g["index"], g["gid"], g["type"]
-    raise AssertionError("unreachable")
 
 
 # ---- memory-lock limit -------------------------------------------------------------------------
@@ -193,6 +55,44 @@ def check_memlock(needed_bytes: int) -> None:
                          f"/etc/security/limits.conf; or use smaller --size/--qps/--tx-depth")
 
 
+# ---- registered memory beyond the slots ------------------------------------------------------
+
+@dataclass
+class Region:
+    """Registered memory at `addr`: lkey for local SGEs, rkey for the peer's RDMA to it."""
+
+    addr: int
+    length: int
+    mr: Any = field(repr=False)
+    keep: Any = field(default=None, repr=False)     # what keeps the memory mapped (closed after the MR)
+
+    @property
+    def lkey(self) -> int:
+        return int(self.mr.lkey)
+
+    @property
+    def rkey(self) -> int:
+        return int(self.mr.rkey)
+
+    def view(self, offset: int = 0, length: int | None = None) -> Any:
+        """A writable ctypes view of the bytes (do not keep it past close())."""
+        length = self.length - offset if length is None else length
+        if offset < 0 or offset + length > self.length:
+            raise ValueError(f"bytes {offset}..{offset + length} outside the {self.length}-byte region")
+        return (ctypes.c_char * length).from_address(self.addr + offset)
+
+    def read(self, offset: int = 0, length: int | None = None) -> bytes:
+        return bytes(self.view(offset, length))
+
+    def close(self) -> None:
+        if self.mr is not None:
+            self.mr.close()
+            self.mr = None
+        if self.keep is not None and hasattr(self.keep, "close"):
+            self.keep.close()
+        self.keep = None
+
+
 # ---- one player ----------------------------------------------------------------------------
 
 @dataclass
@@ -204,6 +104,8 @@ class PlayerConfig:
     rx_depth: int = 512
     max_inline_bytes: int = 0
     cq_depth: int = 0              # 0: enough for every WR of every QP
+    max_send_sge: int = 1
+    max_recv_sge: int = 1
 
     @property
     def mr_bytes(self) -> int:
@@ -211,14 +113,18 @@ class PlayerConfig:
 
 
 class Player:
-    """Context, PD, one MR (all QPs' slots), a send CQ, a receive CQ and `num_qps` RC QPs."""
+    """Context, PD, one MR (all QPs' slots), a send CQ, a receive CQ and `num_qps` RC QPs.
 
-    def __init__(self, port: PortInfo, cfg: PlayerConfig):
+    With `parent`, the context and PD are the parent's (shared, not closed here): close the
+    children before the parent."""
+
+    def __init__(self, port: PortInfo, cfg: PlayerConfig, parent: "Player | None" = None):
         self.V = compat.load()
-        self.port, self.cfg = port, cfg
+        self.port, self.cfg, self.parent = port, cfg, parent
         self.ctx = self.pd = self.mr = self.send_cq = self.recv_cq = None
         self.qps: list[Any] = []
         self.psns: list[int] = []
+        self.regions: list[Region] = []
         try:
             self.create_context()
             self.create_pd()
@@ -231,8 +137,11 @@ class Player:
 
     # each step can be overridden
     def create_context(self) -> None:
-        self.ctx = self.V.Context(name=self.port.device)
-        self.dev_attr = self.ctx.query_device()
+        if self.parent is not None:
+            self.ctx, self.dev_attr = self.parent.ctx, self.parent.dev_attr
+        else:
+            self.ctx = self.V.Context(name=self.port.device)
+            self.dev_attr = self.ctx.query_device()
         self.check_limits()
 
     def check_limits(self) -> None:
@@ -248,7 +157,7 @@ class Player:
                                  f"lower {opt}")
 
     def create_pd(self) -> None:
-        self.pd = self.V.PD(self.ctx)
+        self.pd = self.parent.pd if self.parent is not None else self.V.PD(self.ctx)
 
     def access_flags(self) -> int:
         e = self.V.e
@@ -259,12 +168,15 @@ class Player:
         try:
             self.mr = self.V.MR(self.pd, self.cfg.mr_bytes, self.access_flags())
         except self.V.PyverbsRDMAError as exc:
-            if getattr(exc, "error_code", None) in (12, 1) or "Cannot allocate" in str(exc):
-                soft = resource.getrlimit(resource.RLIMIT_MEMLOCK)[0]
-                raise InputError(f"registering {format_size(self.cfg.mr_bytes)} failed ({exc}); "
-                                 f"RLIMIT_MEMLOCK is {soft if soft != resource.RLIM_INFINITY else 'unlimited'}",
-                                 "raise it with `ulimit -l unlimited` or use a smaller --size") from exc
-            raise
+            self._registration_failed(self.cfg.mr_bytes, exc)
+
+    def _registration_failed(self, nbytes: int, exc: Exception) -> None:
+        if getattr(exc, "error_code", None) in (12, 1) or "Cannot allocate" in str(exc):
+            soft = resource.getrlimit(resource.RLIMIT_MEMLOCK)[0]
+            raise InputError(f"registering {format_size(nbytes)} failed ({exc}); "
+                             f"RLIMIT_MEMLOCK is {soft if soft != resource.RLIM_INFINITY else 'unlimited'}",
+                             "raise it with `ulimit -l unlimited` or use a smaller --size") from exc
+        raise exc
 
     def cq_entries(self) -> int:
         return self.cfg.cq_depth or max(64, self.cfg.num_qps * max(self.cfg.tx_depth, self.cfg.rx_depth))
@@ -274,8 +186,9 @@ class Player:
         self.recv_cq = self.V.CQ(self.ctx, self.cq_entries())
 
     def qp_init_attr(self) -> Any:
-        cap = self.V.QPCap(max_send_wr=self.cfg.tx_depth, max_recv_wr=self.cfg.rx_depth, max_send_sge=1,
-                           max_recv_sge=1, max_inline_data=self.cfg.max_inline_bytes)
+        cap = self.V.QPCap(max_send_wr=self.cfg.tx_depth, max_recv_wr=self.cfg.rx_depth,
+                           max_send_sge=self.cfg.max_send_sge, max_recv_sge=self.cfg.max_recv_sge,
+                           max_inline_data=self.cfg.max_inline_bytes)
         return self.V.QPInitAttr(qp_type=self.V.e.IBV_QPT_RC, scq=self.send_cq, rcq=self.recv_cq,
                                  cap=cap, sq_sig_all=0)
 
@@ -284,7 +197,37 @@ class Player:
             self.qps.append(self.V.QP(self.pd, self.qp_init_attr()))
             self.psns.append(secrets.randbelow(1 << 24))
 
-    # addresses of the slots
+    # ---- more registered memory (flows) -------------------------------------------------------
+
+    def register(self, addr: int, length: int, access: int, keep: Any = None) -> Region:
+        """Register `length` bytes at `addr` (memory this process mapped) with `access`
+        (IBV_ACCESS_* flags; 0 = local read only, which a read-only file mapping needs)."""
+        check_memlock(length)
+        try:
+            mr = self.V.MR(self.pd, length, access, address=addr)
+        except self.V.PyverbsRDMAError as exc:
+            self._registration_failed(length, exc)
+        region = Region(addr, length, mr, keep)
+        self.regions.append(region)
+        return region
+
+    def register_buffer(self, buf: Any, access: int | None = None) -> Region:
+        """Register a page-aligned buffer (an mmap: rig.copy.buffers.aligned_buffer, or a file
+        mapped with mmap.PROT_READ) for its whole length; the region closes it after the MR.
+
+        A file as an RDMA source: map it MAP_PRIVATE + PROT_READ and register with access 0. The
+        guest's 6.1 kernel refuses (EFAULT) to pin a read-only MAP_SHARED mapping whatever the
+        access flags; a private read-only mapping maps the same page-cache pages, nothing copied."""
+        from rig.copy.buffers import address_of
+        return self.register(address_of(buf), len(buf), self.access_flags() if access is None else access, keep=buf)
+
+    def alloc(self, length: int, access: int | None = None) -> Region:
+        """A fresh page-aligned, zeroed buffer of `length` bytes, registered (default access: local
+        write, remote read and write)."""
+        from rig.copy.buffers import aligned_buffer
+        return self.register_buffer(aligned_buffer(length), access)
+
+    # ---- addresses of the slots -----------------------------------------------------------------
     def slot_addr(self, qp_index: int, slot: int = 0) -> int:
         return self.mr.buf + (qp_index * self.cfg.slots + slot) * self.cfg.msg_bytes
 
@@ -340,11 +283,15 @@ class Player:
             qp.to_rts(attr)
 
     def close(self) -> None:
-        # children before parents: QPs, CQs, MR, PD, context
+        # children before parents: QPs, CQs, regions, MR, then PD and context unless shared
         for qp in self.qps:
             qp.close()
         self.qps = []
-        for obj in (self.send_cq, self.recv_cq, self.mr, self.pd, self.ctx):
+        for region in self.regions:
+            region.close()
+        self.regions = []
+        shared = self.parent is not None
+        for obj in (self.send_cq, self.recv_cq, self.mr) + (() if shared else (self.pd, self.ctx)):
             if obj is not None:
                 obj.close()
         self.send_cq = self.recv_cq = self.mr = self.pd = self.ctx = None
@@ -355,7 +302,3 @@ class Player:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-
-def rdma_env_info() -> dict[str, Any]:
-    V = compat.load()
-    return {"pyverbs_api": V.api, "pyverbs_path": V.path}
