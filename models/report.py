@@ -198,6 +198,7 @@ def target_columns(ev: Evaluation, req: Requirements, cols: dict[str, list]) -> 
     ids = ["io_size_bytes", "copy_path", *(unit_key(k) for k in swept(ev))]
     return {**{k: cols[k] for k in ids},
             "serving_cores": req.serving_cores.ravel().tolist(), "worker_cores": req.worker_cores.ravel().tolist(),
+            "flow_cores": req.flow_cores.ravel().tolist(),
             "dma_engines": [v if math.isfinite(v) else None for v in req.dma_engines.ravel().tolist()],
             "links": req.links.ravel().tolist(), "nics": req.nics.ravel().tolist(),
             "outstanding": req.outstanding_ios.ravel().tolist(),

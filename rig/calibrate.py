@@ -328,11 +328,15 @@ _NEAR_ZERO_RATE = 1e24                                        # an ICRC that cos
 
 def verbs_points(records: list[Record]) -> list[tuple[str, float, float, float, str]]:
     """(op, message bytes, kernel CPU s per byte, user CPU s per byte, record id) of bandwidth runs between
-    two devices of this host (--peer-device: across the veth, the path SMB Direct's flows take)."""
+    two devices of this host (--peer-device: across the veth, the path SMB Direct's flows take), counted
+    by the one CPU accounting (process + ksoftirqd run time: records that carry cpu_ksoftirqd_s; older
+    ones sampled softirq from /proc/stat and missed 12-25 % of it, docs/verbs.md)."""
     out = []
     for r in records:
         s = r.summary
         if r.params.get("mode") != "bandwidth" or not r.params.get("peer_device") or r.params.get("peer_addr"):
+            continue
+        if "cpu_ksoftirqd_s" not in s:
             continue
         kernel = [s.get("cpu_system_s_per_gb"), s.get("cpu_softirq_s_per_gb")]
         if any(not isinstance(v, (int, float)) for v in kernel) or not s.get("integrity_ok", True):

@@ -77,6 +77,7 @@ def capacity_columns(swept: list[str], view: str = "compact") -> list[Column]:
 def target_columns(swept: list[str], view: str = "compact") -> list[Column]:
     return _point_columns(swept, view) + [
         Column.of("serving_cores", "serving cores", "{:.0f}"), Column.of("worker_cores", "worker cores", "{:.0f}"),
+        Column.of("flow_cores", "flow cores", "{:.0f}"),
         Column.of("dma_engines", "DMA engines", "{:.0f}"), _LINKS, _NICS, _OUTSTANDING,
         Column.of("reachable"), Column.of("why_not", "why not")]
 

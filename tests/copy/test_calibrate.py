@@ -327,6 +327,7 @@ def test_the_software_nic_fit_recovers_the_terms_the_model_was_given(noise):
             kernel = (r.cpu_seconds_per_byte[0] + r.client_cpu_seconds_per_byte[0] - user) * 1e9 * rng.normal(1, noise)
             recs.append(_rec(f"verbs.{op}.bw", {"mode": "bandwidth", "peer_device": "rxe0", "op": op, "io_size_bytes": size},
                              summary={"cpu_system_s_per_gb": kernel * 0.7, "cpu_softirq_s_per_gb": kernel * 0.3,
+                                      "cpu_ksoftirqd_s": 0.1,
                                       "cpu_user_s_per_gb": 25e-6 / size * 1e9, "integrity_ok": True}))
     fit = rc.fit_soft_rdma(recs, s, {})
     assert fit is not None and fit.fit.n_points == 24
