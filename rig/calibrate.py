@@ -226,12 +226,6 @@ def _two_kinds(records: list[Record], kind_key: str, value_key: str) -> tuple[li
     return (small, huge) if small and huge else None
 
 
-def _solve_pairs(small, huge, solve) -> list[tuple[tuple[float, float], str]]:
-    """`solve(a 4 KiB repetition, a THP repetition)` over every pair: the spread of the solutions."""
-    return [(solve(a, b), f"{ia}") for a, ia in small for b, _ in huge] + \
-        [(solve(a, b), f"{ib}") for a, _ in small[:1] for b, ib in huge]
-
-
 def fault_estimates(records: list[Record]) -> dict[str, cal.Estimate]:
     """copy.fault, 4 KiB and THP: t_page = a + page_bytes / z through the two kinds -> cpu.page_fault_time
     (a) and cpu.page_zero_rate (z); the 4 KiB unmap per page -> cpu.unmap_page_time."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-import platform as _platform
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
