@@ -201,6 +201,10 @@ OPTION_ROWS = [
     ("scenario-unknown", lambda t: ["--out", str(t / "n.toml"), "--scenario", "nope"], "unknown scenario"),
     ("scenario-directory", lambda t: ["--out", str(t / "n.toml"), "--scenario", str(_dir(t))], "is a directory"),
     ("out-unwritable", lambda t: ["--out", "/proc/rdmarig-this-host.toml"], "cannot write"),
+    ("place-unknown", lambda t: ["--out", str(t / "n.toml"), "--place", "nowhere"], "--place 'nowhere': no records"),
+    ("place-guest-without-guest-records", lambda t: ["--out", str(t / "n.toml"), "--place", "guest"],
+     "no records of the soft-RoCE guest"),
+    ("place-empty", lambda t: ["--out", str(t / "n.toml"), "--place", ""], "no records of that place"),
 ]
 
 
