@@ -25,7 +25,7 @@ from models.sweep import Evaluation
 from models.target import Requirements, requirements
 from scenarios.errors import InputError
 from scenarios.limits import TARGET_RATE
-from scenarios.schema import unit_key
+from scenarios.schema import MAX_SWEEP_POINTS, unit_key
 from scenarios.units import GB, MB, format_size, parse_rate, to_gbits_per_s, to_gbytes_per_s
 
 def swept(ev: Evaluation) -> list[str]:
@@ -220,13 +220,53 @@ def path_summary(ev: Evaluation, cols: dict[str, list]) -> dict[str, Any]:
     return out
 
 
-def plan_report(ev: Evaluation, target: float | None = None) -> dict[str, Any]:
+NEEDS_RATES = 20                # target rates the needs curve is evaluated at
+NEEDS_MAX_POINTS = 2_000        # above this many points the curve is left out (a Python loop per point and rate)
+
+
+def needs(ev: Evaluation, idx: list[int], cols: dict[str, list]) -> dict[str, Any] | None:
+    """Cores (serving + workers) and DMA engines needed at NEEDS_RATES target rates up to the most
+    the links carry, per point in `idx` order (models.target.requirements at each rate): what the
+    'needed vs target' figure draws. None for an evaluation of more than NEEDS_MAX_POINTS points."""
+    links = [c for c in cols["capacity_links_bytes_per_s"] if math.isfinite(c) and c > 0]
+    if ev.points > NEEDS_MAX_POINTS or not links:
+        return None
+    top = max(links)
+    rates = [top * (k + 1) / NEEDS_RATES for k in range(NEEDS_RATES)]
+    per_rate = [requirements(ev, rate) for rate in rates]
+    cores = [(r.serving_cores + r.worker_cores).ravel() for r in per_rate]
+    dma = [r.dma_engines.ravel() for r in per_rate]
+    return {"rates_bytes_per_s": rates,
+            "cores": [[float(c[i]) for c in cores] for i in idx],
+            "dma_engines": [[float(d[i]) if math.isfinite(d[i]) else None for d in dma] for i in idx],
+            "reachable": [[bool(r.feasible[i]) for r in per_rate] for i in idx]}
+
+
+def setting(ev: Evaluation) -> dict[str, Any]:
+    """What a report says about the scenario and the platform besides the figures' sources: the
+    names, descriptions, the workload's counts (SI units in the keys)."""
+    s = ev.scenario
+    w = s.workload
+    return {"scenario": s.name, "scenario_description": s.description, "platform": s.platform.name,
+            "platform_description": s.platform.description, "links": s.link.label, "protocol": s.link.protocol,
+            "mtu_bytes": s.link.mtu, "transport": w.transport, "operation": w.operation,
+            "connections": w.connections, "io_cores": w.io_cores, "async_workers": w.async_workers,
+            "outstanding_per_connection": w.outstanding_per_connection, "cores": s.platform.cpu.cores,
+            "copy_paths": {p.name: p.description for p in s.copy_paths}}
+
+
+def plan_report(ev: Evaluation, target: float | None = None, samples: int = 0, seed: int | None = None) -> dict[str, Any]:
     """The whole report as one JSON-able dict of SI figures (what the `plan` record stores):
 
         {title, notes, swept: [flat names], points: {key: [value per point]} (table order),
          summary: {<path>_max_throughput_gbytes_per_s, <path>_binding_at_max},
-         target: null | {rate_bytes_per_s, title, notes, points: {...} (table order)}}
+         target: null | {rate_bytes_per_s, title, notes, points: {...} (table order)},
+         needs: null | {rates_bytes_per_s, cores, dma_engines, reachable} (see `needs`),
+         setting: the scenario and platform in a few figures (see `setting`),
+         intervals: null | models.uncertainty.intervals (`samples` draws of the platform's spreads)}
     """
+    from models import uncertainty
+
     cols = columns(ev)
     idx = order(ev)
     report: dict[str, Any] = {"title": title(ev), "notes": notes(ev), "swept": swept(ev),
@@ -235,4 +275,11 @@ def plan_report(ev: Evaluation, target: float | None = None) -> dict[str, Any]:
         report["target"] = {"rate_bytes_per_s": target, "title": target_title(ev, target),
                             "notes": target_notes(ev),
                             "points": _take(target_columns(ev, requirements(ev, target), cols), idx)}
+    report["needs"] = needs(ev, idx, cols)
+    report["setting"] = setting(ev)
+    report["intervals"] = (uncertainty.intervals(ev, idx, samples, uncertainty.SEED if seed is None else seed, target)
+                           if samples > 0 else None)
+    if samples > 0 and report["intervals"] is None:
+        report["notes"].append(f"no intervals: {ev.points:,} points x {uncertainty.MIN_SAMPLES} draws would pass the "
+                               f"{MAX_SWEEP_POINTS:,} points one evaluation holds")
     return report

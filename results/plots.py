@@ -6,8 +6,10 @@ records into lines by name and by the parameters that name a configuration (SERI
 fields the caller names. Repeated runs at one x are aggregated: the line goes through the median,
 a band spans min..max, and each point knows how many runs it stands for.
 
-Modelled (`plan`) records hold one model point per entry of their samples; they are drawn as one
-point each, with the point's copy path and swept values as its params.
+Modelled (`plan`) records hold one model point per entry of their report's points (older ones:
+of their samples); they are drawn as one point each, with the point's copy path and swept values
+as its params. The figures of a plan record alone (ceilings, intervals, utilisation, needs) are
+in results/plan_plots.py.
 
 Building the series (`build_series`) is apart from drawing (`figure`) and encoding (`render`), so
 tests read the plotted data back and new figures reuse the first two steps.
@@ -31,7 +33,8 @@ import numpy as np  # noqa: E402
 
 from results.record import Record  # noqa: E402
 from scenarios.errors import InputError  # noqa: E402
-from scenarios.units import IO_SIZE_KEY, format_size, split_unit, unit_header  # noqa: E402
+from scenarios.params import unit_key as unit_key_of  # noqa: E402
+from scenarios.units import IO_SIZE_KEY, format_size, split_unit, to_gbytes_per_s, unit_header  # noqa: E402
 
 DEFAULT_X = f"params.{IO_SIZE_KEY}"
 
@@ -42,6 +45,7 @@ METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
         "summary.median_gbytes_per_s",         # copy.socket (median over repetitions)
         "summary.median_total_gbytes_per_s",   # copy.memcpy (all copiers together)
         "summary.bw_average_gbytes_per_s",     # verbs.*.bw, perftest.*
+        "summary.gbytes_per_s",                # smbd.read, smbd.write (payload)
         "summary.throughput_gbytes_per_s",     # plan points (modelled)
     )),
 }
@@ -94,6 +98,10 @@ def points(records: Iterable[Record]) -> Iterator[Any]:
     """Every plotted point: a measured record is one point; a modelled record with one sample per
     model point (plan) gives one point per entry, its copy path and swept values as params."""
     for rec in records:
+        report = rec.summary.get("report") if rec.kind == "modelled" else None
+        if isinstance(report, dict) and isinstance(report.get("points"), dict):
+            yield from _report_points(rec, report)
+            continue
         per_point = rec.samples.get(IO_SIZE_KEY) if rec.kind == "modelled" else None
         if not isinstance(per_point, list):
             yield rec
@@ -111,6 +119,21 @@ def points(records: Iterable[Record]) -> Iterator[Any]:
                                   scenario=rec.scenario, provenance=rec.provenance, samples={},
                                   params=params, summary={k: v[i] for k, v in columns.items()},
                                   series_params=tuple(swept))
+
+
+def _report_points(rec: Record, report: dict[str, Any]) -> Iterator[Any]:
+    """The points of a stored plan report (models.report.plan_report): the copy path as `path`,
+    the swept values as params, the throughput in GB/s as `summary.throughput_gbytes_per_s`."""
+    pts = report["points"]
+    swept = [unit_key_of(k) for k in report.get("swept") or []]
+    for i, size in enumerate(pts.get(IO_SIZE_KEY) or []):
+        params = {k: pts[k][i] for k in swept if k in pts}
+        params.update(path=pts["copy_path"][i], **{IO_SIZE_KEY: size})
+        X = pts["throughput_bytes_per_s"][i]
+        yield SimpleNamespace(kind=rec.kind, name=rec.name, id=rec.id, created=rec.created, scenario=rec.scenario,
+                              provenance=rec.provenance, samples={}, params=params,
+                              summary={"throughput_gbytes_per_s": None if X is None else to_gbytes_per_s(X)},
+                              series_params=tuple(swept))
 
 
 @dataclass(frozen=True)
@@ -206,9 +229,7 @@ def figure(data: SeriesSet, title: str = "", logx: bool = True) -> Figure:
         if s.repeated:
             ax.fill_between(s.x, s.low, s.high, color=line.get_color(), alpha=0.2, linewidth=0)
     if logx and all(v > 0 for s in data.series for v in s.x):
-        ax.set_xscale("log", base=2)
-        if split_unit(data.x.rsplit(".", 1)[-1])[1] == "B":
-            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: format_size(v)))
+        log2_axis(ax, sizes=split_unit(data.x.rsplit(".", 1)[-1])[1] == "B")
     ax.set_xlabel(axis_label(data.x))
     ax.set_ylabel(axis_label(data.y))
     ax.set_title(title or f"{axis_label(data.y)} by {axis_label(data.x)}"
@@ -222,12 +243,23 @@ def figure(data: SeriesSet, title: str = "", logx: bool = True) -> Figure:
     return fig
 
 
+def log2_axis(ax: Any, sizes: bool = True) -> None:
+    """A log2 x axis; `sizes`: ticks written as sizes (64KiB, 1MiB)."""
+    ax.set_xscale("log", base=2)
+    if sizes:
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: format_size(v)))
+
+
 def render(fig: Figure, fmt: str = "png") -> bytes:
-    """The figure encoded as PNG, SVG or PDF bytes (the caller writes them where it likes)."""
+    """The figure encoded as PNG, SVG or PDF bytes (the caller writes them where it likes); the same
+    figure gives the same bytes."""
     if fmt not in PLOT_FORMATS:
         raise InputError(f"cannot draw a {fmt!r} file", f"use one of {', '.join(PLOT_FORMATS)}")
     buf = io.BytesIO()
-    fig.savefig(buf, format=fmt, dpi=110)
+    # no creation date and fixed element ids: the same record draws the same bytes (a report rebuilt
+    # from the store is the report it was)
+    with matplotlib.rc_context({"svg.hashsalt": "rdmarig"}):
+        fig.savefig(buf, format=fmt, dpi=110, metadata={"Date": None} if fmt != "png" else None)
     return buf.getvalue()
 
 

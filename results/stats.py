@@ -1,4 +1,5 @@
-"""Statistics over repeated measurements: robust centre, spread, intervals, stability warnings."""
+"""Statistics over repeated measurements: robust centre, spread, intervals, stability warnings, and
+the difference of two sets of repetitions (bootstrap interval, Welch's t-test)."""
 
 from __future__ import annotations
 
@@ -74,3 +75,54 @@ def stability_warning(values, what: str = "series", threshold: float = UNSTABLE_
         return (f"{what} is unstable: coefficient of variation {cv:.0%} over {v.size} runs "
                 f"(> {threshold:.0%}); the machine may be busy, use more repetitions")
     return None
+
+
+@dataclass(frozen=True)
+class Difference:
+    """B against A for one metric measured in repetitions: the change of the median, its bootstrap
+    interval, Welch's t-test p-value, and whether the change is beyond the noise (the interval
+    excludes zero)."""
+    median_a: float
+    median_b: float
+    change: float                   # median_b - median_a
+    low: float                      # interval of the change
+    high: float
+    p_value: float                  # Welch's t-test (nan with fewer than 2 values on a side or no spread)
+    n_a: int
+    n_b: int
+    confidence: float
+
+    @property
+    def ratio(self) -> float:
+        """The change relative to A (0.1 = 10 % more); nan when A's median is 0."""
+        return self.change / self.median_a if self.median_a else float("nan")
+
+    @property
+    def significant(self) -> bool | None:
+        """None with fewer than two repetitions on a side: one value says nothing about noise."""
+        if self.n_a < 2 or self.n_b < 2:
+            return None
+        return not (self.low <= 0.0 <= self.high)
+
+
+def compare_samples(a, b, confidence: float = 0.95, resamples: int = 4000, seed: int = 0) -> Difference:
+    """Percentile bootstrap of the difference of medians (each side resampled on its own, one
+    vectorised draw) and Welch's t-test, for two sets of repetitions."""
+    from scipy import stats as sp_stats
+
+    a = np.asarray(list(a), dtype=float)
+    b = np.asarray(list(b), dtype=float)
+    if a.size == 0 or b.size == 0:
+        raise ValueError("both sides need at least one value")
+    rng = np.random.default_rng(seed)
+    diffs = (np.median(b[rng.integers(0, b.size, size=(resamples, b.size))], axis=1)
+             - np.median(a[rng.integers(0, a.size, size=(resamples, a.size))], axis=1))
+    alpha = (1 - confidence) / 2
+    if a.size >= 2 and b.size >= 2 and (a.std() > 0 or b.std() > 0):
+        p = float(sp_stats.ttest_ind(b, a, equal_var=False).pvalue)
+    else:
+        p = float("nan")
+    return Difference(median_a=float(np.median(a)), median_b=float(np.median(b)),
+                      change=float(np.median(b) - np.median(a)), low=float(np.quantile(diffs, alpha)),
+                      high=float(np.quantile(diffs, 1 - alpha)), p_value=p, n_a=int(a.size), n_b=int(b.size),
+                      confidence=confidence)

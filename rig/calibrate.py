@@ -300,7 +300,7 @@ def pagecopy_estimate(records: list[Record], copy_rate_dram: float) -> tuple[cal
 def csum_estimate(records: list[Record]) -> tuple[cal.Estimate, dict[str, float]] | None:
     """copy.csum offload-off records: the sender's extra CPU per byte is one checksum pass
     (csum_partial) -> cpu.tcp_checksum_rate = 1 / extra; per path the tx and rx extras for the table."""
-    off = [r for r in records if r.params.get("checksum_offload") is False or r.params.get("checksum_offload") == 0]
+    off = [r for r in records if r.params.get("checksum_offload") in (False, 0, "off")]
     tx = [(float(r.summary["offload_off_extra_tx_cpu_s_per_gb"]), r.id) for r in off
           if isinstance(r.summary.get("offload_off_extra_tx_cpu_s_per_gb"), (int, float))
           and r.summary["offload_off_extra_tx_cpu_s_per_gb"] > 0]

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
+from scenarios import spread
 from scenarios.errors import InputError
 from scenarios.toml_table import TomlTable
 from scenarios.units import parse_freq, parse_rate, parse_size, parse_time, quantity_text
@@ -154,6 +155,8 @@ def known_keys(fields: Iterable[Field]) -> set[str]:
         keys.add(f.key)
         if f.sourced:
             keys.add(f"{f.key}_source")
+        if f.sourced and f.is_number:       # a spread beside a figure, with its own source (scenarios/spread.py)
+            keys.update((f"{f.key}_spread", f"{f.key}_spread_source"))
     return keys
 
 
@@ -174,3 +177,19 @@ def read_section(t: TomlTable, fields: Sequence[Field]) -> tuple[dict[str, Any],
 def by_name(fields: Iterable[Field]) -> dict[str, Field]:
     """{attribute name: field}: how flat parameter names ('cpu.clock_hz') find their field."""
     return {f.name: f for f in fields}
+
+
+def read_spreads(t: TomlTable, fields: Sequence[Field]) -> dict[str, spread.Spread]:
+    """{key: Spread} of the figures that carry a `<key>_spread` (with its `<key>_spread_source`)."""
+    out: dict[str, spread.Spread] = {}
+    for f in fields:
+        if not (f.sourced and f.is_number):
+            continue
+        if f"{f.key}_spread" not in t.data:
+            if f"{f.key}_spread_source" in t.data:
+                raise t.error(f"{f.key}_spread_source", "a spread's source without a spread",
+                              f'add `{f.key}_spread = "LOW..HIGH"` or remove the source')
+            continue
+        source = t.source(f"{f.key}_spread")
+        out[f.key] = spread.parse(t.data[f"{f.key}_spread"], f.read(t), f, t.where(f"{f.key}_spread"), source)
+    return out

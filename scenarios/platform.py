@@ -9,7 +9,7 @@ carry a measured section (scenarios/profile.py).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 from scenarios import copy_paths as _paths
@@ -17,6 +17,7 @@ from scenarios import fields as F
 from scenarios import limits as L
 from scenarios.errors import InputError
 from scenarios.params import platform_params
+from scenarios.spread import Spread, of_interval
 from scenarios.toml_table import TomlTable
 from scenarios.units import parse_freq, parse_rate, parse_size, parse_time, quantity_text
 
@@ -136,6 +137,9 @@ class Platform:
     base: str = ""                  # the profile this one builds on (`base = "epyc-9654-cx7"`), if any
     # figures measured on the host, keyed like sources() ('cpu.copy_rate_cache', 'pcie.max_payload')
     measured: Mapping[str, Measured] = field(default_factory=dict, compare=False)
+    # figures that carry a spread (scenarios/spread.py), keyed like sources(): a `<key>_spread` or a
+    # measured figure's low..high
+    spreads: Mapping[str, Spread] = field(default_factory=dict, compare=False)
 
     def sources(self) -> dict[str, str]:
         """Every number's source, keyed like the flat parameter names ('cpu.cores')."""
@@ -322,7 +326,8 @@ def parse_platform(data: Mapping[str, Any], file: str, base: str = "",
     description = t.text("description", '"..."', default="")
     cpu = _section(t.sub("cpu"), CPU_FIELDS, Cpu)
     memory = _section(t.sub("memory"), MEMORY_FIELDS, Memory)
-    nic = _nic(t.sub("nic"))
+    nic_t = t.sub("nic")
+    nic = _nic(nic_t)
     engines = tuple(_dma(TomlTable(d, file, f"dma[{i}]")) for i, d in enumerate(dma_list))
     names = [e.name for e in engines]
     if len(set(names)) != len(names):
@@ -334,4 +339,43 @@ def parse_platform(data: Mapping[str, Any], file: str, base: str = "",
         section, _, key = broken[0].partition(".")
         raise InputError(f"{file}: {TOML_PATH[section]}.{key}: {broken[2]}",
                          "correct the figure that is wrong (each keeps its source)")
+    platform = replace(platform, spreads=_spreads(t, nic_t, dma_list, file, measured or {}))
+    _check_spread_relations(platform, file)
     return platform
+
+
+def _spreads(t: TomlTable, nic_t: TomlTable, dma_list: list, file: str,
+             measured: Mapping[str, Measured]) -> dict[str, Spread]:
+    """Every spread of the profile, keyed like sources(): the `<key>_spread`s of its sections, and
+    the low..high of its measured figures (which replace a spread the datasheet figure had)."""
+    tables = [("cpu", t.sub("cpu"), CPU_FIELDS), ("memory", t.sub("memory"), MEMORY_FIELDS),
+              ("nic", nic_t, NIC_FIELDS + SOFT_RDMA_FIELDS), ("pcie", nic_t.sub("pcie"), PCIE_FIELDS)]
+    tables += [(f"dma.{d['name']}", TomlTable(d, file, f"dma[{i}]"), DMA_FIELDS) for i, d in enumerate(dma_list)]
+    out = {f"{prefix}.{key}": s for prefix, table, fields in tables for key, s in F.read_spreads(table, fields).items()}
+    for key, m in measured.items():
+        if m.low is not None and m.high is not None:
+            out[key] = of_interval(m.value, m.low, m.high, f"{m.interval} {m.low_text} .. {m.high_text}", m.source())
+    return out
+
+
+def _check_spread_relations(p: Platform, file: str) -> None:
+    """A figure bounded by another stays below it across both spreads (the DRAM bandwidth's high
+    end below the peak's low end), so no draw breaks the relation."""
+    flat = platform_params(p)
+    for small, big, unit, why in RELATIONS:
+        top = _spread_of(p, small)
+        bottom = _spread_of(p, big)
+        high = top.high if top is not None else flat[small]
+        low = bottom.low if bottom is not None else flat[big]
+        if (top is not None or bottom is not None) and high > low * (1 + 1e-9):
+            section, _, key = small.partition(".")
+            raise InputError(f"{file}: {TOML_PATH[section]}.{key}_spread: reaches {quantity_text(high, unit)}, "
+                             f"above {big} {quantity_text(low, unit)}: {why}",
+                             "keep the spread below the figure that bounds it")
+
+
+def _spread_of(p: Platform, flat: str) -> Spread | None:
+    """The spread of a flat name ('memory.dram_bandwidth'); spreads are keyed like sources()."""
+    section, _, name = flat.rpartition(".")
+    field = field_of(flat)
+    return p.spreads.get(f"{section}.{field.key if field is not None else name}")

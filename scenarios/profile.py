@@ -171,6 +171,8 @@ def _overlay_section(base: dict[str, Any], own: Mapping[str, Any]) -> dict[str, 
             continue
         if not key.endswith("_source"):
             out.pop(f"{key}_source", None)      # a figure given here brings its own source
+        if not key.endswith(("_source", "_spread")):
+            _drop_spread(out, key)              # ... and its own spread, if it has one
         out[key] = copy.deepcopy(value)
     return out
 
@@ -204,6 +206,7 @@ def _measured(t: TomlTable, merged: dict[str, Any]) -> dict[str, Measured]:
                                f"measure one of: {', '.join(map(str, engines)) or '(none)'}")
             for key, m in _entries(dt.sub(name), DMA_FIELDS).items():
                 engines[name][key], engines[name][f"{key}_source"] = dt.data[name][key]["value"], m.source()
+                _drop_spread(engines[name], key)
                 out[f"dma.{name}.{key}"] = m
     return out
 
@@ -216,7 +219,15 @@ def _measured_section(t: TomlTable, section: str, merged: dict[str, Any]) -> dic
         table = table.setdefault(part, {})
     for key, m in entries.items():
         table[key], table[f"{key}_source"] = t.data[key]["value"], m.source()
+        _drop_spread(table, key)
     return {f"{section}.{key}": m for key, m in entries.items()}
+
+
+def _drop_spread(table: dict[str, Any], key: str) -> None:
+    """A measured figure (or one given again) replaces the spread the figure had: its own low..high
+    is its spread (Platform.spreads)."""
+    table.pop(f"{key}_spread", None)
+    table.pop(f"{key}_spread_source", None)
 
 
 def _entries(t: TomlTable, fields: tuple[F.Field, ...], skip: tuple[str, ...] = ()) -> dict[str, Measured]:

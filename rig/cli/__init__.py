@@ -7,6 +7,7 @@ the signal, as shells report them), never a traceback.
 
 from __future__ import annotations
 
+import importlib
 import signal
 import sys
 import threading
@@ -53,20 +54,48 @@ def interrupt_exit_code(exc: BaseException | None) -> int:
 INTERRUPTED = "interrupted; records completed before the interrupt are kept in the store"
 
 
-def _register() -> None:
-    # imported here so that `rig.cli` stays importable for the sub-modules themselves
-    from rig.cli import calibrate, guest, measure, plan, results, scenarios_cmd, serve
-
-    app.command("plan")(plan.plan)
-    app.add_typer(scenarios_cmd.app, name="scenarios", help="List, show and check scenario files.")
-    app.add_typer(results.app, name="results", help="List, show, export, import and plot stored records.")
-    app.add_typer(measure.app, name="measure", help="Measure real transfers and copy costs on this host.")
-    app.command("serve")(serve.serve)
-    app.add_typer(guest.app, name="guest", help="The soft-RoCE qemu guest: real RDMA where the kernel has none.")
-    app.add_typer(calibrate.app, name="calibrate", help="Fit model parameters to stored measurements.")
+@app.callback()
+def _root() -> None:
+    """Measure and model file-data throughput over RDMA (SMB Direct) and TCP."""
+    # a callback keeps the app a group when only one command is registered (typer would make a
+    # lone command the root and read its name as an extra argument)
 
 
-_register()
+# The commands, in --help order: name -> (module, attribute, help for a group or None for a command).
+# A command's module is imported only when that command runs (or for --help), so `rdmarig serve`
+# and `rdmarig measure verbs` start without numpy, the model or the copy probes (slow in the guest).
+COMMANDS: dict[str, tuple[str, str, str | None]] = {
+    "plan": ("rig.cli.plan", "plan", None),
+    "report": ("rig.cli.report", "report", None),
+    "plot": ("rig.cli.plot", "app", "Draw one figure of a plan: throughput, bottlenecks, needs, vs-measured, "
+             "efficiency."),
+    "scenarios": ("rig.cli.scenarios_cmd", "app", "List, show and check scenario files."),
+    "results": ("rig.cli.results", "app", "List, show, export, import, plot and compare stored records."),
+    "measure": ("rig.cli.measure", "app", "Measure real transfers and copy costs on this host."),
+    "serve": ("rig.cli.serve", "serve", None),
+    "guest": ("rig.cli.guest", "app", "The soft-RoCE qemu guest: real RDMA where the kernel has none."),
+    "calibrate": ("rig.cli.calibrate", "app", "Fit model parameters to stored measurements."),
+}
+_registered: set[str] = set()
+
+
+def register(argv: list[str] | None = None) -> None:
+    """Add the command `argv` names to the app (and its subcommand, for a group that loads its
+    own lazily), or every command when argv names none (help, a typo: the full list is shown)."""
+    words = [a for a in (argv or []) if not a.startswith("-")]
+    names = [words[0]] if words and words[0] in COMMANDS else list(COMMANDS)
+    for name in names:
+        module_name, attr, group_help = COMMANDS[name]
+        module = importlib.import_module(module_name)
+        if hasattr(module, "register"):
+            module.register(words[1:2] if len(names) == 1 else None)
+        if name in _registered:
+            continue
+        if group_help is None:
+            app.command(name)(getattr(module, attr))
+        else:
+            app.add_typer(getattr(module, attr), name=name, help=group_help)
+        _registered.add(name)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -74,6 +103,8 @@ def main(argv: list[str] | None = None) -> None:
     _terminated = False
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
+    argv = sys.argv[1:] if argv is None else list(argv)
+    register(argv)
     try:
         # not standalone: a usage error comes back as an exception, to be said in one line
         code = typer.main.get_command(app).main(args=argv, prog_name="rdmarig", standalone_mode=False)

@@ -21,6 +21,13 @@ app = typer.Typer(no_args_is_help=True, rich_markup_mode=None)
 CacheOption = typer.Option(None, "--cache", help="Cache directory. Default: ~/.cache/rdmarig/guest.")
 
 
+def _cache(path: Optional[Path]) -> Cache:
+    cache = Cache.at(path)
+    if cache.root.exists() and not cache.root.is_dir():
+        raise InputError(f"--cache {cache.root} is a file, not a directory", "pass a directory (made if missing)")
+    return cache
+
+
 def _say(text: str) -> None:
     print(f"guest: {text}", file=sys.stderr, flush=True)
 
@@ -35,8 +42,20 @@ def _forward(data: bytes) -> None:
     sys.stdout.buffer.flush()
 
 
-def _options(cpus: int, mem: str, boot_timeout: str, timeout: str, accel: str, env: list[str]):
-    from rig.guest.run import RunOptions
+def _forward_err(data: bytes) -> None:
+    sys.stderr.buffer.write(data)
+    sys.stderr.buffer.flush()
+
+
+def _whole(text: str, flag: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise InputError(f"{flag} {text!r} is not a whole number", f"pass e.g. {flag} 2") from None
+
+
+def _options(cpus: str, mem: str, boot_timeout: str, timeout: str, accel: str, env: list[str]):
+    from rig.guest.run import RunOptions, check_options
 
     extra = {}
     for item in env:
@@ -45,8 +64,17 @@ def _options(cpus: int, mem: str, boot_timeout: str, timeout: str, accel: str, e
             raise InputError(f"--env {item!r} is not KEY=VALUE", "pass e.g. --env FOO=bar")
         extra[key] = value
     mem_mib = int(parse_size(mem, "--mem") // 2**20)
-    return RunOptions(cpus=cpus, mem_mib=mem_mib, boot_timeout_s=parse_time(boot_timeout, "--boot-timeout"),
-                      command_timeout_s=parse_time(timeout, "--timeout"), accel=accel, env=extra)
+    options = RunOptions(cpus=_whole(cpus, "--cpus"), mem_mib=mem_mib,
+                         boot_timeout_s=parse_time(boot_timeout, "--boot-timeout"),
+                         command_timeout_s=parse_time(timeout, "--timeout"), accel=accel, env=extra)
+    check_options(options)
+    return options
+
+
+def _timings(result) -> str:
+    first = "no output" if result.first_output_s is None else f"first output after {result.first_output_s:.1f} s"
+    ready = "" if result.ready_host_s is None else f"qemu start to command {result.ready_host_s:.1f} s, "
+    return f"{first}; {ready}total {result.total_s:.1f} s, {result.accel.upper()}"
 
 
 def _report_failure(result) -> None:
@@ -66,7 +94,7 @@ def prepare(cache: Optional[Path] = CacheOption) -> None:
     from rig.guest.prepare import prepare as do_prepare
 
     say = _timed_say()
-    result = do_prepare(Cache.at(cache), say)
+    result = do_prepare(_cache(cache), say)
     size = sum(f.stat().st_size for f in Path(result.cache).rglob("*") if f.is_file())
     say(f"ready: kernel {result.kernel_version}, {size / 1e6:.0f} MB in {result.cache} "
         f"({'downloaded' if result.downloaded else 'cached'}, {result.seconds:.1f} s)")
@@ -74,10 +102,10 @@ def prepare(cache: Optional[Path] = CacheOption) -> None:
 
 @app.command("run", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def run(
-    command: List[str] = typer.Argument(..., help="The command to run in the guest (after --)."),
+    command: Optional[List[str]] = typer.Argument(None, help="The command to run in the guest (after --)."),
     timeout: str = typer.Option("1h", "--timeout", help="Limit on the command's run time (e.g. 1200, 20min)."),
     boot_timeout: str = typer.Option("300s", "--boot-timeout", help="Limit from qemu start to the command's start."),
-    cpus: int = typer.Option(2, "--cpus", help="Guest CPUs."),
+    cpus: str = typer.Option("2", "--cpus", metavar="N", help="Guest CPUs."),
     mem: str = typer.Option("2GiB", "--mem", help="Guest memory."),
     accel: str = typer.Option("auto", "--accel", help="auto (KVM only if it really works), tcg or kvm."),
     no_rxe: bool = typer.Option(False, "--no-rxe", help="Skip the soft-RoCE set-up."),
@@ -87,8 +115,9 @@ def run(
 ) -> None:
     """Boot the guest, set up rxe0/rxe1 on a veth pair, run COMMAND in the current directory.
 
-    Exits with the command's exit code (124: timeout, 125: the guest failed, 130: Ctrl-C). Records the command
-    writes land in the host's result store.
+    The command's stdout and stderr arrive here as it writes them; the guest kernel's console goes to
+    console.log in the run directory. Exits with the command's exit code (124: timeout, 125: the guest
+    failed, 130: Ctrl-C, 143: SIGTERM). Records the command writes land in the host's result store.
     """
     from rig.guest.run import run_in_guest
 
@@ -96,12 +125,14 @@ def run(
     options.rxe = not no_rxe
     options.tty = sys.stdout.isatty()
     say = _timed_say()
-    result = run_in_guest(list(command), Path(os.getcwd()), Cache.at(cache), options, store, say, _forward)
+    result = run_in_guest(list(command or []), Path(os.getcwd()), _cache(cache), options, store, say,
+                          _forward, on_stderr=_forward_err)
     if result.status != "finished":
         _report_failure(result)
     else:
-        say(f"command exited {result.exit_code} after {result.command_s:.1f} s "
-            f"(guest {result.accel}, total {result.total_s:.1f} s)")
+        say(f"command exited {result.exit_code} after {result.command_s:.1f} s ({_timings(result)})")
+    if result.kernel_lines:
+        say(f"the guest kernel printed {result.kernel_lines} line(s) while the command ran: {result.console_log}")
     if result.records_ingested:
         say(f"{result.records_ingested} record(s) landed in {result.store}")
     elif result.status in ("finished", "command-timeout"):
@@ -111,10 +142,11 @@ def run(
 
 @app.command("check")
 def check(
-    bw_iters: int = typer.Option(50, "--bw-iters", help="ib_write_bw iterations of 1 MiB (-n; -D reads zero under TCG)."),
+    bw_iters: str = typer.Option("50", "--bw-iters", metavar="N",
+                                 help="ib_write_bw iterations of 1 MiB (-n; -D reads zero under TCG)."),
     boot_timeout: str = typer.Option("300s", "--boot-timeout", help="Limit from qemu start to the probe's start."),
     timeout: str = typer.Option("15min", "--timeout", help="Limit on the probe's run time."),
-    cpus: int = typer.Option(2, "--cpus", help="Guest CPUs."),
+    cpus: str = typer.Option("2", "--cpus", metavar="N", help="Guest CPUs."),
     mem: str = typer.Option("2GiB", "--mem", help="Guest memory."),
     accel: str = typer.Option("auto", "--accel", help="auto, tcg or kvm."),
     cache: Optional[Path] = CacheOption,
@@ -125,7 +157,7 @@ def check(
 
     options = _options(cpus, mem, boot_timeout, timeout, accel, [])
     say = _timed_say()
-    result = run_check(Cache.at(cache), options, bw_iters, say)
+    result = run_check(_cache(cache), options, _whole(bw_iters, "--bw-iters"), say, on_stderr=_forward_err)
     if as_json:
         print(json.dumps(result.to_dict(), indent=1))
     else:

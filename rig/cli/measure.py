@@ -1,9 +1,28 @@
-"""`rdmarig measure ...`: real measurements. Each kind lives in its own module."""
+"""`rdmarig measure ...`: real measurements. Each kind lives in its own module, imported only when
+that kind runs (or for --help)."""
+
+import importlib
 
 import typer
 
-from rig.cli import measure_copy, measure_verbs
-
 app = typer.Typer(no_args_is_help=True, rich_markup_mode=None)
-app.command("verbs")(measure_verbs.verbs)
-app.command("copy")(measure_copy.copy)
+
+@app.callback()
+def _group() -> None:
+    """Measure real transfers and copy costs on this host."""
+    # a group even when only one kind is registered
+
+
+# name -> (module, function), in --help order
+KINDS = {"verbs": ("rig.cli.measure_verbs", "verbs"), "copy": ("rig.cli.measure_copy", "copy")}
+_registered: set[str] = set()
+
+
+def register(argv: list[str] | None = None) -> None:
+    """Add the kind `argv` names, or every kind."""
+    names = [argv[0]] if argv and argv[0] in KINDS else list(KINDS)
+    for name in names:
+        if name not in _registered:
+            module, attr = KINDS[name]
+            app.command(name)(getattr(importlib.import_module(module), attr))
+            _registered.add(name)

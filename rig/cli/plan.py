@@ -44,6 +44,11 @@ _DMA_BUSY = Column("dma_engines_busy", "DMA busy [engines]", "{:.2f}")
 _LINKS = Column("links", "links [links]", "{:.0f}")
 _NICS = Column("nics", "NICs [NICs]", "{:.0f}")
 _OUTSTANDING = Column("outstanding", "I/Os in flight [I/Os]", "{:.0f}")
+# intervals over the draws of the platform's spreads (models/uncertainty.py)
+_MEDIAN = Column.of("median_gbytes_per_s", "median", "{:.2f}")
+_INTERVAL = Column.of("interval_gbytes_per_s", "90% interval")
+_BINDS = Column("binds", "binds in samples")
+SAMPLES_RANGE = (0, 100_000)     # models.uncertainty.MAX_SAMPLES
 
 
 def _swept_column(flat_name: str) -> Column:
@@ -58,14 +63,26 @@ def _point_columns(swept: list[str], view: str) -> list[Column]:
     return [size, Column.of("copy_path")] + [_swept_column(k) for k in swept]
 
 
-def capacity_columns(swept: list[str], view: str = "compact") -> list[Column]:
+def capacity_columns(swept: list[str], view: str = "compact", intervals: bool = False) -> list[Column]:
     """`compact`: throughput, binding, cores, DMA, headroom (the terminal default); `wide`: plus every
-    resource's utilisation; `machine` (CSV, JSON): every column, the I/O size in bytes."""
-    columns = _point_columns(swept, view) + [_THROUGHPUT, Column.of("binding")]
+    resource's utilisation; `machine` (CSV, JSON): every column, the I/O size in bytes.
+    `intervals`: the median, the 90 % interval and the share of draws each resource binds in."""
+    columns = _point_columns(swept, view) + [_THROUGHPUT]
+    if intervals:
+        columns += ([Column.of(f"{q}_gbytes_per_s", f"throughput {q}") for q in ("p05", "median", "p95")]
+                    if view == "machine" else [_MEDIAN, _INTERVAL])
+    columns += [Column.of("binding")] + ([_BINDS] if intervals else [])
     if view != "compact":
         columns += [Column.of(f"util_{key}_pct", name, "{:.0f}") for key, name in _UTIL_COLUMNS]
-    columns += [_CORES_BUSY, _DMA_BUSY, Column.of("headroom_pct", "headroom", "{:.0f}"),
-                Column.of("next_binding", "next bottleneck")]
+    columns += [_CORES_BUSY, _DMA_BUSY]
+    if intervals and view == "wide":
+        columns += [Column.of("busy_interval_cores", "cores busy 90%"),
+                    Column.of("dma_busy_interval_engines", "DMA busy 90%")]
+    elif intervals and view == "machine":
+        columns += [Column.of(f"{key}_{q}_{unit}", f"{name} {q}") for key, name, unit in
+                    (("busy", "cores busy", "cores"), ("dma_busy", "DMA busy", "engines")) for q in ("p05", "p50", "p95")]
+        columns += [Column.of(f"binding_share_{key}_ratio", f"binds {name}") for key, name in _UTIL_COLUMNS]
+    columns += [Column.of("headroom_pct", "headroom", "{:.0f}"), Column.of("next_binding", "next bottleneck")]
     if view != "compact":
         columns += [Column.of("binding_end", "binding end"), Column.of("cpu_s_per_gb", "server CPU", "{:.3f}"),
                     Column.of("cpu_copy_s_per_gb", "of it copy", "{:.3f}"),
@@ -74,12 +91,24 @@ def capacity_columns(swept: list[str], view: str = "compact") -> list[Column]:
     return columns
 
 
-def target_columns(swept: list[str], view: str = "compact") -> list[Column]:
-    return _point_columns(swept, view) + [
+def target_columns(swept: list[str], view: str = "compact", intervals: bool = False) -> list[Column]:
+    """`intervals`: the 90 % interval of the cores and DMA engines needed, and the share of draws
+    that reach the target (machine view: the 5th, 50th and 95th percentile of every count)."""
+    columns = _point_columns(swept, view) + [
         Column.of("serving_cores", "serving cores", "{:.0f}"), Column.of("worker_cores", "worker cores", "{:.0f}"),
         Column.of("flow_cores", "flow cores", "{:.0f}"),
-        Column.of("dma_engines", "DMA engines", "{:.0f}"), _LINKS, _NICS, _OUTSTANDING,
-        Column.of("reachable"), Column.of("why_not", "why not")]
+        Column.of("dma_engines", "DMA engines", "{:.0f}"), _LINKS, _NICS, _OUTSTANDING, Column.of("reachable")]
+    if intervals and view == "machine":
+        columns += [Column.of(key.format(q=q), f"{name} {q}") for key, name in
+                    (("serving_{q}_cores", "serving cores"), ("worker_{q}_cores", "worker cores"),
+                     ("dma_{q}_engines", "DMA engines"), ("links_{q}", "links"), ("nics_{q}", "NICs"),
+                     ("outstanding_{q}", "I/Os in flight")) for q in ("p05", "p50", "p95")]
+        columns += [Column.of("reachable_share_ratio", "reachable in samples")]
+    elif intervals:
+        columns += [Column.of("serving_interval_cores", "serving cores 90%"),
+                    Column.of("worker_interval_cores", "worker cores 90%"),
+                    Column.of("dma_interval_engines", "DMA engines 90%"), Column("reachable_share", "reachable in samples")]
+    return columns + [Column.of("why_not", "why not")]
 
 
 def table_rows(report: dict[str, Any]) -> tuple[list[dict], list[dict] | None]:
@@ -87,18 +116,31 @@ def table_rows(report: dict[str, Any]) -> tuple[list[dict], list[dict] | None]:
     from models.report import table_rows as rows_of
 
     target = report.get("target")
-    return rows_of(report["points"]), None if target is None else rows_of(target["points"])
+    capacity, targets = rows_of(report["points"]), None if target is None else rows_of(target["points"])
+    intervals = report.get("intervals")
+    if intervals:
+        from models.uncertainty import table_rows as interval_rows
+        for row, extra in zip(capacity, interval_rows(intervals["points"])):
+            row.update(extra)
+        if targets is not None and intervals.get("target"):
+            for row, extra in zip(targets, interval_rows(intervals["target"]["points"], target=True)):
+                row.update(extra)
+    return capacity, targets
 
 
 def tables(report: dict[str, Any], view: str, rows: tuple[list[dict], list[dict] | None] | None = None) -> list[Table]:
     """The capacity table (and the 'what it takes' table) of a plan report: a live one or a stored one.
     `rows`: the report's table_rows, when they are at hand already (one report, several formats)."""
     capacity_rows, target_rows = rows if rows is not None else table_rows(report)
-    notes = list(report["notes"]) + ([WIDE_NOTE] if view == "compact" else [])
-    out = [Table(report["title"], capacity_columns(report["swept"], view), capacity_rows, notes)]
+    intervals = report.get("intervals")
+    notes = list(report["notes"]) + (list(intervals["notes"]) if intervals else []) + \
+        ([WIDE_NOTE] if view == "compact" else [])
+    out = [Table(report["title"], capacity_columns(report["swept"], view, bool(intervals)), capacity_rows, notes)]
     target = report.get("target")
     if target is not None:
-        out.append(Table(target["title"], target_columns(report["swept"], view), target_rows, list(target["notes"])))
+        with_target = bool(intervals and intervals.get("target"))
+        out.append(Table(target["title"], target_columns(report["swept"], view, with_target), target_rows,
+                         list(target["notes"])))
     return out
 
 
@@ -140,6 +182,23 @@ def modelled_record(s: Scenario, report: dict[str, Any]) -> Record:
         summary={**report["summary"], "report": {k: v for k, v in report.items() if k != "summary"}})
 
 
+SamplesOption = typer.Option(None, "--samples", help="Draws of the platform figures' spreads for the median and "
+                             "90% interval (default 1000, fixed seed); 0: point figures only.")
+
+
+def check_samples(samples: Optional[int]) -> int:
+    """The --samples count (None: models.uncertainty.DEFAULT_SAMPLES), refused outside SAMPLES_RANGE."""
+    from models.uncertainty import DEFAULT_SAMPLES
+
+    if samples is None:
+        return DEFAULT_SAMPLES
+    low, high = SAMPLES_RANGE
+    if not low <= samples <= high:
+        raise InputError(f"--samples {samples} is outside {low}..{high:,}",
+                         f"give 0 (point figures only) up to {high} draws; the default is {DEFAULT_SAMPLES}")
+    return samples
+
+
 def _view(fmt: str, wide: bool) -> str:
     return "machine" if fmt in ("csv", "json") else "wide" if wide else "compact"
 
@@ -177,6 +236,7 @@ def plan(
                                      help="Predicted next to measured: the scenario mirrors the stored `measure smbd` "
                                           "records on the calibrated profile of the place they were taken (default "
                                           "this-guest or this-host), predicted from the component fits alone."),
+    samples: Optional[int] = SamplesOption,
     store: Optional[Path] = StoreOption,
 ) -> None:
     """Capacity table of a scenario: throughput, binding resource, cores and DMA engines busy, headroom."""
@@ -187,13 +247,14 @@ def plan(
     if fmt not in EXTENSIONS:
         raise InputError(f"--format: unknown table format {fmt!r}", "use md, csv, json or html")
     if vs_measured:
-        for option, given in (("--target", target), ("--out", out), ("--wide", wide or None)):
+        for option, given in (("--target", target), ("--out", out), ("--wide", wide or None), ("--samples", samples)):
             if given is not None:
                 raise InputError(f"{option} does not go with --vs-measured",
                                  f"run the comparison without {option}, or the capacity table without --vs-measured")
         text = render(vs_measured_table(scenario, platform, store, machine=fmt in ("csv", "json")), fmt)
         typer.echo(text, nl=not text.endswith("\n"))
         return
+    samples = check_samples(samples)
     target_rate = model_report.parse_target(target) if target is not None else None
     s = load_scenario(scenario, platform=platform)
     check_grid_points(s.sweep.points(len(s.copy_paths)), s.path, MAX_TABLE_ROWS)
@@ -201,7 +262,7 @@ def plan(
         target_rate = s.target          # the scenario file's target: range-checked when it was read
     if out is not None:
         out = _out_dir(out)
-    report = model_report.plan_report(evaluate_scenario(s), target_rate)
+    report = model_report.plan_report(evaluate_scenario(s), target_rate, samples)
 
     rows = table_rows(report)
     text = render_tables(tables(report, _view(fmt, wide), rows), fmt)

@@ -1,4 +1,5 @@
-"""`rdmarig results list | show | export | plot | import`: read the result store (only import writes)."""
+"""`rdmarig results list | show | export | plot | import | compare`: read the result store (only
+import writes)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from results.store import Store
 from results.tables import Column, Table, render
 from rig.cli._common import (JsonOption, StoreOption, open_store, output_file, store_warnings,
                              write_output, write_stdout)
+from rig.cli.plan import SamplesOption, check_samples
 from scenarios.errors import InputError
 from scenarios.units import parse_time
 
@@ -220,3 +222,101 @@ def plot(
         print(f"rdmarig: note: {data.records_left_out} stored points have no numeric {x} and {y}; "
               "left out", file=sys.stderr)
     _finish(st)
+
+
+_MEASURED_COLUMNS = [Column("metric", "metric"), Column("unit", "unit"), Column("a", "A", "{:.4g}"),
+                     Column("b", "B", "{:.4g}"), Column("change", "change", "{:+.4g}"),
+                     Column.of("change_pct", "change", "{:+.1f}"), Column("n", "runs A vs B"),
+                     Column("interval", "95% interval of the change"), Column("p_value", "p (Welch)", "{:.3g}"),
+                     Column("significant", "significant")]
+
+
+def _plan_columns(swept: list[str]) -> list[Column]:
+    return ([Column.of("copy_path"), Column.of("io_size", "I/O size")] + [Column(k, k) for k in swept]
+            + [Column.of("a_gbytes_per_s", "A", "{:.2f}"), Column.of("a_interval", "A 90%"),
+               Column.of("b_gbytes_per_s", "B", "{:.2f}"), Column.of("b_interval", "B 90%"),
+               Column.of("change_pct", "change", "{:+.1f}"), Column.of("binding"), Column("significant", "significant")])
+
+
+def _compared(text: str, scenario: Optional[str], platform: Optional[str], samples: int,
+              store: Optional[Path]) -> tuple[str, object, str]:
+    """One side of a comparison: ('record', Record, label) or ('plan', plan report, label) of a
+    scenario (on --platform) or a platform (under --scenario), evaluated now."""
+    from scenarios.files import builtin_platforms, builtin_scenarios, file_kind
+
+    named = text in builtin_scenarios() or text in builtin_platforms() or text.endswith(".toml") or Path(text).is_file()
+    if not named:
+        if platform is not None or scenario is not None:
+            raise InputError(f"{text!r} is not a scenario or a platform, so --scenario/--platform cannot apply",
+                             "give two scenarios (with --platform) or two platforms (with --scenario), or two record ids")
+        with open_store(store, write=False) as st:
+            try:
+                rec = st.get(text)
+            except InputError as exc:
+                raise InputError(f"{exc.cause}, and no scenario or platform is named {text!r}",
+                                 "give a record id (`rdmarig results list`), a scenario or a platform "
+                                 "(`rdmarig scenarios list`)") from None
+        return "record", rec, f"{rec.id[:12]} ({rec.name})"
+    from models.report import plan_report
+    from models.sweep import evaluate_scenario
+    from scenarios.schema import MAX_TABLE_ROWS, check_grid_points, load_scenario
+
+    if file_kind(text) == "platform":
+        if platform is not None:
+            raise InputError(f"{text!r} is a platform; --platform names the platform two scenarios run on",
+                             "compare two platforms with --scenario, or two scenarios with --platform")
+        if scenario is None:
+            raise InputError(f"{text!r} is a platform: comparing platforms needs the scenario they run",
+                             "add --scenario NAME, e.g. --scenario smbdirect-2x200g")
+        s = load_scenario(scenario, platform=text)
+    else:
+        if scenario is not None:
+            raise InputError(f"{text!r} is a scenario; --scenario names the scenario two platforms run",
+                             "compare two scenarios with --platform, or two platforms with --scenario")
+        s = load_scenario(text, platform=platform)
+    check_grid_points(s.sweep.points(len(s.copy_paths)), s.path, MAX_TABLE_ROWS)
+    return "plan", plan_report(evaluate_scenario(s), None, samples), f"{s.name} on {s.platform.name}"
+
+
+@app.command("compare")
+def compare(
+    a: str = typer.Argument(..., help="A: a record id (or prefix), a scenario, or a platform"),
+    b: str = typer.Argument(..., help="B: the same kind of thing as A"),
+    scenario: Optional[str] = typer.Option(None, "--scenario", help="the scenario two platforms are compared on"),
+    platform: Optional[str] = typer.Option(None, "--platform", help="the platform two scenarios are compared on"),
+    samples: Optional[int] = SamplesOption,
+    fmt: str = typer.Option("md", "--format", help="md, csv or json"),
+    store: Optional[Path] = StoreOption,
+) -> None:
+    """B against A, per metric: the change, its interval, significant or not (bootstrap and Welch's
+    t-test on the repetitions of measured records; the model's 90% intervals for plans); differences
+    of host, kernel and rig version flagged."""
+    from results import compare as cmp
+
+    if fmt not in ("md", "csv", "json"):
+        raise InputError(f"--format: unknown format {fmt!r}", "use md, csv or json")
+    n = check_samples(samples)
+    sides = [_compared(x, scenario, platform, n, store) for x in (a, b)]
+    measured = [kind == "record" and obj.kind == "measured" for kind, obj, _ in sides]
+    (_, obj_a, label_a), (_, obj_b, label_b) = sides
+    if measured[0] != measured[1]:
+        first, second = (label_a, label_b) if measured[0] else (label_b, label_a)
+        raise InputError(f"{first} is a measurement and {second} a plan",
+                         "compare like with like: two measured records, or two plans (records, scenarios, platforms)")
+    if measured[0]:
+        result = cmp.compare_measured(obj_a, obj_b)
+        columns = _MEASURED_COLUMNS
+    else:
+        reports = [obj.summary.get("report") if kind == "record" else obj for kind, obj, _ in sides]
+        if not all(isinstance(r, dict) and isinstance(r.get("points"), dict) for r in reports):
+            raise InputError("a modelled record holds no plan report", "compare records stored by `rdmarig plan`")
+        records = [obj for kind, obj, _ in sides if kind == "record"]
+        extra = cmp.flags(*records, params=False) if len(records) == 2 else []
+        result = cmp.compare_plans(reports[0], reports[1], label_a, label_b,
+                                   cmp.setting_flags(reports[0], reports[1]) + extra)
+        columns = _plan_columns([k for k in cmp.swept_keys(reports[0]) if k in cmp.swept_keys(reports[1])])
+    table = Table(result.title, columns, result.rows, result.flags + result.notes)
+    write_stdout(render(table, fmt) + ("" if fmt != "md" else "\n"))
+    if fmt == "csv":
+        for line in result.flags:
+            print(f"rdmarig: note: {line}", file=sys.stderr)

@@ -34,8 +34,13 @@ class Cache:
         return self.root / "busybox"
 
     @property
-    def initramfs(self) -> Path:
+    def initramfs(self) -> Path:        # what rdmarig versions before per-script images used
         return self.root / "initramfs.gz"
+
+    def initramfs_for(self, scripts_sha256: str) -> Path:
+        """One image per version of the init scripts: two rdmarig versions sharing this cache never
+        boot each other's scripts."""
+        return self.root / f"initramfs-{scripts_sha256[:16]}.gz"
 
     @property
     def manifest(self) -> Path:         # what prepare built, written last
@@ -51,6 +56,9 @@ class Cache:
 
     def vmlinuz(self, version: str) -> Path:
         return self.kernel_root / "boot" / f"vmlinuz-{version}"
+
+    def vmlinux(self, version: str) -> Path:    # the unpacked ELF kernel qemu boots through PVH
+        return self.kernel_root / "boot" / f"vmlinux-{version}"
 
     def modules_dir(self, version: str) -> Path:
         return self.kernel_root / "lib" / "modules" / version

@@ -1,7 +1,8 @@
 """`rdmarig guest prepare`: kernel subset + busybox initramfs in the cache, once.
 
-A second prepare re-resolves the kernel package name (~1 s) and rebuilds the small initramfs only
-if the scripts changed; the download and extraction happen only when the kernel version changes.
+A second prepare re-resolves the kernel package name (~1 s) and builds the small initramfs only
+if no image for these scripts exists; the download and extraction happen only when the kernel
+version changes.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from rig.guest.cache import Cache
 from scenarios.errors import InputError
 
 Say = Callable[[str], None]
+KEEP_IMAGES = 4     # initramfs images of other script versions kept (other rdmarig checkouts)
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,7 @@ class Prepared:
     cache: str
     downloaded: bool
     seconds: float
+    boot_kernel: str = ""       # what qemu boots: the unpacked ELF kernel (PVH), else vmlinuz
 
 
 def scripts_sha256() -> str:
@@ -115,15 +118,19 @@ def _prepare_locked(cache: Cache, say: Say, resolve: bool) -> Prepared:
         downloaded = True
     else:
         say(f"kernel {version} already in {cache.root}")
+    boot_kernel = _boot_kernel(cache, version, say)
     scripts = scripts_sha256()
-    if downloaded or old.get("scripts_sha256") != scripts or not cache.initramfs.exists():
+    image = cache.initramfs_for(scripts)
+    if downloaded or not image.exists():
         say("building the initramfs")
-        digest = initramfs.build(cache.busybox, cache.modules_dir(version), cache.initramfs)
+        digest = initramfs.build(cache.busybox, cache.modules_dir(version), image)
+        _prune_images(cache, image)
     else:
-        digest = old["initramfs_sha256"]
+        digest = hashlib.sha256(image.read_bytes()).hexdigest()
     result = Prepared(kernel_package=package, kernel_version=version, vmlinuz=str(cache.vmlinuz(version)),
-                      initramfs=str(cache.initramfs), initramfs_sha256=digest, scripts_sha256=scripts,
-                      cache=str(cache.root), downloaded=downloaded, seconds=time.monotonic() - t0)
+                      initramfs=str(image), initramfs_sha256=digest, scripts_sha256=scripts,
+                      cache=str(cache.root), downloaded=downloaded, seconds=time.monotonic() - t0,
+                      boot_kernel=str(boot_kernel))
     manifest = asdict(result)
     tmp = cache.manifest.with_suffix(".tmp")
     tmp.write_text(json.dumps(manifest, indent=1))
@@ -131,11 +138,34 @@ def _prepare_locked(cache: Cache, say: Say, resolve: bool) -> Prepared:
     return result
 
 
+def _boot_kernel(cache: Cache, version: str, say: Say) -> Path:
+    """The unpacked ELF kernel (made once), or the bzImage if it holds none qemu can boot via PVH."""
+    elf_path = cache.vmlinux(version)
+    if elf_path.exists():
+        return elf_path
+    elf = kernel.vmlinux_from_bzimage(cache.vmlinuz(version).read_bytes())
+    if elf is None:
+        say("the kernel image holds no ELF kernel with a PVH entry point; qemu boots it compressed")
+        return cache.vmlinuz(version)
+    tmp = elf_path.with_suffix(".tmp")
+    tmp.write_bytes(elf)
+    tmp.replace(elf_path)
+    say(f"unpacked the kernel once ({len(elf) / 1e6:.0f} MB) so qemu boots it directly (PVH)")
+    return elf_path
+
+
+def _prune_images(cache: Cache, current: Path) -> None:
+    others = sorted((p for p in cache.root.glob("initramfs-*.gz") if p != current),
+                    key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in others[KEEP_IMAGES:]:
+        old.unlink(missing_ok=True)
+
+
 def ensure_prepared(cache: Cache, say: Say = lambda _: None) -> Prepared:
     """For `run`/`check`: use the cache if it is complete and current, else prepare it."""
     m = cache.read_manifest()
-    if (m and m.get("scripts_sha256") == scripts_sha256() and Path(m["vmlinuz"]).exists()
-            and Path(m["initramfs"]).exists()):
+    if (m and m.get("scripts_sha256") == scripts_sha256() and m.get("boot_kernel")
+            and all(Path(m[k]).exists() for k in ("vmlinuz", "initramfs", "boot_kernel"))):
         return Prepared(**{k: m[k] for k in Prepared.__dataclass_fields__})
     say("guest not prepared yet (or prepared by another rdmarig version); preparing")
     return prepare(cache, say, resolve=not m)

@@ -26,6 +26,7 @@ from scenarios.errors import InputError
 SYSFS = Path("/sys/class/infiniband")
 GIDS_READ = 4                  # reading every GID entry takes ~90 s under TCG
 BW_MSG_BYTES = 1 << 20
+REPORT_KEYS = ("bytes_per_msg", "iterations", "bw_peak_gbits_per_s", "bw_average_gbits_per_s", "msg_rate_mpps")
 IPV4_MAPPED = "0000:0000:0000:0000:0000:ffff:"
 
 
@@ -71,21 +72,6 @@ def ipv4_gid_index(device: dict[str, Any]) -> int | None:
     return next((g["index"] for g in device["gids"] if g["gid"].startswith(IPV4_MAPPED)), None)
 
 
-def parse_ib_write_bw(text: str, msg_bytes: int) -> dict[str, float] | None:
-    """The result line of ib_write_bw's output for `msg_bytes` (rig.rdma.perftest parses it), in
-    this probe's keys; None when there is none."""
-    try:
-        r = perftest.parse_report(text)
-    except ValueError:
-        return None
-    return _in_probe_keys(r) if r["bytes_per_msg"] == msg_bytes else None
-
-
-def _in_probe_keys(r: dict[str, float]) -> dict[str, float]:
-    return {"msg_bytes": r["bytes_per_msg"], "iterations": r["iterations"], "peak_gbits_per_s": r["bw_peak_gbits_per_s"],
-            "average_gbits_per_s": r["bw_average_gbits_per_s"], "msg_rate_mpps": r["msg_rate_mpps"]}
-
-
 def veth_tx_bytes(netdev: str | None) -> int | None:
     value = _read(Path("/sys/class/net") / netdev / "statistics" / "tx_bytes") if netdev else None
     return int(value) if value else None
@@ -101,7 +87,7 @@ def ib_write_bw(server: dict[str, Any], client: dict[str, Any], iters: int) -> d
         rep = perftest.run("write", BW_MSG_BYTES, device=client["device"], ib_port=1,
                            gid_index=ipv4_gid_index(client), peer_device=server["device"],
                            peer_gid_index=ipv4_gid_index(server), iterations=iters, timeout_s=300.0)
-        result, error = _in_probe_keys(rep), None
+        result, error = {k: rep[k] for k in REPORT_KEYS}, None
     except (RuntimeError, InputError, ValueError) as exc:
         rep, result, error = {}, None, str(exc)
     tx1 = veth_tx_bytes(netdev)
@@ -129,9 +115,18 @@ def selftest() -> dict[str, Any]:
     return {"ok": proc.returncode == 0 and bool(doc.get("ok")), "detail": detail, "document": doc}
 
 
+class _Items(list):
+    """The check items; each is printed to stderr the moment it is decided (the host forwards the
+    guest's stderr live, so `guest check` shows progress instead of waiting for the end)."""
+
+    def append(self, item: dict[str, Any]) -> None:
+        super().append(item)
+        print(f"{'PASS' if item['ok'] else 'FAIL'}  {item['name']}: {item['detail']}", file=sys.stderr, flush=True)
+
+
 def probe(bw_iters: int) -> dict[str, Any]:
     t0 = time.monotonic()
-    items: list[dict[str, Any]] = []
+    items: list[dict[str, Any]] = _Items()
     names = sorted(p.name for p in SYSFS.iterdir()) if SYSFS.exists() else []
     devices = [describe_device(n) for n in names]
     want = [rxe for rxe, _, _ in RXE_LINKS]
@@ -147,7 +142,7 @@ def probe(bw_iters: int) -> dict[str, Any]:
     if all(n in by_name and ipv4_gid_index(by_name[n]) is not None for n in want):
         bw = ib_write_bw(by_name[want[1]], by_name[want[0]], bw_iters)
         r = bw["result"]
-        detail = (f"{r['average_gbits_per_s']:.3f} Gbit/s average, {r['peak_gbits_per_s']:.3f} peak "
+        detail = (f"{r['bw_average_gbits_per_s']:.3f} Gbit/s average, {r['bw_peak_gbits_per_s']:.3f} peak "
                   f"({bw_iters} x 1 MiB in {bw['seconds']:.1f} s; {bw['netdev_tx_bytes'] / 1e6:.1f} MB "
                   f"left through {bw['netdev']})" if r and bw["netdev_tx_bytes"] is not None else
                   f"failed: {bw['error'] or 'no result line, or the bytes did not cross the veth'}")
@@ -175,8 +170,6 @@ def main(argv: list[str] | None = None) -> int:
     tmp = args.out.with_suffix(".tmp")
     tmp.write_text(json.dumps(doc, indent=1))
     tmp.replace(args.out)
-    for item in doc["items"]:
-        print(f"{'PASS' if item['ok'] else 'FAIL'}  {item['name']}: {item['detail']}", flush=True)
     return 0 if doc["ok"] else 1
 
 

@@ -31,27 +31,35 @@ class Share:
     readonly: bool
 
 
-def check_share_path(path: Path, what: str) -> None:
+def is_plain_path(path: Path) -> bool:
     """Share paths travel on the kernel command line and through a shell split on ',' and ':'."""
-    if not _SAFE_PATH.match(str(path)):
+    return bool(_SAFE_PATH.match(str(path)))
+
+
+def check_share_path(path: Path, what: str) -> None:
+    if not is_plain_path(path):
         raise InputError(f"{what} {str(path)!r} has characters the guest's command line cannot carry "
                          "(space, comma, colon, quote...)", "run from (or pass) a directory with a plain path")
 
 
-def shares_append(shares: list[Share]) -> str:
-    """The rdmarig_mounts= kernel argument for the read-write shares mounted at their host paths."""
-    rw = sorted((s for s in shares if not s.readonly and s.tag not in ("hostroot", "kmods")),
-                key=lambda s: len(s.path.parts))   # parents before children
-    return "rdmarig_mounts=" + ",".join(f"{s.tag}:{s.path}" for s in rw)
+def shares_append(shares: list[Share], binds: tuple[Path, ...] = ()) -> str:
+    """The rdmarig_mounts= kernel argument: the read-write shares (tag:path) and the host paths bound
+    read-only from the host root (host:path) where the guest mounts its own tmpfs (/tmp, /run...),
+    each at its host path, parents before children."""
+    mounts = [(s.tag, s.path) for s in shares if not s.readonly and s.tag not in ("hostroot", "kmods")]
+    mounts += [("host", path) for path in binds]
+    mounts.sort(key=lambda m: len(m[1].parts))
+    return "rdmarig_mounts=" + ",".join(f"{tag}:{path}" for tag, path in mounts)
 
 
-def command(qemu: str, accel: str, cpus: int, mem_mib: int, vmlinuz: Path, initrd: Path,
-            shares: list[Share], append_extra: tuple[str, ...] = ()) -> list[str]:
+def command(qemu: str, accel: str, cpus: int, mem_mib: int, kernel: Path, initrd: Path,
+            shares: list[Share], append_extra: tuple[str, ...] = (), binds: tuple[Path, ...] = ()) -> list[str]:
+    """`kernel`: a bzImage, or an ELF vmlinux with a PVH note (booted without decompressing itself)."""
     args = [qemu, *ACCEL_ARGS[accel], "-smp", str(cpus), "-m", f"{mem_mib}M",
             "-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio", "-monitor", "none",
             "-no-reboot", "-nic", "none",
-            "-kernel", str(vmlinuz), "-initrd", str(initrd),
-            "-append", " ".join((*BASE_APPEND, shares_append(shares), *append_extra))]
+            "-kernel", str(kernel), "-initrd", str(initrd),
+            "-append", " ".join((*BASE_APPEND, shares_append(shares, binds), *append_extra))]
     for s in shares:
         spec = f"local,path={s.path},mount_tag={s.tag},security_model=none,multidevs=remap"
         args += ["-virtfs", spec + (",readonly=on" if s.readonly else "")]

@@ -2,7 +2,8 @@
 
 Per run, a directory under <cache>/runs/ is shared read-write and mounted at the same path in the
 guest. It carries the command in (argv, env, cwd: NUL-separated files, nothing on the kernel
-command line) and the results out (rc, setup.log, spool/ of JSON records, console.log).
+command line) and the results out (stdout, stderr, rc, setup.log, spool/ of JSON records;
+console.log is the kernel's console, written by the host).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Callable, Mapping
 
 from results.store import Store
 from rig.guest import boot as bootmod
-from rig.guest import hostcheck, qemu
+from rig.guest import hostcheck, qemu, reach
 from rig.guest.cache import Cache
 from rig.guest.initramfs import RXE_LINKS
 from rig.guest.prepare import Prepared, ensure_prepared
@@ -27,15 +28,20 @@ from scenarios.errors import InputError
 
 EXIT_TIMEOUT = 124      # like timeout(1)
 EXIT_GUEST_FAILED = 125  # the guest itself failed (boot, set-up, panic): no command exit code
-EXIT_INTERRUPTED = 130   # Ctrl-C (records spooled before it are still ingested)
 KEEP_RUNS = 20
 KVM_TEST_BOOT_TIMEOUT_S = 60.0
+MIN_MEM_MIB = 256
+MAX_TIME_S = 7 * 86400.0
+ACCELS = ("auto", "tcg", "kvm")
 
 # host environment passed into the guest: what finds the same Python, venv and packages there
 _PASS_NAMES = {"PATH", "PYTHONPATH", "VIRTUAL_ENV", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ",
                "TERM", "COLUMNS", "NO_COLOR", "FORCE_COLOR", "PYTEST_ADDOPTS"}
 _PASS_PREFIXES = ("LC_", "PYENV_", "PYTHON", "RDMARIG_")
 _NOT_PASSED = {"RDMARIG_STORE", "RDMARIG_SPOOL", "PYTHONHOME"}
+# set inside by the guest itself: an --env of these would cut the run off from the host
+GUEST_SET = ("RDMARIG_GUEST", "RDMARIG_GUEST_ACCEL", "RDMARIG_SPOOL", "RDMARIG_GUEST_OUT", "RDMARIG_GUEST_RXE")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ROOT_PATH = ("/usr/local/sbin", "/usr/sbin", "/sbin")
 
 Say = Callable[[str], None]
@@ -49,7 +55,7 @@ class RunOptions:
     command_timeout_s: float = 3600.0
     accel: str = "auto"            # auto | tcg | kvm
     rxe: bool = True               # set up the soft-RoCE devices before the command
-    tty: bool = False              # give the command the console (a tty) rather than a pipe
+    tty: bool = False              # give the command a terminal (a pty) rather than files
     env: dict[str, str] = field(default_factory=dict)
 
 
@@ -71,6 +77,16 @@ class RunResult:
     command_s: float | None             # host clock: command start -> command end
     total_s: float
     console_tail: list[str]
+    kernel_uptime_s: float | None = None   # guest clock: kernel start -> init running
+    first_output_s: float | None = None    # host clock: command start -> its first output
+    kernel_lines: int = 0                  # kernel console lines while the command ran (console.log)
+    binds: tuple[Path, ...] = ()           # host paths bound in read-only from the host root
+
+
+def guest_path(host_env: Mapping[str, str]) -> str:
+    """The command's PATH inside the guest (before any --env PATH=...): the host's, plus root's sbin."""
+    path = host_env.get("PATH", "/usr/local/bin:/usr/bin:/bin").split(":")
+    return ":".join(path + [p for p in _ROOT_PATH if p not in path])
 
 
 def guest_env(host_env: Mapping[str, str], accel: str, spool: Path, extra: Mapping[str, str],
@@ -78,8 +94,7 @@ def guest_env(host_env: Mapping[str, str], accel: str, spool: Path, extra: Mappi
     """The command's environment inside the guest."""
     env = {k: v for k, v in host_env.items()
            if (k in _PASS_NAMES or k.startswith(_PASS_PREFIXES)) and k not in _NOT_PASSED}
-    path = env.get("PATH", "/usr/local/bin:/usr/bin:/bin").split(":")
-    env["PATH"] = ":".join(path + [p for p in _ROOT_PATH if p not in path])
+    env["PATH"] = guest_path(host_env)
     env.setdefault("HOME", "/root")
     env["PYTHONUNBUFFERED"] = "1"   # output reaches the host console as it is printed
     env["RDMARIG_GUEST"] = "1"
@@ -137,8 +152,6 @@ def _read_rc(run_dir: Path) -> int | None:
 def choose_accel(requested: str, cache: Cache, prepared: Prepared, say: Say) -> tuple[str, str]:
     if requested in ("tcg", "kvm"):
         return requested, "requested with --accel"
-    if requested != "auto":
-        raise InputError(f"--accel must be auto, tcg or kvm, not {requested!r}", "pass --accel auto")
     usable, why = qemu.kvm_candidate()
     if not usable:
         return "tcg", why
@@ -157,21 +170,55 @@ def choose_accel(requested: str, cache: Cache, prepared: Prepared, say: Say) -> 
     return verdict["accel"], verdict["reason"]
 
 
+def host_memory_mib() -> int:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
+
+
+def check_options(options: RunOptions) -> None:
+    """Every limit up front, before anything is prepared or booted (InputError names the option)."""
+    defaults = RunOptions()      # always allowed, even on a smaller host
+    cpus = max(os.cpu_count() or 1, defaults.cpus)
+    if not 1 <= options.cpus <= cpus:
+        raise InputError(f"--cpus {options.cpus} is outside 1..{cpus} (this host's CPUs)",
+                         f"pass --cpus between 1 and {cpus}")
+    mem = max(host_memory_mib(), defaults.mem_mib)
+    if not MIN_MEM_MIB <= options.mem_mib <= mem:
+        raise InputError(f"--mem {options.mem_mib} MiB is outside {MIN_MEM_MIB} MiB..{mem} MiB (this host's memory)",
+                         "pass e.g. --mem 2GiB")
+    for flag, seconds in (("--boot-timeout", options.boot_timeout_s), ("--timeout", options.command_timeout_s)):
+        if not 1.0 <= seconds <= MAX_TIME_S:
+            raise InputError(f"{flag} {seconds:g} s is outside 1 s..{MAX_TIME_S / 86400:.0f} days",
+                             f"pass e.g. {flag} 20min")
+    if options.accel not in ACCELS:
+        raise InputError(f"--accel must be auto, tcg or kvm, not {options.accel!r}", "pass --accel auto")
+    if options.accel == "kvm" and not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        raise InputError("--accel kvm: /dev/kvm is missing or not writable here", "pass --accel tcg (or auto)")
+    for key in options.env:
+        if not _ENV_NAME.match(key):
+            raise InputError(f"--env {key!r}: not a variable name", "use letters, digits and _, e.g. --env FOO=bar")
+        if key in GUEST_SET:
+            raise InputError(f"--env {key}: the guest sets {key} itself", f"drop --env {key}")
+
+
 def run_in_guest(argv: list[str], cwd: Path, cache: Cache, options: RunOptions, store: Path | None,
                  say: Say = lambda _: None, on_output: Callable[[bytes], None] = lambda _: None,
-                 ingest: bool = True) -> RunResult:
-    """Boot, run `argv` in `cwd` (shared read-write), ingest spooled records into `store`."""
+                 ingest: bool = True, on_stderr: Callable[[bytes], None] | None = None) -> RunResult:
+    """Boot, run `argv` in `cwd` (shared read-write), ingest spooled records into `store`.
+
+    The command's output goes to `on_output` as it is produced (bytes, not necessarily whole lines);
+    its stderr to `on_stderr`, or, if that is None, into `on_output` in the order it was written."""
     t0 = time.monotonic()
+    check_options(options)
     if not argv:
         raise InputError("no command given", "put the command after --, e.g. `rdmarig guest run -- true`")
-    if options.cpus < 1 or options.mem_mib < 256:
-        raise InputError("the guest needs at least 1 CPU and 256 MiB", "raise --cpus / --mem")
     cwd = cwd.resolve()
     if cwd == Path("/"):
         raise InputError("the working directory is /, which cannot be shared read-write",
                          "cd into the project directory first")
     qemu.check_share_path(cwd, "the working directory")
     qemu.check_share_path(cache.root, "the cache directory")
+    reached = reach.plan(argv, cwd, [cwd, cache.runs], options.env.get("PATH") or guest_path(os.environ),
+                         {**os.environ, **options.env})
     binary = hostcheck.qemu_binary()
     prepared = ensure_prepared(cache, say)
     accel, accel_reason = choose_accel(options.accel, cache, prepared, say)
@@ -182,19 +229,34 @@ def run_in_guest(argv: list[str], cwd: Path, cache: Cache, options: RunOptions, 
     write_nul_file(run_dir / "env", [f"{k}={v}" for k, v in env.items()])
     (run_dir / "cwd").write_text(str(cwd))
     (run_dir / "rxe").write_text("on" if options.rxe else "off")
-    (run_dir / "tty").write_text("yes" if options.tty else "no")
+    streams = "tty" if options.tty else "split" if on_stderr is not None else "merged"
+    (run_dir / "streams").write_text(streams)
+    outputs = [(run_dir / "stdout", on_output)] + ([(run_dir / "stderr", on_stderr)] if streams == "split" else [])
+    for name in ("stdout", "stderr"):
+        (run_dir / name).touch()
     shares = [qemu.Share("hostroot", Path("/"), True),
               qemu.Share("kmods", cache.kernel_root / "lib" / "modules", True),
               qemu.Share("run", run_dir, False),
               qemu.Share("project", cwd, False)]
-    cmd = qemu.command(binary, accel, options.cpus, options.mem_mib, Path(prepared.vmlinuz),
-                       Path(prepared.initramfs), shares)
+    cmd = qemu.command(binary, accel, options.cpus, options.mem_mib, Path(prepared.boot_kernel),
+                       Path(prepared.initramfs), shares, binds=reached.binds)
     (run_dir / "qemu.cmd").write_text(" ".join(cmd) + "\n")
+    if reached.binds:
+        say(f"bound read-only from the host's root (a venv, or under the guest's own /tmp, /run, /dev/shm): "
+            f"{', '.join(map(str, reached.binds))}")
+    for path in reached.not_shared:
+        say(f"note: {path} is outside {cwd}, the only directory shared read-write: "
+            "the command cannot write it on the host")
     say(f"booting kernel {prepared.kernel_version} under {accel.upper()} ({accel_reason}); "
         f"{options.cpus} CPUs, {options.mem_mib} MiB")
+    steps = {"": "qemu started", "kernel": "kernel up", "userland": "host root mounted", "rxe": "rxe up"}
+    last = [""]
 
     def on_marker(m: bootmod.Marker) -> None:
-        if m.event == "userland":
+        last[0] = m.event
+        if m.event == "kernel":
+            say(f"kernel up, init running at {m.uptime_s:.1f} s (guest clock); mounting the host root")
+        elif m.event == "userland":
             say(f"host root mounted after {m.uptime_s:.1f} s (guest clock); setting up soft-RoCE"
                 if options.rxe else f"host root mounted after {m.uptime_s:.1f} s (guest clock)")
         elif m.event == "rxe":
@@ -202,8 +264,14 @@ def run_in_guest(argv: list[str], cwd: Path, cache: Cache, options: RunOptions, 
         elif m.event == "ready":
             say(f"running: {shlex.join(argv)}")
 
+    def on_wait(phase: str, seconds: float) -> None:
+        if phase == "boot":
+            say(f"still booting after {seconds:.0f} s (last step: {steps.get(last[0], last[0])})")
+        else:
+            say(f"the command has printed nothing yet after {seconds:.0f} s")
+
     result = bootmod.boot(cmd, run_dir / "console.log", run_dir / "qemu.stderr", options.boot_timeout_s,
-                          options.command_timeout_s, on_output, on_marker)
+                          options.command_timeout_s, outputs, on_marker, on_wait)
     rc = _read_rc(run_dir)
     if rc is None:   # the rc file is the record; the console marker ("done rc=N") the fallback
         rc = _rc_from_marker(result.detail("done"))
@@ -212,7 +280,9 @@ def run_in_guest(argv: list[str], cwd: Path, cache: Cache, options: RunOptions, 
     elif result.status == "command-timeout":
         exit_code = EXIT_TIMEOUT
     elif result.status == "interrupted":
-        exit_code = EXIT_INTERRUPTED
+        from rig.cli import interrupt_exit_code     # 130 for Ctrl-C, 143 for SIGTERM
+
+        exit_code = interrupt_exit_code(result.interrupt)
     else:
         exit_code = EXIT_GUEST_FAILED
     if result.status in ("fatal", "crashed") and (run_dir / "qemu.stderr").stat().st_size:
@@ -241,4 +311,8 @@ def run_in_guest(argv: list[str], cwd: Path, cache: Cache, options: RunOptions, 
                      console_log=run_dir / "console.log", records_ingested=ingested, store=store_path,
                      userland_uptime_s=uptime("userland"), rxe_uptime_s=uptime("rxe"), ready_host_s=ready,
                      command_s=(done - ready) if (ready is not None and done is not None) else None,
-                     total_s=time.monotonic() - t0, console_tail=result.console_tail)
+                     total_s=time.monotonic() - t0, console_tail=result.console_tail,
+                     kernel_uptime_s=uptime("kernel"),
+                     first_output_s=(result.first_output_s - ready)
+                     if (ready is not None and result.first_output_s is not None) else None,
+                     kernel_lines=result.kernel_lines, binds=reached.binds)

@@ -307,7 +307,7 @@ def test_fault_pin_pagecopy_and_checksum_fits_by_hand():
     est, how = rc.pagecopy_estimate(bad, 2e9)
     assert est.value == pytest.approx(13.6e-6 - 4096 / 2e9) and "4 KiB-folio" in how
     # checksum: the sender's extra CPU per GB with offload off is one pass: rate = 1 GB / extra
-    cs = [_rec("copy.csum", {"path": "sendfile", "checksum_offload": False},
+    cs = [_rec("copy.csum", {"path": "sendfile", "checksum_offload": "off"},
                summary={"offload_off_extra_tx_cpu_s_per_gb": 0.1, "offload_off_extra_rx_cpu_s_per_gb": 0.12})]
     rate, per_path = rc.csum_estimate(cs)
     assert rate.value == pytest.approx(10e9) and per_path == {"sendfile tx": 0.1, "sendfile rx": 0.12}

@@ -16,8 +16,8 @@ def test_tcg_when_kvm_is_not_usable(tmp_path, monkeypatch):
     monkeypatch.setattr(qemu, "kvm_candidate", lambda: (False, "the CPU shows no vmx/svm"))
     assert run.choose_accel("auto", Cache(tmp_path), PREPARED, print) == ("tcg", "the CPU shows no vmx/svm")
     assert run.choose_accel("kvm", Cache(tmp_path), PREPARED, print)[0] == "kvm"   # an explicit choice wins
-    with pytest.raises(InputError):
-        run.choose_accel("hvf", Cache(tmp_path), PREPARED, print)
+    with pytest.raises(InputError, match="auto, tcg or kvm"):    # refused before anything is prepared
+        run.check_options(run.RunOptions(accel="hvf"))
 
 
 @pytest.mark.parametrize("boots, expected", [(True, "kvm"), (False, "tcg")])

@@ -8,12 +8,21 @@ import sys
 import textwrap
 import time
 
+import pytest
+
+from rig.cli import Terminated, interrupt_exit_code
 from rig.guest.boot import boot, parse_marker, split_line
 
 
 def fake_qemu(tmp_path, body):
+    """A stand-in for qemu: w() prints a console line; out()/err() append to the command's output
+    files, as stage2 does in the guest."""
     script = tmp_path / "fake_qemu.py"
+    (tmp_path / "stdout").touch()
+    (tmp_path / "stderr").touch()
     script.write_text("import sys, time\nw = lambda s: (sys.stdout.write(s + '\\r\\n'), sys.stdout.flush())\n"
+                      f"def out(s, name='stdout'):\n    with open({str(tmp_path)!r} + '/' + name, 'a') as f: f.write(s)\n"
+                      "err = lambda s: out(s, 'stderr')\n"
                       + textwrap.dedent(body))
     return [sys.executable, str(script)]
 
@@ -26,18 +35,56 @@ def test_markers_and_output_are_told_apart():
     assert parse_marker("fatal cannot mount x t=1.0", 1).detail == "cannot mount x"
 
 
-def test_command_output_is_forwarded_and_boot_chatter_is_not(tmp_path):
+def test_the_commands_output_arrives_intact_as_written_and_the_kernels_does_not_mix_in(tmp_path):
+    """Lines that look like kernel messages are the command's own; a partial line is passed on
+    before the command goes on; the kernel's console lines stay in console.log."""
     cmd = fake_qemu(tmp_path, """
-        w("[    0.1] Linux version 6.1"); w("RDMARIG-GUEST: userland t=2.0"); w("RDMARIG-GUEST: ready t=5.0")
-        w("out 1"); w("[    6.1] rxe: kernel chatter"); w(""); w("out 2"); w("RDMARIG-GUEST: done rc=0 t=6.0")
+        w("[    0.1] Linux version 6.1"); w("RDMARIG-GUEST: kernel t=1.0"); w("RDMARIG-GUEST: ready t=5.0")
+        out("[    0.1] the command's own line\\n"); err("[    0.2] its stderr\\n"); out("progress ...")
+        time.sleep(0.6)
+        w("[    6.1] rxe: kernel chatter"); out(" done\\n\\n"); w("RDMARIG-GUEST: done rc=0 t=6.0")
         w("[    6.2] reboot: Power down")
     """)
-    out = []
-    r = boot(cmd, tmp_path / "console.log", tmp_path / "err", 10, 10, out.append)
+    t0 = time.monotonic()
+    out, err, when = [], [], []
+    r = boot(cmd, tmp_path / "console.log", tmp_path / "err", 10, 10,
+             [(tmp_path / "stdout", lambda b: (out.append(b), when.append(time.monotonic() - t0))),
+              (tmp_path / "stderr", err.append)])
     assert r.status == "finished" and r.qemu_returncode == 0
-    assert out == [b"out 1\n", b"\n", b"out 2\n"]   # blank lines are output too
-    assert [m.event for m in r.markers] == ["userland", "ready", "done"]
-    assert b"Linux version" in (tmp_path / "console.log").read_bytes()
+    assert b"".join(out) == b"[    0.1] the command's own line\nprogress ... done\n\n"
+    assert b"".join(err) == b"[    0.2] its stderr\n"
+    assert b"progress ..." in b"".join(out[:-1]), out     # passed on before the rest was written
+    assert when[-1] - when[0] > 0.3
+    assert [m.event for m in r.markers] == ["kernel", "ready", "done"]
+    console = (tmp_path / "console.log").read_bytes()
+    assert b"Linux version" in console and b"rxe: kernel chatter" in console and b"own line" not in console
+    assert r.kernel_lines == 1 and r.first_output_s is not None
+
+
+def test_silence_is_reported_while_booting_and_until_the_first_output(tmp_path):
+    cmd = fake_qemu(tmp_path, """
+        time.sleep(0.5); w("RDMARIG-GUEST: ready t=1.0"); time.sleep(0.5); out("hello\\n"); time.sleep(0.5)
+        w("RDMARIG-GUEST: done rc=0 t=2.0")
+    """)
+    waits = []
+    r = boot(cmd, tmp_path / "console.log", tmp_path / "err", 10, 10, [(tmp_path / "stdout", lambda b: None)],
+             on_wait=lambda phase, s: waits.append(phase), quiet_s=0.2)
+    assert r.status == "finished"
+    assert "boot" in waits and "command" in waits
+    assert waits == sorted(waits, key=["boot", "command"].index) and len(waits) <= 6   # none after "hello"
+
+
+def test_a_reader_that_fails_stops_the_guest(tmp_path):
+    """`guest run ... | head -1`: the host's stdout closes; qemu must not run on unattended."""
+    cmd = fake_qemu(tmp_path, 'w("RDMARIG-GUEST: ready t=1.0"); out("x\\n"); time.sleep(60)')
+
+    def closed(_):
+        raise BrokenPipeError
+
+    t0 = time.monotonic()
+    with pytest.raises(BrokenPipeError):
+        boot(cmd, tmp_path / "console.log", tmp_path / "err", 10, 60, [(tmp_path / "stdout", closed)])
+    assert time.monotonic() - t0 < 10
 
 
 def test_boot_timeout_kills_the_guest(tmp_path):
@@ -50,7 +97,7 @@ def test_boot_timeout_kills_the_guest(tmp_path):
 
 
 def test_command_timeout_kills_the_guest(tmp_path):
-    cmd = fake_qemu(tmp_path, 'w("RDMARIG-GUEST: ready t=1.0"); w("working"); time.sleep(60)')
+    cmd = fake_qemu(tmp_path, 'w("RDMARIG-GUEST: ready t=1.0"); out("working\\n"); time.sleep(60)')
     t0 = time.monotonic()
     r = boot(cmd, tmp_path / "console.log", tmp_path / "err", 10, 1.0)
     assert time.monotonic() - t0 < 10
@@ -67,12 +114,23 @@ def test_panic_and_fatal_set_up_are_reported(tmp_path):
 
 
 def test_ctrl_c_stops_the_guest_and_reports_it(tmp_path):
-    cmd = fake_qemu(tmp_path, 'w("RDMARIG-GUEST: ready t=1.0"); w("working"); time.sleep(60)')
+    cmd = fake_qemu(tmp_path, 'w("RDMARIG-GUEST: ready t=1.0"); out("working\\n"); time.sleep(60)')
 
     def ctrl_c(_):
         raise KeyboardInterrupt
 
     t0 = time.monotonic()
-    r = boot(cmd, tmp_path / "console.log", tmp_path / "err", 10, 60, ctrl_c)
+    r = boot(cmd, tmp_path / "console.log", tmp_path / "err", 10, 60, [(tmp_path / "stdout", ctrl_c)])
     assert time.monotonic() - t0 < 10
     assert r.status == "interrupted" and r.qemu_returncode != 0
+    assert interrupt_exit_code(r.interrupt) == 130
+
+
+def test_sigterm_stops_the_guest_and_exits_143(tmp_path):
+    cmd = fake_qemu(tmp_path, 'w("RDMARIG-GUEST: ready t=1.0"); out("working\\n"); time.sleep(60)')
+
+    def sigterm(_):
+        raise Terminated
+
+    r = boot(cmd, tmp_path / "console.log", tmp_path / "err", 10, 60, [(tmp_path / "stdout", sigterm)])
+    assert r.status == "interrupted" and interrupt_exit_code(r.interrupt) == 143

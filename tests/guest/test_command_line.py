@@ -27,6 +27,13 @@ def test_qemu_command_has_no_network_and_the_shares():
     assert "rdmarig_mounts=project:/c,run:/c/runs/1" in append
 
 
+def test_host_paths_bound_in_are_mounted_in_depth_order_with_the_shares():
+    cmd = qemu.command("q", "tcg", 1, 512, Path("/k"), Path("/i"), SHARES, binds=(Path("/tmp/venv"),))
+    append = cmd[cmd.index("-append") + 1].split()
+    assert "rdmarig_mounts=project:/c,host:/tmp/venv,run:/c/runs/1" in append
+    assert not any("/tmp/venv" in a for a in cmd if a.startswith("local,"))   # no extra 9p device
+
+
 def test_kvm_command_uses_the_host_cpu():
     cmd = qemu.command("q", "kvm", 1, 512, Path("/k"), Path("/i"), SHARES)
     assert cmd[cmd.index("-accel") + 1] == "kvm" and cmd[cmd.index("-cpu") + 1] == "host"

@@ -104,3 +104,42 @@ def test_rxe_set_up_stops_at_the_first_failure(tmp_path):
     assert "rc=1" in proc.stdout
     assert "the rdma_rxe module did not load" in lines
     assert calls.read_text().splitlines() == ["modprobe -a rdma_rxe veth"]    # nothing after it ran
+
+
+def run_stage2(tmp_path, argv, streams):
+    """stage2 on this host with the soft-RoCE set-up off: it only runs the command as the guest would."""
+    run = tmp_path / "run"
+    run.mkdir()
+    for name, items in (("argv", argv), ("env", ["PATH=/usr/bin:/bin", "LC_ALL=C"])):
+        (run / name).write_bytes(b"".join(i.encode() + b"\0" for i in items))
+    (run / "cwd").write_text(str(tmp_path))
+    (run / "rxe").write_text("off")
+    (run / "streams").write_text(streams)
+    (tmp_path / "stage2").write_text(initramfs.stage2_script())
+    console = subprocess.run(["bash", str(tmp_path / "stage2"), str(run)], capture_output=True, timeout=60)
+    return console, run
+
+
+COMMAND = ["sh", "-c", 'echo "[    0.1] out"; echo "[    0.2] err" >&2; printf "no newline"; exit 3']
+
+
+@pytest.mark.skipif(not shutil.which("bash"), reason="bash not installed")
+@pytest.mark.parametrize("streams, stdout, stderr", [
+    ("split", b"[    0.1] out\nno newline", b"[    0.2] err\n"),
+    ("merged", b"[    0.1] out\n[    0.2] err\nno newline", b""),
+])
+def test_stage2_writes_the_commands_output_to_files_and_only_markers_to_the_console(tmp_path, streams, stdout,
+                                                                                    stderr):
+    console, run = run_stage2(tmp_path, COMMAND, streams)
+    assert (run / "stdout").read_bytes() == stdout
+    assert ((run / "stderr").read_bytes() if (run / "stderr").exists() else b"") == stderr
+    marks = [ln.split()[1] for ln in console.stdout.decode().splitlines()]
+    assert marks == ["ready", "done"], console
+    assert b"rc=3" in console.stdout and (run / "rc").read_text().strip() == "3" and console.returncode == 3
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/script"), reason="script(1) (bsdutils) not installed")
+def test_stage2_gives_the_command_a_terminal_when_the_host_has_one(tmp_path):
+    console, run = run_stage2(tmp_path, ["sh", "-c", "test -t 1 && test -t 2 && echo on a tty; exit 4"], "tty")
+    assert (run / "stdout").read_bytes() == b"on a tty\r\n"
+    assert (run / "rc").read_text().strip() == "4"

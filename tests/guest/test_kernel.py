@@ -1,3 +1,7 @@
+import gzip
+import lzma
+import struct
+
 import pytest
 
 from rig.guest import hostcheck, kernel
@@ -29,7 +33,7 @@ def test_only_the_needed_files_are_extracted():
             f"lib/modules/{v}/kernel/net/ipv6/ip6_udp_tunnel.ko", f"lib/modules/{v}/kernel/crypto/crc32_generic.ko",
             f"lib/modules/{v}/kernel/arch/x86/crypto/crc32-pclmul.ko"]
     drop = [f"boot/System.map-{v}", f"lib/modules/{v}/kernel/drivers/net/ethernet/intel/e1000e/e1000e.ko",
-            f"lib/modules/{v}/kernel/fs/ext4/ext4.ko", f"lib/modules/6.1.0-1-amd64/kernel/fs/9p/9p.ko",
+            f"lib/modules/{v}/kernel/fs/ext4/ext4.ko", "lib/modules/6.1.0-1-amd64/kernel/fs/9p/9p.ko",
             "usr/share/doc/linux-image/changelog.gz", f"lib/modules/{v}/kernel/net/ipv4/udp_diag.ko"]
     assert all(kernel.wanted_member(n, v) for n in keep)
     assert not any(kernel.wanted_member(n, v) for n in drop)
@@ -86,3 +90,27 @@ def test_the_real_package_index_names_a_kernel_with_rxe():
     if package is None:
         pytest.skip("the apt index names no linux-image-amd64 target (apt-get update not run)")
     assert package.startswith("linux-image-") and package.endswith("-amd64") and "cloud" not in package
+
+
+def elf_with_note(note_type: int) -> bytes:
+    """A minimal ELF64 image: header, one PT_NOTE program header, one note "Xen" of `note_type`."""
+    note = struct.pack("<III", 4, 4, note_type) + b"Xen\0" + b"\x00\x00\x00\x01"
+    header = b"\x7fELF\x02\x01\x01" + bytes(9) + struct.pack("<HHIQQQIHHHHHH", 2, 62, 1, 0, 64, 0, 0, 64, 56, 1,
+                                                              0, 0, 0)
+    phdr = struct.pack("<IIQQQQQQ", 4, 0, 120, 0, 0, len(note), len(note), 4)
+    return header + phdr + note
+
+
+def test_the_pvh_entry_note_is_found_only_where_it_is():
+    assert kernel.has_pvh_note(elf_with_note(18))
+    assert not kernel.has_pvh_note(elf_with_note(6))
+    assert not kernel.has_pvh_note(elf_with_note(18)[:100])       # truncated
+    assert not kernel.has_pvh_note(b"MZ not an elf")
+
+
+@pytest.mark.parametrize("compress", [lzma.compress, gzip.compress])
+def test_the_elf_kernel_is_unpacked_from_a_bzimage(compress):
+    elf = elf_with_note(18) + bytes(1000)
+    bzimage = b"setup code \xfd7zXZ\x00 a false start " + compress(elf) + b"trailer"
+    assert kernel.vmlinux_from_bzimage(bzimage) == elf
+    assert kernel.vmlinux_from_bzimage(b"setup " + compress(elf_with_note(6))) is None   # no PVH: boot vmlinuz

@@ -1,4 +1,7 @@
-from rig.guest.probe import ipv4_gid_index, parse_devinfo_mtu, parse_ib_write_bw
+import pytest
+
+from rig.guest.probe import ipv4_gid_index, parse_devinfo_mtu
+from rig.rdma.perftest import parse_report
 
 IB_WRITE_BW = """---------------------------------------------------------------------------------------
  GID: 00:00:00:00:00:00:00:00:00:00:255:255:198:18:00:02
@@ -18,11 +21,11 @@ DEVINFO = """hca_id:\trxe0
 
 
 def test_ib_write_bw_result_line():
-    r = parse_ib_write_bw(IB_WRITE_BW, 1 << 20)
-    assert r == {"msg_bytes": 1048576.0, "iterations": 50.0, "peak_gbits_per_s": 0.21,
-                 "average_gbits_per_s": 0.18, "msg_rate_mpps": 0.000021}
-    assert parse_ib_write_bw(IB_WRITE_BW, 65536) is None
-    assert parse_ib_write_bw("Couldn't connect to 198.18.0.2:18515\n", 1 << 20) is None
+    r = parse_report(IB_WRITE_BW)
+    assert r == {"bytes_per_msg": 1048576.0, "iterations": 50.0, "bw_peak_gbits_per_s": 0.21,
+                 "bw_average_gbits_per_s": 0.18, "msg_rate_mpps": 0.000021}
+    with pytest.raises(ValueError, match="no result line"):
+        parse_report("Couldn't connect to 198.18.0.2:18515\n")
 
 
 def test_devinfo_mtu():

@@ -40,15 +40,20 @@ def test_true_exits_zero(cache, tmp_path):
     assert r.console_log.exists()
 
 
-def test_cli_exit_code_is_the_commands(cache, tmp_path):
-    """Through the real command line: output streamed to stdout, exit status = the command's."""
+def test_cli_streams_the_commands_own_output_and_says_what_happens(cache, tmp_path):
+    """Through the real command line: the command's stdout and stderr arrive intact and apart (lines
+    that look like kernel messages included), progress lines name each step, exit status = the command's."""
     proc = subprocess.run([sys.executable, "-m", "rig.cli", "guest", "run", "--cache", str(cache.root), "--",
-                           "sh", "-c", "echo from-guest-$RDMARIG_GUEST; false"],
+                           "sh", "-c", 'echo "[    0.1] from-guest-$RDMARIG_GUEST"; echo "[    0.2] err" >&2; false'],
                           cwd=ROOT, capture_output=True, text=True, timeout=600,
                           env={**os.environ, "RDMARIG_STORE": str(tmp_path / "store.sqlite")})
     assert proc.returncode == 1, proc.stderr
-    assert proc.stdout == "from-guest-1\n"
-    assert "command exited 1" in proc.stderr and ("under TCG" in proc.stderr or "under KVM" in proc.stderr)
+    assert proc.stdout == "[    0.1] from-guest-1\n"
+    assert "\n[    0.2] err\n" in proc.stderr
+    steps = ["under TCG" if "under TCG" in proc.stderr else "under KVM", "kernel up", "host root mounted",
+             "rxe0/rxe1 ACTIVE", "running: sh -c", "command exited 1", "first output after"]
+    positions = [proc.stderr.find(step) for step in steps]
+    assert -1 not in positions and positions == sorted(positions), proc.stderr
 
 
 def test_spooled_record_lands_in_the_host_store(cache, tmp_path):
@@ -63,7 +68,7 @@ def test_spooled_record_lands_in_the_host_store(cache, tmp_path):
     r = run_in_guest([sys.executable, "-c", code], ROOT, cache,
                      RunOptions(boot_timeout_s=300, command_timeout_s=120), store=store, on_output=out.append)
     assert r.status == "finished" and r.exit_code == 0, f"{r.message}; console log {r.console_log}"
-    assert b"spooled\n" in out
+    assert b"spooled\n" in b"".join(out)
     assert r.records_ingested == 1 and r.store == store
     (rec,) = Store(store).query(name="guest.selfcheck")
     assert rec.params["accel"] == r.accel

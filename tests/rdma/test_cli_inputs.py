@@ -27,7 +27,7 @@ MEASURE = [
     (["--duration", "0s"], "--duration 0s is out of range; use 0.001s..3600s"),
     (["--duration", "2h"], "--duration 7200s is out of range"),
     (["--timeout", "0s"], "--timeout 0s is out of range"),
-    (["--timeout", "1e999s"], "--timeout inf is out of range"),
+    (["--timeout", "1e999s"], "--timeout: '1e999s' is not a finite time"),
     (["--op", "frob"], "--op 'frob' is not an operation"),
     (["--latency-mode", "maybe"], "--latency-mode 'maybe'"),
     (["--op", "read", "--latency", "--latency-mode", "pingpong"], "ping-pong latency runs WRITE or SEND"),

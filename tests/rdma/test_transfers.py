@@ -76,7 +76,8 @@ def test_bandwidth_point(rdma_devices, op):
     assert len(point.samples["slice_gbytes_per_s"]) == analysis.SLICES
     # CPU: each part once; the total is their sum; softirq served inside the loop left system time
     cpu = point.cpu["local"]
-    assert point.cpu["remote"] is None and cpu["user_s"] + cpu["system_s"] > 0
+    # the process ran (getrusage totals are exact; the in-context softirq taken out may leave system 0)
+    assert point.cpu["remote"] is None and cpu["user_s"] + cpu["system_raw_s"] > 0
     gb = s["bytes"] / 1e9
     parts = s["cpu_user_s"] + s["cpu_system_s"] + s["cpu_softirq_s"] + s["cpu_rxe_kworker_s"]
     assert s["cpu_total_s_per_gb"] == pytest.approx(parts / gb)

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from results.record import Record
+from results.record import Record, from_json
 from results.store import Store
 
 PAGE_GARBAGE = b"\xde\xad\xbe\xef"
@@ -106,3 +106,13 @@ def kit():
     """The helpers above, for test modules (conftest is not importable under --import-mode=importlib)."""
     return SimpleNamespace(fill=fill_store, pages_of=pages_of, overwrite=overwrite_pages, digest=file_digest,
                            sqlite3_cli=sqlite3_cli, read_only=read_only_mount_runner)
+
+
+@pytest.fixture(scope="session")
+def plans():
+    """fixtures/plan-records.jsonl as stored records: two plan records (`smbd`, `tcp`), the measured
+    records beside them (`measured`), every record by id (`by_id`)."""
+    text = (Path(__file__).parent / "fixtures" / "plan-records.jsonl").read_text()
+    by_id = {r.id: r for r in (from_json(line) for line in text.splitlines())}
+    return SimpleNamespace(smbd=by_id["fixture-plan-smbdirect-2x200g"], tcp=by_id["fixture-plan-smb-tcp-100g"],
+                           measured=[r for r in by_id.values() if r.kind == "measured"], by_id=by_id)

@@ -48,19 +48,39 @@ def run(*args: str, store: Path, cwd: Path = ROOT, python_flags: tuple[str, ...]
 
 
 # --- the output, as regenerated when the model gained the issue 9/10 terms (see docs/model.md) -----
+# (--samples 0: the point figures alone, without intervals)
 
 @pytest.mark.parametrize("argv, golden", [
-    (["smbdirect-2x200g"], "plan-smbdirect-2x200g.md"),
-    (["smb-tcp-100g", "--platform", "epyc-9654-cx7", "--wide", "--target", "46GB/s"],
+    (["smbdirect-2x200g", "--samples", "0"], "plan-smbdirect-2x200g.md"),
+    (["smb-tcp-100g", "--platform", "epyc-9654-cx7", "--wide", "--target", "46GB/s", "--samples", "0"],
      "plan-smb-tcp-100g-epyc-wide-target.md"),
-    (["smbdirect-2x200g", "--format", "json", "--target", "46GB/s"], "plan-smbdirect-2x200g-target.json"),
-    (["smb-tcp-loopback", "--format", "html", "--wide"], "plan-smb-tcp-loopback-wide.html"),
-    (["smb-tcp-100g", "--format", "csv"], "plan-smb-tcp-100g.csv"),
+    (["smbdirect-2x200g", "--format", "json", "--target", "46GB/s", "--samples", "0"],
+     "plan-smbdirect-2x200g-target.json"),
+    (["smb-tcp-loopback", "--format", "html", "--wide", "--samples", "0"], "plan-smb-tcp-loopback-wide.html"),
+    (["smb-tcp-100g", "--format", "csv", "--samples", "0"], "plan-smb-tcp-100g.csv"),
+    # with intervals (the default: models.uncertainty.DEFAULT_SAMPLES draws, fixed seed)
+    (["smbdirect-2x200g"], "plan-smbdirect-2x200g-intervals.md"),
+    (["smb-tcp-100g", "--platform", "epyc-9654-cx7", "--wide", "--target", "46GB/s"],
+     "plan-smb-tcp-100g-epyc-wide-target-intervals.md"),
+    (["smbdirect-2x200g", "--format", "csv", "--target", "46GB/s"], "plan-smbdirect-2x200g-target-intervals.csv"),
 ])
 def test_plan_output_matches_golden(run_cli, store, argv, golden):
     res = run_cli("plan", *argv)
     assert res.code == 0, res.err
     assert res.out == (GOLDEN / golden).read_text()
+
+
+@pytest.mark.parametrize("argv", [["smbdirect-2x200g", "--target", "46GB/s"],
+                                  ["smb-tcp-100g", "--platform", "epyc-9654-cx7", "--target", "33GB/s"]])
+def test_intervals_leave_every_point_figure_as_it_was(run_cli, store, argv):
+    """The intervals add columns; every column the point-only table has keeps its values."""
+    plain = json.loads(run_cli("plan", *argv, "--format", "json", "--samples", "0").out)
+    with_intervals = json.loads(run_cli("plan", *argv, "--format", "json").out)
+    for before, after in zip(plain, with_intervals):
+        assert [c for c in after["columns"] if c in before["columns"]] == before["columns"]
+        assert len(after["columns"]) > len(before["columns"])
+        keys = [c["key"] for c in before["columns"]]
+        assert [{k: r[k] for k in keys} for r in after["rows"]] == before["rows"]
 
 
 def test_csv_writes_whole_numbers_without_a_decimal_point(run_cli, store):
@@ -133,8 +153,8 @@ def test_plan_prints_table_writes_files_and_stores_record(run_cli, store, tmp_pa
     assert res.code == 0, res.err
     header = next(line for line in res.out.splitlines() if line.startswith("| I/O size"))
     assert [h.strip() for h in header.strip("|").split("|")] == [
-        "I/O size", "copy path", "throughput [GB/s]", "binding", "cores busy [cores]", "DMA busy [engines]",
-        "headroom [%]", "next bottleneck"]
+        "I/O size", "copy path", "throughput [GB/s]", "median [GB/s]", "90% interval [GB/s]", "binding",
+        "binds in samples", "cores busy [cores]", "DMA busy [engines]", "headroom [%]", "next bottleneck"]
     assert "zero-copy" in res.out and "--wide" in res.out
     names = sorted(p.name for p in out.iterdir())
     assert names == sorted(f"plan-smbdirect-2x200g{stem}.{f}" for f in ("md", "csv", "json", "html")
