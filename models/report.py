@@ -94,7 +94,8 @@ def rows(ev: Evaluation) -> list[dict]:
 def table_rows(points: dict[str, list]) -> list[dict]:
     """The rows a table shows, from a report's `points` (live or read back from a record): every
     figure, plus `io_size` ("64KiB"), `gbytes_per_s`, `util_<resource>_pct` and `headroom_pct`
-    (None where a resource is not used or nothing flows)."""
+    (None where a resource is not used or nothing flows). A report stored before a resource or a
+    figure existed renders with that column empty."""
     out = _as_rows(points)
     for row in out:
         row["io_size"] = format_size(row["io_size_bytes"])
@@ -103,7 +104,7 @@ def table_rows(points: dict[str, list]) -> list[dict]:
             row["gbytes_per_s"] = to_gbytes_per_s(X)
             row["headroom_pct"] = _pct(row["headroom_ratio"]) if X > 0 else None
             for name in RESOURCES:
-                row[f"util_{_key(name)}_pct"] = _pct(row[f"util_{_key(name)}_ratio"])
+                row[f"util_{_key(name)}_pct"] = _pct(row.get(f"util_{_key(name)}_ratio"))
     return out
 
 
