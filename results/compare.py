@@ -103,7 +103,7 @@ def compare_measured(a: Record, b: Record) -> Comparison:
 
 def _row(metric: str, a: float, b: float, n: str, interval: tuple[float, float] | None, p: float,
          significant: bool | None) -> dict[str, Any]:
-    unit = split_unit("x_" + metric)[1]            # a bare unit key (`gbytes_per_s`) has a unit too
+    unit = split_unit(metric)[1]
     return {"metric": metric, "unit": unit, "a": a, "b": b, "change": b - a,
             "change_pct": (b / a - 1) * 100 if a else None, "n": n,
             "interval": None if interval is None else f"{interval[0]:.4g} .. {interval[1]:.4g}",

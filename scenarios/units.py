@@ -198,6 +198,8 @@ def split_unit(key: str) -> tuple[str, str]:
     for suffix, label in UNIT_SUFFIXES:
         if key.endswith(suffix) and len(key) > len(suffix):
             return key[: -len(suffix)], label
+        if key == suffix[1:]:                  # a key that is only its unit: 'gbytes_per_s'
+            return "", label
     return key, ""
 
 
@@ -207,4 +209,4 @@ def unit_header(key: str, name: str | None = None) -> str:
     `name` replaces the words taken from the key; the unit always comes from the key."""
     stem, label = split_unit(key)
     words = name if name is not None else stem.replace("_", " ")
-    return f"{words} [{label}]" if label else words
+    return f"{words} [{label}]".lstrip() if label else words

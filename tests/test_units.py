@@ -55,6 +55,8 @@ def test_format():
     ("foreign_cpu_per_s", "foreign", "foreign [CPU-s/s]"),
     ("latency_median_s", None, "latency median [s]"),
     ("copy_path", "copy path", "copy path"),
+    ("gbytes_per_s", None, "[GB/s]"),
+    ("gbytes_per_s", "throughput", "throughput [GB/s]"),
 ])
 def test_headers_take_their_unit_from_the_key(key, name, header):
     assert units.unit_header(key, name) == header
