@@ -31,6 +31,7 @@ def _add(section_line: str, line: str) -> tuple[str, str]:
 
 SMBD, TCP, LOOP, XEON = "scenario:smbdirect-2x200g", "scenario:smb-tcp-100g", "scenario:smb-tcp-loopback", \
     "platform:xeon-8470-cx7"
+SOFT = "platform:soft-roce-guest"
 MEASURED = '\n[measured.cpu.copy_rate_dram]\nvalue = "8GB/s"\nmethod = "by hand"\nrecords = ["r1"]\n'
 
 # (id, source, edits or extra text, message fragment)
@@ -64,6 +65,14 @@ SCENARIO_ROWS = [
      "moves no data over a network"),
     ("memory-with-smb2", SMBD, [('transport = "smbdirect"', 'transport = "memory"\napplication = "smb2"'), ('rtt = "10us"', "")],
      "a memory workload carries no SMB2 requests"),
+    ("foreign-load-negative", LOOP, [_add("[workload]", 'foreign_load = "-1s"')], "cannot read '-1s'"),
+    ("foreign-load-beyond-cores", LOOP, [_add("[workload]", 'foreign_load = "9000s"')], "0s..8192s"),
+    ("dma-spread-not-bool", SMBD, [_add("[workload]", 'dma_spread = "yes"')], "is not true/false"),
+    ("dma-per-page-not-bool", LOOP, [("syscalls_per_io = 2", 'syscalls_per_io = 2\ndma_per_page = 1')],
+     "is not true/false"),
+    ("maps-per-io-negative", LOOP, [("syscalls_per_io = 2", "syscalls_per_io = 2\nmaps_per_io = -1")], "0..100"),
+    ("registrations-per-io-string", LOOP, [("syscalls_per_io = 2", 'syscalls_per_io = 2\nregistrations_per_io = "1"')],
+     "is not a number"),
     ("rdma-source-unknown", LOOP, [("syscalls_per_io = 2", 'syscalls_per_io = 2\nrdma_source = "nic"')],
      "copy_path[0].rdma_source: unknown value 'nic'"),
     ("application-unknown", SMBD, [_add("[workload]", 'application = "nfs"')], "unknown value 'nfs'"),
@@ -146,6 +155,15 @@ PLATFORM_ROWS = [
     ("pin-time-in-ms", XEON, [('pin_page_time = "2.3ns"', 'pin_page_time = "20ms"')], "1ns..10ms"),
     ("socket-link-without-source", XEON, [("inter_socket_bandwidth_source =", "inter_socket_bw_source =")],
      "unknown key"),
+    ("tcp-receive-time-in-ms", XEON, [('tcp_receive_time = "1.25us"', 'tcp_receive_time = "5ms"')], "10ns..1ms"),
+    ("csum-copy-rate-zero", XEON, [('csum_copy_rate = "9.06GB/s"', 'csum_copy_rate = "0GB/s"')], "10MB/s..1TB/s"),
+    ("page-zero-rate-unitless", XEON, [('page_zero_rate = "13.1GB/s"', "page_zero_rate = 13.1")], "has no unit"),
+    ("socket-link-beyond-memory", XEON, [('inter_socket_bandwidth = "128GB/s"', 'inter_socket_bandwidth = "20TB/s"')],
+     "10MB/s..10TB/s"),
+    ("checksum-offload-not-bool", XEON, [("checksum_offload = true", 'checksum_offload = "yes"')], "is not true/false"),
+    ("soft-crc-rate-zero", SOFT, [('soft_crc_rate = "1GB/s"', 'soft_crc_rate = "0GB/s"')], "nic.soft_crc_rate"),
+    ("soft-packet-time-in-ms", SOFT, [('soft_packet_time = "25us"', 'soft_packet_time = "5ms"')], "0s..1ms"),
+    ("soft-wr-time-without-source", SOFT, [("soft_wr_time_source =", "soft_wr_tme_source =")], "unknown key"),
     ("checksum-in-copy-not-bool", XEON, [("tcp_checksum_in_copy = false", 'tcp_checksum_in_copy = "no"')],
      "is not true/false"),
 ]
