@@ -179,11 +179,13 @@ def pooled(estimates: Sequence[Estimate], unit: str) -> Estimate:
 
 
 def fit_nonnegative_linear(columns: dict[str, np.ndarray], fixed: np.ndarray, y: np.ndarray,
-                           ids: Sequence[str], units: dict[str, str]) -> Fit:
+                           ids: Sequence[str], units: dict[str, str], robust_scale: float | None = None) -> Fit:
     """y = fixed + sum_k value_k * columns[k], every value >= 0, fitted on relative errors (each
     point weighted by 1/y: a 256 B message counts as much as a 4 MiB one). The columns are what
     one unit of each parameter adds to each point (the model evaluated at unit values), so the fit
-    uses the model's own equations. Intervals from the residual covariance (t distribution)."""
+    uses the model's own equations. Intervals from the residual covariance (t distribution).
+    `robust_scale` (a relative error, e.g. 0.15): a soft-L1 loss past it, so a point whose runs a
+    stall or a retransmission storm inflated pulls the fit less than a squared error would."""
     names = list(columns)
     y = np.asarray(y, dtype=float)
     if len(y) < len(names) + 1:
@@ -194,6 +196,10 @@ def fit_nonnegative_linear(columns: dict[str, np.ndarray], fixed: np.ndarray, y:
     scale = np.where(np.abs(A).max(axis=0) > 0, np.abs(A).max(axis=0), 1.0)   # condition the columns
     res = optimize.lsq_linear(A / scale, b, bounds=(0.0, np.inf))
     coef = res.x / scale
+    if robust_scale:
+        robust = optimize.least_squares(lambda x: (A / scale) @ x - b, res.x, bounds=(0.0, np.inf),
+                                        loss="soft_l1", f_scale=robust_scale)
+        coef = robust.x / scale
     pred = np.asarray(fixed, dtype=float) + np.column_stack([np.asarray(columns[k], dtype=float)
                                                              for k in names]) @ coef
     dof = len(y) - len(names)
