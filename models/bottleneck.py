@@ -211,10 +211,17 @@ def evaluate(p: Mapping[str, np.ndarray], table: DemandTable, engine_names: tupl
     # leaves each core the rest of its time
     host_cores = g("cpu.cores") * sockets_used
     free = np.clip(1.0 - g("workload.foreign_load") / host_cores, 0.0, 1.0)
-    serving_cores = np.minimum(g("workload.io_cores"), g("workload.connections")) * free
+    n_serving = np.minimum(g("workload.io_cores"), g("workload.connections"))
+    n_client = np.where(client_on, np.minimum(g("workload.client_cores"), g("workload.connections")), 0.0)
+    # busy polling: the serving (and client) threads spin on their completion queues, always runnable;
+    # where the host's runnable threads outnumber its free cores the scheduler shares them equally
+    spin = g("workload.busy_poll") > 0
+    runnable = n_serving + np.where(workers > 0, g("workload.async_workers"), 0.0) + np.where(loop, n_client, 0.0)
+    share = np.where(spin, np.minimum(free, host_cores * free / runnable), free)
+    serving_cores = n_serving * share
     cap_serving = serving_cores * S / serving
     with np.errstate(divide="ignore", invalid="ignore"):
-        cap_workers = np.where(workers > 0, g("workload.async_workers") * free * S / np.where(workers > 0, workers, 1),
+        cap_workers = np.where(workers > 0, g("workload.async_workers") * share * S / np.where(workers > 0, workers, 1),
                                np.inf)
         flow_queues = np.where(soft, np.minimum(g("workload.connections"), host_cores),
                                resources.occupied_queues(np.minimum(g("nic.rss_queues"), host_cores),
@@ -224,7 +231,7 @@ def evaluate(p: Mapping[str, np.ndarray], table: DemandTable, engine_names: tupl
         both = server_cpu + np.where(loop, client_cpu, 0.0)
         cap_all = host_cores * free * S / both
         # the client shares the host's cores (and their other tenants) on loopback
-        client_threads = np.minimum(g("workload.client_cores"), g("workload.connections")) * np.where(loop, free, 1.0)
+        client_threads = n_client * np.where(loop, share, 1.0)
         cap_client = np.where(client_on & (client > 0), client_threads * S / np.where(client > 0, client, 1.0), np.inf)
         client_queues = np.where(soft, np.minimum(g("workload.connections"), g("workload.client_cores")),
                                  resources.occupied_queues(np.minimum(g("nic.rss_queues"), g("workload.client_cores")),
@@ -300,18 +307,25 @@ def evaluate(p: Mapping[str, np.ndarray], table: DemandTable, engine_names: tupl
         dma_busy = np.where(needs_dma & (dma_one > 0), X * t.dma_copies[idx] / np.where(dma_one > 0, dma_one, 1), 0.0)
     b = lambda a: np.broadcast_to(a, shape).astype(float)  # noqa: E731
     copy_part = serving_copies + worker_copies + np.where(in_copy & reading, csum_in_copy, 0.0)
+    # a spinning thread's CPU is its core share all the time, whatever it carries: per byte, share / X
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per_x = np.where(X > 0, 1.0 / np.where(X > 0, X, 1.0), np.inf)
+        server_cpu_byte = np.where(spin, n_serving * share * per_x + (workers + flows) / S, server_cpu / S)
+        client_cpu_byte = np.where(spin & client_on, n_client * np.where(loop, share, 1.0) * per_x
+                                   + client_flows / S, client_cpu / S)
     return Result(
         io_size=b(S), path_index=np.broadcast_to(idx, shape), throughput=X, capacity=caps,
         binding=binding, next_binding=nxt, headroom=headroom,
-        cores_busy=b(X * server_cpu / S), serving_cores_busy=b(X * serving / S),
+        cores_busy=b(np.where(X > 0, X * server_cpu_byte, 0.0)),
+        serving_cores_busy=b(np.where(spin, n_serving * share, X * serving / S)),
         worker_cores_busy=b(X * workers / S), dma_engines_busy=b(dma_busy),
-        cpu_seconds_per_byte=b(server_cpu / S), serving_seconds_per_io=b(serving),
+        cpu_seconds_per_byte=b(server_cpu_byte), serving_seconds_per_io=b(serving),
         worker_seconds_per_io=b(workers), dma_rate_per_engine=b(dma_one), wire_bytes_per_io=b(wire),
         dram_bytes_per_byte=b(dram_bpb), link_capacity_per_link=b(per_link), latency_seconds=b(latency),
         pcie_capacity_per_nic=b(pcie_per_nic), dma_engines_reachable=b(dma_count),
         flow_seconds_per_io=b(flows), client_seconds_per_io=b(np.where(client_on, client, 0.0)),
         client_flow_seconds_per_io=b(np.where(client_on, client_flows, 0.0)),
-        client_cpu_seconds_per_byte=b(client_cpu / S), copy_seconds_per_io=b(copy_part), mm_seconds_per_io=b(mm),
+        client_cpu_seconds_per_byte=b(client_cpu_byte), copy_seconds_per_io=b(copy_part), mm_seconds_per_io=b(mm),
         checksum=np.broadcast_to(checksum, shape), flow_cores=b(np.where(flows > 0, flow_queues, 0.0)),
     )
 

@@ -97,6 +97,7 @@ class Workload:
     dma_channels: int = 256         # DMA channels the workload uses (at most the reachable engines)
     dma_spread: bool = False        # an I/O's descriptors spread over every channel in use (memory batches)
     foreign_load: float = 0.0       # CPU-s per second other tenants take on the host's cores (shared machines)
+    busy_poll: bool = False         # serving / client threads spin on their completion queues (never sleep)
 
 
 @dataclass(frozen=True)
@@ -177,6 +178,7 @@ WORKLOAD_FIELDS = (
     F.whole("dma_channels", L.DMA_CHANNELS, default=256),
     F.flag("dma_spread", default=False),
     F.quantity("foreign_load", parse_time, "0.5s", L.FOREIGN_LOAD, default="0s"),
+    F.flag("busy_poll", default=False),
     F.other("io_sizes"),            # the I/O sizes may sit here instead of under [sweep]
 )
 # link.count and link.rate come from `links = "2x200Gbit/s"`; as fields they serve sweeps (the

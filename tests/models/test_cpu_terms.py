@@ -571,3 +571,30 @@ def test_a_copy_from_a_mapping_has_no_page_cache_lookups():
         2 * c.syscall_time + MiB / c.copy_rate_dram + MiB / 4096 * c.copy_page_time + MiB / c.copy_rate_cache + stack)
     # uring-send: one copy from the file's mapping, cold lines, no lookups
     assert ev.result.serving_seconds_per_io[1] == pytest.approx(c.syscall_time + MiB / c.copy_rate_dram + stack)
+
+
+def test_busy_polling_threads_keep_their_cores_busy(tmp_path):
+    """With busy polling a serving thread spins on its completion queue: its CPU is its core share
+    all the time (per byte: share / X), and when the host's runnable threads (spinners and busy
+    workers) outnumber its cores the scheduler shares the cores equally."""
+    plat = _write(tmp_path, "soft.toml", SOFT_PLATFORM.replace('base = "xeon-8470-cx7"',
+                                                               'base = "xeon-8470-cx7"\n[cpu]\ncores = 2\n'
+                                                               'cores_source = "test: the guest\'s 2 vCPUs"'))
+    body = SOFT_LOOPBACK.replace('copy_paths = ["cpu-copy", "zero-copy"]', 'copy_paths = ["cpu-copy", "async-workers"]')
+    quiet = _scenario(tmp_path, body, platform=str(plat), name="q.toml")
+    spin = _scenario(tmp_path, body.replace("client_cores = 1", "client_cores = 1\nbusy_poll = true\nasync_workers = 2"),
+                     platform=str(plat), name="s.toml")
+    S = MiB
+    q, b = (evaluate_grid(x, {"workload.io_size": [S]}) for x in (quiet, spin))
+    # cpu-copy: one serving + one client thread spin on 2 cores: each keeps its core (share 1)
+    assert cap(b, 0, "cpu-serving") == pytest.approx(cap(q, 0, "cpu-serving"))
+    X = b.result.throughput[0]
+    assert b.result.cpu_seconds_per_byte[0] == pytest.approx(1.0 / X)
+    assert b.result.client_cpu_seconds_per_byte[0] == pytest.approx(1.0 / X)
+    assert b.result.cpu_seconds_per_byte[0] >= q.result.cpu_seconds_per_byte[0]
+    # async-workers: 1 serving + 1 client spinner + 2 busy workers on 2 cores: each gets half a core
+    share = 2 / 4
+    assert cap(b, 1, "cpu-serving") == pytest.approx(share * S / b.result.serving_seconds_per_io[1])
+    assert cap(b, 1, "cpu-workers") == pytest.approx(2 * share * S / b.result.worker_seconds_per_io[1])
+    X = b.result.throughput[1]
+    assert b.result.cpu_seconds_per_byte[1] == pytest.approx(share / X + b.result.worker_seconds_per_io[1] / S)

@@ -67,6 +67,7 @@ SCENARIO_ROWS = [
      "a memory workload carries no SMB2 requests"),
     ("foreign-load-negative", LOOP, [_add("[workload]", 'foreign_load = "-1s"')], "cannot read '-1s'"),
     ("foreign-load-beyond-cores", LOOP, [_add("[workload]", 'foreign_load = "9000s"')], "0s..8192s"),
+    ("busy-poll-not-bool", SMBD, [_add("[workload]", "busy_poll = 1")], "is not true/false"),
     ("dma-spread-not-bool", SMBD, [_add("[workload]", 'dma_spread = "yes"')], "is not true/false"),
     ("dma-per-page-not-bool", LOOP, [("syscalls_per_io = 2", 'syscalls_per_io = 2\ndma_per_page = 1')],
      "is not true/false"),
