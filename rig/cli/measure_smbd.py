@@ -41,7 +41,7 @@ def smbd(
     copy: Optional[str] = typer.Option(None, "--copy", help="Server copy variants: cpu-copy,async-workers,zero-copy (default: all the operation has)."),
     register: str = typer.Option("once", "--register", help="once | per-io: the client's buffers and the zero-copy file mapping."),
     async_workers: int = typer.Option(4, "--async-workers", help="io-wq workers of async-workers (IORING_REGISTER_IOWQ_MAX_WORKERS)."),
-    duration: str = typer.Option("3s", "--duration", "-D", help="Time per point."),
+    duration: str = typer.Option("5s", "--duration", "-D", help="Time per point (then the I/Os in flight drain)."),
     ios: int = typer.Option(0, "--ios", help="I/Os per point instead of --duration (0: use --duration)."),
     timeout: str = typer.Option("10s", "--timeout", help="Give up when no response arrives for this long."),
     peer: Optional[str] = typer.Option(None, "--peer", help="HOST[:PORT] of `rdmarig serve smbd` (default port 18521); default: a server here."),

@@ -36,7 +36,7 @@ def serve(
     from rig.launch.target import Limits
     from rig.rdma.measure import check_range
     from scenarios.errors import InputError
-    from scenarios.units import parse_size, parse_time
+    from scenarios.units import parse_time
 
     if kind is not None and kind not in KINDS:
         raise InputError(f"serve {kind!r}: no such server", "use `rdmarig serve --bind ADDR` (verbs) or "
@@ -57,8 +57,12 @@ def serve(
     server = VerbsServer(bind, DEFAULT_PORT if port is None else port, device, ib_port, gid_index, log=log,
                          limits=Limits(run_s=run_s), max_concurrent=concurrent)
     host, p = server.address
-    print(f"rdmarig serve: listening on {host}:{p} (handshake protocol v{VERSION}, up to {concurrent} "
-          f"sessions at once)", file=sys.stderr, flush=True)
+    _run(server, f"listening on {host}:{p} (handshake protocol v{VERSION}, up to {concurrent} sessions at once)",
+         sessions)
+
+
+def _run(server, banner: str, sessions: Optional[int]) -> None:
+    print(f"rdmarig serve: {banner}", file=sys.stderr, flush=True)
     try:
         server.serve(max_sessions=sessions)
     finally:
@@ -67,6 +71,7 @@ def serve(
 
 def _serve_smbd(bind, port, file, allow_write, max_read_write, device, ib_port, gid_index, sessions, concurrent,
                 limits, log) -> None:
+    """`serve smbd`: checks its own options, then serves until Ctrl-C (or --sessions)."""
     from rig.flows import smbd
     from rig.launch.smbd_target import DEFAULT_PORT as SMBD_PORT
     from rig.launch.smbd_target import ServedFile, SmbdServer, Where
@@ -82,9 +87,5 @@ def _serve_smbd(bind, port, file, allow_write, max_read_write, device, ib_port, 
     server = SmbdServer(bind, SMBD_PORT if port is None else port, served, Where(device, ib_port, gid_index), log=log,
                         limits=limits, max_concurrent=concurrent)
     host, p = server.address
-    print(f"rdmarig serve: SMB Direct on {host}:{p} serving {file} ({'read-write' if allow_write else 'read-only'}, "
-          f"up to {concurrent} sessions at once)", file=sys.stderr, flush=True)
-    try:
-        server.serve(max_sessions=sessions)
-    finally:
-        server.close()
+    _run(server, f"SMB Direct listening on {host}:{p}, serving {file} ({'read-write' if allow_write else 'read-only'}, "
+         f"up to {concurrent} sessions at once)", sessions)

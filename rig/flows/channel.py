@@ -151,6 +151,13 @@ class Channel:
         self._post_send(wr)
         self.in_flight += 1
 
+    def post_message(self, data: bytes) -> None:
+        """Send `data` from a free send slot (free again once the send completes), with no credit
+        check: for a protocol that counts its credits itself (rig.flows.smbd)."""
+        slot = self.take_send_slot()
+        self.fill(slot, data)
+        self.post(self.send_wr(slot, len(data)))
+
     def grant_send(self, credits: int) -> None:
         """The peer granted `credits` more receives (its message said so)."""
         self.send_credits += credits

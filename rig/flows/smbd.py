@@ -349,6 +349,16 @@ class DataTransfer:
         return bool(self.flags & RESPONSE_REQUESTED)
 
 
+def to_send(msg: DataTransfer, credits: Credits, max_send_size: int) -> bytes:
+    """The bytes of a data transfer message about to be sent: within the negotiated send size,
+    one send credit spent (CreditError without one)."""
+    data = msg.pack()
+    if len(data) > max_send_size:
+        raise Terminate(f"a {len(data)}-byte message exceeds the negotiated send size {max_send_size}")
+    credits.spend()
+    return data
+
+
 def parse_data_transfer(msg: bytes, max_fragmented_size: int) -> DataTransfer:
     """[MS-SMBD] 3.1.5.8: the checks whose failure ends the connection, then the message."""
     if len(msg) < DATA_HEADER.size:

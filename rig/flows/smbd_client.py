@@ -153,18 +153,9 @@ class Connection:
         self._post(req.pack())
         return req
 
-    def take_negotiate_response(self, req: smbd.NegotiateRequest, deadline: float) -> smbd.Negotiated:
-        ch = self.channel
-        while True:
-            events = ch.poll(timeout_s=max(0.001, deadline - time.monotonic()))
-            recv = [e for e in events if e.kind == "recv"]
-            if recv:
-                break
-        e = recv[0]
-        data = ch.received(e.slot, e.byte_len)
-        self.credits.negotiate_received()
-        ch.repost(e.slot)
-        self.credits.reposted()
+    def take_negotiate_response(self, req: smbd.NegotiateRequest) -> smbd.Negotiated:
+        from rig.flows.smbd_serving import negotiate_message
+        data = negotiate_message(self.channel, self.credits)
         self.params = smbd.accept_response(smbd.NegotiateResponse.unpack(data), req, self.plan.limits, self.credits)
         if self.plan.io_size > self.params.max_read_write_size:
             raise smbd.Terminate(f"I/O size {self.plan.io_size} exceeds the negotiated max read/write size "
@@ -199,18 +190,11 @@ class Connection:
 
     def _data(self, payload: bytes, flags: int = 0) -> None:
         """A data transfer message: one credit, granting the receives reposted since the last."""
-        self.credits.spend()
         msg = smbd.DataTransfer(self.plan.limits.send_credit_target, self.credits.to_grant(), flags, 0, payload)
-        data = msg.pack()
-        if len(data) > self.params.max_send_size:
-            raise smbd.Terminate(f"a {len(data)}-byte message exceeds the negotiated send size {self.params.max_send_size}")
-        self._post(data)
+        self._post(smbd.to_send(msg, self.credits, self.params.max_send_size))
 
     def _post(self, data: bytes) -> None:
-        ch = self.channel
-        slot = ch.take_send_slot()
-        ch.fill(slot, data)
-        ch.post(ch.send_wr(slot, len(data)))
+        self.channel.post_message(data)
 
     def _account(self, now_ns: int) -> None:
         if self.t_last:
@@ -279,8 +263,7 @@ class Client:
 
     def negotiate(self) -> list[smbd.Negotiated]:
         reqs = [c.send_negotiate() for c in self.conns]
-        deadline = time.monotonic() + self.plan.timeout_s
-        return [c.take_negotiate_response(r, deadline) for c, r in zip(self.conns, reqs)]
+        return [c.take_negotiate_response(r) for c, r in zip(self.conns, reqs)]
 
     def run(self, window: Any, on_tick: Callable[[int, float], None] | None = None,
             tick_s: float = 2.0) -> ClientRaw:

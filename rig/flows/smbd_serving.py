@@ -88,6 +88,17 @@ class Counters:
         return dict(self.__dict__)
 
 
+def negotiate_message(channel: Channel, credits: smbd.Credits) -> bytes:
+    """The negotiate request (or response): the first message on a connection, within the channel's
+    time limit; its receive, posted for it alone, is posted again (no credit covered it)."""
+    slot, nbytes = channel.wait_message()
+    data = channel.received(slot, nbytes)
+    credits.negotiate_received()
+    channel.repost(slot)
+    credits.reposted()
+    return data
+
+
 # ---- copy variants ------------------------------------------------------------------------------
 
 class CpuCopy:
@@ -194,20 +205,10 @@ class Serving:
         self.answer_keepalive = False
 
     # -- negotiation --------------------------------------------------------------------------
-    def negotiate(self, timeout_s: float) -> smbd.Negotiated:
+    def negotiate(self) -> smbd.Negotiated:
         """Wait for the negotiate request (the first message, [MS-SMBD] 3.1.5.6) and answer it."""
-        ch, deadline = self.channel, time.monotonic() + timeout_s
-        while True:
-            events = ch.poll(timeout_s=max(0.001, deadline - time.monotonic()))
-            recv = [e for e in events if e.kind == "recv"]
-            if recv:
-                break
-        e = recv[0]
-        data = ch.received(e.slot, e.byte_len)
-        self.credits.negotiate_received()
-        ch.repost(e.slot)
-        self.credits.reposted()
-        req = smbd.NegotiateRequest.unpack(data)
+        ch = self.channel
+        req = smbd.NegotiateRequest.unpack(negotiate_message(ch, self.credits))
         try:
             resp, self.params = smbd.accept_request(req, self.spec.limits, self.credits)
         except smbd.Terminate as exc:
@@ -221,10 +222,7 @@ class Serving:
 
     def _send_now(self, data: bytes) -> None:
         """A message sent without a credit: only the negotiate response ([MS-SMBD] 3.1.5.6)."""
-        ch = self.channel
-        slot = ch.take_send_slot()
-        ch.fill(slot, data)
-        ch.post(ch.send_wr(slot, len(data)))
+        self.channel.post_message(data)
 
     # -- the loop -----------------------------------------------------------------------------
     def run(self, should_stop: Callable[[], bool], run_limit_s: float, wake_fds: tuple[int, ...] = ()) -> str:
@@ -398,7 +396,7 @@ class Serving:
     def _flush(self) -> None:
         """Send every reply a credit allows, each granting the receives reposted since; a
         keepalive or a peer short of credits gets a message even without a reply."""
-        ch, credits, target = self.channel, self.credits, self.spec.limits.send_credit_target
+        credits, target = self.credits, self.spec.limits.send_credit_target
         while self.replies and credits.send > 0:
             self._message(smbd.DataTransfer(target, credits.to_grant(), data=self.replies.popleft()))
         if (self.answer_keepalive or credits.low()) and not self.replies and credits.send > 0:
@@ -409,15 +407,7 @@ class Serving:
             self.answer_keepalive = False
 
     def _message(self, msg: smbd.DataTransfer) -> None:
-        ch = self.channel
-        data = msg.pack()
-        if len(data) > self.params.max_send_size:
-            raise smbd.Terminate(f"a {len(data)}-byte message exceeds the negotiated send size "
-                                 f"{self.params.max_send_size}")
-        self.credits.spend()
-        slot = ch.take_send_slot()
-        ch.fill(slot, data)
-        ch.post(ch.send_wr(slot, len(data)))
+        self.channel.post_message(smbd.to_send(msg, self.credits, self.params.max_send_size))
 
     def close(self) -> None:
         if self.engine is not None:

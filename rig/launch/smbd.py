@@ -61,7 +61,7 @@ class SmbdOptions:
     credits: int = smbd.SEND_CREDIT_TARGET
     in_flight: int | None = None                 # None: as many as credits and the buffer budget allow
     async_workers: int = 4
-    duration_s: float = 3.0
+    duration_s: float = 5.0
     ios: int = 0                                 # > 0: this many I/Os per point instead of --duration
     timeout_s: float = 10.0
     device: str | None = None

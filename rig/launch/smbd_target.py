@@ -36,9 +36,10 @@ from typing import Any, Callable
 from rig.flows import smbd
 from rig.flows.smbd_serving import COPY_VARIANTS, REGISTER_MODES, ServeSpec
 from rig.launch.conversation import Conversation, TcpConversation
-from rig.launch.target import Limits
-from rig.rdma.handshake import (MAX_RUN_SECONDS, PeerGone, ProtocolError, _int as field_int, send_msg,
-                                validate_endpoint)
+from rig.launch.target import Limits, TargetSession
+from rig.rdma.handshake import MAX_RUN_SECONDS, PeerGone, ProtocolError, validate_endpoint
+from rig.rdma.handshake import _int as field_int
+from rig.rdma.server import ACCEPT_POLL_S, DEFAULT_CONCURRENT, answer_busy, session_line
 from scenarios.errors import InputError
 
 DEFAULT_PORT = 18521           # `rdmarig serve smbd` (18520 is `rdmarig serve` for verbs)
@@ -179,7 +180,7 @@ def serve_connection(ctrl: TcpConversation, hello: dict[str, Any], index: int, s
 
     outcome = "stopped"
     try:
-        serving.negotiate(limits.silence_s)
+        serving.negotiate()
         outcome = serving.run(should_stop, limits.run_limit(hello["run_seconds_max"]), (ctrl.sock.fileno(),))
     except smbd.Terminate as exc:
         outcome = f"terminated: {exc}"
@@ -220,40 +221,22 @@ class Child:
 
 # ---- the session ----------------------------------------------------------------------------
 
-class SmbdSession:
+class SmbdSession(TargetSession):
     """One client's run (see the module docstring); `run()` never raises for anything the client,
-    a serving process or the device does."""
+    a serving process or the device does, and ends every serving process it forked."""
+
+    validate = staticmethod(validate_hello)
 
     def __init__(self, conv: Conversation, served: ServedFile, where: Where = Where(), limits: Limits = Limits()):
-        self.conv, self.served, self.where, self.limits = conv, served, where, limits
+        super().__init__(conv, limits, where.device, where.ib_port, where.gid_index)
+        self.served, self.where = served, where
         self.children: list[Child] = []
 
     def run(self) -> dict[str, Any]:
         try:
-            hello = validate_hello(self.conv.recv(self.limits.hello_s, "hello"))
-        except ProtocolError as exc:
-            return self._refuse("refused", str(exc))
-        except PeerGone as exc:
-            return {"result": "gone", "error": str(exc)}
-        try:
-            return self._serve(hello)
-        except ProtocolError as exc:
-            return self._refuse("refused", str(exc))
-        except PeerGone as exc:
-            return {"result": "gone", "error": str(exc), "op": hello["op"]}
-        except InputError as exc:
-            return self._refuse("error", exc.one_line())
-        except Exception as exc:       # noqa: BLE001 - a session must never take the server down
-            return self._refuse("error", f"{exc.__class__.__name__}: {exc}")
+            return super().run()
         finally:
             self._end_children()
-
-    def _refuse(self, result: str, why: str) -> dict[str, Any]:
-        try:
-            self.conv.send({"type": "error", "error": why})
-        except (PeerGone, ProtocolError):
-            pass
-        return {"result": result, "error": why}
 
     def _serve(self, hello: dict[str, Any]) -> dict[str, Any]:
         from rig import accounting as acct
@@ -416,8 +399,6 @@ class SmbdSession:
 
 # ---- the server ---------------------------------------------------------------------------------
 
-DEFAULT_CONCURRENT = 4
-ACCEPT_POLL_S = 0.2
 
 
 class SmbdServer:
@@ -428,19 +409,9 @@ class SmbdServer:
     def __init__(self, bind: str, port: int, served: ServedFile, where: Where = Where(),
                  log: Callable[[str], None] | None = None, limits: Limits = Limits(),
                  max_concurrent: int = DEFAULT_CONCURRENT):
-        from rig.rdma.server import MAX_CONCURRENT, check_port
-        if not bind:
-            raise InputError("serve needs an address to bind to", "pass --bind ADDR (never all interfaces by default)")
-        check_port(port)
-        if not 1 <= max_concurrent <= MAX_CONCURRENT:
-            raise InputError(f"--concurrent {max_concurrent} is out of range", f"use 1..{MAX_CONCURRENT}")
+        from rig.rdma.server import listen
         check_file(served.path, served.allow_write)
-        try:
-            self.sock = socket.create_server((bind, port), reuse_port=False)
-        except (OSError, OverflowError) as exc:
-            raise InputError(f"cannot listen on {bind}:{port}: {getattr(exc, 'strerror', None) or exc}",
-                             "use an address of this host and a free --port") from None
-        self.sock.settimeout(ACCEPT_POLL_S)
+        self.sock = listen(bind, port, max_concurrent)
         self.address = self.sock.getsockname()[:2]
         self.served, self.where, self.limits, self.max_concurrent = served, where, limits, max_concurrent
         self.log = log or (lambda s: None)
@@ -475,13 +446,7 @@ class SmbdServer:
     def _dispatch(self, conn: socket.socket, peer: Any) -> None:
         who = f"{peer[0]}:{peer[1]}"
         if len(self.active) >= self.max_concurrent:
-            try:
-                conn.settimeout(1.0)
-                send_msg(conn, {"type": "error", "error": f"busy: {self.max_concurrent} sessions running, "
-                                                          "try again when one has finished"})
-            except OSError:
-                pass
-            conn.close()
+            answer_busy(conn, self.max_concurrent)
             self._finished(who, {"result": "busy"})
             return
         self.accepted += 1
@@ -520,7 +485,7 @@ class SmbdServer:
 
     def _finished(self, who: str, outcome: dict[str, Any]) -> None:
         self.sessions.append({**outcome, "peer": who})
-        self.log(f"session from {who}: {outcome.get('result')}" + (f" ({outcome['error']})" if outcome.get("error") else ""))
+        self.log(session_line(who, outcome))
 
 
 def check_file(path: str, allow_write: bool = False) -> None:
