@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 from rig.flows import smbd
-from rig.flows.smbd_serving import COPY_VARIANTS, REGISTER_MODES
+from rig.flows.smbd_serving import COPY_VARIANTS, READS_IN_FLIGHT, REGISTER_MODES
 from rig.launch import PointResult
 from rig.launch.smbd_target import DEFAULT_PORT, MAX_BLOCKS, MAX_CONNECTIONS, MAX_IO_BYTES, buffers_for, unpack_crcs
 from rig.rdma.handshake import MAX_RUN_SECONDS, ProtocolError, parse_addr
@@ -262,6 +262,7 @@ class SmbdWorkload:
             "file_bytes": self.view.file_bytes if self.view is not None else None,
             "blocks": self.view.blocks if self.view is not None else None,
             "server_buffers_per_connection": self.ready.get("buffers", buffers_for(p.io_size, p.in_flight)),
+            "server_rdma_reads_in_flight": READS_IN_FLIGHT if p.op == "write" else 0,
             "connection": self.connection, "devices": self.devices, "timeout_s": p.timeout_s}
         if p.ios:
             d["ios"] = p.ios

@@ -234,7 +234,12 @@ class SmbdSession(TargetSession):
 
     def run(self) -> dict[str, Any]:
         try:
-            return super().run()
+            outcome = super().run()
+            early = [f"connection {i}: {c.answer.get('outcome')}" for i, c in enumerate(self.children)
+                     if c.answer is not None and c.answer.get("outcome") != "stopped"]
+            if early and outcome.get("result") != "ok":      # why the client stopped hearing from us
+                outcome["error"] = "; ".join([outcome.get("error", "")] + early).lstrip("; ")
+            return outcome
         finally:
             self._end_children()
 
