@@ -217,9 +217,9 @@ class SmbdWorkload:
     def run_initiator(self, player: Any, remote: dict[str, Any],
                       extra_tick: Callable[[int, float], None] | None = None) -> Any:
         from rig.accounting import CpuWindow
-        from rig.rdma.measure import _chain_ticks
+        from rig.rdma.measure import chain_ticks
         self.client.negotiate()
-        return self.client.run(CpuWindow(scope="process", busy=True), _chain_ticks(self.on_tick, extra_tick))
+        return self.client.run(CpuWindow(scope="process", busy=True), chain_ticks(self.on_tick, extra_tick))
 
     def raw_so_far(self) -> Any:
         return getattr(self.client, "raw", None) if self.client is not None else None

@@ -38,7 +38,7 @@ from rig.flows.smbd_serving import COPY_VARIANTS, REGISTER_MODES, ServeSpec
 from rig.launch.conversation import Conversation, TcpConversation
 from rig.launch.target import Limits, TargetSession
 from rig.rdma.handshake import MAX_RUN_SECONDS, PeerGone, ProtocolError, validate_endpoint
-from rig.rdma.handshake import _int as field_int
+from rig.rdma.handshake import field_int
 from rig.rdma.server import ACCEPT_POLL_S, DEFAULT_CONCURRENT, answer_busy, session_line
 from scenarios.errors import InputError
 

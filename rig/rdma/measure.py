@@ -148,7 +148,7 @@ class VerbsOptions:
                 raise InputError(f"--peer {self.peer_addr!r}: {exc}", "use HOST or HOST:PORT (port 0..65535)") from None
 
 
-def _chain_ticks(*ticks: Callable[[int, float], None] | None) -> Callable[[int, float], None] | None:
+def chain_ticks(*ticks: Callable[[int, float], None] | None) -> Callable[[int, float], None] | None:
     live = [t for t in ticks if t is not None]
     if len(live) <= 1:
         return live[0] if live else None
@@ -188,7 +188,7 @@ class VerbsWorkload:
         return self.opts.params(self.size)
 
     def loop(self, extra_tick: Callable[[int, float], None] | None = None) -> Any:
-        return replace(self.opts.loop(self.size), on_tick=_chain_ticks(self.on_tick, extra_tick))
+        return replace(self.opts.loop(self.size), on_tick=chain_ticks(self.on_tick, extra_tick))
 
     # ---- both ends here ---------------------------------------------------------------------
     def run_local(self, a: Player, b: Player) -> Measured:

@@ -331,8 +331,7 @@ class EventPlayer(Player):
     empty if it was not: the caller then naps instead)."""
 
     def create_cqs(self) -> None:
-        import importlib
-        comp_channel = importlib.import_module(self.V.CQ.__module__).CompChannel    # pyverbs.cq, loaded by compat
+        comp_channel = self.V.CompChannel
         self.events: dict[int, tuple[Any, Any]] = {}
         cqs = []
         for _ in ("send", "recv"):
