@@ -300,8 +300,9 @@ class MpiOptions:
             raise InputError(f"--pattern {self.pattern!r} is not a pattern", f"use {', '.join(PATTERNS)}")
         if self.pattern == "sampled" and self.partners < 1:
             raise InputError("--pattern sampled needs --partners K (partners per rank)", "add e.g. --partners 4")
-        if self.pattern != "sampled" and self.partners:
-            raise InputError(f"--partners applies to --pattern sampled, not {self.pattern}", "drop --partners")
+        if self.pattern != "sampled" and (self.partners or self.seed):
+            flag = "--partners" if self.partners else "--seed"
+            raise InputError(f"{flag} applies to --pattern sampled, not {self.pattern}", f"drop {flag}")
         if not 0 < self.tolerance <= 1:
             raise InputError(f"--tolerance {self.tolerance * 100:g}% is out of range", "use 1%..100% (default 93%)")
         check_range(MPI_JOIN_BOUNDS[0], self.join_s, *MPI_JOIN_BOUNDS[1:], "s")
