@@ -429,6 +429,9 @@ def run_mpi(opts: VerbsOptions, mpi: MpiOptions, open_store: Callable[[], Any], 
     except ScheduleError as exc:
         raise InputError(f"--pattern {mpi.pattern} with {size} rank(s): {exc}",
                          "launch at least 2 ranks (mpirun -n N / srun -n N), or pick another pattern") from None
+    if mpi.pattern == "incast" and MPI.Query_thread() < MPI.THREAD_MULTIPLE:
+        raise InputError("--pattern incast: this MPI library does not grant MPI_THREAD_MULTIPLE, and the server "
+                         "serves each client in its own thread", "use an MPI built with thread support, or --pattern pairs")
     answer_s = max(5.0, 3 * opts.timeout_s)
     longest = max(VerbsWorkload(opts, s).run_seconds_max() for s in opts.sizes)
     plan = launch.Plan(schedule_args=(mpi.pattern, mpi.partners, mpi.seed), sizes=tuple(opts.sizes),
