@@ -92,9 +92,11 @@ def jain_fairness(values: Sequence[float]) -> float | None:
 
 
 def aggregate_summary(pairs: Iterable[dict[str, Any]], expected: int, tolerance: float,
-                      failures: Sequence[str], gone: Sequence[int]) -> tuple[dict[str, Any], dict[str, list[float]]]:
+                      failures: Sequence[str], gone: Sequence[int],
+                      ended: str | None = None) -> tuple[dict[str, Any], dict[str, list[float]]]:
     """The aggregate of one I/O size: `pairs` are {initiator, target, round, gbytes_per_s}
-    (measured pairs only); failures are one sentence each. Returns (summary, samples)."""
+    (measured pairs only); failures are one sentence each; `ended` says why the run stopped
+    early (an interrupt). Returns (summary, samples)."""
     pairs = list(pairs)
     values = [p["gbytes_per_s"] for p in pairs]
     found = find_outliers(values, tolerance)
@@ -102,7 +104,7 @@ def aggregate_summary(pairs: Iterable[dict[str, Any]], expected: int, tolerance:
     for p in pairs:
         by_round[p.get("round") or 0] += p["gbytes_per_s"]
     sums = [by_round[r] for r in sorted(by_round)]
-    complete = len(pairs) == expected and not failures and not gone
+    complete = len(pairs) == expected and not failures and not gone and not ended
     summary: dict[str, Any] = {
         "complete": complete, "pairs_expected": expected, "pairs_measured": len(pairs),
         "pairs_failed": len(failures), "ranks_gone": sorted(gone),
@@ -122,6 +124,8 @@ def aggregate_summary(pairs: Iterable[dict[str, Any]], expected: int, tolerance:
             parts.append(f"rank(s) {', '.join(map(str, sorted(gone)))} gone")
         if failures:
             parts.append(f"{len(failures)} pair(s) failed, first: {failures[0]}")
+        if ended:
+            parts.append(ended)
         summary["partial_reason"] = "; ".join(parts)
         summary["failures"] = list(failures)
     return summary, {"pair_gbytes_per_s": values, "round_sum_gbytes_per_s": sums}

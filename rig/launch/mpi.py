@@ -3,8 +3,9 @@
 results gathered at rank 0 as they come.
 
     rank 0 (the coordinator, and a rank like the others)       every other rank
-    join     <- arrive {phase 0, host, boot_id, provenance}      arrive 0, then wait for go 0
+    join     <- arrive {phase 0, host}                           arrive 0, then wait for go 0
              -> go {phase 0, run, started, hosts, local ranks, gone}
+             <- arrive {phase 1, device, provenance (one rank per host)}  -> go 1
     step k   (one round of the schedule at one I/O size) each rank runs its pair: the initiator
              `peer.initiate` and the target `target.TargetSession`, the code of a single run,
              over an MpiConversation; an incast server runs one session per client, in threads
@@ -275,6 +276,14 @@ class Job:
     def steps(self, sizes: tuple[int, ...]) -> list[tuple[int, int]]:
         return [(rnd, size) for rnd in range(self.schedule.rounds) for size in sizes]
 
+    def provenance_of(self, rank: int) -> dict[str, Any]:
+        """A rank's host's provenance (collected by the first rank on that host)."""
+        if rank in self.provenance:
+            return self.provenance[rank]
+        host = self.hosts.get(rank)
+        first = min((r for r, h in self.hosts.items() if h == host and r in self.provenance), default=None)
+        return self.provenance[first] if first is not None else {}
+
 
 def active_devices() -> list[str]:
     """This host's RDMA devices with an ACTIVE port, by name."""
@@ -313,11 +322,12 @@ class Rank:
 
     def __init__(self, MPI: Any, plan: Plan, workload_for: Callable[[int], Workload],
                  on_result: Callable[[Job, PairResult], None] | None = None,
-                 say: Callable[[str], None] = lambda _: None, me: dict[str, Any] | None = None):
+                 say: Callable[[str], None] = lambda _: None,
+                 describe: Callable[[], dict[str, Any]] = dict):
         self.MPI, self.plan, self.workload_for = MPI, plan, workload_for
         self.on_result, self.say = on_result, say
         self.box = Mailbox(MPI, MPI.COMM_WORLD)
-        self.me = me or {}
+        self.describe = describe          # this host's provenance (asked of one rank per host)
         self.port: Any = None
         self.device: str | None = None
         self.job: Job | None = None
@@ -343,6 +353,8 @@ class Rank:
             self.port = discover(self.device, self.plan.ib_port, self.plan.gid_index)
         except InputError as exc:
             self.problem = f"rank {job.rank} has no port: {exc.one_line()}"
+        # collected by one rank per host (git and dpkg calls: seconds each in the emulated guest)
+        self.provenance = self.describe() if job.local_ranks[job.rank] == 0 else None
         results: list[dict[str, Any]] = []
         steps = job.steps(self.plan.sizes)
         for phase, (rnd, size) in enumerate(steps, start=1):
@@ -354,7 +366,7 @@ class Rank:
     def _join(self) -> Job:
         sched = self.schedule()
         host = socket.gethostname()
-        mine = {"type": "arrive", "phase": 0, "host": host, **self.me}
+        mine = {"type": "arrive", "phase": 0, "host": host}
         if not self.root:
             self.box.send(0, TAG_CTRL, mine)
             go = self._wait_go(0, self.plan.join_s + GRACE_S)
@@ -373,8 +385,7 @@ class Rank:
         hosts = {r: str(m.get("host", "?")) for r, m in arrived.items()}
         gone = sorted(set(range(self.box.size)) - set(arrived))
         job = Job(run=uuid.uuid4().hex, started=_now(), rank=0, size=self.box.size, schedule=sched, hosts=hosts,
-                  local_ranks=local_ranks(hosts), gone=set(gone),
-                  provenance={r: m.get("provenance") or {} for r, m in arrived.items()})
+                  local_ranks=local_ranks(hosts), gone=set(gone))
         if gone:
             self.say(f"ranks {', '.join(map(str, gone))} did not join within {self.plan.join_s:g} s; going on without them")
         go = {"type": "go", "phase": 0, "run": job.run, "started": job.started, "hosts": hosts,
@@ -398,6 +409,8 @@ class Rank:
         """Report the last step's results, wait until rank 0 releases the next (or ends)."""
         last = phase == steps + 1
         arrive = {"type": "arrive", "phase": phase, "results": results, "device": self.device}
+        if phase == 1 and self.provenance is not None:
+            arrive["provenance"] = self.provenance
         if not self.root:
             self.box.send(0, TAG_CTRL, arrive)
             msg = self._wait_go(phase, 2 * self.plan.step_s + GRACE_S)
@@ -406,6 +419,8 @@ class Rank:
                 job.partial_reason = msg.get("partial_reason")
             return
         job.devices.setdefault(0, self.device or "?")
+        if phase == 1:
+            job.provenance[0] = self.provenance or {}
         reports = {0: results}
         deadline = time.monotonic() + (self.plan.join_s if phase == 1 else self.plan.step_s)
         waiting = set(range(1, job.size)) - job.gone
@@ -424,6 +439,8 @@ class Rank:
                 reports[src] = msg.get("results") or []
                 if msg.get("device"):
                     job.devices[src] = str(msg["device"])
+                if isinstance(msg.get("provenance"), dict):
+                    job.provenance[src] = msg["provenance"]
         if waiting:
             job.gone |= waiting
             self.say(f"rank(s) {', '.join(map(str, sorted(waiting)))} gone (no report within the step's limit); "

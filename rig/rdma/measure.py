@@ -376,8 +376,8 @@ class _Collector:
                   "initiator_host": job.hosts.get(res.initiator), "target_host": job.hosts.get(res.target),
                   "initiator_device": pt["ports"]["local"].get("device"),
                   "target_device": job.devices.get(res.target), "device": pt["ports"]["local"].get("device")}
-        peer = job.provenance.get(res.target, {})
-        prov = {**job.provenance.get(res.initiator, {}), "time": res.finished, "rdma_ports": pt["ports"],
+        peer = job.provenance_of(res.target)
+        prov = {**job.provenance_of(res.initiator), "time": res.finished, "rdma_ports": pt["ports"],
                 "integrity": pt["integrity"], "cpu_accounting": pt["cpu_accounting"],
                 "peer_host": {k: peer.get(k) for k in ("host", "kernel", "cpu_model", "rdma_devices", "rdmarig")}}
         rec = Record(kind="measured", name=self.name, params=params, samples=pt["samples"], summary=pt["summary"],
@@ -394,13 +394,12 @@ class _Collector:
         out = []
         per_size = job.schedule.pairs_expected()
         for size in self.opts.sizes:
-            failures = self.failed[size] + ([interrupted] if interrupted else [])
-            summary, samples = aggregate_summary(self.values[size], per_size, self.mpi.tolerance, failures,
-                                                 sorted(job.gone))
+            summary, samples = aggregate_summary(self.values[size], per_size, self.mpi.tolerance, self.failed[size],
+                                                 sorted(job.gone), interrupted)
             params = {**self._params(job, size), "tolerance_pct": self.mpi.tolerance * 100,
                       "hosts": {str(r): h for r, h in sorted(job.hosts.items())},
                       "devices": {str(r): d for r, d in sorted(job.devices.items())}}
-            prov = {**job.provenance.get(0, {}), "hosts": sorted(set(job.hosts.values()))}
+            prov = {**job.provenance_of(0), "hosts": sorted(set(job.hosts.values()))}
             rec = Record(kind="measured", name=AGGREGATE_PREFIX + self.name, params=params, samples=samples,
                          summary=summary, provenance=prov)
             store_record(rec, self.store)
@@ -437,11 +436,11 @@ def run_mpi(opts: VerbsOptions, mpi: MpiOptions, open_store: Callable[[], Any], 
     plan = launch.Plan(schedule_args=(mpi.pattern, mpi.partners, mpi.seed), sizes=tuple(opts.sizes),
                        devices=mpi.devices, ib_port=opts.port, gid_index=opts.gid_index, join_s=mpi.join_s,
                        answer_s=answer_s, step_s=longest + 3 * answer_s + launch.SETUP_S)
-    me = {"boot_id": acct.boot_id(),
-          "provenance": provenance.collect({"pyverbs_api": V.api, "pyverbs_path": V.path, "launcher": started_by,
-                                            "mpi_library": MPI.Get_library_version().splitlines()[0].strip()})}
+    extra = {"pyverbs_api": V.api, "pyverbs_path": V.path, "launcher": started_by, "boot_id": acct.boot_id(),
+             "mpi_library": MPI.Get_library_version().splitlines()[0].strip()}
     collector = _Collector(opts, mpi, open_store()) if rank == 0 else None
-    node = launch.Rank(MPI, plan, lambda s: VerbsWorkload(opts, s), collector.add if collector else None, say, me)
+    node = launch.Rank(MPI, plan, lambda s: VerbsWorkload(opts, s), collector.add if collector else None, say,
+                       lambda: provenance.collect(extra))
     out = MpiRun(run="", rank=rank, ranks=size, host=socket.gethostname())
     try:
         job = node.run()
@@ -449,9 +448,10 @@ def run_mpi(opts: VerbsOptions, mpi: MpiOptions, open_store: Callable[[], Any], 
         out.run = node.job.run if node.job else "(not joined)"
         out.failures, out.partial_reason = [str(exc)], "rank 0 gone" if isinstance(exc, PeerGone) else str(exc)
         return out
-    except KeyboardInterrupt as exc:
+    except KeyboardInterrupt:
         if collector is not None and collector.job is not None:
-            collector.finish(collector.job, f"interrupted ({exc.__class__.__name__}): the launcher ended the job")
+            collector.finish(collector.job, "stopped by an interrupt (Ctrl-C, or the SIGTERM with which mpirun "
+                             "ends a job when a rank dies)")
         raise
     finally:
         node.close()
