@@ -134,6 +134,7 @@ class Mailbox:
         self.MPI, self.comm = MPI, comm
         self.rank, self.size = comm.Get_rank(), comm.Get_size()
         self._pending: list[tuple[Any, bytes]] = []
+        self._kept = 0                    # pending sends after the last pruning (pruned as it doubles)
         self._lock = threading.Lock()
 
     def send(self, dest: int, tag: int, msg: dict[str, Any]) -> None:
@@ -141,7 +142,9 @@ class Mailbox:
         req = self.comm.Isend([data, self.MPI.BYTE], dest=dest, tag=tag)
         with self._lock:
             self._pending.append((req, data))       # the buffer lives until the send completes
-            self._pending = [(r, d) for r, d in self._pending if not r.Test()]
+            if len(self._pending) > 2 * self._kept + 16:
+                self._pending = [(r, d) for r, d in self._pending if not r.Test()]
+                self._kept = len(self._pending)
 
     def take(self, source: int, tag: int, limit: int) -> tuple[int, bytes] | None:
         """A message from `source` (or MPI.ANY_SOURCE) if one has arrived: (source, bytes)."""
@@ -273,8 +276,10 @@ class Job:
     pairs_failed: int = 0                                    # rank 0: pairs of the run that failed
     partial_reason: str | None = None                        # told by rank 0 at the end
 
-    def steps(self, sizes: tuple[int, ...]) -> list[tuple[int, int]]:
-        return [(rnd, size) for rnd in range(self.schedule.rounds) for size in sizes]
+    steps: list[tuple[int, int]] = field(default_factory=list)   # (round, size) of each step
+
+    def plan_steps(self, sizes: tuple[int, ...]) -> None:
+        self.steps = [(rnd, size) for rnd in range(self.schedule.rounds) for size in sizes]
 
     def provenance_of(self, rank: int) -> dict[str, Any]:
         """A rank's host's provenance (collected by the first rank on that host)."""
@@ -356,11 +361,11 @@ class Rank:
         # collected by one rank per host (git and dpkg calls: seconds each in the emulated guest)
         self.provenance = self.describe() if job.local_ranks[job.rank] == 0 else None
         results: list[dict[str, Any]] = []
-        steps = job.steps(self.plan.sizes)
-        for phase, (rnd, size) in enumerate(steps, start=1):
-            self._barrier(job, phase, results, len(steps))
+        job.plan_steps(self.plan.sizes)
+        for phase, (rnd, size) in enumerate(job.steps, start=1):
+            self._barrier(job, phase, results)
             results = self._step(job, phase, rnd, size)
-        self._barrier(job, len(steps) + 1, results, len(steps))
+        self._barrier(job, len(job.steps) + 1, results)
         return job
 
     def _join(self) -> Job:
@@ -405,9 +410,9 @@ class Rank:
             if msg["type"] == "end" or (msg["type"] == "go" and msg["phase"] == phase):
                 return msg
 
-    def _barrier(self, job: Job, phase: int, results: list[dict[str, Any]], steps: int) -> None:
+    def _barrier(self, job: Job, phase: int, results: list[dict[str, Any]]) -> None:
         """Report the last step's results, wait until rank 0 releases the next (or ends)."""
-        last = phase == steps + 1
+        last = phase == len(job.steps) + 1
         arrive = {"type": "arrive", "phase": phase, "results": results, "device": self.device}
         if phase == 1 and self.provenance is not None:
             arrive["provenance"] = self.provenance
@@ -422,10 +427,11 @@ class Rank:
         if phase == 1:
             job.provenance[0] = self.provenance or {}
         reports = {0: results}
+        blamed = _blamed(results)
         deadline = time.monotonic() + (self.plan.join_s if phase == 1 else self.plan.step_s)
         waiting = set(range(1, job.size)) - job.gone
         while waiting:
-            if self._suspects(reports, waiting) == waiting:      # all blamed: a short grace, no more
+            if waiting <= blamed:         # each missing rank lost its pair already: a short grace, no more
                 deadline = min(deadline, time.monotonic() + GRACE_S)
             got = self.box.wait(self.MPI.ANY_SOURCE, TAG_CTRL, MAX_CTRL_BYTES,
                                 min(deadline, time.monotonic() + 1.0))
@@ -437,6 +443,7 @@ class Rank:
             if msg["type"] == "arrive" and msg["phase"] == phase and src in waiting:
                 waiting.discard(src)
                 reports[src] = msg.get("results") or []
+                blamed |= _blamed(reports[src])
                 if msg.get("device"):
                     job.devices[src] = str(msg["device"])
                 if isinstance(msg.get("provenance"), dict):
@@ -452,27 +459,16 @@ class Rank:
             out = {"type": "end", "phase": phase, "gone": sorted(job.gone), "partial_reason": job.partial_reason}
         else:
             out = {"type": "go", "phase": phase, "gone": sorted(job.gone)}
-            rnd, size = job.steps(self.plan.sizes)[phase - 1]
-            self.say(f"step {phase}/{steps}: round {rnd + 1}/{job.schedule.rounds}, {size} B, "
+            rnd, size = job.steps[phase - 1]
+            self.say(f"step {phase}/{len(job.steps)}: round {rnd + 1}/{job.schedule.rounds}, {size} B, "
                      f"{len(job.schedule.round_pairs(rnd))} pair(s) at once")
         for r in range(1, job.size):
             if r not in job.gone:
                 self.box.send(r, TAG_CTRL, out)
 
-    @staticmethod
-    def _suspects(reports: dict[int, list], waiting: set[int]) -> set[int]:
-        """Missing ranks whose partner in the last step already lost the pair with them: no need
-        to wait out the step's whole limit for them."""
-        blamed = set()
-        for rows in reports.values():
-            for row in rows:
-                if row.get("error"):
-                    blamed.add(row["target"] if row["initiator"] == row.get("reporter") else row["initiator"])
-        return blamed & waiting
-
     def _gather(self, job: Job, phase: int, reports: dict[int, list]) -> None:
         """The results of step `phase` from every report: one PairResult per pair of the round."""
-        rnd, size = job.steps(self.plan.sizes)[phase - 1]
+        rnd, size = job.steps[phase - 1]
         rows: dict[tuple[int, int], dict[str, Any]] = {}
         for src, items in reports.items():
             for row in items:
@@ -570,6 +566,12 @@ class Rank:
 
     def close(self) -> None:
         self.box.flush(FLUSH_S)
+
+
+def _blamed(rows: list[dict[str, Any]]) -> set[int]:
+    """The partners in the pairs a rank reported lost (the other rank of each failed pair)."""
+    return {row["target"] if row["initiator"] == row.get("reporter") else row["initiator"]
+            for row in rows if row.get("error")}
 
 
 def _now() -> str:

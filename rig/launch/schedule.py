@@ -32,7 +32,11 @@ BYE = -1
 
 
 class ScheduleError(ValueError):
-    """A pattern that cannot be laid out for this many ranks (the message names the fix)."""
+    """A pattern that cannot be laid out for this many ranks: `cause` and `fix`."""
+
+    def __init__(self, cause: str, fix: str):
+        super().__init__(f"{cause}; {fix}")
+        self.cause, self.fix = cause, fix
 
 
 @dataclass(frozen=True)
@@ -141,16 +145,18 @@ class Schedule:
 def check(pattern: str, ranks: int, partners: int = 0) -> None:
     """ScheduleError naming what is wrong and what would work."""
     if pattern not in PATTERNS:
-        raise ScheduleError(f"pattern {pattern!r} is not one of {', '.join(PATTERNS)}")
+        raise ScheduleError(f"pattern {pattern!r} is not one of {', '.join(PATTERNS)}", "pick one of those")
     if not 2 <= ranks <= MAX_RANKS:
-        raise ScheduleError(f"{ranks} rank(s): a pattern needs 2..{MAX_RANKS} ranks")
+        raise ScheduleError(f"{ranks} rank(s): a pattern needs 2..{MAX_RANKS} ranks",
+                            "launch at least 2 ranks (mpirun -n N, srun -n N)")
     if pattern == "sampled":
         most = _rr_rounds(ranks)
         if not 1 <= partners <= most:
-            raise ScheduleError(f"{partners} partners per rank: {ranks} ranks allow 1..{most} "
-                                f"({most} is every pair: all-pairs)")
+            raise ScheduleError(f"{partners} partners per rank: {ranks} ranks allow 1..{most}",
+                                f"use --partners 1..{most} ({most} is every pair: --pattern all-pairs)")
     elif partners:
-        raise ScheduleError(f"partners per rank apply to the sampled pattern, not {pattern}")
+        raise ScheduleError(f"partners per rank apply to the sampled pattern, not {pattern}",
+                            "drop the partners, or use the sampled pattern")
 
 
 def _rr_rounds(n: int) -> int:

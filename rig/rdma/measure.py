@@ -426,8 +426,7 @@ def run_mpi(opts: VerbsOptions, mpi: MpiOptions, open_store: Callable[[], Any], 
     try:
         Schedule(mpi.pattern, size, mpi.partners, mpi.seed)
     except ScheduleError as exc:
-        raise InputError(f"--pattern {mpi.pattern} with {size} rank(s): {exc}",
-                         "launch at least 2 ranks (mpirun -n N / srun -n N), or pick another pattern") from None
+        raise InputError(f"--pattern {mpi.pattern}: {exc.cause}", exc.fix) from None
     if mpi.pattern == "incast" and MPI.Query_thread() < MPI.THREAD_MULTIPLE:
         raise InputError("--pattern incast: this MPI library does not grant MPI_THREAD_MULTIPLE, and the server "
                          "serves each client in its own thread", "use an MPI built with thread support, or --pattern pairs")

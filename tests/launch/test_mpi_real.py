@@ -87,3 +87,15 @@ def test_run_without_devices_ends_partial_with_one_line_per_rank(tmp_path):
     assert not m.complete and m.expected == 3 and m.pairs == [] and m.hosts.keys() == {0, 1, 2}
     assert "0 of 3 pairs measured; 3 pair(s) failed" in m.partial_reason()
     assert m.run in proc.stdout and "PARTIAL run" in proc.stdout
+
+
+@pytest.mark.parametrize("n,argv,fragment", [
+    (1, [], "--pattern pairs: 1 rank(s): a pattern needs 2..1048576 ranks; launch at least 2 ranks"),
+    (3, ["--pattern", "sampled", "--partners", "5"], "--pattern sampled: 5 partners per rank: 3 ranks allow 1..3; "
+                                                     "use --partners 1..3"),
+])
+def test_pattern_impossible_for_the_ranks_launched(n, argv, fragment):
+    proc = _mpirun(n, [str(Path(sys.executable).with_name("rdmarig")), "measure", "verbs", "--mpi", "--no-store", *argv])
+    ours = [line for line in proc.stderr.splitlines() if line.startswith("rdmarig: ")]
+    assert proc.returncode == 2 and len(ours) == n and all(fragment in line for line in ours), proc.stderr
+    assert "Traceback" not in proc.stderr
