@@ -102,12 +102,13 @@ def verbs(
     vs_perftest: bool = typer.Option(False, "--vs-perftest", help="Also run ib_write_bw/ib_read_bw/ib_send_bw alike; print both and the ratio."),
     mpi: bool = typer.Option(False, "--mpi", help="One rank of a run under mpirun/srun: ranks paired by --pattern, "
                              "rank 0 stores a record per pair and the aggregate (docs/mpi.md)."),
-    pattern: str = typer.Option("pairs", "--pattern", help="--mpi: pairs (i with i+N/2), all-pairs (round robin, "
-                                "every pair), sampled (--partners K per rank), incast (N-1 writers -> rank 0)."),
+    pattern: Optional[str] = typer.Option(None, "--pattern", help="--mpi: pairs (i with i+N/2; the default), all-pairs "
+                                          "(round robin, every pair), sampled (--partners K per rank), incast (N-1 "
+                                          "writers -> rank 0)."),
     partners: int = typer.Option(0, "--partners", help="--pattern sampled: partners per rank."),
     seed: int = typer.Option(0, "--seed", help="--pattern sampled: the draw."),
-    tolerance: str = typer.Option("93%", "--tolerance", help="--mpi: pairs below this share of the median are "
-                                  "flagged (93%: ClusterKit's bandwidth tolerance)."),
+    tolerance: Optional[str] = typer.Option(None, "--tolerance", help="--mpi: pairs below this share of the median "
+                                            "are flagged (default 93%: ClusterKit's bandwidth tolerance)."),
     join_timeout: str = typer.Option("10min", "--join-timeout", help="--mpi: the longest wait for every rank to start."),
     no_store: bool = typer.Option(False, "--no-store", help="Do not store records."),
     store: Optional[Path] = StoreOption,
@@ -139,8 +140,10 @@ def verbs(
         timeout_s=parse_time(timeout, "--timeout"), rdma_cm=rdma_cm)
     opts.check()
     if mpi:
+        from results.matrix import DEFAULT_TOLERANCE
         from rig.rdma.measure import MpiOptions, parse_tolerance
-        job = MpiOptions(pattern=pattern, partners=partners, seed=seed, tolerance=parse_tolerance(tolerance),
+        job = MpiOptions(pattern=pattern or "pairs", partners=partners, seed=seed,
+                         tolerance=parse_tolerance(tolerance) if tolerance is not None else DEFAULT_TOLERANCE,
                          devices=devices or ((device,) if device else ()),
                          join_s=parse_time(join_timeout, "--join-timeout"))
         opts.device = None
@@ -149,7 +152,7 @@ def verbs(
             raise InputError("--vs-perftest compares loopback runs", "drop it with --mpi")
         _measure_mpi(opts, job, no_store, store, json_out)
         return
-    if partners or seed or tolerance != "93%" or pattern != "pairs":
+    if partners or seed or tolerance is not None or pattern is not None:
         raise InputError("--pattern, --partners, --seed and --tolerance apply to runs under --mpi",
                          "add --mpi (and launch with mpirun or srun), or drop them")
     if vs_perftest and (latency or peer):

@@ -11,6 +11,7 @@ import os
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable
 
+from results.matrix import DEFAULT_TOLERANCE
 from rig.flows.pingpong import PINGPONG_OPS
 from rig.launch import Measured, PointResult
 from rig.rdma.handshake import MAX_DEPTH, MAX_MSG_BYTES, MAX_QPS, MAX_RUN_SECONDS, PeerGone, ProtocolError, parse_addr
@@ -290,7 +291,7 @@ class MpiOptions:
     pattern: str = "pairs"
     partners: int = 0                    # sampled: partners per rank
     seed: int = 0                        # sampled: the draw
-    tolerance: float = 0.93              # results.matrix.DEFAULT_TOLERANCE: flagged below this x the median
+    tolerance: float = DEFAULT_TOLERANCE  # a pair below this x the median is flagged
     devices: tuple[str, ...] = ()        # --device list, taken round-robin by local rank
     join_s: float = 600.0                # every rank's start-up (slow in the emulated guest)
 

@@ -96,6 +96,7 @@ def test_run_without_devices_ends_partial_with_one_line_per_rank(tmp_path):
 ])
 def test_pattern_impossible_for_the_ranks_launched(n, argv, fragment):
     proc = _mpirun(n, [str(Path(sys.executable).with_name("rdmarig")), "measure", "verbs", "--mpi", "--no-store", *argv])
+    # every rank refuses alike; mpirun ends the others once the first has exited, so some may not get to say it
     ours = [line for line in proc.stderr.splitlines() if line.startswith("rdmarig: ")]
-    assert proc.returncode == 2 and len(ours) == n and all(fragment in line for line in ours), proc.stderr
+    assert proc.returncode == 2 and 1 <= len(ours) <= n and all(fragment in line for line in ours), proc.stderr
     assert "Traceback" not in proc.stderr
