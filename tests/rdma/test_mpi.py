@@ -1,5 +1,5 @@
-"""Runs under mpirun (real Open MPI, real ranks, real RDMA on rxe0/rxe1): pairs, all-pairs, and a
-rank killed mid-run. Each test is one mpirun; start-up under the guest's TCG costs ~10-25 s."""
+"""Runs under mpirun (real Open MPI, real ranks, real RDMA on rxe0/rxe1): pairs, all-pairs, incast,
+and a rank killed mid-run. Each test is one mpirun; start-up under the guest's TCG costs ~10-25 s."""
 
 from __future__ import annotations
 
@@ -115,6 +115,26 @@ def test_all_pairs_four_ranks(mpirun, tmp_path, run_cli):
             if len(cells) > 2 and cells[1].strip().isdigit()}
     for i, t in [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]:
         assert float(rows[i][4 + t].strip(" *")) > 0, (i, t, shown.out)
+
+
+def test_incast_three_ranks(mpirun, tmp_path):
+    """-n 3 incast: ranks 1 and 2 write into rank 0 at once (one session thread per client there);
+    the aggregate is the server's total, with the clients' fairness."""
+    store = tmp_path / "s.sqlite"
+    proc = subprocess.run(_command(mpirun, 3, ["--pattern", "incast", "--device", "rxe0,rxe1", "--size", "16KiB",
+                                               "--iterations", "100", "--store", str(store)]),
+                          capture_output=True, text=True, env=_env(), timeout=RUN_LIMIT_S)
+    assert proc.returncode == 0, proc.stderr
+    recs, _ = _one_run(store)
+    pairs = sorted((r for r in recs if not r.name.startswith(AGGREGATE_PREFIX)), key=lambda r: r.params["initiator_rank"])
+    [agg] = [r for r in recs if r.name.startswith(AGGREGATE_PREFIX)]
+    assert [(r.params["initiator_rank"], r.params["target_rank"]) for r in pairs] == [(1, 0), (2, 0)]
+    assert all(r.summary["integrity_ok"] and r.summary["wrs"] == 100 for r in pairs)
+    assert [r.params["initiator_device"] for r in pairs] == ["rxe1", "rxe0"]
+    s = agg.summary
+    assert s["complete"] and s["pairs_measured"] == 2 and agg.params["pattern"] == "incast"
+    assert s["aggregate_gbytes_per_s"] == pytest.approx(sum(r.summary["bw_average_gbytes_per_s"] for r in pairs))
+    assert 0.5 <= s["fairness_jain_ratio"] <= 1.0
 
 
 def _rank_pid(parent: int, rank: int) -> int | None:
