@@ -13,8 +13,8 @@ results gathered at rank 0 as they come.
     end      <- arrive {phase S+1, results}  -> end {partial, reason}
 
 The barrier is the coordinator's: it releases the ranks that arrived, and a rank that does not
-arrive within the step's time limit (or whose partner reported it silent) is declared gone, its
-partners skip it, the run goes on and ends partial. Under OpenMPI's default mpirun a rank that
+arrive within the step's time limit (or 10 s after its partner reported their pair lost) is
+declared gone, its partners skip it, the run goes on and ends partial. Under OpenMPI's default mpirun a rank that
 dies ends the job instead (mpirun sends SIGTERM to every other rank, then SIGKILL ~1 s later):
 every pair finished before that is stored already, since rank 0 stores each result as it
 arrives. `mpirun --enable-recovery` and srun (without --kill-on-bad-exit) let the others finish.

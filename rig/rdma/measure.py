@@ -444,6 +444,8 @@ def run_mpi(opts: VerbsOptions, mpi: MpiOptions, open_store: Callable[[], Any], 
     out = MpiRun(run="", rank=rank, ranks=size, host=socket.gethostname())
     try:
         job = node.run()
+        if collector is not None:
+            out.pairs, out.aggregates = collector.pairs, collector.finish(job)
     except (PeerGone, ProtocolError) as exc:       # the coordinator is gone (or garbled): this rank stops
         out.run = node.job.run if node.job else "(not joined)"
         out.failures, out.partial_reason = [str(exc)], "rank 0 gone" if isinstance(exc, PeerGone) else str(exc)
@@ -458,6 +460,4 @@ def run_mpi(opts: VerbsOptions, mpi: MpiOptions, open_store: Callable[[], Any], 
         if collector is not None and collector.store is not None:
             collector.store.close()
     out.run, out.failures, out.partial_reason, out.pairs_taken = job.run, job.failures, job.partial_reason, job.pairs_taken
-    if collector is not None:
-        out.pairs, out.aggregates = collector.pairs, collector.finish(job)
     return out
