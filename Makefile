@@ -54,7 +54,8 @@ $(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
 	touch $@
 
 # Benchmarks print figures side by side (no pass/fail): model sweep speed, our RDMA loop vs
-# ib_write_bw inside the soft-RoCE guest, copy probes vs mbw and iperf3 on this host.
+# ib_write_bw inside the soft-RoCE guest, SMB Direct READ vs raw RDMA WRITE and cpu-copy vs zero-copy
+# there, copy probes vs mbw and iperf3 on this host.
 bench: venv deps
 	$(BIN)/python benchmarks/model_sweep.py
 	$(BIN)/python benchmarks/plan_intervals.py
@@ -62,6 +63,7 @@ bench: venv deps
 	$(BIN)/python benchmarks/mpi_schedule.py
 	$(BIN)/rdmarig guest prepare
 	$(BIN)/rdmarig guest run -- $(CURDIR)/$(BIN)/python benchmarks/verbs_vs_perftest.py --rounds 5
+	$(BIN)/rdmarig guest run -- $(CURDIR)/$(BIN)/python benchmarks/smbd_vs_verbs.py --rounds 3
 	$(BIN)/python benchmarks/copy_vs_tools.py
 
 clean:

@@ -59,7 +59,11 @@ def test_two_platforms_two_scenarios_and_plan_records(run_cli, store):
     ev = evaluate_scenario(load_scenario("smbdirect-2x200g", platform="xeon-8470-cx7"))
     point = next(r for r in report.rows(ev) if r["copy_path"] == "cpu-copy" and r["io_size_bytes"] == 8 << 20)
     assert float(cpu8["A [GB/s]"]) == pytest.approx(point["throughput_bytes_per_s"] / 1e9, abs=0.01)
-    assert cpu8["significant"] == "yes"
+    # significant exactly where the two 90% intervals do not overlap
+    for r in rows:
+        if "-" in r["A 90%"] and "-" in r["B 90%"]:
+            (a0, a1), (b0, b1) = (map(float, r[k].split("-")) for k in ("A 90%", "B 90%"))
+            assert r["significant"] == ("yes" if a1 < b0 or b1 < a0 else "no"), r
     assert "rdmarig: note: different platform: xeon-8470-cx7 (A) vs epyc-9654-cx7 (B)" in res.err
     res = run_cli("results", "compare", "smb-tcp-100g", "smb-tcp-100g", "--platform", "epyc-9654-cx7", "--samples", "0")
     assert res.code == 0, res.err
