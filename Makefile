@@ -9,7 +9,8 @@ BIN := $(VENV)/bin
 # Python loops run; rig/rdma/_fastloop.build-error.txt says why.
 BUILD_PACKAGES := gcc libc6-dev libibverbs-dev
 APT_PACKAGES := qemu-system-x86 kmod iproute2 rdma-core ibverbs-providers ibverbs-utils libibverbs1 \
-	python3-pyverbs perftest busybox-static mbw iperf3 ethtool git chromium $(BUILD_PACKAGES)
+	python3-pyverbs perftest busybox-static mbw iperf3 ethtool git chromium openmpi-bin python3-mpi4py \
+	$(BUILD_PACKAGES)
 
 .PHONY: run test test-host test-rdma deps build-deps venv bench clean readme-image
 
@@ -41,7 +42,7 @@ test-rdma: venv deps
 	fi
 
 deps: $(VENV)/.apt-done
-$(VENV)/.apt-done: | $(VENV)/bin/python
+$(VENV)/.apt-done: Makefile | $(VENV)/bin/python
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
@@ -70,16 +71,18 @@ $(VENV)/.installed: pyproject.toml setup.py rig/rdma/_fastloop.c | $(VENV)/bin/p
 
 # Benchmarks print figures side by side (no pass/fail): model sweep speed, the CLI's start-up and
 # the compiled RDMA loop's own cost per WR on this host; our RDMA loops vs perftest (bandwidth,
-# message rate, CPU per GB, ping-pong latency) inside the soft-RoCE guest; copy probes vs mbw and
-# iperf3 on this host.
+# message rate, CPU per GB, ping-pong latency), SMB Direct READ vs raw RDMA WRITE and cpu-copy vs
+# zero-copy inside the soft-RoCE guest; copy probes vs mbw and iperf3 on this host.
 bench: venv deps
 	$(BIN)/python benchmarks/model_sweep.py
 	$(BIN)/python benchmarks/plan_intervals.py
 	$(BIN)/python benchmarks/store_open.py
 	$(BIN)/python benchmarks/startup.py
 	$(BIN)/python benchmarks/loop_cost.py
+	$(BIN)/python benchmarks/mpi_schedule.py
 	$(BIN)/rdmarig guest prepare
 	$(BIN)/rdmarig guest run --timeout 3600 -- $(CURDIR)/$(BIN)/python benchmarks/verbs_vs_perftest.py --rounds 5
+	$(BIN)/rdmarig guest run -- $(CURDIR)/$(BIN)/python benchmarks/smbd_vs_verbs.py --rounds 3
 	$(BIN)/python benchmarks/copy_vs_tools.py
 
 clean:

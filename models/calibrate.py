@@ -82,11 +82,15 @@ def fit_copy_rates(points: Sequence[Point]) -> Fit:
     y = np.array([p.y for p in points])
     ids = [p.record_id for p in points]
 
-    def log_model(size, log_rc, log_rd, log_c):
-        return np.log(copy_rate(size, np.exp(log_rc), np.exp(log_rd), np.exp(log_c)))
+    # a cache is never slower than DRAM: the law's parameters are the DRAM rate and the cache rate's
+    # ratio to it (>= 1); where copies get faster as buffers grow (glibc's rep movsb under TCG
+    # emulation is slower than its vector loops), the fit ends at one rate for every size
+    def log_model(size, log_ratio, log_rd, log_c):
+        return np.log(copy_rate(size, np.exp(log_rd + log_ratio), np.exp(log_rd), np.exp(log_c)))
 
     small, large = x <= np.median(x), x >= np.median(x)
-    guess = [np.log(np.median(y[small])), np.log(np.median(y[large])), np.log(np.median(x))]
+    rc0, rd0 = np.median(y[small]), np.median(y[large])
+    guess = [max(np.log(rc0 / rd0), 0.0), np.log(rd0), np.log(np.median(x))]
     best = None
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
         best = _best_copy_fit(log_model, x, y, guess)
@@ -100,7 +104,8 @@ def _best_copy_fit(log_model, x, y, guess):
     # the cache size enters through min(): a kink, so try several starting cache sizes
     for log_c0 in np.log(np.unique(x))[1:-1]:
         try:
-            popt, pcov = optimize.curve_fit(log_model, x, np.log(y), p0=[guess[0], guess[1], log_c0], maxfev=20000)
+            popt, pcov = optimize.curve_fit(log_model, x, np.log(y), p0=[guess[0], guess[1], log_c0], maxfev=20000,
+                                            bounds=([0.0, -np.inf, -np.inf], [np.inf, np.inf, np.inf]))
         except (RuntimeError, optimize.OptimizeWarning):
             continue
         cost = float(np.sum((log_model(x, *popt) - np.log(y)) ** 2))
@@ -110,7 +115,11 @@ def _best_copy_fit(log_model, x, y, guess):
 
 
 def _copy_fit_result(best, x, y, ids) -> Fit:
-    _, popt, pcov = best
+    _, (log_ratio, log_rd, log_c), pcov = best
+    # back to (log cache rate, log DRAM rate, log cache size): log_rc = log_ratio + log_rd
+    J = np.array([[1.0, 1.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    popt = np.array([log_ratio + log_rd, log_rd, log_c])
+    pcov = J @ pcov @ J.T if np.all(np.isfinite(pcov)) else pcov
     dof = len(x) - 3
     sig = np.sqrt(np.abs(np.diag(pcov))) if np.all(np.isfinite(pcov)) else np.full(3, np.nan)
     params = {}
@@ -167,3 +176,42 @@ def pooled(estimates: Sequence[Estimate], unit: str) -> Estimate:
     h = float(1.0 / np.sqrt(np.sum(w)))
     ids = tuple(sorted({i for e, k in zip(estimates, ok) if k for i in e.record_ids}))
     return Estimate(v, max(v - h, 0.0), v + h, unit, ids)
+
+
+def fit_nonnegative_linear(columns: dict[str, np.ndarray], fixed: np.ndarray, y: np.ndarray,
+                           ids: Sequence[str], units: dict[str, str], robust_scale: float | None = None) -> Fit:
+    """y = fixed + sum_k value_k * columns[k], every value >= 0, fitted on relative errors (each
+    point weighted by 1/y: a 256 B message counts as much as a 4 MiB one). The columns are what
+    one unit of each parameter adds to each point (the model evaluated at unit values), so the fit
+    uses the model's own equations. Intervals from the residual covariance (t distribution).
+    `robust_scale` (a relative error, e.g. 0.15): a soft-L1 loss past it, so a point whose runs a
+    stall or a retransmission storm inflated pulls the fit less than a squared error would."""
+    names = list(columns)
+    y = np.asarray(y, dtype=float)
+    if len(y) < len(names) + 1:
+        raise ValueError(f"need more than {len(names)} points to fit {', '.join(names)}")
+    w = 1.0 / y
+    A = np.column_stack([np.asarray(columns[k], dtype=float) for k in names]) * w[:, None]
+    b = (y - np.asarray(fixed, dtype=float)) * w
+    scale = np.where(np.abs(A).max(axis=0) > 0, np.abs(A).max(axis=0), 1.0)   # condition the columns
+    res = optimize.lsq_linear(A / scale, b, bounds=(0.0, np.inf))
+    coef = res.x / scale
+    if robust_scale:
+        robust = optimize.least_squares(lambda x: (A / scale) @ x - b, res.x, bounds=(0.0, np.inf),
+                                        loss="soft_l1", f_scale=robust_scale)
+        coef = robust.x / scale
+    pred = np.asarray(fixed, dtype=float) + np.column_stack([np.asarray(columns[k], dtype=float)
+                                                             for k in names]) @ coef
+    dof = len(y) - len(names)
+    s2 = float(np.sum(((pred - y) * w) ** 2) / dof) if dof > 0 else float("nan")
+    try:
+        cov = s2 * np.linalg.inv(A.T @ A)
+        sig = np.sqrt(np.abs(np.diag(cov)))
+    except np.linalg.LinAlgError:
+        sig = np.full(len(names), np.nan)
+    params = {}
+    for k, name in enumerate(names):
+        lo, hi = _interval(coef[k], sig[k], dof)
+        params[name] = Estimate(float(coef[k]), float(max(lo, 0.0)) if np.isfinite(lo) else lo, float(hi),
+                                units[name], tuple(sorted(set(ids))))
+    return Fit(params=params, n_points=len(y), **_quality(np.arange(len(y), dtype=float), y, pred, ids))

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from models.bottleneck import RESOURCES
+from models.bottleneck import CHECKSUM, RESOURCE_END, RESOURCES
 from models.sweep import Evaluation
 from models.target import Requirements, requirements
 from scenarios.errors import InputError
@@ -64,6 +64,11 @@ def columns(ev: Evaluation) -> dict[str, list]:
         "dma_engines_busy": r.dma_engines_busy.ravel().tolist(),
         "cpu_s_per_gb": (r.cpu_seconds_per_byte * GB).ravel().tolist(),
         "latency_seconds": r.latency_seconds.ravel().tolist(),
+        "binding_end": [RESOURCE_END[b] if x > 0 else "-" for b, x in zip(binding, X)],
+        "client_cpu_s_per_gb": (r.client_cpu_seconds_per_byte * GB).ravel().tolist(),
+        "cpu_copy_s_per_gb": (r.copy_seconds_per_io / r.io_size * GB).ravel().tolist(),
+        "cpu_mm_s_per_gb": (r.mm_seconds_per_io / r.io_size * GB).ravel().tolist(),
+        "checksum": [CHECKSUM[c] for c in r.checksum.ravel().tolist()],
     }
     util = r.utilisation
     for j, name in enumerate(RESOURCES):
@@ -89,7 +94,8 @@ def rows(ev: Evaluation) -> list[dict]:
 def table_rows(points: dict[str, list]) -> list[dict]:
     """The rows a table shows, from a report's `points` (live or read back from a record): every
     figure, plus `io_size` ("64KiB"), `gbytes_per_s`, `util_<resource>_pct` and `headroom_pct`
-    (None where a resource is not used or nothing flows)."""
+    (None where a resource is not used or nothing flows). A report stored before a resource or a
+    figure existed renders with that column empty."""
     out = _as_rows(points)
     for row in out:
         row["io_size"] = format_size(row["io_size_bytes"])
@@ -98,7 +104,7 @@ def table_rows(points: dict[str, list]) -> list[dict]:
             row["gbytes_per_s"] = to_gbytes_per_s(X)
             row["headroom_pct"] = _pct(row["headroom_ratio"]) if X > 0 else None
             for name in RESOURCES:
-                row[f"util_{_key(name)}_pct"] = _pct(row[f"util_{_key(name)}_ratio"])
+                row[f"util_{_key(name)}_pct"] = _pct(row.get(f"util_{_key(name)}_ratio"))
     return out
 
 
@@ -112,19 +118,31 @@ def order(ev: Evaluation) -> list[int]:
 
 def title(ev: Evaluation) -> str:
     s = ev.scenario
-    return (f"{s.name} on {s.platform.name}: {s.link.label} {s.link.protocol}, "
-            f"SMB2 {s.workload.operation.upper()} over {s.workload.transport}")
+    if s.workload.transport == "memory":
+        return f"{s.name} on {s.platform.name}: memory-to-memory copies, no network"
+    what = f"SMB2 {s.workload.operation.upper()}" if s.workload.application == "smb2" else \
+        f"raw data ({'server sends' if s.workload.operation == 'read' else 'server receives'}, no SMB2)"
+    return f"{s.name} on {s.platform.name}: {s.link.label} {s.link.protocol}, {what} over {s.workload.transport}"
 
 
 def notes(ev: Evaluation) -> list[str]:
     """What the figures mean, which copy paths reach no DMA engine, which platform figures are assumed."""
     s = ev.scenario
+    data = f"SMB2 {s.workload.operation.upper()} data" if s.workload.application == "smb2" else "data"
     out = [
-        f"throughput = payload bytes/s of SMB2 {s.workload.operation.upper()} data; "
-        "utilisation = throughput / capacity of that resource",
+        f"throughput = payload bytes/s of {data}; utilisation = throughput / capacity of that resource",
         f"serving cores = min(io_cores {s.workload.io_cores}, connections); links used = min(links, connections)",
         "headroom = how much faster the point would run if the binding resource were removed",
     ]
+    if s.link.medium == "loopback":
+        out.append("loopback: both ends on this host (no wire, no PCIe); the receive work a send triggers runs on "
+                   "the sending core, and every core of the host counts both ends' work")
+    if s.workload.client_cores > 0:
+        out.append(f"the client is modelled: min(client_cores {s.workload.client_cores}, connections) threads "
+                   "(client-cpu) and its connections' receive work (client-flows)")
+    if s.platform.nic.rdma == "software" and s.link.protocol != "tcp":
+        out.append(f"{s.platform.name}'s RDMA runs in software (soft-RoCE): per packet, per byte (copy + ICRC) and "
+                   "per work request on the host's cores, at both ends")
     for p in s.copy_paths:
         if p.dma_api and not any(p.dma_api in e.apis and e.count > 0 for e in s.platform.dma):
             out.append(f"{p.name}: no DMA engine on {s.platform.name} answers {p.dma_api} (see the platform's dma apis)")
@@ -132,6 +150,21 @@ def notes(ev: Evaluation) -> list[str]:
     if assumed:
         out.append(f"{len(assumed)} platform figures are assumptions, not measurements: {', '.join(assumed)}")
     return out
+
+
+def error_pct(predicted: float, measured: float) -> float:
+    """The model's error against a measurement, in percent of the measurement (+: the model is high)."""
+    return (predicted / measured - 1.0) * 100.0 if measured and math.isfinite(measured) else float("nan")
+
+
+def error_summary(errors: list[float]) -> str:
+    """'median |error| 12%, max 40% (n points)' over the finite errors."""
+    finite = sorted(abs(e) for e in errors if math.isfinite(e))
+    if not finite:
+        return "no point to compare"
+    n = len(finite)
+    median = finite[n // 2] if n % 2 else (finite[n // 2 - 1] + finite[n // 2]) / 2
+    return f"median |error| {median:.0f}%, max {finite[-1]:.0f}% ({n} points)"
 
 
 def check_target(rate: float, where: str, text: str | None = None) -> float:
@@ -166,6 +199,7 @@ def target_columns(ev: Evaluation, req: Requirements, cols: dict[str, list]) -> 
     ids = ["io_size_bytes", "copy_path", *(unit_key(k) for k in swept(ev))]
     return {**{k: cols[k] for k in ids},
             "serving_cores": req.serving_cores.ravel().tolist(), "worker_cores": req.worker_cores.ravel().tolist(),
+            "flow_cores": req.flow_cores.ravel().tolist(),
             "dma_engines": [v if math.isfinite(v) else None for v in req.dma_engines.ravel().tolist()],
             "links": req.links.ravel().tolist(), "nics": req.nics.ravel().tolist(),
             "outstanding": req.outstanding_ios.ravel().tolist(),

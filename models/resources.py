@@ -64,23 +64,67 @@ def tcp_stream_wire_bytes(stream_bytes, eth_mtu, timestamps):
     return stream_bytes + segments * per_segment
 
 
-def smb_wire_bytes_per_io(io_size, protocol, eth_mtu, timestamps):
+def rdma_path_mtu(protocol, mtu):
+    """The RDMA path MTU: the IB MTU itself on InfiniBand, else from the Ethernet MTU (roce_path_mtu)."""
+    return np.where(np.asarray(protocol) == 1, mtu, roce_path_mtu(mtu))
+
+
+def smb_wire_bytes_per_io(io_size, protocol, eth_mtu, timestamps, smb=1):
     """Bytes the server puts on the wire for one SMB2 READ of `io_size` bytes.
 
-    protocol: 0 = roce-v2, 1 = infiniband, 2 = tcp (arrays allowed).
+    protocol: 0 = roce-v2, 1 = infiniband, 2 = tcp, 3 = none (no network: 0 B) (arrays allowed).
     SMB Direct: the data goes as one RDMA WRITE (RETH on its first packet), the response as one
     SEND carrying the SMB Direct data header + SMB2 header + READ response.
     TCP: NetBIOS length + SMB2 header + READ response + data in one stream.
+    smb = 0 (raw data, no SMB2): the RDMA WRITE alone, or the data alone in the TCP stream.
     """
     io_size = np.asarray(io_size, dtype=float)
     protocol = np.asarray(protocol)
+    has_smb = np.asarray(smb) > 0
     response = SMBD_DATA_HEADER + SMB2_HEADER + SMB2_READ_RESPONSE
-    ib_mtu = np.where(protocol == 1, eth_mtu, roce_path_mtu(eth_mtu))
+    ib_mtu = rdma_path_mtu(protocol, eth_mtu)
     overhead = np.where(protocol == 1, IB_PACKET_OVERHEAD, ROCE_PACKET_OVERHEAD)
     rdma = (rdma_message_wire_bytes(io_size, ib_mtu, overhead, RETH)
-            + rdma_message_wire_bytes(response, ib_mtu, overhead))
-    tcp = tcp_stream_wire_bytes(io_size + NETBIOS_SESSION + SMB2_HEADER + SMB2_READ_RESPONSE, eth_mtu, timestamps)
-    return np.where(protocol == 2, tcp, rdma)
+            + np.where(has_smb, rdma_message_wire_bytes(response, ib_mtu, overhead), 0.0))
+    headers = np.where(has_smb, NETBIOS_SESSION + SMB2_HEADER + SMB2_READ_RESPONSE, 0.0)
+    tcp = tcp_stream_wire_bytes(io_size + headers, eth_mtu, timestamps)
+    return np.where(protocol == 3, 0.0, np.where(protocol == 2, tcp, rdma))
+
+
+# --- software RDMA (rdma_rxe, Linux 6.1) --------------------------------------------------------
+# The requester asks for an ACK on the last packet of a message and after every
+# RXE_MAX_PKT_PER_ACK + 1 packets (rxe_req.c init_req_packet: `noack_pkts++ > RXE_MAX_PKT_PER_ACK`,
+# rxe_param.h: RXE_MAX_PKT_PER_ACK = 64); the responder answers each such packet with one ACK.
+RXE_PACKETS_PER_ACK = 64 + 2
+
+
+def rdma_packets(payload, path_mtu):
+    """Packets of one RDMA message: ceil(payload / path MTU), at least one."""
+    return np.maximum(1.0, np.ceil(np.asarray(payload, dtype=float) / path_mtu))
+
+
+def rxe_acks(packets):
+    """ACKs rxe's responder sends for one message of `packets` packets: ceil(packets / 66)."""
+    return np.ceil(np.asarray(packets, dtype=float) / RXE_PACKETS_PER_ACK)
+
+
+# --- receive-side scaling ----------------------------------------------------------------------
+
+def occupied_queues(queues, flows):
+    """Receive queues that carry at least one of `flows` connections when RSS hashes each to one of
+    `queues` at random: the expected count Q (1 - (1 - 1/Q)^N). One flow uses one queue; many flows
+    on few queues collide; the queues (and the cores their softirq runs on) are what flows add."""
+    q = np.maximum(np.asarray(queues, dtype=float), 1.0)
+    return q * (1.0 - (1.0 - 1.0 / q) ** np.asarray(flows, dtype=float))
+
+
+# --- NUMA ---------------------------------------------------------------------------------------
+
+def remote_fraction(placement, sockets):
+    """Share of memory a serving thread touches on another socket than its own (or than the NIC's).
+    placement: 0 local (threads, memory and NIC on one socket), 1 spread, 2 unpinned: (s - 1) / s."""
+    s = np.maximum(np.asarray(sockets, dtype=float), 1.0)
+    return np.where(np.asarray(placement) > 0, (s - 1.0) / s, 0.0)
 
 
 def pcie_rate(generation, lanes):
@@ -119,15 +163,29 @@ def copy_seconds(nbytes, rate_cache, rate_dram, cache_bytes, cold_source):
     return cached / rate_cache + (nbytes - cached) / rate_dram
 
 
-def dram_bytes_per_payload_byte(cpu_copies, dma_copies, nontemporal, page_cache_hit):
-    """DRAM traffic per payload byte: NIC DMA reads the payload once (1x), every CPU copy reads
-    and writes it (2x, 3x when stores are not non-temporal: the write-allocate read), every
-    DMA-engine copy 2x, and filling the page cache from storage 1x when the data is not cached."""
+def dram_bytes_per_payload_byte(cpu_copies, dma_copies, nontemporal, page_cache_hit, nic_reads=1.0):
+    """DRAM traffic per payload byte: a NIC's DMA reads the payload once (nic_reads: 1x; 0 where no
+    NIC moves it: loopback, memory workloads), every CPU copy reads and writes it (2x, 3x when stores
+    are not non-temporal: the write-allocate read), every DMA-engine copy 2x, and filling the page
+    cache from storage 1x when the data is not cached."""
     per_cpu_copy = np.where(np.asarray(nontemporal) > 0, 2.0, 3.0)
     fill = np.where(np.asarray(page_cache_hit) > 0, 0.0, 1.0)
-    return 1.0 + cpu_copies * per_cpu_copy + 2.0 * dma_copies + fill
+    return nic_reads + cpu_copies * per_cpu_copy + 2.0 * dma_copies + fill
 
 
 def dma_engine_rate(descriptor_bytes, rate, descriptor_time):
     """Bytes/s one DMA engine moves when each descriptor carries `descriptor_bytes`."""
     return descriptor_bytes / (descriptor_bytes / rate + descriptor_time)
+
+
+def dma_descriptors(io_size, descriptor_bytes):
+    """Descriptors built for one I/O: ceil(S / D); an I/O smaller than D is one descriptor of S bytes."""
+    return np.maximum(1.0, np.ceil(np.asarray(io_size, dtype=float) / descriptor_bytes))
+
+
+def dma_io_rate(io_size, descriptor_bytes, rate, descriptor_time):
+    """Bytes/s one DMA engine moves for I/Os of `io_size` split into descriptors of at most
+    `descriptor_bytes`: S / (S / rate + ceil(S / D) x t_descriptor). The descriptors actually built
+    carry min(S, D) bytes, so a 4 KiB I/O on a 2 MiB-descriptor path gets the 4 KiB rate."""
+    S = np.asarray(io_size, dtype=float)
+    return S / (S / rate + dma_descriptors(S, descriptor_bytes) * descriptor_time)

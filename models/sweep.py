@@ -18,7 +18,9 @@ import numpy as np
 from models.bottleneck import Result, evaluate
 from models.copy_paths import DemandTable, demand_table
 from scenarios.errors import InputError
-from scenarios.schema import OPERATIONS, PROTOCOLS, Scenario, check_grid_points, flat_params, with_params
+from scenarios.platform import NIC_RDMA
+from scenarios.schema import (APPLICATIONS, MEDIUM_CODES, OPERATIONS, PLACEMENTS, PROTOCOL_CODES, Scenario,
+                              check_grid_points, flat_params, with_params)
 
 
 @dataclass
@@ -38,8 +40,12 @@ class Evaluation:
 
 def base_params(s: Scenario) -> dict[str, float]:
     p = dict(flat_params(s))
-    p["link.protocol_code"] = float(PROTOCOLS.index(s.link.protocol))
+    p["link.protocol_code"] = float(PROTOCOL_CODES.index(s.link.protocol))
+    p["link.medium_code"] = float(MEDIUM_CODES.index(s.link.medium))
     p["workload.operation_code"] = float(OPERATIONS.index(s.workload.operation))
+    p["workload.application_code"] = float(APPLICATIONS.index(s.workload.application))
+    p["workload.placement_code"] = float(PLACEMENTS.index(s.workload.placement))
+    p["nic.rdma_code"] = float(NIC_RDMA.index(s.platform.nic.rdma))
     return p
 
 

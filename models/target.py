@@ -20,6 +20,7 @@ class Requirements:
     target: float                       # payload bytes/s asked for
     serving_cores: np.ndarray           # serving threads (= connections at least) needed
     worker_cores: np.ndarray
+    flow_cores: np.ndarray              # cores the connections' receive work needs (softirq of their queues)
     total_cores: np.ndarray
     dma_engines: np.ndarray             # whole engines (0 when the path needs none, nan when none is reachable)
     links: np.ndarray
@@ -35,6 +36,7 @@ def requirements(ev: Evaluation, target: float) -> Requirements:
     S = r.io_size
     serving = _whole(target * r.serving_seconds_per_io / S)
     workers = _whole(target * r.worker_seconds_per_io / S)
+    flows = _whole(target * r.flow_seconds_per_io / S)
     dma_copies = ev.table.dma_copies[r.path_index]
     with np.errstate(divide="ignore", invalid="ignore"):
         dma = np.where(dma_copies > 0, _whole(target * dma_copies / r.dma_rate_per_engine), 0.0)
@@ -43,7 +45,7 @@ def requirements(ev: Evaluation, target: float) -> Requirements:
         nics = np.maximum(np.ceil(links / s.platform.nic.ports), np.ceil(target / r.pcie_capacity_per_nic - 1e-9))
     outstanding = np.ceil(target * r.latency_seconds / S - 1e-9)
     dram_cap = r.capacity[2]
-    cpu_total = serving + workers
+    cpu_total = serving + workers + flows
     blocker = []
     for i in range(r.throughput.size):
         why = ""
@@ -59,7 +61,8 @@ def requirements(ev: Evaluation, target: float) -> Requirements:
             why = f"needs {cpu_total.flat[i]:.0f} cores, the socket has {s.platform.cpu.cores}"
         blocker.append(why)
     feasible = np.array([b == "" for b in blocker])
-    return Requirements(target=target, serving_cores=serving, worker_cores=workers, total_cores=cpu_total,
+    return Requirements(target=target, serving_cores=serving, worker_cores=workers, flow_cores=flows,
+                        total_cores=cpu_total,
                         dma_engines=np.where(np.isfinite(dma), dma, np.nan), links=links,
                         nics=nics, outstanding_ios=outstanding,
                         feasible=feasible, blocker=blocker)

@@ -19,8 +19,17 @@ from scenarios.toml_table import TomlTable
 from scenarios.units import parse_size
 
 WHO = ("serving", "workers", "dma")
-SOURCES = ("page-cache", "buffer")
-TRANSPORTS = ("smbdirect", "tcp")
+# page-cache: read through the page cache (cold, from DRAM, and a lookup + iterator step per
+# folio: copy_to_iter after filemap_read); mapped: the file's pages through a user mapping (cold,
+# no page-cache lookups); buffer: reused by the copying core (its cache holds it up to
+# cache_per_core); filled: another core, a DMA engine or the NIC just wrote it (its lines come from
+# another cache or DRAM: cpu.copy_rate_cross_core)
+SOURCES = ("page-cache", "buffer", "filled", "mapped")
+TRANSPORTS = ("smbdirect", "tcp", "memory")
+# pieces of an I/O's work beyond its copies that a path may move to io_uring's io-wq workers:
+# stack: the network send work (TCP segments and checksum, a software RDMA NIC's requester work);
+# calls: the kernel work of the operations the calls submit (an IOSQE_ASYNC send runs in the worker)
+WORKER_PIECES = ("stack", "calls")
 
 # Kernel APIs through which a copy can reach a DMA engine. Which engine answers which API is a
 # platform fact (scenarios/platforms/*.toml, [[dma]] apis):
@@ -56,6 +65,17 @@ class CopyPath:
     rdma_wrs_per_io: float = 0.0    # work requests posted + completions reaped per I/O
     handoffs_per_io: float = 0.0    # I/O handed to another core and back
     zc_notifications_per_io: float = 0.0  # MSG_ZEROCOPY / SEND_ZC completion notifications
+    workers_take: tuple[str, ...] = ()    # pieces beyond the copies that run on io-wq workers (WORKER_PIECES)
+    # memory management, in passes over the I/O's pages per I/O
+    maps_per_io: float = 0.0        # map file pages, fault them in, unmap (a mapping made per I/O; TLB flush)
+    allocs_per_io: float = 0.0      # fresh anonymous buffer: fault + zero every page, unmap
+    pins_per_io: float = 0.0        # pin + unpin the I/O's pages (zero-copy send, MR registration, vmsplice)
+    registrations_per_io: float = 0.0  # memory-region registrations (ibv_reg_mr + dereg) per I/O
+    dma_per_page: bool = False      # one DMA descriptor per page of the workload (memory batches of pages)
+    # where the memory an RDMA WRITE sends from sits, for a NIC that copies it (software RDMA):
+    # buffer (the serving thread just filled it), page-cache (zero copy: the file's pages), filled
+    # (a worker or a DMA engine wrote it)
+    rdma_source: str = "buffer"
 
 
 def _c(who: str, source: str) -> Copy:
@@ -67,7 +87,9 @@ ROWS: tuple[CopyPath, ...] = (
         name="zero-copy",
         description="RDMA WRITE straight from page-cache pages (registered per I/O); no CPU copy",
         transports=("smbdirect",), copies=(),
-        syscalls_per_io=0, rdma_wrs_per_io=4,   # REG_MR + RDMA WRITE + SEND (response) + LOCAL_INV
+        # REG_MR + RDMA WRITE + SEND (response) + LOCAL_INV: a kernel server (ksmbd) maps the page-cache
+        # pages with a fast-registration WR; the pages are referenced, not pinned from user space
+        syscalls_per_io=0, rdma_wrs_per_io=4, rdma_source="page-cache",
     ),
     CopyPath(
         name="cpu-copy",
@@ -81,7 +103,7 @@ ROWS: tuple[CopyPath, ...] = (
         description="io_uring IOSQE_ASYNC: the copy runs on async worker cores, the serving thread waits",
         transports=("smbdirect",),
         copies=(_c("workers", "page-cache"),),
-        syscalls_per_io=1, rdma_wrs_per_io=2, handoffs_per_io=1,
+        syscalls_per_io=1, rdma_wrs_per_io=2, handoffs_per_io=1, rdma_source="filled",
     ),
     CopyPath(
         name="dma-offload",
@@ -89,7 +111,7 @@ ROWS: tuple[CopyPath, ...] = (
         transports=("smbdirect",),
         copies=(_c("dma", "page-cache"),),
         dma_api="async_memcpy", dma_descriptor=4096,
-        syscalls_per_io=1, rdma_wrs_per_io=2,
+        syscalls_per_io=1, rdma_wrs_per_io=2, rdma_source="filled",
     ),
     CopyPath(
         name="dma-offload-chan",
@@ -97,14 +119,14 @@ ROWS: tuple[CopyPath, ...] = (
         transports=("smbdirect",),
         copies=(_c("dma", "page-cache"),),
         dma_api="dma_request_channel", dma_descriptor=4096,
-        syscalls_per_io=1, rdma_wrs_per_io=2,
+        syscalls_per_io=1, rdma_wrs_per_io=2, rdma_source="filled",
     ),
     CopyPath(
         name="send-zc",
-        description="read() into a buffer, IORING_OP_SENDMSG_ZC sends it without a send-side copy",
+        description="read() into a buffer, IORING_OP_SENDMSG_ZC sends it without a send-side copy (its pages pinned)",
         transports=("tcp",),
         copies=(_c("serving", "page-cache"),),
-        syscalls_per_io=2, zc_notifications_per_io=1,
+        syscalls_per_io=2, zc_notifications_per_io=1, pins_per_io=1,
     ),
     CopyPath(
         name="splice",
@@ -124,10 +146,27 @@ ROWS: tuple[CopyPath, ...] = (
     ),
     CopyPath(
         name="async-workers",
-        description="io_uring IOSQE_ASYNC read + send on worker cores: both copies leave the serving thread",
+        description="io_uring IOSQE_ASYNC read + send on worker cores: both copies and the send's stack work "
+                    "leave the serving thread; the send may run on another worker than the read (the buffer "
+                    "comes from another core's cache)",
         transports=("tcp",),
-        copies=(_c("workers", "page-cache"), _c("workers", "buffer")),
-        syscalls_per_io=1, handoffs_per_io=2,
+        copies=(_c("workers", "page-cache"), _c("workers", "filled")),
+        syscalls_per_io=1, handoffs_per_io=2, workers_take=("stack",),
+    ),
+
+    # memory-to-memory: a batch of pages copied by CPU threads or DMA channels, no network
+    CopyPath(
+        name="cpu-threads",
+        description="a batch of pages copied by the serving threads (copy_page: per byte + per page)",
+        transports=("memory",),
+        copies=(_c("serving", "page-cache"),),
+    ),
+    CopyPath(
+        name="dma-channels",
+        description="a batch of pages copied by DMA channels (dma_request_channel), one descriptor per page",
+        transports=("memory",),
+        copies=(_c("dma", "page-cache"),),
+        dma_api="dma_request_channel", dma_per_page=True,
     ),
 )
 
@@ -145,12 +184,16 @@ def builtin_names() -> list[str]:
 
 
 COUNT_KEYS = ("syscalls_per_io", "syscalls_per_chunk", "rdma_wrs_per_io", "handoffs_per_io", "zc_notifications_per_io")
+PAGE_PASS_KEYS = ("maps_per_io", "allocs_per_io", "pins_per_io", "registrations_per_io")
 ROW_FIELDS = (
     F.text("name", '"my-path"'), F.text("description", '"..."', default=""),
-    F.other("transports"), F.other("copies"), F.other("dma_api"),
+    F.other("transports"), F.other("copies"), F.other("dma_api"), F.other("workers_take"),
     F.quantity("dma_descriptor", parse_size, "4KiB", L.IO_SIZE, default="4KiB"),
     F.quantity("chunk", parse_size, "64KiB", L.IO_SIZE, default="64KiB"),
     *(F.number(key, L.PER_IO_COUNT, default=0.0) for key in COUNT_KEYS),
+    *(F.number(key, L.PAGE_PASSES, default=0.0) for key in PAGE_PASS_KEYS),
+    F.flag("dma_per_page", default=False),
+    F.choice("rdma_source", SOURCES, default="buffer"),
 )
 COPY_FIELDS = (F.choice("who", WHO), F.choice("source", SOURCES))
 
@@ -179,4 +222,7 @@ def from_mapping(d: Any, file: str, index: int) -> CopyPath:
     if any(c.who == "dma" for c in rows) and not api:
         raise t.error("dma_api", "missing field: a path with a dma copy names its kernel API",
                       f"add `dma_api = ` one of {', '.join(DMA_APIS)}")
-    return CopyPath(transports=tuple(transports), copies=tuple(rows), dma_api=api, **values)
+    take = d.get("workers_take", [])
+    if not isinstance(take, list) or not all(x in WORKER_PIECES for x in take):
+        raise t.error("workers_take", f"{take!r} is not a list of pieces", f"use a list of {', '.join(WORKER_PIECES)}")
+    return CopyPath(transports=tuple(transports), copies=tuple(rows), dma_api=api, workers_take=tuple(take), **values)

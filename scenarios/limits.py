@@ -29,12 +29,28 @@ CACHE_PER_CORE = span("1KiB", "1GiB", parse_size, "no core has more than ~100 Mi
 # doorbell or wake-up; above 1 ms a core would manage under 1000 of them a second: a ms/us slip.
 STEP_TIME = span("10ns", "1ms", parse_time, "one per-I/O step costs 10 ns (30 cycles) to 1 ms of CPU")
 
+# Sockets one Linux image spans on x86 servers: 1, 2, 4 or 8 (Intel Xeon Platinum scales to 8 sockets).
+SOCKETS = count(1, 8, "x86 servers have 1, 2, 4 or 8 sockets (Xeon Platinum scales to 8)")
+# Memory-management steps per page (a fault, a pin, an unmap, a TLB shootdown IPI round, an MR
+# registration call): 1 ns is ~3 cycles, below any page-table or page-struct access; above 10 ms a
+# core would manage under 100 of them a second.
+MM_STEP_TIME = span("1ns", "10ms", parse_time, "one page-table / page-struct step costs 1 ns (3 cycles) to 10 ms")
+# CPU time per page of a kernel copy, or per packet / work request of a software RDMA NIC: 0 when
+# none is spent (a figure that costs nothing), else below 1 ms.
+ZERO_OK_STEP_TIME = span("0s", "1ms", parse_time, "one per-page or per-packet step costs 0 to 1 ms of CPU")
+
 # ---- memory ---------------------------------------------------------------------------------
 # 12 channels of MRDIMM-8800 give 845 GB/s per socket; CPUs with HBM3 reach 5.3 TB/s (AMD MI300A).
 DRAM_RATE = span("100MB/s", "10TB/s", parse_rate, "the fastest CPU memory (HBM3, MI300A) moves 5.3 TB/s")
+# Inter-socket links: 4 x UPI 2.0 (16 GT/s) on Sapphire Rapids carry ~128 GB/s a direction, 4 x16
+# xGMI3 on EPYC 9004 ~256 GB/s; 10 MB/s to 10 TB/s bounds them all.
+SOCKET_LINK_RATE = span("10MB/s", "10TB/s", parse_rate, "UPI / Infinity Fabric links carry 10s-100s of GB/s")
 
 # ---- NIC and link -----------------------------------------------------------------------------
 NIC_PORTS = count(1, 16, "NIC cards have 1 to 4 ports, a few 8; 16 bounds them all")
+# Receive queues (RSS channels) a NIC hashes flows over: one per core at most in Linux drivers;
+# mlx5 offers up to 128+ channels, the RSS indirection table has 256+ entries.
+RSS_QUEUES = count(1, 8192, "a NIC has at most one receive queue per core (Linux manages at most 8192 CPUs)")
 # 10BASE-T at the bottom; 1.6 Tb/s Ethernet (IEEE 802.3dj) and 800 Gb/s InfiniBand XDR at the top.
 PORT_RATE = span("10Mbit/s", "1.6Tbit/s", parse_rate, "Ethernet tops out at 1.6 Tb/s per port (IEEE 802.3dj)")
 # Links are NIC ports in use: a 2-socket server has 160 PCIe Gen5 lanes, 10 x16 NICs of 2 ports.
@@ -48,6 +64,12 @@ LOOPBACK_MTU = span("576B", "65536B", parse_size, "Linux lo's MTU is 64 KiB (dri
 IB_MTU = one_of(("256B", "512B", "1024B", "2048B", "4096B"), parse_size, "the IB MTUs of the IBTA spec")
 # TSO/GSO units: 64 KiB classically, up to 512 KiB with BIG TCP (Linux 5.19+, IPv6; 6.3+ IPv4).
 GSO_SIZE = span("512B", "512KiB", parse_size, "GSO units end at 64 KiB, 512 KiB with BIG TCP (Linux 5.19+)")
+# Bytes a TCP connection keeps in flight: the socket buffers (net.core.wmem_max / tcp_wmem,
+# tcp_rmem); 2 GiB is the largest window TCP window scaling allows (RFC 7323: 2^30 B).
+TCP_WINDOW = span("1KiB", "1GiB", parse_size, "TCP window scaling allows at most 2^30 B in flight (RFC 7323)")
+# Page / folio sizes: 4 KiB base pages up to 1 GiB huge pages (x86-64 PUD mappings).
+PAGE_SIZE = one_of(("4KiB", "8KiB", "16KiB", "32KiB", "64KiB", "128KiB", "256KiB", "512KiB", "1MiB", "2MiB",
+                    "1GiB"), parse_size, "page / folio sizes: 4 KiB base pages to 2 MiB (THP) and 1 GiB huge pages")
 
 # ---- PCIe (PCI Express Base Specification) ------------------------------------------------------
 PCIE_GENERATIONS = count(1, 5, "generations 1..5 are modelled (6.0 changes to FLIT encoding)")
@@ -73,6 +95,13 @@ COMPLETION_LATENCY = span("10ns", "10ms", parse_time, "a completion takes 10 ns 
 # ---- workload ---------------------------------------------------------------------------------
 # One client address reaches one server port over at most 65535 source ports (TCP/IP).
 CONNECTIONS = count(1, 65535, "one client address has at most 65535 ports to a server port")
+# Cores the client gives to I/O; 0: the client is not modelled (a client that never limits).
+CLIENT_CORES = count(0, 8192, "0 (client not modelled) up to the 8192 CPUs Linux manages")
+# CPU other tenants take while the workload runs (CPU-seconds per second over the host): 0 up to
+# every core Linux manages.
+FOREIGN_LOAD = span("0s", "8192s", parse_time, "other tenants take 0 CPU-s/s up to every core the host has")
+# DMA channels one workload spreads its descriptors over: up to every engine a platform has.
+DMA_CHANNELS = count(1, 256, "4 DSA or 16 I/OAT channels per socket; 256 bounds every platform")
 # Credits are 16-bit fields: MS-SMB2 CreditRequest/CreditResponse, MS-SMBD CreditsRequested/Granted.
 CREDITS = count(1, 65535, "credits are 16-bit fields in MS-SMB2 and MS-SMBD")
 # The fastest RDMA round trips are ~1-2 us (back-to-back NICs); a geostationary satellite hop is ~0.6 s.
@@ -85,3 +114,6 @@ TARGET_RATE = span("1MB/s", "10TB/s", parse_rate, "no server moves more than its
 # ---- copy-path rows -------------------------------------------------------------------------------
 # Per-I/O counts: 1 GiB in 4 KiB pages is 262,144 pages; a million steps per I/O is no path.
 PER_IO_COUNT = Limit(0.0, 1e6, "0..1000000", "1 GiB in 4 KiB pages is 262,144 pages")
+# Passes over an I/O's pages (map + fault + unmap, pin + unpin, fresh anonymous buffers): a path
+# makes a few at most; above 100 per I/O it is a typo.
+PAGE_PASSES = Limit(0.0, 100.0, "0..100", "a path maps, pins or allocates an I/O's pages a few times at most")

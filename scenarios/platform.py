@@ -37,6 +37,21 @@ class Cpu:
     tcp_segment_time: float         # seconds of CPU per TSO/GSO send unit in the TCP stack
     tcp_checksum_rate: float        # bytes/s one core checksums when the NIC does not
     async_handoff_time: float       # seconds of CPU to hand one I/O to a worker and back
+    sockets: int                    # sockets of the server (cores, DRAM bandwidth are per socket)
+    copy_rate_cross_core: float     # bytes/s one core copies a buffer another core / engine / NIC just wrote
+    copy_rate_remote: float         # bytes/s one core copies from the other socket's memory
+    copy_page_time: float           # seconds of CPU per page (folio) a kernel copy steps through
+    csum_copy_rate: float           # bytes/s one core copies and checksums in one pass (csum_and_copy)
+    tcp_checksum_in_copy: bool      # does the kernel's TCP send checksum while it copies (no NIC offload)?
+    tcp_receive_time: float         # seconds of CPU per received GRO unit (softirq: GRO, TCP receive, ACK)
+    tcp_ack_time: float             # seconds of CPU for the sender to process one ACK (free sent skbs)
+    page_fault_time: float          # seconds of CPU per page fault, beyond zeroing the page
+    page_zero_rate: float           # bytes/s one core clears fresh anonymous pages
+    pin_page_time: float            # seconds of CPU to pin (and unpin) one 4 KiB page
+    pin_folio_time: float           # seconds of CPU per folio pinned, beyond its 4 KiB pages
+    unmap_page_time: float          # seconds of CPU to unmap one page (zap the PTE, release it)
+    tlb_shootdown_time: float       # seconds of CPU per unmap that flushes other CPUs' TLBs (IPI round)
+    mr_register_time: float         # seconds of CPU per memory-region registration call (beyond pinning)
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
 
@@ -45,6 +60,7 @@ class Memory:
     description: str
     dram_bandwidth: float           # bytes/s sustained (measured, all cores)
     dram_peak: float                # bytes/s channels x transfer rate x 8 B (datasheet)
+    inter_socket_bandwidth: float   # bytes/s one direction of the links between two sockets (UPI, xGMI)
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
 
@@ -58,12 +74,22 @@ class Pcie:
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
 
+NIC_RDMA = ("hardware", "software")
+
+
 @dataclass(frozen=True)
 class Nic:
     model: str
     ports: int
     port_rate: float                # bytes/s the fastest port supports
     pcie: Pcie
+    checksum_offload: bool = True   # can the NIC compute TCP checksums (and verify them on receive)?
+    rss_queues: int = 64            # receive queues the NIC hashes flows over (RSS channels)
+    rdma: str = "hardware"          # who runs the RDMA transport: the NIC, or the host's CPU (soft-RoCE, rxe)
+    # software RDMA (rxe): CPU per unit on the host's cores, at each end (0 with a hardware NIC)
+    soft_crc_rate: float = 0.0      # bytes/s one core computes the ICRC (crc32) over the payload, one pass
+    soft_packet_time: float = 0.0   # seconds of CPU per packet at one end (skb, headers, netdev, rxe state)
+    soft_wr_time: float = 0.0       # seconds of CPU per work request in the kernel (post, doorbell, completion)
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
 
@@ -147,11 +173,27 @@ CPU_FIELDS = (
     _n("tcp_segment_time", parse_time, "1.25us", L.STEP_TIME),
     _n("tcp_checksum_rate", parse_rate, "10GB/s", L.CORE_COPY_RATE),
     _n("async_handoff_time", parse_time, "5us", L.STEP_TIME),
+    F.whole("sockets", L.SOCKETS, sourced=True),
+    _n("copy_rate_cross_core", parse_rate, "6GB/s", L.CORE_COPY_RATE),
+    _n("copy_rate_remote", parse_rate, "4GB/s", L.CORE_COPY_RATE),
+    _n("copy_page_time", parse_time, "0.1us", L.ZERO_OK_STEP_TIME),
+    _n("csum_copy_rate", parse_rate, "9GB/s", L.CORE_COPY_RATE),
+    F.flag("tcp_checksum_in_copy", sourced=True),
+    _n("tcp_receive_time", parse_time, "1.25us", L.STEP_TIME),
+    _n("tcp_ack_time", parse_time, "0.5us", L.STEP_TIME),
+    _n("page_fault_time", parse_time, "1us", L.MM_STEP_TIME),
+    _n("page_zero_rate", parse_rate, "10GB/s", L.CORE_COPY_RATE),
+    _n("pin_page_time", parse_time, "50ns", L.MM_STEP_TIME),
+    _n("pin_folio_time", parse_time, "50ns", L.MM_STEP_TIME),
+    _n("unmap_page_time", parse_time, "0.2us", L.MM_STEP_TIME),
+    _n("tlb_shootdown_time", parse_time, "5us", L.MM_STEP_TIME),
+    _n("mr_register_time", parse_time, "5us", L.STEP_TIME),
 )
 MEMORY_FIELDS = (
     F.text("description", '"8 x DDR5-4800"'),
     _n("dram_bandwidth", parse_rate, "250GB/s", L.DRAM_RATE),
     _n("dram_peak", parse_rate, "307GB/s", L.DRAM_RATE),
+    _n("inter_socket_bandwidth", parse_rate, "128GB/s", L.SOCKET_LINK_RATE),
 )
 PCIE_FIELDS = (
     F.whole("generation", L.PCIE_GENERATIONS, sourced=True),
@@ -164,7 +206,16 @@ NIC_FIELDS = (
     F.text("model", '"NVIDIA ConnectX-7"'),
     F.whole("ports", L.NIC_PORTS, sourced=True),
     _n("port_rate", parse_rate, "200Gbit/s", L.PORT_RATE),
+    F.flag("checksum_offload", sourced=True),
+    F.whole("rss_queues", L.RSS_QUEUES, sourced=True),
+    F.other("rdma", sourced=True),
     F.other("pcie"),
+)
+# read only when rdma = "software": the host's CPU runs the RDMA transport (soft-RoCE, rdma_rxe)
+SOFT_RDMA_FIELDS = (
+    _n("soft_crc_rate", parse_rate, "2GB/s", L.CORE_COPY_RATE),
+    _n("soft_packet_time", parse_time, "2us", L.ZERO_OK_STEP_TIME),
+    _n("soft_wr_time", parse_time, "5us", L.ZERO_OK_STEP_TIME),
 )
 DMA_FIELDS = (
     F.text("name", '"dsa"'),
@@ -181,8 +232,9 @@ TOP_FIELDS = (F.text("name", '"xeon-8470"'), F.text("description", '"..."', defa
 
 # The flat-name prefix ('cpu.', 'pcie.', 'dma.<name>.') of each section: platform.sources() and
 # scenarios.params.flat_params name figures this way.
-SECTIONS: dict[str, tuple[F.Field, ...]] = {"cpu": CPU_FIELDS, "memory": MEMORY_FIELDS, "nic": NIC_FIELDS,
-                                            "pcie": PCIE_FIELDS, "dma": DMA_FIELDS}
+SECTIONS: dict[str, tuple[F.Field, ...]] = {"cpu": CPU_FIELDS, "memory": MEMORY_FIELDS,
+                                            "nic": NIC_FIELDS + SOFT_RDMA_FIELDS, "pcie": PCIE_FIELDS,
+                                            "dma": DMA_FIELDS}
 # Where a section sits in the file
 TOML_PATH = {"cpu": "cpu", "memory": "memory", "nic": "nic", "pcie": "nic.pcie", "dma": "dma"}
 
@@ -243,6 +295,22 @@ def _dma(t: TomlTable) -> DmaEngine:
     return DmaEngine(**values, apis=tuple(apis), sources=sources)
 
 
+def _nic(t: TomlTable) -> Nic:
+    """[nic]: the card; with `rdma = "software"` the host's CPU runs the RDMA transport, and the
+    per-byte, per-packet and per-work-request figures of that software are required."""
+    rdma = t.choice("rdma", NIC_RDMA)
+    soft = rdma == "software"
+    present = [f.key for f in SOFT_RDMA_FIELDS if f.key in t.data]
+    if present and not soft:
+        raise t.error(present[0], "a software-RDMA figure on a NIC whose rdma is hardware",
+                      'remove it, or set `rdma = "software"` (soft-RoCE: the host\'s CPU runs RDMA)')
+    fields = NIC_FIELDS + (SOFT_RDMA_FIELDS if soft else ())
+    values, sources = F.read_section(t, fields)
+    sources = {**sources, "rdma": t.source("rdma")}
+    pcie = _section(t.sub("pcie"), PCIE_FIELDS, Pcie)
+    return Nic(**values, rdma=rdma, pcie=pcie, sources=sources)
+
+
 def parse_platform(data: Mapping[str, Any], file: str, base: str = "",
                    measured: Mapping[str, Measured] | None = None) -> Platform:
     """A platform from one parsed mapping (a profile with its base and measured section already
@@ -259,9 +327,7 @@ def parse_platform(data: Mapping[str, Any], file: str, base: str = "",
     cpu = _section(t.sub("cpu"), CPU_FIELDS, Cpu)
     memory = _section(t.sub("memory"), MEMORY_FIELDS, Memory)
     nic_t = t.sub("nic")
-    nic_values, nic_sources = F.read_section(nic_t, NIC_FIELDS)
-    pcie = _section(nic_t.sub("pcie"), PCIE_FIELDS, Pcie)
-    nic = Nic(**nic_values, pcie=pcie, sources=nic_sources)
+    nic = _nic(nic_t)
     engines = tuple(_dma(TomlTable(d, file, f"dma[{i}]")) for i, d in enumerate(dma_list))
     names = [e.name for e in engines]
     if len(set(names)) != len(names):
@@ -283,7 +349,7 @@ def _spreads(t: TomlTable, nic_t: TomlTable, dma_list: list, file: str,
     """Every spread of the profile, keyed like sources(): the `<key>_spread`s of its sections, and
     the low..high of its measured figures (which replace a spread the datasheet figure had)."""
     tables = [("cpu", t.sub("cpu"), CPU_FIELDS), ("memory", t.sub("memory"), MEMORY_FIELDS),
-              ("nic", nic_t, NIC_FIELDS), ("pcie", nic_t.sub("pcie"), PCIE_FIELDS)]
+              ("nic", nic_t, NIC_FIELDS + SOFT_RDMA_FIELDS), ("pcie", nic_t.sub("pcie"), PCIE_FIELDS)]
     tables += [(f"dma.{d['name']}", TomlTable(d, file, f"dma[{i}]"), DMA_FIELDS) for i, d in enumerate(dma_list)]
     out = {f"{prefix}.{key}": s for prefix, table, fields in tables for key, s in F.read_spreads(table, fields).items()}
     for key, m in measured.items():

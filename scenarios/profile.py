@@ -29,7 +29,8 @@ from scenarios import fields as F
 from scenarios.errors import InputError
 from scenarios.files import builtin_platforms, read_toml, resolve
 from scenarios.params import platform_params
-from scenarios.platform import (CPU_FIELDS, DMA_FIELDS, MEMORY_FIELDS, NIC_FIELDS, PCIE_FIELDS, TOP_FIELDS,
+from scenarios.platform import (CPU_FIELDS, DMA_FIELDS, MEMORY_FIELDS, NIC_FIELDS, PCIE_FIELDS, SOFT_RDMA_FIELDS,
+                                TOP_FIELDS,
                                 Measured, Platform, broken_relation, flat_name, parse_platform, toml_field)
 from scenarios.toml_table import TomlTable, did_you_mean
 
@@ -37,7 +38,7 @@ MAX_BASE_DEPTH = 8
 ENTRY_KEYS = ("value", "low", "high", "interval", "method", "records")
 # the measured section's tables: flat prefix -> (path in the file, the section's fields)
 _SECTION_PATHS = {"cpu": (("cpu",), CPU_FIELDS), "memory": (("memory",), MEMORY_FIELDS),
-                  "nic": (("nic",), NIC_FIELDS), "pcie": (("nic", "pcie"), PCIE_FIELDS)}
+                  "nic": (("nic",), NIC_FIELDS + SOFT_RDMA_FIELDS), "pcie": (("nic", "pcie"), PCIE_FIELDS)}
 
 
 def load_platform_file(path: Path) -> Platform:

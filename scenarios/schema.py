@@ -46,9 +46,13 @@ def check_grid_points(n: int, where: str, cap: int = MAX_SWEEP_POINTS) -> None:
 
 
 PROTOCOLS = ("roce-v2", "infiniband", "tcp")
-TRANSPORTS = ("smbdirect", "tcp")
+PROTOCOL_CODES = PROTOCOLS + ("none",)    # "none": a memory workload, no network (link.protocol_code 3)
+TRANSPORTS = ("smbdirect", "tcp", "memory")
 OPERATIONS = ("read", "write")
 MEDIA = ("ethernet", "loopback")    # what carries roce-v2 / tcp frames (infiniband is its own)
+MEDIUM_CODES = ("ethernet", "loopback", "infiniband", "none")   # link.medium_code
+APPLICATIONS = ("smb2", "none")     # smb2: SMB2 requests and headers per I/O; none: raw data (probes, memory)
+PLACEMENTS = ("local", "spread", "unpinned")   # where serving threads and their memory sit (NUMA)
 
 
 @dataclass(frozen=True)
@@ -58,16 +62,23 @@ class Link:
     protocol: str                   # roce-v2 | infiniband | tcp
     mtu: float                      # Ethernet MTU (roce-v2, tcp) or IB MTU (infiniband), bytes
     tcp_timestamps: bool = True
-    medium: str = "ethernet"        # ethernet | loopback (tcp on lo) | infiniband
+    medium: str = "ethernet"        # ethernet | loopback (both ends on this host) | infiniband | none (memory)
 
     @property
     def label(self) -> str:
+        if self.medium in ("loopback", "none"):
+            return self.medium
         return f"{self.count}x{self.rate * 8 / 1e9:g}Gbit/s"
+
+
+def no_network() -> Link:
+    """The link of a memory workload: nothing is sent (links, PCIe and the wire do not exist)."""
+    return Link(count=1, rate=0.0, protocol="none", mtu=1500.0, medium="none")
 
 
 @dataclass(frozen=True)
 class Workload:
-    transport: str                  # smbdirect | tcp
+    transport: str                  # smbdirect | tcp | memory (memory-to-memory copies, no network)
     operation: str                  # read (server sends file data) | write (server receives)
     connections: int                # SMB channels (multichannel) or TCP connections
     outstanding_per_connection: int # SMB credits / queue depth a client keeps in flight
@@ -76,8 +87,17 @@ class Workload:
     rtt: float                      # seconds, network round trip without serialisation
     page_cache_hit: bool            # file data already in the page cache?
     checksum_offload: bool          # NIC computes TCP checksums
-    tso: bool                       # NIC segments TCP (TSO/GSO)
+    tso: bool                       # NIC segments TCP (TSO/GSO), the receiver coalesces (GRO)
     gso_size: float                 # bytes per TSO/GSO unit handed to the NIC
+    application: str = "smb2"       # smb2: an SMB2 request and headers per I/O; none: raw data
+    tcp_window: float = 4194304.0   # bytes one TCP connection keeps in flight (socket buffers)
+    placement: str = "local"        # local | spread | unpinned: serving threads and memory vs the NIC's socket
+    page_bytes: float = 4096.0      # page / folio size of the I/O's memory (4 KiB, 2 MiB THP)
+    client_cores: int = 0           # cores the client gives to I/O; 0: the client is not modelled
+    dma_channels: int = 256         # DMA channels the workload uses (at most the reachable engines)
+    dma_spread: bool = False        # an I/O's descriptors spread over every channel in use (memory batches)
+    foreign_load: float = 0.0       # CPU-s per second other tenants take on the host's cores (shared machines)
+    busy_poll: bool = False         # serving / client threads spin on their completion queues (never sleep)
 
 
 @dataclass(frozen=True)
@@ -145,11 +165,20 @@ WORKLOAD_FIELDS = (
     F.whole("outstanding_per_connection", L.CREDITS),
     F.whole("io_cores", L.CORES),
     F.whole("async_workers", L.CORES, default=4),
-    F.quantity("rtt", parse_time, "10us", L.RTT),
+    F.other("rtt"),                 # required with a network; a memory workload has none
     F.flag("page_cache_hit", default=True),
     F.flag("checksum_offload", default=True),
     F.flag("tso", default=True),
     F.quantity("gso_size", parse_size, "64KiB", L.GSO_SIZE, default="64KiB"),
+    F.other("application"),         # default by transport: smb2, or none for memory workloads
+    F.quantity("tcp_window", parse_size, "4MiB", L.TCP_WINDOW, default="4MiB"),
+    F.choice("placement", PLACEMENTS, default="local"),
+    F.quantity("page_bytes", parse_size, "4KiB", L.PAGE_SIZE, default="4KiB"),
+    F.whole("client_cores", L.CLIENT_CORES, default=0),
+    F.whole("dma_channels", L.DMA_CHANNELS, default=256),
+    F.flag("dma_spread", default=False),
+    F.quantity("foreign_load", parse_time, "0.5s", L.FOREIGN_LOAD, default="0s"),
+    F.flag("busy_poll", default=False),
     F.other("io_sizes"),            # the I/O sizes may sit here instead of under [sweep]
 )
 # link.count and link.rate come from `links = "2x200Gbit/s"`; as fields they serve sweeps (the
@@ -161,9 +190,11 @@ TOP_FIELDS = (F.text("name", '"smbdirect-2x200g"'), F.text("description", '"..."
               F.other("workload"), F.other("sweep"), F.other("copy_path"))
 
 
-def _link(t: TomlTable) -> Link:
+def _link(t: TomlTable, platform: Platform) -> Link:
     values, _ = F.read_section(t, NETWORK_FIELDS)
     protocol = values["protocol"]
+    if t.data.get("medium") == "loopback":
+        return _loopback(t, protocol, values["tcp_timestamps"], platform)
     count, rate = parse_links(t.raw("links", '"2x200Gbit/s"'), t.where("links"))
     for field, value in zip(LINK_FIELDS, (count, rate)):
         if (problem := field.limit.problem(value)) is not None:
@@ -175,9 +206,6 @@ def _link(t: TomlTable) -> Link:
             raise t.error("medium", "infiniband is its own medium", "remove `medium`, or use roce-v2 / tcp")
     else:
         medium = t.choice("medium", MEDIA, default="ethernet")
-        if medium == "loopback" and protocol != "tcp":
-            raise t.error("medium", "the loopback medium is modelled for tcp only",
-                          'set protocol = "tcp", or medium = "ethernet"')
     limit = mtu_limit(protocol, medium)
     try:
         mtu = t.quantity("mtu", parse_size, "1500B", default="1500B" if protocol != "infiniband" else "4096B",
@@ -190,8 +218,35 @@ def _link(t: TomlTable) -> Link:
                 medium=medium)
 
 
+def _loopback(t: TomlTable, protocol: str, timestamps: bool, platform: Platform) -> Link:
+    """Both ends on this host: no wire, no PCIe, no line rate (Linux lo, or a veth pair between two
+    local addresses). RoCE there needs the host's CPU to run RDMA (soft-RoCE)."""
+    if protocol == "infiniband":
+        raise t.error("medium", "infiniband is its own medium", "remove `medium`, or use roce-v2 / tcp")
+    if protocol == "roce-v2" and platform.nic.rdma != "software":
+        raise t.error("medium", f"roce-v2 on the loopback medium needs software RDMA, and {platform.name}'s NIC "
+                      "runs RDMA in hardware", 'use a platform whose [nic] has rdma = "software" (soft-RoCE), '
+                      'or medium = "ethernet"')
+    if "links" in t.data:
+        raise t.error("links", "the loopback medium has no wire: no links, no line rate, no PCIe",
+                      "remove `links` (both ends' CPU carries the data)")
+    mtu = t.quantity("mtu", parse_size, "1500B", default="65536B", limit=L.LOOPBACK_MTU)
+    return Link(count=1, rate=0.0, protocol=protocol, mtu=mtu, tcp_timestamps=timestamps, medium="loopback")
+
+
+RTT_FIELD = F.quantity("rtt", parse_time, "10us", L.RTT)
+
+
 def _workload(t: TomlTable) -> Workload:
     values, _ = F.read_section(t, WORKLOAD_FIELDS)
+    memory = values["transport"] == "memory"
+    if memory and "rtt" in t.data:
+        raise t.error("rtt", "a memory workload has no network round trip", "remove `rtt`")
+    values["rtt"] = 0.0 if memory else RTT_FIELD.read(t)
+    default = "none" if memory else "smb2"
+    values["application"] = t.choice("application", APPLICATIONS, default=default)
+    if values["transport"] == "memory" and values["application"] != "none":
+        raise t.error("application", "a memory workload carries no SMB2 requests", 'remove it, or set "none"')
     return Workload(**values)
 
 
@@ -218,6 +273,8 @@ def sweep_field(flat_name: str, s: Scenario) -> F.Field | None:
     section, _, rest = flat_name.partition(".")
     if flat_name == "link.mtu":
         return F.quantity("mtu", parse_size, "1500B", mtu_limit(s.link.protocol, s.link.medium))
+    if flat_name == "workload.rtt":
+        return RTT_FIELD
     if section == "link":
         return F.by_name(LINK_FIELDS).get(rest)
     if section == "workload":
@@ -312,12 +369,21 @@ def _copy_paths(t: TomlTable, custom: Mapping[str, CopyPath], transport: str) ->
 def parse_scenario(data: Mapping[str, Any], file: str, platform: Platform) -> Scenario:
     t = TomlTable(data, file)
     t.reject_unknown(F.known_keys(TOP_FIELDS))
-    link = _link(t.sub("network"))
     workload = _workload(t.sub("workload"))
+    if workload.transport == "memory":
+        if "network" in data:
+            raise t.error("network", "a memory workload moves no data over a network",
+                          "remove the [network] table (or pick transport smbdirect / tcp)")
+        link = no_network()
+    else:
+        link = _link(t.sub("network"), platform)
+    if link.medium == "loopback" and workload.client_cores < 1:
+        raise t.error("workload.client_cores", "the loopback medium puts the client on this host, and its "
+                      "cores carry half the work", "set `client_cores = 1` (or more) under [workload]")
     if link.protocol == "tcp" and workload.transport != "tcp":
         raise t.error("workload.transport", "SMB Direct needs an RDMA protocol (roce-v2 or infiniband)",
                       'set network.protocol = "roce-v2" or workload.transport = "tcp"')
-    if link.protocol != "tcp" and workload.transport == "tcp":
+    if link.protocol not in ("tcp", "none") and workload.transport == "tcp":
         raise t.error("network.protocol", "SMB over TCP runs on protocol tcp", 'set network.protocol = "tcp"')
     custom = _custom_paths(data.get("copy_path"), file)
     paths = _copy_paths(t, custom, workload.transport)
@@ -349,10 +415,13 @@ def scenario_file(name_or_path: str | Path) -> Path:
     return resolve(name_or_path, builtin_scenarios(), "scenario")
 
 
-def load_scenario(name_or_path: str | Path, platform: str | Path | None = None) -> Scenario:
-    """Load and validate a scenario by built-in name or path; `platform` overrides its platform."""
+def load_scenario(name_or_path: str | Path, platform: str | Path | Platform | None = None) -> Scenario:
+    """Load and validate a scenario by built-in name or path; `platform` (a name, a file, or a
+    Platform already read) overrides its platform."""
     path = scenario_file(name_or_path)
     data = read_toml(path, "scenario")
+    if isinstance(platform, Platform):
+        return parse_scenario(data, str(path), platform)
     if platform is None:
         ref = data.get("platform")
         if not isinstance(ref, str) or not ref:

@@ -14,7 +14,8 @@ def _group() -> None:
 
 
 # name -> (module, function), in --help order
-KINDS = {"verbs": ("rig.cli.measure_verbs", "verbs"), "copy": ("rig.cli.measure_copy", "copy")}
+KINDS = {"verbs": ("rig.cli.measure_verbs", "verbs"), "smbd": ("rig.cli.measure_smbd", "smbd"),
+         "copy": ("rig.cli.measure_copy", "copy")}
 _registered: set[str] = set()
 
 

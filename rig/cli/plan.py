@@ -28,7 +28,9 @@ if TYPE_CHECKING:
     from scenarios.schema import Scenario
 
 _UTIL_COLUMNS = [("links", "links"), ("pcie", "PCIe"), ("dram", "DRAM"), ("cpu_serving", "serving cores"),
-                 ("cpu_workers", "worker cores"), ("cpu_all", "all cores"), ("dma", "DMA"), ("pipeline", "pipeline")]
+                 ("cpu_workers", "worker cores"), ("cpu_all", "all cores"), ("dma", "DMA"), ("pipeline", "pipeline"),
+                 ("cpu_flows", "flow cores"), ("client_cpu", "client cores"), ("client_flows", "client flows"),
+                 ("socket_link", "socket link")]
 _COUNTS = {"connections", "io_cores", "async_workers", "cores", "count", "outstanding_per_connection", "lanes",
            "ports"}
 VIEWS = ("compact", "wide", "machine")
@@ -80,7 +82,13 @@ def capacity_columns(swept: list[str], view: str = "compact", intervals: bool = 
         columns += [Column.of(f"{key}_{q}_{unit}", f"{name} {q}") for key, name, unit in
                     (("busy", "cores busy", "cores"), ("dma_busy", "DMA busy", "engines")) for q in ("p05", "p50", "p95")]
         columns += [Column.of(f"binding_share_{key}_ratio", f"binds {name}") for key, name in _UTIL_COLUMNS]
-    return columns + [Column.of("headroom_pct", "headroom", "{:.0f}"), Column.of("next_binding", "next bottleneck")]
+    columns += [Column.of("headroom_pct", "headroom", "{:.0f}"), Column.of("next_binding", "next bottleneck")]
+    if view != "compact":
+        columns += [Column.of("binding_end", "binding end"), Column.of("cpu_s_per_gb", "server CPU", "{:.3f}"),
+                    Column.of("cpu_copy_s_per_gb", "of it copy", "{:.3f}"),
+                    Column.of("cpu_mm_s_per_gb", "of it memory mgmt", "{:.3f}"),
+                    Column.of("client_cpu_s_per_gb", "client CPU", "{:.3f}"), Column.of("checksum")]
+    return columns
 
 
 def target_columns(swept: list[str], view: str = "compact", intervals: bool = False) -> list[Column]:
@@ -88,6 +96,7 @@ def target_columns(swept: list[str], view: str = "compact", intervals: bool = Fa
     that reach the target (machine view: the 5th, 50th and 95th percentile of every count)."""
     columns = _point_columns(swept, view) + [
         Column.of("serving_cores", "serving cores", "{:.0f}"), Column.of("worker_cores", "worker cores", "{:.0f}"),
+        Column.of("flow_cores", "flow cores", "{:.0f}"),
         Column.of("dma_engines", "DMA engines", "{:.0f}"), _LINKS, _NICS, _OUTSTANDING, Column.of("reachable")]
     if intervals and view == "machine":
         columns += [Column.of(key.format(q=q), f"{name} {q}") for key, name in
@@ -223,6 +232,10 @@ def plan(
     out: Optional[Path] = typer.Option(None, "--out", help="Directory to write the table(s) into, in every format."),
     target: Optional[str] = typer.Option(None, "--target", help="Rate to reach, 1MB/s..10TB/s, e.g. 46GB/s: "
                                          "what it takes."),
+    vs_measured: bool = typer.Option(False, "--vs-measured",
+                                     help="Predicted next to measured: the scenario mirrors the stored `measure smbd` "
+                                          "records on the calibrated profile of the place they were taken (default "
+                                          "this-guest or this-host), predicted from the component fits alone."),
     samples: Optional[int] = SamplesOption,
     store: Optional[Path] = StoreOption,
 ) -> None:
@@ -233,6 +246,14 @@ def plan(
 
     if fmt not in EXTENSIONS:
         raise InputError(f"--format: unknown table format {fmt!r}", "use md, csv, json or html")
+    if vs_measured:
+        for option, given in (("--target", target), ("--out", out), ("--wide", wide or None), ("--samples", samples)):
+            if given is not None:
+                raise InputError(f"{option} does not go with --vs-measured",
+                                 f"run the comparison without {option}, or the capacity table without --vs-measured")
+        text = render(vs_measured_table(scenario, platform, store, machine=fmt in ("csv", "json")), fmt)
+        typer.echo(text, nl=not text.endswith("\n"))
+        return
     samples = check_samples(samples)
     target_rate = model_report.parse_target(target) if target is not None else None
     s = load_scenario(scenario, platform=platform)
@@ -259,3 +280,89 @@ def plan(
                 except OSError as exc:
                     raise InputError(f"--out {out}: cannot write {path.name} ({exc.strerror})",
                                      "pass a writable directory") from None
+
+
+VS_COLUMNS = [Column.of("io_size", "I/O size"), Column.of("copy_path"), Column.of("op"),
+              Column("connections", "connections [count]", "{:d}"), Column("credits", "in flight [I/Os]", "{:d}"),
+              Column.of("predicted_gbytes_per_s", "predicted", "{:.4f}"),
+              Column.of("measured_gbytes_per_s", "measured", "{:.4f}"),
+              Column.of("gbps_error_pct", "error", "{:+.0f}"),
+              Column.of("predicted_server_cpu_s_per_gb", "predicted server", "{:.2f}"),
+              Column.of("measured_server_cpu_s_per_gb", "measured server", "{:.2f}"),
+              Column.of("cpu_error_pct", "error", "{:+.0f}"),
+              Column("binding", "model's binding resource"), Column("records", "records", "{:d}")]
+
+
+def vs_measured_table(scenario: str, platform: Optional[str], store: Optional[Path], machine: bool = False) -> Table:
+    """The scenario mirroring the stored smbd records, predicted (component fits only) and measured.
+    `machine` (CSV, JSON): the I/O size in bytes."""
+    from models import report as model_report
+    from rig import calibrate as rc
+    from rig.cli._common import open_store
+    from scenarios.schema import load_platform, load_scenario
+    from scenarios.units import format_size
+
+    with open_store(store, write=False) as st:
+        everything = st.query(kind="measured")
+    smbd = rc.smbd_records(everything)
+    place = None
+    left_out = 0
+    if smbd:
+        by_place = rc.places(smbd)
+        place = max(by_place, key=lambda p: max(r.created for r in by_place[p]))
+        left_out = len(smbd) - len(by_place[place])
+        smbd = by_place[place]
+    name = platform or ("this-guest" if place is None or place.is_guest else "this-host")
+    try:
+        plat = load_platform(name)
+    except InputError as exc:
+        raise InputError(f"--vs-measured: the calibrated profile {name!r}: {exc.cause}",
+                         "calibrate the place first: `rdmarig calibrate host --place guest` (or --place host), "
+                         "or pass --platform FILE") from None
+    if not plat.measured:
+        raise InputError(f"--vs-measured: {name} holds no measured figure",
+                         "predictions rest on component fits: run `rdmarig calibrate host --place guest` first")
+    fitted_at = rc.profile_places(plat, everything)
+    if not fitted_at:
+        raise InputError(f"--vs-measured: none of the records {plat.name}'s measured figures cite is in "
+                         f"{store or 'the store'}: where it was calibrated cannot be checked",
+                         "pass the --store it was calibrated from")
+    if place is not None and fitted_at != {place}:
+        raise InputError(f"--vs-measured: {plat.name} was calibrated from records of "
+                         f"{'; '.join(sorted(p.label for p in fitted_at))}, the smbd records are of {place.label}",
+                         "compare like with like: calibrate the profile from the records of the smbd runs' place")
+    s = load_scenario(scenario, platform=plat)
+    measured = rc.smbd_measured(smbd)
+    configs = sorted(measured or rc.scenario_configs(s),
+                     key=lambda c: (c.op, c.path, c.connections, c.credits, c.io_size))
+    predicted = rc.smbd_predicted(s, configs)
+    rows, eg, ec = [], [], []
+    for c in configs:
+        pr, me = predicted.get(c), measured.get(c)
+        if pr is None:
+            continue
+        row = {"io_size": format_size(c.io_size), "io_size_bytes": c.io_size, "copy_path": c.path, "op": c.op,
+               "connections": c.connections, "credits": c.credits, "predicted_gbytes_per_s": pr.gbytes_per_s,
+               "predicted_server_cpu_s_per_gb": pr.server_cpu_s_per_gb, "binding": pr.binding,
+               "measured_gbytes_per_s": None, "measured_server_cpu_s_per_gb": None, "gbps_error_pct": None,
+               "cpu_error_pct": None, "records": 0}
+        if me is not None:
+            row.update(measured_gbytes_per_s=me.gbytes_per_s, measured_server_cpu_s_per_gb=me.server_cpu_s_per_gb,
+                       gbps_error_pct=model_report.error_pct(pr.gbytes_per_s, me.gbytes_per_s),
+                       cpu_error_pct=model_report.error_pct(pr.server_cpu_s_per_gb, me.server_cpu_s_per_gb),
+                       records=len(me.records))
+            eg.append(row["gbps_error_pct"])
+            ec.append(row["cpu_error_pct"])
+        rows.append(row)
+    notes = [f"throughput: {model_report.error_summary(eg)}; server CPU per GB: {model_report.error_summary(ec)}"
+             if measured else "no complete `measure smbd` record in the store: the scenario's own points, predicted only",
+             f"predicted: {s.name} on {plat.name} ({plat.path}), from its {len(plat.measured)} measured figures "
+             f"(component records: verbs, copy) and {plat.base or 'its own'} figures; never from smbd records",
+             "server CPU = the CPU of the cores the server's threads, workers and flows run on (on loopback that "
+             "includes the client's receive work its sends trigger)"]
+    if place is not None:
+        notes.append(rc.place_summary(place, smbd))
+    if left_out:
+        notes.append(f"{left_out} smbd records of other places left out (one place per comparison)")
+    columns = ([Column.of("io_size_bytes", "I/O size", "{:.0f}")] + VS_COLUMNS[1:]) if machine else VS_COLUMNS
+    return Table(f"{s.name} on {plat.name}: predicted vs measured", columns, rows, notes)

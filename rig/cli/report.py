@@ -66,7 +66,8 @@ def stored_plan(scenario: Optional[str], platform: Optional[str], target: Option
     ev = evaluate_scenario(s)
     target_rate = target_rate if target_rate is not None else s.target
     if target_rate is None and links_target:
-        target_rate = float(ev.result.capacity[0][ev.result.capacity[0] < float("inf")].max())
+        finite = ev.result.capacity[0][ev.result.capacity[0] < float("inf")]
+        target_rate = float(finite.max()) if finite.size else None     # loopback: no link to aim at
     rec = modelled_record(s, model_report.plan_report(ev, target_rate, samples))
     with open_store(store) as st:
         st.insert(rec)

@@ -15,14 +15,20 @@ mask and releases it only once its handlers are its own.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 
 _STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
+_parent_pid: int | None = None   # set before each fork: the child checks its parent is still this one
+
+
 def start(process) -> None:
     """process.start() with the stop signals held across the fork."""
+    global _parent_pid
+    _parent_pid = os.getpid()
     held = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
     try:
         process.start()
@@ -31,10 +37,25 @@ def start(process) -> None:
 
 
 def detach_signals() -> None:
-    """First thing in a child: leave Ctrl-C to the parent, die on its SIGTERM."""
+    """First thing in a child: leave Ctrl-C to the parent, die on its SIGTERM, and die with it.
+
+    A child waiting on its pipe would otherwise outlive a parent that was interrupted between
+    its cleanup steps: forked children inherit each other's pipe ends, so the parent's exit alone
+    does not give them EOF, and an orphan held the caller's stdout open for good."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _die_with_parent()
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+
+
+_PR_SET_PDEATHSIG = 1     # linux/prctl.h
+
+
+def _die_with_parent() -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if _parent_pid is not None and os.getppid() != _parent_pid:   # it died before the request took hold
+        os._exit(1)
 
 
 def report(conn, message: dict) -> None:

@@ -1,7 +1,9 @@
 """A small io_uring driver on raw syscalls: io_uring_setup, io_uring_enter and the mmap'd rings.
 
-Only what the probes need: one ring, queue depth 1 per request (send, send-zc, splice), completions
-read straight from the CQ ring. PyPI's liburing dies with SIGILL on this CPU (AVX-512 code), so the
+Only what the probes and the SMB Direct server need: one ring, send, send-zc, splice (queue depth 1
+per request), file READ/WRITE (several in flight, IOSQE_ASYNC: handed to io-wq workers at once,
+their number capped with IORING_REGISTER_IOWQ_MAX_WORKERS), completions read straight from the CQ
+ring. PyPI's liburing dies with SIGILL on this CPU (AVX-512 code), so the
 kernel ABI (include/uapi/linux/io_uring.h) is spoken directly. x86-64 only: there loads and stores
 are not reordered against each other, so plain reads and writes of the ring indices are enough.
 """
@@ -20,12 +22,15 @@ SYS_IO_URING_ENTER = 426
 SYS_IO_URING_REGISTER = 427
 IORING_REGISTER_BUFFERS = 0
 IORING_UNREGISTER_BUFFERS = 1
+IORING_REGISTER_IOWQ_MAX_WORKERS = 19     # [bounded, unbounded] io-wq workers per ring's task (5.15)
 IORING_ENTER_GETEVENTS = 1 << 0
 IORING_FEAT_SINGLE_MMAP = 1 << 0
 IORING_OFF_SQ_RING = 0
 IORING_OFF_CQ_RING = 0x8000000
 IORING_OFF_SQES = 0x10000000
 
+IORING_OP_READ = 22
+IORING_OP_WRITE = 23
 IORING_OP_SEND = 26
 IORING_OP_SPLICE = 30
 IORING_OP_SEND_ZC = 47
@@ -34,6 +39,8 @@ IORING_CQE_F_MORE = 1 << 1
 IORING_CQE_F_NOTIF = 1 << 3
 IORING_SEND_ZC_REPORT_USAGE = 1 << 3      # in sqe->ioprio for SEND_ZC
 IORING_NOTIF_USAGE_ZC_COPIED = 1 << 31    # in the notification's res
+
+IOSQE_ASYNC = 1 << 4                       # sqe->flags: never try inline, punt to an io-wq worker
 
 SQE_BYTES = 64
 CQE_BYTES = 16
@@ -143,6 +150,27 @@ class Uring:
         if _libc.syscall(SYS_IO_URING_REGISTER, self.fd, IORING_UNREGISTER_BUFFERS, None, 0) < 0:
             err = ctypes.get_errno()
             raise OSError(err, f"io_uring buffer unregistration: {os.strerror(err)}")
+
+    def set_iowq_max_workers(self, bounded: int, unbounded: int = 0) -> tuple[int, int]:
+        """IORING_REGISTER_IOWQ_MAX_WORKERS: cap the io-wq workers of this ring's task (bounded:
+        regular file reads and writes; unbounded: sockets and the like; 0 leaves one as it is).
+        Returns the caps that were in place before."""
+        counts = (ctypes.c_uint32 * 2)(bounded, unbounded)
+        if _libc.syscall(SYS_IO_URING_REGISTER, self.fd, IORING_REGISTER_IOWQ_MAX_WORKERS, ctypes.byref(counts), 2) < 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"io_uring IOWQ_MAX_WORKERS: {os.strerror(err)}")
+        return int(counts[0]), int(counts[1])
+
+    def prep_rw(self, write: bool, fd: int, addr: int, length: int, off: int, user_data: int,
+                asynchronous: bool = True) -> None:
+        """A file READ into (or WRITE from) `length` bytes at `addr`, at file offset `off`; with
+        `asynchronous` flagged IOSQE_ASYNC (an io-wq worker does the copy, not the submitter)."""
+        self.prep(IORING_OP_WRITE if write else IORING_OP_READ, fd, addr=addr, length=length, off=off,
+                  user_data=user_data, sqe_flags=IOSQE_ASYNC if asynchronous else 0)
+
+    def space(self) -> int:
+        """Free submission-queue entries."""
+        return self.params.sq_entries - (self._sq_tail.value - self._sq_head.value)
 
     def enter(self, wait_for: int = 0) -> int:
         """Hand the pending SQEs to the kernel and wait for `wait_for` completions."""

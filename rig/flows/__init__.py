@@ -1,7 +1,8 @@
 """Flows: request/response protocols over connected players, one module per protocol.
 
 A flow is what two connected ends say to each other beyond a raw stream of WRs: ping-pong
-latency today (`pingpong`), SMB Direct next (`smbd`). Every flow is built from the same parts:
+latency (`pingpong`), SMB Direct (`smbd`: the wire format and credits; `smbd_serving`: the
+server's end of a connection; `smbd_client`: the client's N connections). Every flow is built from the same parts:
 
 - `descriptor.BufferDescriptor`: a peer's advertised memory (offset = its virtual address, token =
   its rkey, length), packed as SMB2_BUFFER_DESCRIPTOR_V1 (16 bytes, little-endian).

@@ -3,7 +3,10 @@ bulk data (RDMA WRITE / READ to a peer's advertised buffer), completions dispatc
 
 A channel owns its Player's CQs, so a Player carries one channel (num_qps=1); N connections are
 N Players, which share a protection domain with `Player(parent=...)` where one registration must
-serve all of them. Open the channel once the QP is connected: it posts every receive at once.
+serve all of them. Or N connections are the N QPs of one Player (what a launcher connects when a
+workload asks for num_qps=N): `channels(player, ...)` gives one channel per QP over the Player's
+shared CQs, each completion routed to its QP's channel (`SharedCq`). Open the channel once the QP
+is connected: it posts every receive at once.
 
 wr_id = kind << 56 | slot (messages) or cookie (bulk), so one poll of the send CQ tells message
 sends from bulk transfers without a lookup table.
@@ -11,7 +14,9 @@ sends from bulk transfers without a lookup table.
 
 from __future__ import annotations
 
+import select
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -42,13 +47,42 @@ class CreditError(RuntimeError):
     """A send without a credit or without a free send slot: the protocol's error, not the device's."""
 
 
+class SharedCq:
+    """One CQ that several QPs of a Player complete on, polled on behalf of each: a completion of
+    another QP waits in that QP's queue until its channel asks for it."""
+
+    def __init__(self, cq: Any, batch: int = 16):
+        self._poll, self.batch = cq.poll, batch
+        self.waiting: dict[int, deque] = {}
+
+    def poller(self, qp_num: int) -> Callable[[int], tuple[int, list]]:
+        """A poll function for QP `qp_num`: (count, completions), as CQ.poll returns them."""
+        mine = self.waiting.setdefault(qp_num, deque())
+        waiting, poll, batch = self.waiting, self._poll, self.batch
+
+        def poll_for(n: int) -> tuple[int, list]:
+            if not mine:
+                _, wcs = poll(batch)
+                for wc in wcs:
+                    queue = waiting.get(wc.qp_num)
+                    if queue is None:           # a QP no channel asked for yet: kept for it
+                        queue = waiting.setdefault(wc.qp_num, deque())
+                    queue.append(wc)
+                if not mine:
+                    return 0, []
+            out = [mine.popleft() for _ in range(min(n, len(mine)))]
+            return len(out), out
+        return poll_for
+
+
 class Channel:
     def __init__(self, player: Player, *, max_msg_bytes: int, recv_slots: int, send_slots: int,
-                 send_credits: int = 0, timeout_s: float = 10.0):
-        if len(player.qps) != 1:
+                 send_credits: int = 0, timeout_s: float = 10.0, qp_index: int | None = None,
+                 cqs: tuple[SharedCq, SharedCq] | None = None):
+        if qp_index is None and len(player.qps) != 1:
             raise ValueError(f"a channel owns its player's CQs: give it a player with one QP, not {len(player.qps)}")
         self.V = V = compat.load()
-        self.player, self.qp = player, player.qps[0]
+        self.player, self.qp = player, player.qps[0 if qp_index is None else qp_index]
         self.max_msg_bytes, self.timeout_s = max_msg_bytes, timeout_s
         self.recv_slots, self.send_slots = recv_slots, send_slots
         ring = (recv_slots + send_slots) * max_msg_bytes
@@ -59,7 +93,10 @@ class Channel:
         self.depth = player.cfg.tx_depth
         self._reposted = 0
         self._post_send, self._post_recv = self.qp.post_send, self.qp.post_recv
-        self._poll_send, self._poll_recv = player.send_cq.poll, player.recv_cq.poll
+        if cqs is None:
+            self._poll_send, self._poll_recv = player.send_cq.poll, player.recv_cq.poll
+        else:
+            self._poll_send, self._poll_recv = cqs[0].poller(self.qp.qp_num), cqs[1].poller(self.qp.qp_num)
         self.recv_wrs = [V.RecvWR(wr_id=RECV << KIND_SHIFT | s, num_sge=1,
                                   sg=[V.SGE(self.recv_addr(s), max_msg_bytes, self.ring.lkey)])
                          for s in range(recv_slots)]
@@ -113,6 +150,13 @@ class Channel:
         self.send_credits -= 1
         self._post_send(wr)
         self.in_flight += 1
+
+    def post_message(self, data: bytes) -> None:
+        """Send `data` from a free send slot (free again once the send completes), with no credit
+        check: for a protocol that counts its credits itself (rig.flows.smbd)."""
+        slot = self.take_send_slot()
+        self.fill(slot, data)
+        self.post(self.send_wr(slot, len(data)))
 
     def grant_send(self, credits: int) -> None:
         """The peer granted `credits` more receives (its message said so)."""
@@ -187,17 +231,23 @@ class Channel:
         deadline = time.monotonic() + limit
         events: list[Event] = []
         while True:
-            self.reap(out=events)
-            n, wcs = self._poll_recv(max_events)
-            for wc in wcs:
-                if wc.status:
-                    check_wc(self.V, wc, self.describe)
-                imm = int(wc.imm_data) if wc.wc_flags & self.V.e.IBV_WC_WITH_IMM else None
-                events.append(Event("recv", int(wc.wr_id) & COOKIE_MASK, int(wc.byte_len), imm))
+            self.take(events, max_events)
             if events:
                 return events
             if time.monotonic() > deadline:
                 raise PollTimeout(f"no completion on the channel for {limit:g} s")
+
+    def take(self, events: list[Event], max_events: int = 16) -> list[Event]:
+        """Every completion there is right now (possibly none), appended to `events`: a loop that
+        serves several channels, or other work between polls, asks each in turn."""
+        self.reap(out=events)
+        n, wcs = self._poll_recv(max_events)
+        for wc in wcs:
+            if wc.status:
+                check_wc(self.V, wc, self.describe)
+            imm = int(wc.imm_data) if wc.wc_flags & self.V.e.IBV_WC_WITH_IMM else None
+            events.append(Event("recv", int(wc.wr_id) & COOKIE_MASK, int(wc.byte_len), imm))
+        return events
 
     def wait_message(self, on_slow: Callable[[], None] | None = None, repost: bool = False) -> tuple[int, int]:
         """Spin until a message arrives: (slot, bytes); with `repost` its receive is posted again
@@ -237,3 +287,47 @@ class Channel:
         """Reap every outstanding send-queue completion (the QP closes with an empty queue)."""
         while self.in_flight > 0:
             self.reap(block=True)
+
+
+def channels(player: Player, **kw: Any) -> list[Channel]:
+    """One channel per QP of `player` (N connections in one Player), over its shared CQs."""
+    cqs = (SharedCq(player.send_cq), SharedCq(player.recv_cq))
+    return [Channel(player, qp_index=i, cqs=cqs, **kw) for i in range(len(player.qps))]
+
+
+class Waiter:
+    """How a loop with nothing to poll waits: after `spins` empty turns it sleeps until a
+    completion (an EventPlayer's events) or one of `fds` (an io_uring, a control socket) wakes it,
+    at most `max_s`; a plain Player cannot be woken, so the loop naps instead, up to `nap_s`.
+    A serving thread that sleeps costs no CPU while the client thinks (as a kernel server, woken
+    by interrupts); one that spins would charge its idle time to the server's CPU per GB."""
+
+    def __init__(self, player: Player, fds: tuple[int, ...] = (), spins: int = 16, max_s: float = 0.2,
+                 nap_s: float = 0.001):
+        self.player, self.spins, self.max_s, self.nap_s = player, spins, max_s, nap_s
+        self.events = player.event_fds() if hasattr(player, "event_fds") else []
+        self.fds = self.events + list(fds)
+        self.empty, self.sleeps = 0, 0
+
+    def busy(self) -> None:
+        self.empty = 0
+
+    def idle(self, recheck: Callable[[], bool], limit_s: float | None = None) -> None:
+        """One empty turn; past `spins` of them, sleep. `recheck()` polls once more after arming
+        (True: something came, do not sleep)."""
+        self.empty += 1
+        if self.empty < self.spins:
+            return
+        self.empty = 0
+        wait = self.max_s if limit_s is None else max(0.0, min(self.max_s, limit_s))
+        if not self.events:
+            time.sleep(min(self.nap_s, wait))
+            return
+        self.player.arm()
+        if recheck():
+            return
+        self.sleeps += 1
+        ready, _, _ = select.select(self.fds, [], [], wait)
+        for fd in ready:
+            if fd in self.events:
+                self.player.consume(fd)

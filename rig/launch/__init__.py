@@ -17,7 +17,8 @@ Contract:
 - The initiator end runs in this process: it builds its Player, runs the timed loop and returns
   a `PointResult`, the one shape every launcher returns (loopback, peer, MPI alike).
 - What runs once the ends are connected is a `Workload` (rig.rdma.measure.VerbsWorkload for
-  `measure verbs`; an SMB Direct flow next): the launcher owns connection, rendezvous, lifetime
+  `measure verbs`; rig.launch.smbd.SmbdWorkload for `measure smbd`, against the sessions of
+  rig.launch.smbd_target): the launcher owns connection, rendezvous, lifetime
   and time limits; the workload owns configs, the loop, integrity and the summary. A launcher
   never looks inside a workload's numbers, a workload never opens a socket.
 - A far end that is not in this process follows the conversation
@@ -76,3 +77,6 @@ class Workload(Protocol):
                   done: dict[str, Any]) -> dict[str, Any]: ...    # integrity from the far end's answers
     def summarize(self, raw: Any, far_cpu: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]: ...
     def cpu_scope(self, where: str) -> str: ...                   # one line: what the CPU figures cover
+    # optional, honoured by peer.initiate: `player_class` (the initiator's Player type, e.g. an
+    # EventPlayer that can sleep) and `accept_ready(ready)` (more of the far end's answer than the
+    # endpoint: rig.launch.smbd.SmbdWorkload reads the file's size and block checksums there)

@@ -28,23 +28,25 @@ class PeerError(RuntimeError):
     """The peer vanished, timed out or refused."""
 
 
-def address(text: str) -> tuple[str, int]:
+def address(text: str, default_port: int = DEFAULT_PORT) -> tuple[str, int]:
     try:
-        return parse_addr(text, DEFAULT_PORT)
+        return parse_addr(text, default_port)
     except ValueError as exc:
         raise InputError(f"--peer {text!r}: {exc}", "use HOST or HOST:PORT (port 0..65535)") from None
 
 
 def run(workload: Workload, peer: str, device: str | None = None, ib_port: int | None = None,
-        gid_index: int | None = None, answer_s: float = 30.0) -> PointResult:
-    """Measure against `rdmarig serve` at `peer` (HOST[:PORT])."""
-    host, tcp_port = address(peer)
+        gid_index: int | None = None, answer_s: float = 30.0, default_port: int = DEFAULT_PORT,
+        serve: str = "rdmarig serve") -> PointResult:
+    """Measure against `rdmarig serve` (or the server `serve` names, listening on
+    `default_port` unless the address says) at `peer` (HOST[:PORT])."""
+    host, tcp_port = address(peer, default_port)
     port = discover(device, ib_port, gid_index)
     try:
         sock = socket.create_connection((host, tcp_port), timeout=HANDSHAKE_TIMEOUT_S)
     except OSError as exc:
-        raise InputError(f"cannot reach rdmarig serve at {host}:{tcp_port}: {exc.strerror or exc}",
-                         f"start `rdmarig serve --bind {host}` there, or check --peer") from None
+        raise InputError(f"cannot reach {serve} at {host}:{tcp_port}: {exc.strerror or exc}",
+                         f"start `{serve} --bind {host}` there, or check --peer") from None
     with sock:
         return initiate(workload, TcpConversation(sock), port, f"{host}:{tcp_port}", answer_s)
 
@@ -63,13 +65,16 @@ def initiate(workload: Workload, conv: Conversation, port: PortInfo, where: str,
              answer_s: float = 30.0) -> PointResult:
     """The initiator's side of one run over `conv`; PeerError when the far end fails it."""
     cfg, _ = workload.configs()
-    with Player(port, cfg) as player:
+    player_class = getattr(workload, "player_class", Player)      # a workload may want more of its Player
+    with player_class(port, cfg) as player:
         try:
             conv.send({"type": "hello", **workload.request(),
                        "run_seconds_max": min(MAX_RUN_SECONDS, workload.run_seconds_max()),
                        "endpoint": player.endpoint()})
             ready = conv.recv(answer_s, "ready")
             remote = validate_endpoint(ready.get("endpoint"), cfg.num_qps)
+            if hasattr(workload, "accept_ready"):        # a workload that needs more of `ready` to run
+                workload.accept_ready(ready)
             player.connect(remote)
             prepared = workload.prepare_initiator(player)
             conv.send({"type": "start"})

@@ -42,6 +42,7 @@ class Verbs:
     PD: Any
     MR: Any
     CQ: Any
+    CompChannel: Any
     QP: Any
     QPCap: Any
     QPInitAttr: Any
@@ -153,7 +154,7 @@ def load() -> Verbs:
         enums = importlib.import_module("pyverbs.enums")
         api = "pyverbs.enums"
     from pyverbs.addr import AHAttr, GID, GlobalRoute
-    from pyverbs.cq import CQ
+    from pyverbs.cq import CQ, CompChannel
     from pyverbs.mr import MR
     from pyverbs.pd import PD
     from pyverbs.pyverbs_error import PyverbsError, PyverbsRDMAError
@@ -163,7 +164,7 @@ def load() -> Verbs:
     import pyverbs
     _loaded = Verbs(
         api=api, path=os.path.dirname(pyverbs.__file__), e=_flatten_enums(enums),
-        Context=device.Context, PD=PD, MR=MR, CQ=CQ, QP=QP, QPCap=QPCap, QPInitAttr=QPInitAttr,
+        Context=device.Context, PD=PD, MR=MR, CQ=CQ, CompChannel=CompChannel, QP=QP, QPCap=QPCap, QPInitAttr=QPInitAttr,
         QPAttr=QPAttr, AHAttr=AHAttr, GlobalRoute=GlobalRoute, GID=GID, SGE=SGE, SendWR=SendWR,
         RecvWR=RecvWR, get_device_list=device.get_device_list, PyverbsError=PyverbsError,
         PyverbsRDMAError=PyverbsRDMAError,

@@ -119,7 +119,7 @@ def parse(line: bytes, expect: str | tuple[str, ...] | None = None) -> dict[str,
     return msg
 
 
-def _int(msg: dict[str, Any], key: str, lo: int, hi: int) -> int:
+def field_int(msg: dict[str, Any], key: str, lo: int, hi: int) -> int:
     v = msg.get(key)
     if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
         raise ProtocolError(f"field {key!r} must be an integer in {lo}..{hi}, got {v!r}")
@@ -138,10 +138,10 @@ def validate_endpoint(ep: Any, num_qps: int) -> dict[str, Any]:
     if not isinstance(gid, str) or not GID_RE.match(gid):
         raise ProtocolError("endpoint.gid must look like 0000:0000:0000:0000:0000:ffff:c612:0001")
     out = {"qpns": ep["qpns"], "psns": ep["psns"], "gid": gid,
-           "mtu_bytes": _int(ep, "mtu_bytes", 256, 4096), "rkey": _int(ep, "rkey", 0, (1 << 32) - 1),
-           "addr": _int(ep, "addr", 0, (1 << 64) - 1), "mr_bytes": _int(ep, "mr_bytes", 1, MAX_MR_BYTES),
-           "slots": _int(ep, "slots", 1, 1 << 16), "msg_bytes": _int(ep, "msg_bytes", 1, MAX_MSG_BYTES),
-           "max_dest_rd_atomic": _int(ep, "max_dest_rd_atomic", 1, 255)}
+           "mtu_bytes": field_int(ep, "mtu_bytes", 256, 4096), "rkey": field_int(ep, "rkey", 0, (1 << 32) - 1),
+           "addr": field_int(ep, "addr", 0, (1 << 64) - 1), "mr_bytes": field_int(ep, "mr_bytes", 1, MAX_MR_BYTES),
+           "slots": field_int(ep, "slots", 1, 1 << 16), "msg_bytes": field_int(ep, "msg_bytes", 1, MAX_MSG_BYTES),
+           "max_dest_rd_atomic": field_int(ep, "max_dest_rd_atomic", 1, 255)}
     if out["mtu_bytes"] & (out["mtu_bytes"] - 1):
         raise ProtocolError("endpoint.mtu_bytes must be a power of two")
     return out
@@ -152,9 +152,9 @@ def validate_hello(msg: dict[str, Any]) -> dict[str, Any]:
     op = msg.get("op")
     if op not in OPS:
         raise ProtocolError(f"field 'op' must be one of {OPS}, got {op!r}")
-    hello = {"op": op, "msg_bytes": _int(msg, "msg_bytes", 1, MAX_MSG_BYTES),
-             "num_qps": _int(msg, "num_qps", 1, MAX_QPS), "tx_depth": _int(msg, "tx_depth", 1, MAX_DEPTH),
-             "rx_depth": _int(msg, "rx_depth", 1, MAX_DEPTH), "slots": _int(msg, "slots", 1, 1 << 16)}
+    hello = {"op": op, "msg_bytes": field_int(msg, "msg_bytes", 1, MAX_MSG_BYTES),
+             "num_qps": field_int(msg, "num_qps", 1, MAX_QPS), "tx_depth": field_int(msg, "tx_depth", 1, MAX_DEPTH),
+             "rx_depth": field_int(msg, "rx_depth", 1, MAX_DEPTH), "slots": field_int(msg, "slots", 1, 1 << 16)}
     run = msg.get("run_seconds_max")
     if not isinstance(run, (int, float)) or isinstance(run, bool) or not 0 < run <= MAX_RUN_SECONDS:
         raise ProtocolError(f"field 'run_seconds_max' must be a number in (0, {MAX_RUN_SECONDS:g}]")

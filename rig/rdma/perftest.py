@@ -119,7 +119,8 @@ def run(op: str, size: int, *, device: str, ib_port: int, gid_index: int, peer_d
     srv_out = srv.stdout.read() if srv.stdout else ""
     if crc != 0 or src != 0:
         tail = (cli_out.strip().splitlines() or ["(no output)"])[-1]
-        raise RuntimeError(f"{tool} failed (client rc={crc}, server rc={src}): {tail}")
+        srv_tail = (srv_out.strip().splitlines() or ["(no output)"])[-1]
+        raise RuntimeError(f"{tool} failed (client rc={crc}, server rc={src}): {tail} | server: {srv_tail}")
     report = parse_report(cli_out)
     if report["bw_average_gbits_per_s"] <= 0:
         raise RuntimeError(f"{tool} reported zero bandwidth (its result line: "

@@ -302,3 +302,67 @@ class Player:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+
+
+# ---- a player that can sleep until something completes --------------------------------------
+
+EVENT_FD_TARGET = "anon_inode:[infinibandevent]"
+
+
+def _event_fds() -> set[int]:
+    """This process's open completion-channel descriptors."""
+    import os
+    found = set()
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{name}") == EVENT_FD_TARGET:
+                found.add(int(name))
+        except OSError:
+            pass
+    return found
+
+
+class EventPlayer(Player):
+    """A Player whose send and receive CQs each raise completion events on a channel of their own,
+    so a thread with nothing to poll can sleep: `arm()`, poll once more (what completed before
+    arming raises no event), select() on `event_fds()` (with any other descriptor it waits for),
+    then `consume(fd)` for each that woke it. pyverbs keeps a channel's descriptor to itself; it
+    is found as the channel descriptor that appeared when the channel was made (`event_fds()` is
+    empty if it was not: the caller then naps instead)."""
+
+    def create_cqs(self) -> None:
+        comp_channel = self.V.CompChannel
+        self.events: dict[int, tuple[Any, Any]] = {}
+        cqs = []
+        for _ in ("send", "recv"):
+            before = _event_fds()
+            channel = comp_channel(self.ctx)
+            new = _event_fds() - before
+            cq = self.V.CQ(self.ctx, self.cq_entries(), None, channel, 0)
+            cqs.append((cq, channel))
+            if len(new) == 1:
+                self.events[new.pop()] = (channel, cq)
+        (self.send_cq, self.send_channel), (self.recv_cq, self.recv_channel) = cqs
+        if len(self.events) != 2:
+            self.events = {}
+
+    def event_fds(self) -> list[int]:
+        return list(self.events)
+
+    def arm(self) -> None:
+        """Ask for an event at the next completion of either CQ."""
+        self.send_cq.req_notify()
+        self.recv_cq.req_notify()
+
+    def consume(self, fd: int) -> None:
+        """Read (and acknowledge) the event that made `fd` readable."""
+        channel, cq = self.events[fd]
+        channel.get_cq_event(cq)
+        cq.ack_events(1)
+
+    def close(self) -> None:
+        channels = [getattr(self, "send_channel", None), getattr(self, "recv_channel", None)]
+        super().close()
+        for channel in channels:
+            if channel is not None:
+                channel.close()

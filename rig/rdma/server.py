@@ -30,21 +30,42 @@ def check_port(port: int) -> None:
         raise InputError(f"--port {port} is out of range", "use 0..65535 (0: any free port)")
 
 
+def listen(bind: str, port: int, max_concurrent: int) -> socket.socket:
+    """The server's listening socket (accept polls its stop every ACCEPT_POLL_S), options checked first."""
+    if not bind:
+        raise InputError("serve needs an address to bind to", "pass --bind ADDR (never all interfaces by default)")
+    check_port(port)
+    if not 1 <= max_concurrent <= MAX_CONCURRENT:
+        raise InputError(f"--concurrent {max_concurrent} is out of range", f"use 1..{MAX_CONCURRENT}")
+    try:
+        sock = socket.create_server((bind, port), reuse_port=False)
+    except (OSError, OverflowError) as exc:
+        raise InputError(f"cannot listen on {bind}:{port}: {getattr(exc, 'strerror', None) or exc}",
+                         "use an address of this host and a free --port") from None
+    sock.settimeout(ACCEPT_POLL_S)
+    return sock
+
+
+def answer_busy(conn: socket.socket, max_concurrent: int) -> None:
+    """A client over the limit is answered at once and closed: it never waits behind others."""
+    try:
+        conn.settimeout(1.0)
+        send_msg(conn, {"type": "error", "error": f"busy: {max_concurrent} sessions running, "
+                                                  "try again when one has finished"})
+    except OSError:
+        pass
+    conn.close()
+
+
+def session_line(who: str, outcome: dict[str, Any]) -> str:
+    return f"session from {who}: {outcome.get('result')}" + (f" ({outcome['error']})" if outcome.get("error") else "")
+
+
 class VerbsServer:
     def __init__(self, bind: str, port: int, device: str | None = None, ib_port: int | None = None,
                  gid_index: int | None = None, log: Callable[[str], None] | None = None,
                  limits: Limits = Limits(), max_concurrent: int = DEFAULT_CONCURRENT):
-        if not bind:
-            raise InputError("serve needs an address to bind to", "pass --bind ADDR (never all interfaces by default)")
-        check_port(port)
-        if not 1 <= max_concurrent <= MAX_CONCURRENT:
-            raise InputError(f"--concurrent {max_concurrent} is out of range", f"use 1..{MAX_CONCURRENT}")
-        try:
-            self.sock = socket.create_server((bind, port), reuse_port=False)
-        except (OSError, OverflowError) as exc:
-            raise InputError(f"cannot listen on {bind}:{port}: {getattr(exc, 'strerror', None) or exc}",
-                             "use an address of this host and a free --port") from None
-        self.sock.settimeout(ACCEPT_POLL_S)
+        self.sock = listen(bind, port, max_concurrent)
         self.address = self.sock.getsockname()[:2]
         self.device, self.ib_port, self.gid_index = device, ib_port, gid_index
         self.limits, self.max_concurrent = limits, max_concurrent
@@ -81,14 +102,7 @@ class VerbsServer:
         with self._lock:
             full = len(self._active) >= self.max_concurrent
         if full:
-            # answered at once: a client never waits behind others
-            try:
-                conn.settimeout(1.0)
-                send_msg(conn, {"type": "error", "error": f"busy: {self.max_concurrent} sessions running, "
-                                                          "try again when one has finished"})
-            except OSError:
-                pass
-            conn.close()
+            answer_busy(conn, self.max_concurrent)
             self._finished(peer, {"result": "busy"})
             return
         self.accepted += 1
@@ -112,5 +126,4 @@ class VerbsServer:
     def _finished(self, peer: Any, outcome: dict[str, Any]) -> None:
         with self._lock:
             self.sessions.append({**outcome, "peer": f"{peer[0]}:{peer[1]}"})
-        self.log(f"session from {peer[0]}:{peer[1]}: {outcome.get('result')}"
-                 + (f" ({outcome['error']})" if outcome.get("error") else ""))
+        self.log(session_line(f"{peer[0]}:{peer[1]}", outcome))

@@ -81,7 +81,7 @@ def test_calibrate_host_writes_a_measured_section_over_a_base(tmp_path, capsys, 
     out = tmp_path / "this-host.toml"
     c = _rdmarig(capsys, "calibrate", "host", "--out", str(out), "--store", str(store))
     assert c.returncode == 0, c.stderr
-    assert "fitted host parameters" in c.stdout and "model vs measured" in c.stdout
+    assert "fitted parameters" in c.stdout and "model vs measured" in c.stdout
     plat = schema.load_platform(out)
     assert plat.base in schema.builtin_platforms() and f"base {plat.base}" in c.stdout
     base = schema.load_platform(plat.base)
@@ -201,6 +201,10 @@ OPTION_ROWS = [
     ("scenario-unknown", lambda t: ["--out", str(t / "n.toml"), "--scenario", "nope"], "unknown scenario"),
     ("scenario-directory", lambda t: ["--out", str(t / "n.toml"), "--scenario", str(_dir(t))], "is a directory"),
     ("out-unwritable", lambda t: ["--out", "/proc/rdmarig-this-host.toml"], "cannot write"),
+    ("place-unknown", lambda t: ["--out", str(t / "n.toml"), "--place", "nowhere"], "--place 'nowhere': no records"),
+    ("place-guest-without-guest-records", lambda t: ["--out", str(t / "n.toml"), "--place", "guest"],
+     "no records of the soft-RoCE guest"),
+    ("place-empty", lambda t: ["--out", str(t / "n.toml"), "--place", ""], "no records of that place"),
 ]
 
 
@@ -232,3 +236,112 @@ def test_calibrate_host_without_records_is_one_line(tmp_path, capsys, existing):
     assert len(c.stderr.strip().splitlines()) == 1 and "rdmarig measure" in c.stderr
     assert not (tmp_path / "p.toml").exists()
     assert store.exists() == existing  # a mistyped --store path is not created as an empty store
+
+
+# --- places, the new probes' fits, the software NIC (records built here, clearly fixtures) --------
+
+from results.record import Record  # noqa: E402
+from rig import calibrate as rc  # noqa: E402
+
+GUEST = {"host": "(none)", "cpu_model": "QEMU TCG CPU version 2.5+", "kernel": "6.1.0-57-amd64",
+         "guest_accel": "tcg", "cpu_count": 2, "mem_total_bytes": 2 * 2 ** 30}
+OTHER = {"host": "elsewhere", "cpu_model": "Some CPU", "kernel": "6.18.0", "guest_accel": None, "cpu_count": 8}
+
+
+def _rec(name: str, params: dict, samples: dict | None = None, summary: dict | None = None,
+         provenance: dict = GUEST, created: str | None = None) -> Record:
+    r = Record(kind="measured", name=name, params=params, samples=samples or {}, summary=summary or {},
+               provenance=dict(provenance))
+    if created:
+        r.created = created
+    return r
+
+
+def _memcpy_records(provenance=GUEST) -> list[Record]:
+    # one rate for every size, 2 GB/s per CPU-second (the copy law then has cache = DRAM rate)
+    return [_rec("copy.memcpy", {"io_size_bytes": s, "processes": 1},
+                 {"call_corrected_per_cpu_second_gbytes_per_s": [2.0, 2.02, 1.98]}, provenance=provenance)
+            for s in (64 << 10, 1 << 20, 8 << 20, 64 << 20)]
+
+
+def test_places_keep_each_machine_apart_and_say_which_records():
+    recs = _memcpy_records() + _memcpy_records(OTHER)
+    found = rc.places(recs)
+    assert len(found) == 2
+    place, mine = rc.pick_place(recs, "guest")
+    assert place.is_guest and len(mine) == 4 and all(r.provenance["guest_accel"] == "tcg" for r in mine)
+    summary = rc.place_summary(place, mine)
+    assert summary.startswith("4 records of guest (tcg): QEMU TCG CPU") and "copy.memcpy 4" in summary
+    place, mine = rc.pick_place(recs, rc.place_of(recs[-1]).label)
+    assert place.host == "elsewhere" and len(mine) == 4
+    from scenarios.errors import InputError
+    with pytest.raises(InputError, match="no records of that place"):
+        rc.pick_place(recs, "nowhere")
+
+
+def test_fault_pin_pagecopy_and_checksum_fits_by_hand():
+    a, z = 1.5e-6, 13e9                                   # per fault, zeroing rate
+    t4, t2 = a + 4096 / z, a + (2 << 20) / z
+    fault = [_rec("copy.fault", {"page_kind": "4k"}, {"cpu_seconds_per_page": [t4] * 3,
+                                                      "unmap_cpu_seconds_per_page": [0.2e-6] * 3}),
+             _rec("copy.fault", {"page_kind": "thp"}, {"cpu_seconds_per_page": [t2] * 3})]
+    e = rc.fault_estimates(fault)
+    assert e["cpu.page_fault_time"].value == pytest.approx(a)
+    assert e["cpu.page_zero_rate"].value == pytest.approx(z)
+    assert e["cpu.unmap_page_time"].value == pytest.approx(0.2e-6)
+    pa, pb = 2.3e-9, 52.7e-9                              # per 4 KiB page, per folio
+    pin = [_rec("copy.pin", {"method": "uring-register", "page_kind": "4k"}, {"cpu_seconds_per_page": [pa + pb] * 3}),
+           _rec("copy.pin", {"method": "uring-register", "page_kind": "thp"},
+                {"cpu_seconds_per_page": [pa + pb / 512] * 3})]
+    e = rc.pin_estimates(pin)
+    assert e["cpu.pin_page_time"].value == pytest.approx(pa) and e["cpu.pin_folio_time"].value == pytest.approx(pb)
+    # THP no cheaper than 4 KiB pages per 4 KiB (as under TCG): no split is written
+    assert rc.pin_estimates([pin[0], _rec("copy.pin", {"method": "uring-register", "page_kind": "thp"},
+                                          {"cpu_seconds_per_page": [2 * (pa + pb)] * 3})]) == {}
+    # page copies: the THP record's per-piece figure; when it is negative, the 4 KiB time per page less 4 KiB
+    # at the DRAM-regime rate
+    pc = [_rec("copy.pagecopy", {"page_kind": "thp"}, {"fitted_per_page_cpu_seconds_per_page": [0.35e-6] * 3})]
+    assert rc.pagecopy_estimate(pc, 10e9)[0].value == pytest.approx(0.35e-6)
+    bad = [_rec("copy.pagecopy", {"page_kind": "thp"}, {"fitted_per_page_cpu_seconds_per_page": [-1e-4]}),
+           _rec("copy.pagecopy", {"page_kind": "4k"}, {"cpu_seconds_per_page": [13.6e-6] * 3})]
+    est, how = rc.pagecopy_estimate(bad, 2e9)
+    assert est.value == pytest.approx(13.6e-6 - 4096 / 2e9) and "4 KiB-folio" in how
+    # checksum: the sender's extra CPU per GB with offload off is one pass: rate = 1 GB / extra
+    cs = [_rec("copy.csum", {"path": "sendfile", "checksum_offload": "off"},
+               summary={"offload_off_extra_tx_cpu_s_per_gb": 0.1, "offload_off_extra_rx_cpu_s_per_gb": 0.12})]
+    rate, per_path = rc.csum_estimate(cs)
+    assert rate.value == pytest.approx(10e9) and per_path == {"sendfile tx": 0.1, "sendfile rx": 0.12}
+
+
+@pytest.mark.parametrize("noise", [0.0, 0.03])
+def test_the_software_nic_fit_recovers_the_terms_the_model_was_given(noise):
+    """Verbs records made by the model itself with known software-NIC figures: the fit, which uses the
+    model's equations, gets them back exactly without noise, and inside its intervals with 3 % noise."""
+    from models.sweep import evaluate_with_overrides
+    s = schema.load_scenario("verbs-this-host")
+    truth = {"nic.soft_crc_rate": 0.5e9, "nic.soft_packet_time": 20e-6, "nic.soft_wr_time": 60e-6}
+    rng = np.random.default_rng(5)
+    recs = []
+    for op in ("write", "read", "send"):
+        for size in (256, 1024, 1536, 4096, 16384, 65536, 262144, 1 << 20):
+            ev = evaluate_with_overrides(s, truth, grid={"workload.io_size": [size],
+                                                        "workload.operation_code": [rc.VERBS_OPERATION[op]]})
+            r = ev.result
+            user = ev.table.rdma_wrs_per_io[0] * s.platform.cpu.rdma_wr_time / size
+            kernel = (r.cpu_seconds_per_byte[0] + r.client_cpu_seconds_per_byte[0] - user) * 1e9 * rng.normal(1, noise)
+            recs.append(_rec(f"verbs.{op}.bw", {"mode": "bandwidth", "peer_device": "rxe0", "op": op, "io_size_bytes": size},
+                             summary={"cpu_system_s_per_gb": kernel * 0.7, "cpu_softirq_s_per_gb": kernel * 0.3,
+                                      "cpu_ksoftirqd_s": 0.1,
+                                      "cpu_user_s_per_gb": 25e-6 / size * 1e9, "integrity_ok": True}))
+    fit = rc.fit_soft_rdma(recs, s, {})
+    assert fit is not None and fit.fit.n_points == 16          # write and read fitted; send shown, not fitted
+    for key, value in truth.items():
+        e = fit.figures[key]
+        if noise == 0:
+            assert e.value == pytest.approx(value, rel=1e-6), key
+        else:
+            assert e.low <= value <= e.high, (key, e)
+    assert fit.wr_user.value == pytest.approx(25e-6)
+    # runs on one device (no --peer-device: rxe's own loopback, no veth) are not the path SMB Direct takes
+    one = [_rec(r.name, {**r.params, "peer_device": None}, summary=r.summary) for r in recs]
+    assert rc.fit_soft_rdma(one, s, {}) is None

@@ -48,6 +48,16 @@ def pcie_read_bytes_by_hand(S: float, pcie, work_requests: int) -> float:
             + work_requests * (WQE + pcie.tlp_overhead))
 
 
+def cold_copy_by_hand(S: float, c, page: float = 4096) -> float:
+    """A copy from the page cache: S at the one-core DRAM-regime rate + one step per page (folio)."""
+    return S / c.copy_rate_dram + math.ceil(S / page) * c.copy_page_time
+
+
+def pins_by_hand(S: float, c, page: float = 4096) -> float:
+    """Pin + unpin an I/O's pages: per 4 KiB page + per folio."""
+    return math.ceil(S / 4096) * c.pin_page_time + math.ceil(S / page) * c.pin_folio_time
+
+
 def one_engine_by_hand(engine, descriptor: float = 4096) -> float:
     return descriptor / (descriptor / engine.rate + engine.descriptor_time)
 
@@ -146,7 +156,7 @@ def tcp():
 def test_cpu_copy_serving_time_by_hand(smbd):
     ev, i, r = _row(evaluate_scenario(smbd), "cpu-copy", 8 * MiB)
     c = smbd.platform.cpu
-    t = c.smb_request_time + 1 * c.syscall_time + 2 * c.rdma_wr_time + 8 * MiB / c.copy_rate_dram
+    t = c.smb_request_time + 1 * c.syscall_time + 2 * c.rdma_wr_time + cold_copy_by_hand(8 * MiB, c)
     assert ev.result.serving_seconds_per_io.flat[i] == pytest.approx(t)
     caps = smbd_capacities_by_hand(smbd, 8 * MiB, t, cpu_copies=1, wrs=2)
     assert r["capacity_cpu_serving_bytes_per_s"] == pytest.approx(4 * 8 * MiB / t)   # 4 serving threads
@@ -176,7 +186,7 @@ def test_zero_copy_reaches_line_rate(smbd):
 def test_async_workers_moves_the_copy(smbd):
     ev, i, r = _row(evaluate_scenario(smbd), "async-workers", 8 * MiB)
     c = smbd.platform.cpu
-    assert ev.result.worker_seconds_per_io.flat[i] == pytest.approx(8 * MiB / c.copy_rate_dram)
+    assert ev.result.worker_seconds_per_io.flat[i] == pytest.approx(cold_copy_by_hand(8 * MiB, c))
     assert ev.result.serving_seconds_per_io.flat[i] == pytest.approx(
         c.smb_request_time + c.syscall_time + 2 * c.rdma_wr_time + c.async_handoff_time)
     assert ev.result.dram_bytes_per_byte.flat[i] == 1 + (2 if c.nontemporal_copy else 3)   # the copy moved, not removed
@@ -228,7 +238,7 @@ def test_tcp_paths_by_hand(tcp):
     _, i, r = _row(ev, "cpu-copy", S, **{"workload.connections": 1.0})
     # cold page cache -> buffer at the DRAM rate; the buffer (1 MiB, within cache_per_core) -> skb at the cache rate
     assert S <= c.cache_per_core
-    t = c.smb_request_time + 2 * c.syscall_time + S / c.copy_rate_dram + S / c.copy_rate_cache + units * c.tcp_segment_time
+    t = c.smb_request_time + 2 * c.syscall_time + cold_copy_by_hand(S, c) + S / c.copy_rate_cache + units * c.tcp_segment_time
     assert ev.result.serving_seconds_per_io.flat[i] == pytest.approx(t)
     assert r["throughput_bytes_per_s"] == pytest.approx(min(S / t, line))    # one connection, one serving core
     _, i, r = _row(ev, "splice", S, **{"workload.connections": 1.0})
@@ -236,7 +246,8 @@ def test_tcp_paths_by_hand(tcp):
     assert ev.result.serving_seconds_per_io.flat[i] == pytest.approx(t)
     assert ev.result.dram_bytes_per_byte.flat[i] == 1
     _, i, r = _row(ev, "send-zc", S, **{"workload.connections": 1.0})
-    t = c.smb_request_time + 3 * c.syscall_time + S / c.copy_rate_dram + units * c.tcp_segment_time
+    # send-zc pins the buffer's pages for the NIC to read them
+    t = c.smb_request_time + 3 * c.syscall_time + cold_copy_by_hand(S, c) + pins_by_hand(S, c) + units * c.tcp_segment_time
     assert ev.result.serving_seconds_per_io.flat[i] == pytest.approx(t)
     # DRAM per payload byte: NIC 1 + one copy, 3 with write-allocate (send-zc: 4); two copies (cpu-copy: 7)
     per_copy = 2 if c.nontemporal_copy else 3
@@ -316,7 +327,7 @@ def test_target_requirements(smbd):
     for i, r in enumerate(rows):
         if r["copy_path"] == "cpu-copy" and r["io_size_bytes"] == S:
             # Xeon: 46 GB/s x (6.25 us + 8388608 B / 6.17 GB/s) / 8388608 B = 7.49 -> 8 serving threads
-            t = c.smb_request_time + c.syscall_time + 2 * c.rdma_wr_time + S / c.copy_rate_dram
+            t = c.smb_request_time + c.syscall_time + 2 * c.rdma_wr_time + cold_copy_by_hand(S, c)
             assert req.serving_cores[i] == math.ceil(46e9 * t / S)
             assert req.links[i] == math.ceil(46e9 / per_link)
             assert req.feasible[i] == (req.serving_cores[i] <= c.cores and 46e9 <= r["capacity_dram_bytes_per_s"])
@@ -491,7 +502,7 @@ def test_field_report_figures_by_hand(smbd, tcp):
         assert r["binding"] == "links" and r["throughput_bytes_per_s"] == pytest.approx(line)
     # cpu-copy, 8 MiB, 4 serving threads: 4 x 8388608 / (5 + 0.25 + 2 x 0.5 us + 8388608 / 6.17 GB/s) = 24.5671 GB/s
     _, i, r = _row(ev, "cpu-copy", S)
-    serving = 4 * S / (c.smb_request_time + c.syscall_time + 2 * c.rdma_wr_time + S / c.copy_rate_dram)
+    serving = 4 * S / (c.smb_request_time + c.syscall_time + 2 * c.rdma_wr_time + cold_copy_by_hand(S, c))
     assert r["capacity_cpu_serving_bytes_per_s"] == pytest.approx(serving)
     if serving < line:
         assert r["throughput_bytes_per_s"] == pytest.approx(serving)
@@ -499,7 +510,7 @@ def test_field_report_figures_by_hand(smbd, tcp):
     # + 40.801 us (warm buffer -> skb, 25.7 GB/s) + 16 GSO units x 1.25 us = 236.248 us -> 4.43845 GB/s
     ct = tcp.platform.cpu
     _, i, r = _row(evaluate_scenario(tcp), "cpu-copy", MiB, **{"workload.connections": 1.0})
-    t = (ct.smb_request_time + 2 * ct.syscall_time + MiB / ct.copy_rate_dram + MiB / ct.copy_rate_cache
+    t = (ct.smb_request_time + 2 * ct.syscall_time + cold_copy_by_hand(MiB, ct) + MiB / ct.copy_rate_cache
          + MiB / tcp.workload.gso_size * ct.tcp_segment_time)
     assert r["capacity_cpu_serving_bytes_per_s"] == pytest.approx(MiB / t)
     # 4 connections: the link, 12.5 GB/s x 1448 / 1538 less the 84 B of SMB headers per I/O = 11.7685 GB/s

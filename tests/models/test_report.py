@@ -145,3 +145,16 @@ def test_target_range(text, ok):
 def test_target_not_finite_or_not_positive(rate):
     with pytest.raises(InputError, match="scenario.toml: target"):
         report.check_target(rate, "scenario.toml: target")
+
+
+def test_a_report_stored_before_a_resource_existed_still_renders():
+    # plan records stored by an earlier rdmarig lack the utilisation of resources added since
+    # (flow cores, client, socket link): their columns are empty, the rest renders as stored
+    from models.report import plan_report, table_rows
+    from models.sweep import evaluate_scenario
+    from scenarios.schema import load_scenario
+    points = plan_report(evaluate_scenario(load_scenario("smbdirect-2x200g")))["points"]
+    old = {k: v for k, v in points.items() if not k.startswith(("util_cpu_flows", "util_client", "util_socket"))}
+    rows = table_rows(old)
+    assert all(r["util_cpu_flows_pct"] is None and r["util_socket_link_pct"] is None for r in rows)
+    assert [r["util_links_pct"] for r in rows] == [r["util_links_pct"] for r in table_rows(points)]

@@ -76,11 +76,13 @@ def _cpu_copy_8mib(s: schema.Scenario, spreads: dict[str, Spread]):
 
 
 def _serving_capacity(s: schema.Scenario, rate_dram: float) -> float:
-    """docs/model.md, CPU serving threads, for cpu-copy over SMB Direct (1 syscall, 2 WRs, one cold
-    copy): threads x S / (t_smb + t_syscall + 2 t_wr + S / rate_dram)."""
+    """docs/model.md, CPU serving threads, for cpu-copy over SMB Direct (1 syscall, 2 WRs, one copy
+    out of the page cache: per byte + a step per 4 KiB page): threads x S / (t_smb + t_syscall + 2 t_wr
+    + S / rate_dram + S / 4 KiB x t_page)."""
     cpu, w = s.platform.cpu, s.workload
     S = 8 * MiB
-    t = cpu.smb_request_time + cpu.syscall_time + 2 * cpu.rdma_wr_time + S / rate_dram
+    t = (cpu.smb_request_time + cpu.syscall_time + 2 * cpu.rdma_wr_time + S / rate_dram
+         + S / 4096 * cpu.copy_page_time)
     return min(w.io_cores, w.connections) * S / t
 
 

@@ -117,7 +117,8 @@ def test_a_group_without_a_command_shows_its_help(run_cli):
     assert res.code == 2 and "Usage: rdmarig measure" in res.err and "copy" in res.err
 
 
-@pytest.mark.parametrize("argv", [["serve", "--help"], ["measure", "verbs", "--help"]])
+@pytest.mark.parametrize("argv", [["serve", "--help"], ["measure", "verbs", "--help"], ["measure", "smbd", "--help"],
+                                  ["serve", "smbd", "--help"]])
 def test_light_commands_start_without_numpy(argv):
     """Commands run in the emulated guest import only what they use: no numpy, scipy, model."""
     import subprocess

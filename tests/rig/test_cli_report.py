@@ -11,7 +11,6 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from results.record import from_json
@@ -158,7 +157,8 @@ def test_report_of_every_builtin_scenario(run_cli, store, tmp_path, scenario):
     s = load_scenario(scenario)
     verdict = text.split('<ul class="verdict">')[1].split("</ul>")[0]
     assert verdict.count("<li>") == len(s.copy_paths)
-    assert text.count("data:image/png;base64,") == 4
+    # the "what it takes" figure needs a target: the links' most, which a loopback medium has not
+    assert text.count("data:image/png;base64,") == (3 if s.link.medium == "loopback" else 4)
 
 
 def test_report_with_target_platform_and_fleet(run_cli, store, tmp_path):
