@@ -43,12 +43,11 @@ def two_devices(rdma_devices: list[str]) -> tuple[str, str]:
     return rdma_devices[0], rdma_devices[1]
 
 
-@pytest.fixture(params=["native", "python"])
-def loop(request, monkeypatch) -> str:
-    """Each loop test runs with both loops: the compiled one (rig/rdma/_fastloop.c; in the guest it
-    must be built, elsewhere a missing build skips with the reason) and the Python fallback."""
+def _use(name: str, monkeypatch) -> str:
+    """Run the test with loop `name` ("native": the compiled one, which in the guest must be built
+    and elsewhere skips with the reason when it is not; "python": the fallback)."""
     from rig.rdma import native
-    if request.param == "native":
+    if name == "native":
         monkeypatch.delenv(native.ENV_LOOP, raising=False)
         ok, why = native.available()
         if not ok:
@@ -57,4 +56,17 @@ def loop(request, monkeypatch) -> str:
             pytest.skip(f"the compiled loop is unavailable: {why}")
     else:
         monkeypatch.setenv(native.ENV_LOOP, "python")
-    return request.param
+    return name
+
+
+@pytest.fixture(params=["native", "python"])
+def loop(request, monkeypatch) -> str:
+    """The tests where the two loops differ (integrity, stamps, completion errors, time limits,
+    ticks, ping-pong) run with both."""
+    return _use(request.param, monkeypatch)
+
+
+@pytest.fixture
+def default_loop(monkeypatch) -> str:
+    """The rest run once, with the loop a run picks by default (the compiled one)."""
+    return _use("native", monkeypatch)

@@ -90,23 +90,24 @@ def test_bandwidth_point(rdma_devices, op, loop):
     assert note["in_context_softirq_taken_out_of_system_time"] == bool(note["softirq_in_task_time"])
 
 
-def test_duration_mode_and_inline(rdma_devices, loop):
+def test_duration_mode_and_inline(rdma_devices, default_loop):
     opts = VerbsOptions(op="write", sizes=[64], tx_depth=16, cq_mod=4, inline_bytes=64, duration_s=0.5)
     point = run_point(opts, 64)
     s = point.summary
-    assert s["loop"] == loop
+    assert s["loop"] == default_loop
     assert s["wrs"] > 0 and s["wrs"] % 4 == 0 and s["completions"] * 4 == s["wrs"]
     assert 0.4 < s["seconds"] < 5
     assert s["integrity_ok"]
 
 
 @pytest.mark.parametrize("op", OPS)
-def test_latency(rdma_devices, op, loop):
-    """Post to completion (one WR in flight; SEND: the target's receive reposted after each)."""
+def test_latency(rdma_devices, op, default_loop):
+    """Post to completion (one WR in flight; SEND: the target's receive reposted after each). The
+    Python loop's WRITE and SEND post-to-completion runs are in the ping-pong test below."""
     opts = VerbsOptions(op=op, sizes=[64], latency=True, latency_mode="post", iterations=50, warmup_iterations=5)
     point = run_point(opts, 64)
     s = point.summary
-    assert s["loop"] == loop and s["latency_method"] == "post_to_completion" and s["integrity_ok"]
+    assert s["loop"] == default_loop and s["latency_method"] == "post_to_completion" and s["integrity_ok"]
     assert s["wrs"] == 50 and len(point.samples["latency_s"]) == 50
     assert 0 < s["latency_min_s"] <= s["latency_median_s"] <= s["latency_p99_s"] <= s["latency_max_s"] < 1.0
 
