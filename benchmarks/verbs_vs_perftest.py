@@ -22,6 +22,7 @@ import json
 import os
 import statistics
 import sys
+import time
 from typing import Any, Callable
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
@@ -127,7 +128,11 @@ def run_rounds(a: argparse.Namespace) -> dict[str, Any]:
         for op in ("write", "send"):
             jobs.append((f"lat {op} {a.lat_size} {loop}",
                          lambda op=op, loop=loop: lat_pair(op, a.lat_size, a, loop)))
+    t0 = time.monotonic()
     for r in range(a.rounds):
+        if r and a.stop_after_min and time.monotonic() - t0 > a.stop_after_min * 60:
+            print(f"{r} of {a.rounds} rounds: --stop-after {a.stop_after_min:g} min has passed", file=sys.stderr, flush=True)
+            break
         a.perftest_first = r % 2 == 1
         for key, job in jobs:
             try:
@@ -197,6 +202,8 @@ def main() -> int:
     ap.add_argument("--device")
     ap.add_argument("--peer-device")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--stop-after", dest="stop_after_min", type=float, default=0,
+                    help="minutes: start no new round after this (0: run every round)")
     ap.add_argument("--python-loop", action="store_true", help="also the Python loop (the fallback)")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
