@@ -30,7 +30,7 @@
 #include <x86intrin.h>
 #endif
 
-#define RR_ABI_VERSION 1
+#define RR_ABI_VERSION 2
 
 enum rr_status {
     RR_DONE = 0,          /* the loop finished */
@@ -272,7 +272,7 @@ static void rx_free(struct rr_rx *rx)
  * in flight (every chains_per_signal-th chain is the signaled one), stamp each post call; poll
  * the send CQ in batches, stamp each poll that returned completions (one stamp per completion);
  * every empty_check-th empty poll read the clock for the time limit; at the deadline stop each
- * QP at its next signaled WR. */
+ * QP at its next signaled WR. A SEND target's receives are reposted by a thread of its own. */
 
 #define POLL_MAX 256
 
@@ -285,19 +285,80 @@ struct rr_bw {
     int64_t *posted, *target, *chains, *outstanding;
     int64_t last_progress, empty;
     int begun, finished;
+    /* A SEND target's receives are serviced by a thread of their own, as ib_send_bw's server
+     * is a process of its own (inline, in this loop, when the thread cannot start). */
+    pthread_t rx_tid;
+    int rx_threaded, rx_nap;                 /* rx_nap: deep receive queue, nap on an empty poll */
+    atomic_int rx_stop, rx_status;           /* rx_status: the thread's failure, details in rx_run */
+    struct rr_run rx_run;                    /* the thread's own: received count, failure fields */
 };
+
+#define RX_NAP_NS 20000          /* a receiver with >= RX_NAP_DEPTH receives posted naps this long */
+#define RX_NAP_DEPTH 64          /* when its CQ is empty (64 x ~25 us per 64 B SEND under TCG) */
+
+static void *bw_receiver(void *arg)
+{
+    struct rr_bw *h = arg;
+    const struct timespec nap = {0, RX_NAP_NS};
+    while (!atomic_load_explicit(&h->rx_stop, memory_order_relaxed)) {
+        int64_t before = h->rx_run.received;
+        int status = rx_service(&h->rx, &h->rx_run);
+        if (status) {
+            atomic_store_explicit(&h->rx_status, status, memory_order_release);
+            break;
+        }
+        if (h->rx_nap && h->rx_run.received == before)
+            nanosleep(&nap, NULL);
+    }
+    return NULL;
+}
+
+/* Stop and join the receiver thread, then reap what it left (counts final, receives reposted). */
+static int bw_receiver_stop(struct rr_bw *h)
+{
+    if (h->rx_threaded) {
+        atomic_store_explicit(&h->rx_stop, 1, memory_order_relaxed);
+        pthread_join(h->rx_tid, NULL);
+        h->rx_threaded = 0;
+        int status = atomic_load_explicit(&h->rx_status, memory_order_acquire);
+        if (status)
+            return status;
+    }
+    if (!h->rx.cq)
+        return 0;
+    for (;;) {
+        int64_t before = h->rx_run.received;
+        int status = rx_service(&h->rx, &h->rx_run);
+        if (status || h->rx_run.received == before)
+            return status;
+    }
+}
+
+/* The receiver's failure as this run's return. */
+static int bw_receiver_failed(struct rr_bw *h, struct rr_run *r, int status)
+{
+    r->wc_wr_id = h->rx_run.wc_wr_id;
+    r->wc_status = h->rx_run.wc_status;
+    r->wc_vendor_err = h->rx_run.wc_vendor_err;
+    r->wc_qp_num = h->rx_run.wc_qp_num;
+    r->err = h->rx_run.err;
+    r->where = h->rx_run.where;
+    r->received = h->rx_run.received;
+    return status;
+}
 
 void rr_bw_free(struct rr_bw *h)
 {
     if (!h)
         return;
+    bw_receiver_stop(h);
     free(h->qps); free(h->plain); free(h->sig); free(h->posted); free(h->target); free(h->chains);
     free(h->outstanding); rx_free(&h->rx); free(h);
 }
 
 void *rr_bw_new(int nq, int post_list, int mod, int depth, int batch, int empty_check, int64_t per_qp,
                 struct ibv_qp **qps, struct ibv_cq *cq, struct ibv_send_wr **plain, struct ibv_send_wr **sig,
-                struct ibv_qp **rx_qps, struct ibv_cq *rx_cq, struct ibv_recv_wr **rx_wrs)
+                struct ibv_qp **rx_qps, struct ibv_cq *rx_cq, struct ibv_recv_wr **rx_wrs, int rx_depth)
 {
     if (nq < 1 || post_list < 1 || mod < post_list || batch < 1 || batch > POLL_MAX)
         return NULL;
@@ -321,6 +382,7 @@ void *rr_bw_new(int nq, int post_list, int mod, int depth, int batch, int empty_
     memcpy(h->sig, sig, ptrs);
     for (int q = 0; q < nq; q++)
         h->target[q] = per_qp;
+    h->rx_nap = rx_depth >= RX_NAP_DEPTH;
     return h;
 }
 
@@ -365,9 +427,13 @@ int rr_bw_run(struct rr_bw *h, struct rr_run *r)
     if (!h->begun) {
         h->begun = 1;
         h->last_progress = r->start;
+        h->rx_threaded = h->rx.cq && pthread_create(&h->rx_tid, NULL, bw_receiver, h) == 0;
     }
     if (h->finished) {
         r->in_flight = 0;
+        if ((status = bw_receiver_stop(h)))
+            return bw_receiver_failed(h, r, status);
+        r->received = h->rx_run.received;
         return RR_DONE;
     }
     for (;;) {
@@ -396,8 +462,16 @@ int rr_bw_run(struct rr_bw *h, struct rr_run *r)
         int n = ibv_poll_cq(h->cq, h->batch, wc);
         if (n < 0)
             return fail_call(r, n, RR_SEND_CQ);
-        if (h->rx.cq && (status = rx_service(&h->rx, r)))
-            return status;
+        if (h->rx_threaded) {
+            if ((status = atomic_load_explicit(&h->rx_status, memory_order_acquire))) {
+                r->in_flight = bw_in_flight(h);
+                bw_receiver_stop(h);
+                return bw_receiver_failed(h, r, status);
+            }
+        } else if (h->rx.cq && (status = rx_service(&h->rx, &h->rx_run))) {
+            r->in_flight = bw_in_flight(h);
+            return bw_receiver_failed(h, r, status);
+        }
         if (n) {
             t = rr_now();
             for (int i = 0; i < n; i++) {
@@ -440,6 +514,9 @@ int rr_bw_run(struct rr_bw *h, struct rr_run *r)
         if (done) {
             r->in_flight = 0;
             h->finished = 1;
+            if ((status = bw_receiver_stop(h)))
+                return bw_receiver_failed(h, r, status);
+            r->received = h->rx_run.received;
             return RR_DONE;
         }
     }

@@ -36,7 +36,7 @@ STEM = "_fastloop"
 BUILD_ERROR_FILE = HERE / f"{STEM}.build-error.txt"
 ENV_LOOP = "RDMARIG_LOOP"          # "python" turns the native loops off
 ENV_VALUES = ("", "auto", "native", "python")
-ABI_VERSION = 1
+ABI_VERSION = 2
 
 DONE, TICK, FULL, WC_ERROR, TIMEOUT, POST_FAILED, POLL_FAILED = range(7)
 SEND_CQ, RECV_CQ, POST_SEND, POST_RECV, WAIT_TARGET = range(5)
@@ -73,7 +73,7 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "rr_find_send_wr": (_I64, [_P, _I64, ctypes.c_uint64, ctypes.c_int32, ctypes.c_int32, ctypes.c_uint32]),
     "rr_find_recv_wr": (_I64, [_P, _I64, ctypes.c_uint64, ctypes.c_int32]),
     "rr_send_wr_next": (_P, [_P]),
-    "rr_bw_new": (_P, [_I, _I, _I, _I, _I, _I, _I64, _P, _P, _P, _P, _P, _P, _P]),
+    "rr_bw_new": (_P, [_I, _I, _I, _I, _I, _I, _I64, _P, _P, _P, _P, _P, _P, _P, _I]),
     "rr_bw_run": (_I, [_P, ctypes.POINTER(Run)]),
     "rr_bw_free": (None, [_P]),
     "rr_lat_new": (_P, [_P, _P, _P, _I, _P, _P, _P]),
@@ -399,7 +399,7 @@ def self_cost(wrs: int = 2_000_000, post_list: int = 1, cq_mod: int = 100, tx_de
         plain = pointers([L.rr_null_chain(dev, q, 0) for q in range(num_qps)])
         sig = pointers([L.rr_null_chain(dev, q, 1) for q in range(num_qps)])
         h = L.rr_bw_new(num_qps, post_list, mod, tx_depth, poll_batch, 256, per_qp, qps, L.rr_null_cq(dev),
-                        plain, sig, None, None, None)
+                        plain, sig, None, None, None, 0)
         try:
             st = drive(L.rr_bw_run, h, n_post=per_qp * num_qps // post_list + 1, n_comp=per_qp * num_qps // mod + 1,
                        growable=True, timeout_s=10.0, duration_s=0.0, on_tick=None, tick_s=1.0)

@@ -318,7 +318,7 @@ def _bw_native(V: compat.Verbs, player: Player, p: LoopParams, service: Callable
     heads = [native.pointers([native.chain_pointer(c) for c in chains]) for chains in (plain, signaled)]
     per_qp, est = _iterations(p, mod, pl, nq)
     h = L.rr_bw_new(nq, pl, mod, p.tx_depth, p.poll_batch, EMPTY_POLLS_PER_CLOCK_CHECK, per_qp,
-                    native.pointers([f[0] for f in found]), found[0][1], heads[0], heads[1], *rx.args)
+                    native.pointers([f[0] for f in found]), found[0][1], heads[0], heads[1], *rx.args, rx.depth)
     if not h:
         raise native.NativeUnavailable("rr_bw_new refused the loop's parameters")
     window = p.window().start()
@@ -477,6 +477,7 @@ class _NativeRx:
     receiver: "Receiver | None" = None
     args: tuple = (None, None, None)     # (ibv_qp* array, ibv_cq*, ibv_recv_wr* array)
     nq: int = 0
+    depth: int = 0                       # receives kept posted per QP
 
     def received(self, n: int) -> None:
         if self.receiver is not None:
@@ -494,4 +495,5 @@ def _native_receiver(service: Callable[[], Any] | None) -> _NativeRx:
         raise native.NativeUnavailable("the receiver cycles through several slots per QP")
     found = [native.qp_pointers(qp, None, rcv.player.recv_cq) for qp in rcv.player.qps]
     wrs = [native.recv_wr_pointer(w[0]) for w in rcv.wrs]
-    return _NativeRx(rcv, (native.pointers([f[0] for f in found]), found[0][2], native.pointers(wrs)), len(found))
+    return _NativeRx(rcv, (native.pointers([f[0] for f in found]), found[0][2], native.pointers(wrs)), len(found),
+                     rcv.depth)
