@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -26,10 +27,17 @@ ROOT = Path(__file__).resolve().parents[1]
 HELP_GOAL, PLAN_GOAL_S = 2.0, 0.4
 
 
-def wall(argv: list[str]) -> float:
+def wall(argv: list[str], cpu: list[float] | None = None) -> float:
+    """Wall seconds of one run of argv; its CPU seconds (user + system) appended to `cpu`: on a
+    shared machine they are what the wall time would be on a quiet one (the runs are single-threaded)."""
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     subprocess.run(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-    return time.perf_counter() - t0
+    elapsed = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if cpu is not None:
+        cpu.append(r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime)
+    return elapsed
 
 
 def main() -> int:
@@ -47,13 +55,15 @@ def main() -> int:
         for argv in commands.values():            # warm the page cache and the store's directory
             wall(argv)
         times: dict[str, list[float]] = {k: [] for k in commands}
+        cpu: dict[str, list[float]] = {k: [] for k in commands}
         for _ in range(a.rounds):
             for name, argv in commands.items():
-                times[name].append(wall(argv))
+                times[name].append(wall(argv, cpu[name]))
         load1 = os.getloadavg()[0]
     med = {k: statistics.median(v) for k, v in times.items()}
     for name, v in times.items():
-        print(f"{name:32} median {med[name]:.3f} s  ({min(v):.3f}..{max(v):.3f}, {len(v)} rounds)")
+        print(f"{name:32} median {med[name]:.3f} s  ({min(v):.3f}..{max(v):.3f}, {len(v)} rounds); "
+              f"CPU {statistics.median(cpu[name]):.3f} s")
     ratio = med["rdmarig --help"] / med["import numpy, typer"]
     ratios = [h / i for h, i in zip(times["rdmarig --help"], times["import numpy, typer"])]
     print(f"--help / import numpy+typer: {ratio:.2f} (per round {min(ratios):.2f}..{max(ratios):.2f}); "
