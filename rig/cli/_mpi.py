@@ -25,6 +25,19 @@ ToleranceOption = typer.Option(None, "--tolerance", help="--mpi: pairs below thi
 JoinTimeoutOption = typer.Option("10min", "--join-timeout", help="--mpi: the longest wait for every rank to start.")
 
 
+def split_devices(device: Optional[str], mpi: bool) -> tuple[Optional[str], tuple[str, ...]]:
+    """--device: one name, or with --mpi a list taken round-robin by local rank -> (one, list)."""
+    if device is None or "," not in device:
+        return device, ()
+    if not mpi:
+        raise InputError(f"--device {device!r} names several devices", "name one, or run with --mpi "
+                         "(ranks take the list round-robin by local rank)")
+    devices = tuple(d.strip() for d in device.split(","))
+    if not all(devices):
+        raise InputError(f"--device {device!r} has an empty name", "list device names: --device rxe0,rxe1")
+    return None, devices
+
+
 def mpi_options(pattern: Optional[str], partners: int, seed: int, tolerance: Optional[str], join_timeout: str,
                 devices: tuple[str, ...]) -> Any:
     """rig.launch.mpi_run.MpiOptions from the command line, checked."""

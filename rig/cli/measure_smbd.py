@@ -13,8 +13,7 @@ import typer
 from results.tables import Column, Table, render
 from rig.cli._common import JsonOption, StoreOption, open_store
 from rig.cli._mpi import (JoinTimeoutOption, MpiFlag, PartnersOption, PatternOption, SeedOption, ToleranceOption,
-                          mpi_options, refuse_without_mpi, report)
-from scenarios.errors import InputError
+                          mpi_options, refuse_without_mpi, report, split_devices)
 from scenarios.units import US, parse_size, parse_size_list, parse_time
 
 COLUMNS = [
@@ -70,15 +69,7 @@ def smbd(
     from rig.launch.smbd import SmbdOptions, describe
     from rig.progress import Progress
 
-    devices: tuple[str, ...] = ()
-    if device is not None and "," in device:
-        if not mpi:
-            raise InputError(f"--device {device!r} names several devices", "name one, or run with --mpi "
-                             "(ranks take the list round-robin)")
-        devices = tuple(d.strip() for d in device.split(","))
-        if not all(devices):
-            raise InputError(f"--device {device!r} has an empty name", "list device names: rxe0,rxe1")
-        device = None
+    device, devices = split_devices(device, mpi)
     opts = SmbdOptions(
         op=op, sizes=[int(x) for x in parse_size_list(io_size, "--io-size")],
         copies=[c.strip() for c in copy.split(",") if c.strip()] if copy is not None else None,

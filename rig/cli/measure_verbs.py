@@ -12,7 +12,7 @@ import typer
 from results.tables import Column, Table, render
 from rig.cli._common import JsonOption, StoreOption, open_store
 from rig.cli._mpi import (JoinTimeoutOption, MpiFlag, PartnersOption, PatternOption, SeedOption, ToleranceOption,
-                          mpi_options, refuse_without_mpi, report)
+                          mpi_options, refuse_without_mpi, report, split_devices)
 from scenarios.errors import InputError
 from scenarios.units import US, parse_size, parse_size_list, parse_time
 
@@ -116,15 +116,7 @@ def verbs(
     from rig.progress import Progress
     from rig.rdma.measure import DURATION_BOUNDS, VerbsOptions, check_range
 
-    devices: tuple[str, ...] = ()
-    if device is not None and "," in device:
-        if not mpi:
-            raise InputError(f"--device {device!r} names several devices", "name one, or run with --mpi "
-                             "(ranks take the list round-robin by local rank)")
-        devices = tuple(d.strip() for d in device.split(","))
-        if not all(devices):
-            raise InputError(f"--device {device!r} has an empty name", "list device names: --device rxe0,rxe1")
-        device = None
+    device, devices = split_devices(device, mpi)
     duration_s = 0.0
     if duration is not None:
         duration_s = parse_time(duration, "--duration")
