@@ -306,8 +306,10 @@ class Rank:
     def __init__(self, MPI: Any, plan: Plan, workload_for: Callable[[int], Workload],
                  on_result: Callable[[Job, PairResult], None] | None = None,
                  say: Callable[[str], None] = lambda _: None,
-                 describe: Callable[[], dict[str, Any]] = dict):
+                 describe: Callable[[], dict[str, Any]] = dict,
+                 serve: Callable[[Any, Any, str | None], dict[str, Any]] | None = None):
         self.MPI, self.plan, self.workload_for = MPI, plan, workload_for
+        self.serve = serve                # the target side (conversation, limits, device) -> outcome
         self.on_result, self.say = on_result, say
         self.box = Mailbox(MPI, MPI.COMM_WORLD)
         self.describe = describe          # this host's provenance (asked of one rank per host)
@@ -526,14 +528,18 @@ class Rank:
 
         a = self.plan.answer_s
         limits = Limits(hello_s=a + SETUP_S, start_s=a, silence_s=max(10.0, a), run_s=self.plan.step_s)
-        outcome = TargetSession(MpiConversation(self.box, peer, phase), limits, self.device,
-                                self.plan.ib_port, self.plan.gid_index).run()
+        conv = MpiConversation(self.box, peer, phase)
+        if self.serve is not None:
+            outcome = self.serve(conv, limits, self.device)
+        else:
+            outcome = TargetSession(conv, limits, self.device, self.plan.ib_port, self.plan.gid_index).run()
         if outcome.get("result") != "ok":
             row["error"] = f"target side: {outcome.get('error')}"
         return row
 
     def _serve_many(self, job: Job, phase: int, live: list[tuple[int, dict[str, Any]]]) -> list[dict[str, Any]]:
-        """An incast server: one session per client, each in its own thread (as `rdmarig serve`)."""
+        """An incast server: one session per client, each in its own thread (as `rdmarig serve`; an
+        SMB Direct session forks its serving processes from its thread)."""
         threads = [threading.Thread(target=self._serve, args=(job, phase, peer, row), daemon=True)
                    for peer, row in live]
         for t in threads:
