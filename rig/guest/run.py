@@ -78,7 +78,7 @@ class RunResult:
     total_s: float
     console_tail: list[str]
     kernel_uptime_s: float | None = None   # guest clock: kernel start -> init running
-    landed_named: list[tuple[Path, int]] = field(default_factory=list)   # stores the command named: (store, records)
+    landed_named: list[tuple[Path, int, str]] = field(default_factory=list)   # stores the command named: (store, records, why not)
     first_output_s: float | None = None    # host clock: command start -> its first output
     kernel_lines: int = 0                  # kernel console lines while the command ran (console.log)
     binds: tuple[Path, ...] = ()           # host paths bound in read-only from the host root
@@ -292,7 +292,7 @@ def run_in_guest(argv: list[str], cwd: Path, cache: Cache, options: RunOptions, 
             result.message += f"; qemu: {qemu_err[-1]}"
     ingested = 0
     store_path = None
-    landed_named: list[tuple[Path, int]] = []
+    landed_named: list[tuple[Path, int, str]] = []
     # the run's store (`guest run --store`) takes what the command stored by default; a store the
     # command named itself (`--store PATH` inside) takes its own records, at the same path here
     targets = [(spool, store)] if any(spool.glob("*.json")) else []
@@ -305,8 +305,11 @@ def run_in_guest(argv: list[str], cwd: Path, cache: Cache, options: RunOptions, 
                 if source == spool:
                     ingested, store_path = n, st.path
                 else:
-                    landed_named.append((st.path, n))
+                    landed_named.append((st.path, n, ""))
         except InputError as exc:
+            if source != spool:        # a store named inside the guest that this host cannot open
+                landed_named.append((Path(target), 0, f"its records wait in {source}: {exc.cause}"))
+                continue
             raise InputError(exc.cause, f"{exc.fix}; the command's records wait in {source} "
                              "(results.store.Store(PATH).ingest_spool(DIR) takes them)") from None
     _prune_runs(cache)
