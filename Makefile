@@ -5,7 +5,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 APT_PACKAGES := qemu-system-x86 kmod iproute2 rdma-core ibverbs-providers ibverbs-utils libibverbs1 \
-	python3-pyverbs perftest busybox-static mbw iperf3 ethtool git chromium
+	python3-pyverbs perftest busybox-static mbw iperf3 ethtool git chromium openmpi-bin python3-mpi4py
 
 .PHONY: run test test-host test-rdma deps venv bench clean readme-image
 
@@ -37,7 +37,7 @@ test-rdma: venv deps
 	fi
 
 deps: $(VENV)/.apt-done
-$(VENV)/.apt-done: | $(VENV)/bin/python
+$(VENV)/.apt-done: Makefile | $(VENV)/bin/python
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
@@ -60,6 +60,7 @@ bench: venv deps
 	$(BIN)/python benchmarks/model_sweep.py
 	$(BIN)/python benchmarks/plan_intervals.py
 	$(BIN)/python benchmarks/store_open.py
+	$(BIN)/python benchmarks/mpi_schedule.py
 	$(BIN)/rdmarig guest prepare
 	$(BIN)/rdmarig guest run -- $(CURDIR)/$(BIN)/python benchmarks/verbs_vs_perftest.py --rounds 5
 	$(BIN)/rdmarig guest run -- $(CURDIR)/$(BIN)/python benchmarks/smbd_vs_verbs.py --rounds 3

@@ -110,10 +110,20 @@ def list_(
 
 @app.command("show")
 def show(
-    record_id: str = typer.Argument(..., help="record id or a unique prefix of it"),
+    record_id: str = typer.Argument(..., help="record id or a unique prefix of it (with --matrix: a run id)"),
+    matrix: bool = typer.Option(False, "--matrix", help="the per-pair bandwidth matrix of a run under "
+                                "`measure verbs --mpi`, outliers flagged; RUN is its run id (or a record's id)"),
     store: Optional[Path] = StoreOption,
 ) -> None:
-    """Print one record as JSON."""
+    """Print one record as JSON, or a run's matrix (--matrix)."""
+    if matrix:
+        from results.matrix import matrices, run_records, table
+
+        with open_store(store, write=False) as st:
+            found = run_records(st.query(kind="measured"), record_id)
+        write_stdout("\n".join(render(table(m), "md") for m in matrices(found)))
+        _finish(st)
+        return
     if not record_id.strip():
         raise InputError("the record id is empty", "give an id or its first characters (`rdmarig results list`)")
     with open_store(store, write=False) as st:
