@@ -42,7 +42,3 @@ def samples(raw_runs: list[dict], size_bytes: int) -> dict[str, list[float]]:
     return {"cpu_s_per_gb": [r["cpu_s"] / (r["calls"] * size_bytes / 1e9) for r in raw_runs],
             "per_cpu_second_gbytes_per_s": [r["calls"] * size_bytes / 1e9 / r["cpu_s"] for r in raw_runs],
             "cpu_seconds_per_check": [r["cpu_s"] / r["calls"] for r in raw_runs]}
-
-
-def expected_seconds(repetitions: int) -> float:
-    return (repetitions + 1) * MIN_TIMING_S * 1.2

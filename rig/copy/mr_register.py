@@ -98,8 +98,3 @@ def samples(raw_runs: list[dict], size_bytes: int) -> dict[str, list[float]]:
             "register_wall_share": [r["register_wall_s"] / r["wall_s"] for r in raw_runs],
             "cpu_seconds_per_page": [b / pages for b in both],
             "cpu_s_per_gb": [b / (size_bytes / 1e9) for b in both]}
-
-
-def expected_seconds(size_bytes: int, repetitions: int) -> float:
-    """A rough cost for a progress estimate: the device opened, each timing >= MIN_TIMING_S."""
-    return 0.5 + (repetitions + 1) * max(MIN_TIMING_S * 1.2, 20e-6 + size_bytes / PAGE_BYTES * 1e-6)

@@ -34,7 +34,17 @@ MAX_SIZE_BYTES = 1 << 30
 DEPTHS = (1, 255)
 EXCHANGES = (10, 1_000_000)
 REPETITIONS = (1, 1000)
-REQUEST_BYTES, RESPONSE_BYTES = 24 + 64 + 48 + 16, 24 + 64 + 16     # [MS-SMBD] 2.2.3 + [MS-SMB2] 2.2.19/2.2.20
+
+
+def message_bytes() -> tuple[int, int]:
+    """(request, response) bytes on the wire of one exchange: the data transfer header and the SMB2 READ
+    request / response the probe sends, packed by the protocol code itself."""
+    from rig.flows import smbd
+    from rig.flows.descriptor import BufferDescriptor
+
+    req = smbd.read_request(1, 0, BufferDescriptor(0, 0, smbd_exchange.IO_SIZE_BYTES))
+    resp = smbd.IoResponse(req.header.response(), req.length)
+    return smbd.DATA_OFFSET + len(req.pack()), smbd.DATA_OFFSET + len(resp.pack())
 
 
 def _first_cpu() -> int:
@@ -75,6 +85,7 @@ def exchange_sweep(server_device: str | None, client_device: str | None, depths:
                    repetitions: int, store: Store | None) -> Iterator[Outcome]:
     import numpy as np
 
+    request_bytes, response_bytes = message_bytes()
     for depth in depths:
         what = f"exchange, {depth} in flight"
         try:
@@ -83,11 +94,12 @@ def exchange_sweep(server_device: str | None, client_device: str | None, depths:
             yield Outcome(what, skipped=str(exc))
             continue
         params = {"io_size_bytes": smbd_exchange.IO_SIZE_BYTES, "requests_in_flight": depth,
-                  "exchanges": exchanges, "repetitions": repetitions, "request_bytes": REQUEST_BYTES,
-                  "response_bytes": RESPONSE_BYTES, "bulk_bytes": 0,
+                  "exchanges": exchanges, "repetitions": repetitions, "request_bytes": request_bytes,
+                  "response_bytes": response_bytes, "bulk_bytes": 0,
                   "devices": {"server": raw[0]["server"]["device"], "client": raw[0]["client"]["device"]},
-                  "exchange": "SMB2 READ request (SMB Direct data transfer message, 152 B) SENT client -> server, "
-                              "READ response (104 B) SENT back; no RDMA WRITE: no byte of the named buffer moves"}
+                  "exchange": f"SMB2 READ request (SMB Direct data transfer message, {request_bytes} B) SENT client -> "
+                              f"server, READ response ({response_bytes} B) SENT back; no RDMA WRITE: no byte of the "
+                              "named buffer moves"}
         smp = smbd_exchange.samples(raw, exchanges)
         noise = {"foreign_cpu_per_s": float(np.median(smp["foreign_cpu_per_s"]))}
         summary = finish(summarize(smp, "server_cpu_seconds_per_exchange", what), noise)
