@@ -10,10 +10,10 @@ Two kinds of memory, as `measure smbd --register per-io` registers them:
 
 Registration pins every 4 KiB page (pin_user_pages) and builds the device's page map (rxe: its
 own page table of the MR, rxe_mr_init_user); deregistration unpins. Both are timed in the thread's
-CPU time (exact) and wall time, in a forked child (single-threaded) that opens the device itself,
-one warm-up then the repetitions. The thread's CPU clock advances in scheduler ticks in the TCG
-guest (4 ms: sched_clock on jiffies), so each timing repeats register + deregister until it has
-lasted >= 50 ms of CPU and divides. `fit` in rig/calibrate.py turns the sizes into a cost per
+CPU time and wall time, in a forked child (single-threaded) that opens the device itself, one
+warm-up then the repetitions. In the TCG guest the thread's CPU clock moves in scheduler ticks
+(single registrations timed 0 or 4.6 ms), so each timing repeats register + deregister until it
+has lasted >= 50 ms of CPU and divides. `mrreg_fit` in rig/calibrate.py turns the sizes into a cost per
 registration and per page.
 """
 
