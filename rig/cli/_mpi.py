@@ -75,6 +75,8 @@ def report(out: Any, no_store: bool, json_out: bool) -> None:
         if out.failures:
             said.append(f"{len(out.failures)} of this rank's {max(out.pairs_taken, len(out.failures))} pair(s) "
                         f"failed, first: {out.failures[0]}")
-        print(f"rdmarig: error: rank {out.rank} of {out.ranks} ({out.host}): {'; '.join(said)}; "
-              "the completed pairs' records are stored", file=sys.stderr)
+        # one write, newline included: ranks share the launcher's stderr
+        sys.stderr.write(f"rdmarig: error: rank {out.rank} of {out.ranks} ({out.host}): {'; '.join(said)}; "
+                         "the completed pairs' records are stored\n")
+        sys.stderr.flush()
         raise typer.Exit(1)
