@@ -125,9 +125,13 @@ def evaluate(p: Mapping[str, np.ndarray], table: DemandTable, engine_names: tupl
     folios = np.ceil(S / g("workload.page_bytes"))    # pages / folios of the I/O's memory
     pages4k = np.ceil(S / 4096.0)
 
+    # --- the server holds every client's connections (incast: `clients` hosts, `connections` each)
+    clients = g("workload.clients")
+    conns = clients * g("workload.connections")
+
     # --- links: framing per I/O; a connection runs on one link, so only min(links, connections) carry data
     wire = resources.smb_wire_bytes_per_io(S, proto, g("link.mtu"), g("link.tcp_timestamps"), smb)
-    links_used = np.minimum(g("link.count"), g("workload.connections"))
+    links_used = np.minimum(g("link.count"), conns)
     with np.errstate(divide="ignore", invalid="ignore"):
         per_link = np.where(through_nic, g("link.rate") * S / np.where(through_nic, wire, 1.0), np.inf)
     cap_links = np.where(through_nic, links_used * per_link, np.inf)
@@ -211,8 +215,9 @@ def evaluate(p: Mapping[str, np.ndarray], table: DemandTable, engine_names: tupl
     # leaves each core the rest of its time
     host_cores = g("cpu.cores") * sockets_used
     free = np.clip(1.0 - g("workload.foreign_load") / host_cores, 0.0, 1.0)
-    n_serving = np.minimum(g("workload.io_cores"), g("workload.connections"))
-    n_client = np.where(client_on, np.minimum(g("workload.client_cores"), g("workload.connections")), 0.0)
+    n_serving = np.minimum(g("workload.io_cores"), conns)
+    # each client host gives its own client_cores to its own connections
+    n_client = np.where(client_on, clients * np.minimum(g("workload.client_cores"), g("workload.connections")), 0.0)
     # busy polling: the serving (and client) threads spin on their completion queues, always runnable;
     # where the host's runnable threads outnumber its free cores the scheduler shares them equally
     spin = g("workload.busy_poll") > 0
@@ -223,9 +228,8 @@ def evaluate(p: Mapping[str, np.ndarray], table: DemandTable, engine_names: tupl
     with np.errstate(divide="ignore", invalid="ignore"):
         cap_workers = np.where(workers > 0, g("workload.async_workers") * share * S / np.where(workers > 0, workers, 1),
                                np.inf)
-        flow_queues = np.where(soft, np.minimum(g("workload.connections"), host_cores),
-                               resources.occupied_queues(np.minimum(g("nic.rss_queues"), host_cores),
-                                                         g("workload.connections")))
+        flow_queues = np.where(soft, np.minimum(conns, host_cores),
+                               resources.occupied_queues(np.minimum(g("nic.rss_queues"), host_cores), conns))
         cap_flows = np.where(flows > 0, flow_queues * free * S / np.where(flows > 0, flows, 1.0), np.inf)
         client_cpu = np.where(client_on, client + client_flows, 0.0)
         both = server_cpu + np.where(loop, client_cpu, 0.0)
@@ -233,9 +237,10 @@ def evaluate(p: Mapping[str, np.ndarray], table: DemandTable, engine_names: tupl
         # the client shares the host's cores (and their other tenants) on loopback
         client_threads = n_client * np.where(loop, share, 1.0)
         cap_client = np.where(client_on & (client > 0), client_threads * S / np.where(client > 0, client, 1.0), np.inf)
-        client_queues = np.where(soft, np.minimum(g("workload.connections"), g("workload.client_cores")),
-                                 resources.occupied_queues(np.minimum(g("nic.rss_queues"), g("workload.client_cores")),
-                                                           g("workload.connections")))
+        client_queues = clients * np.where(
+            soft, np.minimum(g("workload.connections"), g("workload.client_cores")),
+            resources.occupied_queues(np.minimum(g("nic.rss_queues"), g("workload.client_cores")),
+                                      g("workload.connections")))
         cap_client_flows = np.where(client_on & (client_flows > 0),
                                     client_queues * S / np.where(client_flows > 0, client_flows, 1.0), np.inf)
 
@@ -289,9 +294,9 @@ def evaluate(p: Mapping[str, np.ndarray], table: DemandTable, engine_names: tupl
     work = serving + workers + flows + np.where(client_on, client + client_flows, 0.0)
     latency = pipeline.io_latency_seconds(rtt, work, serialise, rate, dma_seconds)
     cap_pipe = pipeline.pipeline_capacity(
-        pipeline.outstanding_ios(g("workload.connections"), g("workload.outstanding_per_connection")), S, latency)
+        pipeline.outstanding_ios(conns, g("workload.outstanding_per_connection")), S, latency)
     with np.errstate(divide="ignore"):
-        window = np.where(is_tcp & (rtt > 0), g("workload.connections") * g("workload.tcp_window")
+        window = np.where(is_tcp & (rtt > 0), conns * g("workload.tcp_window")
                           / np.where(rtt > 0, rtt, 1.0), np.inf)
     cap_pipe = np.minimum(cap_pipe, window)
 

@@ -134,6 +134,10 @@ def notes(ev: Evaluation) -> list[str]:
         f"serving cores = min(io_cores {s.workload.io_cores}, connections); links used = min(links, connections)",
         "headroom = how much faster the point would run if the binding resource were removed",
     ]
+    if s.workload.clients > 1 or "workload.clients" in ev.axes:
+        out.append(f"incast: clients with {s.workload.connections} connection(s) each share the server (its connections "
+                   "= clients x connections); each client host has its own client cores, its own link is not "
+                   "modelled (assumed no slower than its share)")
     if s.link.medium == "loopback":
         out.append("loopback: both ends on this host (no wire, no PCIe); the receive work a send triggers runs on "
                    "the sending core, and every core of the host counts both ends' work")
@@ -251,7 +255,7 @@ def setting(ev: Evaluation) -> dict[str, Any]:
     return {"scenario": s.name, "scenario_description": s.description, "platform": s.platform.name,
             "platform_description": s.platform.description, "links": s.link.label, "protocol": s.link.protocol,
             "mtu_bytes": s.link.mtu, "transport": w.transport, "operation": w.operation,
-            "connections": w.connections, "io_cores": w.io_cores, "async_workers": w.async_workers,
+            "connections": w.connections, "clients": w.clients, "io_cores": w.io_cores, "async_workers": w.async_workers,
             "outstanding_per_connection": w.outstanding_per_connection, "cores": s.platform.cpu.cores,
             "copy_paths": {p.name: p.description for p in s.copy_paths}}
 

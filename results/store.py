@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import hashlib
 import os
 import sqlite3
 import threading
@@ -67,6 +68,7 @@ def default_store_path() -> Path:
 class Store:
     def __init__(self, path: str | Path | None = None):
         self.path = Path(path) if path else default_store_path()
+        self.named = bool(path)              # the caller named this store (spooled records keep its name)
         self.spool = Path(os.environ["RDMARIG_SPOOL"]) if os.environ.get("RDMARIG_SPOOL") else None
         self._db: sqlite3.Connection | None = None
         self._writable = False
@@ -287,7 +289,7 @@ class Store:
 
     def insert(self, record: Record) -> str:
         if self.spool is not None:
-            _spool_write(self.spool, record)
+            _spool_write(named_spool(self.spool, self.path) if self.named else self.spool, record)
             return record.id
         db = self._writer()
         with self._errors("insert"), db:  # one transaction: the row is there whole or not at all
@@ -450,6 +452,32 @@ def _why_read_only(path: Path) -> str | None:
 
 def _shorten(text: str, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+NAMED_SPOOLS = "named"        # under a spool: one directory per store a command named (--store)
+STORE_NAME_FILE = "store.path"
+
+
+def named_spool(spool: Path, store: Path) -> Path:
+    """Where a spooled record for the store `store` waits: its own directory, naming the store,
+    so the host lands it in the store the command asked for, not in the run's default one."""
+    target = str(Path(os.path.abspath(store)))
+    d = Path(spool) / NAMED_SPOOLS / hashlib.sha256(target.encode()).hexdigest()[:16]
+    if not (d / STORE_NAME_FILE).exists():
+        d.mkdir(parents=True, exist_ok=True)
+        (d / STORE_NAME_FILE).write_text(target)
+    return d
+
+
+def named_spools(spool: Path) -> list[tuple[Path, Path]]:
+    """(directory, store) of every named store's records waiting under `spool`."""
+    out = []
+    for d in sorted((Path(spool) / NAMED_SPOOLS).glob("*")):
+        try:
+            out.append((d, Path((d / STORE_NAME_FILE).read_text())))
+        except OSError:
+            continue
+    return out
 
 
 def _spool_write(spool: Path, record: Record) -> None:

@@ -46,7 +46,7 @@ PER_CALL_MIN_BYTES = 64 << 10     # below this the probe's Python call cost is c
 HUGE_PAGE = 2 << 20
 BY = "rdmarig calibrate host"
 PROBES = ("copy.memcpy", "copy.socket", "copy.fault", "copy.pin", "copy.pagecopy", "copy.csum",
-          "verbs.write.bw", "verbs.read.bw", "verbs.send.bw")
+          "copy.mrreg", "proto.smbd", "verbs.write.bw", "verbs.read.bw", "verbs.send.bw")
 
 
 def _cached_copy(r: Record, size: float) -> bool:
@@ -314,6 +314,33 @@ def csum_estimate(records: list[Record]) -> tuple[cal.Estimate, dict[str, float]
     return rate, per_path
 
 
+def mrreg_fit(records: list[Record]) -> cal.Fit | None:
+    """copy.mrreg of the file source (what zero-copy registers per I/O: a read-only mapping of page-cache
+    pages): CPU per registration + deregistration = a + b x pages over the sizes, fitted per page
+    (y = CPU per page, x = registrations per page). per_call_seconds is a (cpu.mr_register_time: the
+    call beyond its pages), per_byte_seconds is b per 4 KiB page (pinning and rxe's page map)."""
+    pts = [cal.Point(4096.0 / float(r.params["io_size_bytes"]), v / (float(r.params["io_size_bytes"]) / 4096.0), r.id)
+           for r in records if r.params.get("source") == "file"
+           for v in (r.samples.get("cpu_seconds_per_registration") or []) if isinstance(v, (int, float))]
+    try:
+        return cal.fit_per_call_costs(pts)
+    except ValueError:
+        return None
+
+
+def request_estimate(records: list[Record]) -> cal.Estimate | None:
+    """proto.smbd: the server's user CPU per request/response exchange (the protocol's own code: take
+    the message, parse the request, build the response, grant credits, post the SEND and reap it) at
+    the deepest depth measured, where requests wait for the serving thread as in `measure smbd`'s
+    runs (credits in flight) and it seldom sleeps. Its range: the repetitions."""
+    if not records:
+        return None
+    deepest = max(int(r.params.get("requests_in_flight") or 0) for r in records)
+    values = _samples([r for r in records if int(r.params.get("requests_in_flight") or 0) == deepest],
+                      "server_user_cpu_seconds_per_exchange")
+    return _median_estimate(values, "s") if values else None
+
+
 # --------------------------------------------------------------------------- software RDMA
 
 VERBS_OPERATION = {"write": 0.0, "send": 0.0, "read": 1.0}   # the model's operation code: who moves the data
@@ -439,6 +466,8 @@ class PlaceFit:
     csum_paths: dict[str, float] = field(default_factory=dict)
     methods: dict[str, str] = field(default_factory=dict)     # how an extra figure was obtained, where it varies
     soft: SoftFit | None = None
+    mrreg: cal.Fit | None = None                              # copy.mrreg: per registration + per page
+    request: cal.Estimate | None = None                       # proto.smbd: server user CPU per exchange
 
 
 def fit_place(place: Place, records: list[Record]) -> PlaceFit:
@@ -477,10 +506,12 @@ def fit_place(place: Place, records: list[Record]) -> PlaceFit:
     csum = csum_estimate(of_kind(records, "copy.csum"))
     if csum is not None:
         extra["cpu.tcp_checksum_rate"] = csum[0]
+    mrreg = mrreg_fit(of_kind(records, "copy.mrreg"))
     return PlaceFit(place=place, copy=copy_fit, paths=path_fits, syscall=syscall,
                     syscall_paths=tuple(sorted(per_call)), stack_unit=unit, receiver=receiver,
                     dram=dram_estimate(of_kind(records, "copy.memcpy")), extra=extra,
-                    csum_paths=csum[1] if csum else {}, methods=methods)
+                    csum_paths=csum[1] if csum else {}, methods=methods, mrreg=mrreg,
+                    request=request_estimate(of_kind(records, "proto.smbd")))
 
 
 def measured_figures(fit: PlaceFit, base: Platform) -> dict[str, Measured]:
@@ -539,6 +570,24 @@ def measured_figures(fit: PlaceFit, base: Platform) -> dict[str, Measured]:
                 "cpu.rdma_wr_time", fit.soft.wr_user,
                 f"{BY}, user CPU per message of measure verbs runs of one packet (pyverbs post + completion poll){where}",
                 interval="range over the runs")
+    if fit.mrreg is not None:
+        a, b = fit.mrreg.params["per_call_seconds"], fit.mrreg.params["per_byte_seconds"]
+        out["cpu.mr_register_time"] = _figure(
+            "cpu.mr_register_time", a,
+            f"{BY}, copy.mrreg: ibv_reg_mr + ibv_dereg_mr of a read-only file mapping over the sizes, CPU per "
+            f"registration = a + b x pages, a (b = {b.value * 1e6:.2f} us per 4 KiB page: pinning and the device's "
+            f"page map; the model charges pages as pins){where} (fit rms relative error "
+            f"{fit.mrreg.rms_relative_error:.1%} over {fit.mrreg.n_points} timings)")
+    if fit.request is not None:
+        # the response SEND's post + reap is a term of its own (cpu.rdma_wr_time): taken out once
+        wr = out["cpu.rdma_wr_time"].value if "cpu.rdma_wr_time" in out else base.cpu.rdma_wr_time
+        e = fit.request
+        if e.value > wr:
+            out["cpu.smb_request_time"] = _figure(
+                "cpu.smb_request_time", cal.Estimate(e.value - wr, max(e.low - wr, 0.0), e.high - wr, "s", e.record_ids),
+                f"{BY}, proto.smbd: the server's user CPU per SMB2 READ request/response exchange without bulk data "
+                f"(the deepest depth measured), less one cpu.rdma_wr_time ({wr * 1e6:.1f} us: the response SEND's "
+                f"post + reap){where}", interval="range over the repetitions")
     return out
 
 

@@ -94,6 +94,7 @@ class Workload:
     placement: str = "local"        # local | spread | unpinned: serving threads and memory vs the NIC's socket
     page_bytes: float = 4096.0      # page / folio size of the I/O's memory (4 KiB, 2 MiB THP)
     client_cores: int = 0           # cores the client gives to I/O; 0: the client is not modelled
+    clients: int = 1                # client hosts the server serves at once, each with `connections` (incast)
     dma_channels: int = 256         # DMA channels the workload uses (at most the reachable engines)
     dma_spread: bool = False        # an I/O's descriptors spread over every channel in use (memory batches)
     foreign_load: float = 0.0       # CPU-s per second other tenants take on the host's cores (shared machines)
@@ -175,6 +176,7 @@ WORKLOAD_FIELDS = (
     F.choice("placement", PLACEMENTS, default="local"),
     F.quantity("page_bytes", parse_size, "4KiB", L.PAGE_SIZE, default="4KiB"),
     F.whole("client_cores", L.CLIENT_CORES, default=0),
+    F.whole("clients", L.CLIENTS, default=1),
     F.whole("dma_channels", L.DMA_CHANNELS, default=256),
     F.flag("dma_spread", default=False),
     F.quantity("foreign_load", parse_time, "0.5s", L.FOREIGN_LOAD, default="0s"),

@@ -135,7 +135,10 @@ def run(
         say(f"the guest kernel printed {result.kernel_lines} line(s) while the command ran: {result.console_log}")
     if result.records_ingested:
         say(f"{result.records_ingested} record(s) landed in {result.store}")
-    elif result.status in ("finished", "command-timeout"):
+    for named, count, why_not in result.landed_named:
+        say(f"store {named} (named by the command): {why_not}" if why_not else
+            f"{count} record(s) landed in {named} (the store the command named)")
+    if not result.records_ingested and not result.landed_named and result.status in ("finished", "command-timeout"):
         say("no records written by the command")
     raise typer.Exit(result.exit_code)
 

@@ -12,6 +12,8 @@ import typer
 
 from results.tables import Column, Table, render
 from rig.cli._common import JsonOption, StoreOption, open_store
+from rig.cli._mpi import (JoinTimeoutOption, MpiFlag, PartnersOption, PatternOption, SeedOption, ToleranceOption,
+                          mpi_options, refuse_without_mpi, report, split_devices)
 from scenarios.units import US, parse_size, parse_size_list, parse_time
 
 COLUMNS = [
@@ -45,13 +47,20 @@ def smbd(
     ios: int = typer.Option(0, "--ios", help="I/Os per point instead of --duration (0: use --duration)."),
     timeout: str = typer.Option("10s", "--timeout", help="Give up when no response arrives for this long."),
     peer: Optional[str] = typer.Option(None, "--peer", help="HOST[:PORT] of `rdmarig serve smbd` (default port 18521); default: a server here."),
-    device: Optional[str] = typer.Option(None, "--device", "-d", help="The client's RDMA device (default: the first ACTIVE)."),
+    device: Optional[str] = typer.Option(None, "--device", "-d", help="The client's RDMA device (default: the first ACTIVE); "
+                                          "with --mpi a list (rxe0,rxe1) taken round-robin by local rank."),
     ib_port: Optional[int] = typer.Option(None, "--ib-port", "-i", help="Device port."),
     gid_index: Optional[int] = typer.Option(None, "--gid-index", "-x", help="GID index (default: IPv4-mapped RoCE v2)."),
     peer_device: Optional[str] = typer.Option(None, "--peer-device", help="Both ends here: the server's device (default: the second one, else the client's)."),
     peer_gid_index: Optional[int] = typer.Option(None, "--peer-gid-index", help="GID index on --peer-device."),
     file: Optional[Path] = typer.Option(None, "--file", help="Both ends here: serve this file (READ) instead of a scratch file."),
     file_size: str = typer.Option("64MiB", "--file-size", help="Both ends here: size of the scratch file."),
+    mpi: bool = MpiFlag,
+    pattern: Optional[str] = PatternOption,
+    partners: int = PartnersOption,
+    seed: int = SeedOption,
+    tolerance: Optional[str] = ToleranceOption,
+    join_timeout: str = JoinTimeoutOption,
     no_store: bool = typer.Option(False, "--no-store", help="Do not store records."),
     store: Optional[Path] = StoreOption,
     json_out: bool = JsonOption,
@@ -60,6 +69,7 @@ def smbd(
     from rig.launch.smbd import SmbdOptions, describe
     from rig.progress import Progress
 
+    device, devices = split_devices(device, mpi)
     opts = SmbdOptions(
         op=op, sizes=[int(x) for x in parse_size_list(io_size, "--io-size")],
         copies=[c.strip() for c in copy.split(",") if c.strip()] if copy is not None else None,
@@ -69,6 +79,15 @@ def smbd(
         peer_device=peer_device, peer_gid_index=peer_gid_index, peer_addr=peer,
         file=str(file) if file is not None else None, file_bytes=int(parse_size(file_size, "--file-size")))
     opts.check()
+    if mpi:
+        from rig.launch.smbd import check_mpi, run_mpi
+        job = mpi_options(pattern, partners, seed, tolerance, join_timeout, devices or ((device,) if device else ()))
+        check_mpi(opts)
+        opts.device = None
+        prog = Progress(1, f"smbd {opts.op} --mpi")
+        report(run_mpi(opts, job, lambda: None if no_store else open_store(store), prog.note), no_store, json_out)
+        return
+    refuse_without_mpi(pattern, partners, seed, tolerance)
     points = [(size, c) for size in opts.sizes for c in opts.copy_list()]
     label = f"smbd {opts.op}"
     prog = Progress(len(points), label, names=[f"{size} B {c}" for size, c in points])

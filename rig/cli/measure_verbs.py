@@ -11,6 +11,8 @@ import typer
 
 from results.tables import Column, Table, render
 from rig.cli._common import JsonOption, StoreOption, open_store
+from rig.cli._mpi import (JoinTimeoutOption, MpiFlag, PartnersOption, PatternOption, SeedOption, ToleranceOption,
+                          mpi_options, refuse_without_mpi, report, split_devices)
 from scenarios.errors import InputError
 from scenarios.units import US, parse_size, parse_size_list, parse_time
 
@@ -100,16 +102,12 @@ def verbs(
     rdma_cm: bool = typer.Option(False, "--rdma-cm", help="Connect the loopback QPs through rdma_cm (librdmacm)."),
     timeout: str = typer.Option("10s", "--timeout", help="Give up when no completion arrives for this long."),
     vs_perftest: bool = typer.Option(False, "--vs-perftest", help="Also run ib_write_bw/ib_read_bw/ib_send_bw alike; print both and the ratio."),
-    mpi: bool = typer.Option(False, "--mpi", help="One rank of a run under mpirun/srun: ranks paired by --pattern, "
-                             "rank 0 stores a record per pair and the aggregate (docs/mpi.md)."),
-    pattern: Optional[str] = typer.Option(None, "--pattern", help="--mpi: pairs (i with i+N/2; the default), all-pairs "
-                                          "(round robin, every pair), sampled (--partners K per rank), incast (N-1 "
-                                          "writers -> rank 0)."),
-    partners: int = typer.Option(0, "--partners", help="--pattern sampled: partners per rank."),
-    seed: int = typer.Option(0, "--seed", help="--pattern sampled: the draw."),
-    tolerance: Optional[str] = typer.Option(None, "--tolerance", help="--mpi: pairs below this share of the median "
-                                            "are flagged (default 93%: ClusterKit's bandwidth tolerance)."),
-    join_timeout: str = typer.Option("10min", "--join-timeout", help="--mpi: the longest wait for every rank to start."),
+    mpi: bool = MpiFlag,
+    pattern: Optional[str] = PatternOption,
+    partners: int = PartnersOption,
+    seed: int = SeedOption,
+    tolerance: Optional[str] = ToleranceOption,
+    join_timeout: str = JoinTimeoutOption,
     no_store: bool = typer.Option(False, "--no-store", help="Do not store records."),
     store: Optional[Path] = StoreOption,
     json_out: bool = JsonOption,
@@ -118,15 +116,7 @@ def verbs(
     from rig.progress import Progress
     from rig.rdma.measure import DURATION_BOUNDS, VerbsOptions, check_range
 
-    devices: tuple[str, ...] = ()
-    if device is not None and "," in device:
-        if not mpi:
-            raise InputError(f"--device {device!r} names several devices", "name one, or run with --mpi "
-                             "(ranks take the list round-robin by local rank)")
-        devices = tuple(d.strip() for d in device.split(","))
-        if not all(devices):
-            raise InputError(f"--device {device!r} has an empty name", "list device names: --device rxe0,rxe1")
-        device = None
+    device, devices = split_devices(device, mpi)
     duration_s = 0.0
     if duration is not None:
         duration_s = parse_time(duration, "--duration")
@@ -140,21 +130,15 @@ def verbs(
         timeout_s=parse_time(timeout, "--timeout"), rdma_cm=rdma_cm)
     opts.check()
     if mpi:
-        from results.matrix import DEFAULT_TOLERANCE
-        from rig.rdma.measure import MpiOptions, parse_tolerance
-        job = MpiOptions(pattern=pattern or "pairs", partners=partners, seed=seed,
-                         tolerance=parse_tolerance(tolerance) if tolerance is not None else DEFAULT_TOLERANCE,
-                         devices=devices or ((device,) if device else ()),
-                         join_s=parse_time(join_timeout, "--join-timeout"))
+        from rig.rdma.measure import check_mpi
+        job = mpi_options(pattern, partners, seed, tolerance, join_timeout, devices or ((device,) if device else ()))
         opts.device = None
-        job.check(opts)
+        check_mpi(opts, job)
         if vs_perftest:
             raise InputError("--vs-perftest compares loopback runs", "drop it with --mpi")
         _measure_mpi(opts, job, no_store, store, json_out)
         return
-    if partners or seed or tolerance is not None or pattern is not None:
-        raise InputError("--pattern, --partners, --seed and --tolerance apply to runs under --mpi",
-                         "add --mpi (and launch with mpirun or srun), or drop them")
+    refuse_without_mpi(pattern, partners, seed, tolerance)
     if vs_perftest and (latency or peer):
         raise InputError("--vs-perftest compares loopback bandwidth runs", "drop --latency/--peer for it")
     label = f"verbs {op} {'latency' if latency else 'bandwidth'}"
@@ -207,32 +191,11 @@ def _measure(opts: Any, prog: Any, vs_perftest: bool, no_store: bool, store: Opt
 
 
 def _measure_mpi(opts: Any, job: Any, no_store: bool, store: Optional[Path], json_out: bool) -> None:
-    """One rank of a run under mpirun/srun: rank 0 prints the matrices; every rank that lost a
-    pair, or whose run ended partial, says so in one line and exits 1."""
-    from results.matrix import matrices, table
     from rig.progress import Progress
     from rig.rdma.measure import run_mpi
 
     prog = Progress(1, "verbs --mpi")
-    out = run_mpi(opts, job, lambda: None if no_store else open_store(store), prog.note)
-    if out.rank == 0:
-        if json_out:
-            print(json.dumps({"run": out.run, "aggregates": [r.to_dict() for r in out.aggregates],
-                              "pairs": [{"id": r.id, "params": r.params, "summary": r.summary} for r in out.pairs]},
-                             indent=2, default=str))
-        else:
-            for m in matrices(out.pairs + out.aggregates):
-                print(render(table(m), "md"))
-            print(f"run {out.run}: {len(out.pairs)} pair record(s) and {len(out.aggregates)} aggregate(s)"
-                  + ("" if no_store else f"; `rdmarig results show {out.run} --matrix` shows them again"))
-    if out.failures or out.partial_reason:
-        said = [f"run {out.run} partial ({out.partial_reason})"] if out.partial_reason else []
-        if out.failures:
-            said.append(f"{len(out.failures)} of this rank's {max(out.pairs_taken, len(out.failures))} pair(s) "
-                        f"failed, first: {out.failures[0]}")
-        print(f"rdmarig: error: rank {out.rank} of {out.ranks} ({out.host}): {'; '.join(said)}; "
-              "the completed pairs' records are stored", file=sys.stderr)
-        raise typer.Exit(1)
+    report(run_mpi(opts, job, lambda: None if no_store else open_store(store), prog.note), no_store, json_out)
 
 
 def _vs_perftest(opts: Any, point: dict[str, Any], msg: int, st: Any) -> dict[str, Any]:

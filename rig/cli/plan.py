@@ -290,6 +290,9 @@ VS_COLUMNS = [Column.of("io_size", "I/O size"), Column.of("copy_path"), Column.o
               Column.of("predicted_server_cpu_s_per_gb", "predicted server", "{:.2f}"),
               Column.of("measured_server_cpu_s_per_gb", "measured server", "{:.2f}"),
               Column.of("cpu_error_pct", "error", "{:+.0f}"),
+              Column.of("predicted_both_cpu_s_per_gb", "predicted both ends", "{:.2f}"),
+              Column.of("measured_both_cpu_s_per_gb", "measured both ends", "{:.2f}"),
+              Column.of("both_cpu_error_pct", "error", "{:+.0f}"),
               Column("binding", "model's binding resource"), Column("records", "records", "{:d}")]
 
 
@@ -336,7 +339,7 @@ def vs_measured_table(scenario: str, platform: Optional[str], store: Optional[Pa
     configs = sorted(measured or rc.scenario_configs(s),
                      key=lambda c: (c.op, c.path, c.connections, c.credits, c.io_size))
     predicted = rc.smbd_predicted(s, configs)
-    rows, eg, ec = [], [], []
+    rows, eg, ec, eb = [], [], [], []
     for c in configs:
         pr, me = predicted.get(c), measured.get(c)
         if pr is None:
@@ -344,22 +347,30 @@ def vs_measured_table(scenario: str, platform: Optional[str], store: Optional[Pa
         row = {"io_size": format_size(c.io_size), "io_size_bytes": c.io_size, "copy_path": c.path, "op": c.op,
                "connections": c.connections, "credits": c.credits, "predicted_gbytes_per_s": pr.gbytes_per_s,
                "predicted_server_cpu_s_per_gb": pr.server_cpu_s_per_gb, "binding": pr.binding,
+               "predicted_both_cpu_s_per_gb": pr.server_cpu_s_per_gb + pr.client_cpu_s_per_gb,
                "measured_gbytes_per_s": None, "measured_server_cpu_s_per_gb": None, "gbps_error_pct": None,
-               "cpu_error_pct": None, "records": 0}
+               "cpu_error_pct": None, "measured_both_cpu_s_per_gb": None, "both_cpu_error_pct": None, "records": 0}
         if me is not None:
             row.update(measured_gbytes_per_s=me.gbytes_per_s, measured_server_cpu_s_per_gb=me.server_cpu_s_per_gb,
                        gbps_error_pct=model_report.error_pct(pr.gbytes_per_s, me.gbytes_per_s),
                        cpu_error_pct=model_report.error_pct(pr.server_cpu_s_per_gb, me.server_cpu_s_per_gb),
+                       measured_both_cpu_s_per_gb=me.server_cpu_s_per_gb + me.client_cpu_s_per_gb,
                        records=len(me.records))
+            row["both_cpu_error_pct"] = model_report.error_pct(row["predicted_both_cpu_s_per_gb"],
+                                                               row["measured_both_cpu_s_per_gb"])
             eg.append(row["gbps_error_pct"])
             ec.append(row["cpu_error_pct"])
+            eb.append(row["both_cpu_error_pct"])
         rows.append(row)
-    notes = [f"throughput: {model_report.error_summary(eg)}; server CPU per GB: {model_report.error_summary(ec)}"
+    notes = [f"throughput: {model_report.error_summary(eg)}; server CPU per GB: {model_report.error_summary(ec)}; "
+             f"both ends' CPU per GB: {model_report.error_summary(eb)}"
              if measured else "no complete `measure smbd` record in the store: the scenario's own points, predicted only",
              f"predicted: {s.name} on {plat.name} ({plat.path}), from its {len(plat.measured)} measured figures "
              f"(component records: verbs, copy) and {plat.base or 'its own'} figures; never from smbd records",
              "server CPU = the CPU of the cores the server's threads, workers and flows run on (on loopback that "
-             "includes the client's receive work its sends trigger)"]
+             "includes the client's receive work its sends trigger); measured, with both ends in one kernel, it is the "
+             "serving processes' time, and softirq run by ksoftirqd is the client's (the records' cpu_scope): where "
+             "the kernel runs rxe's work decides the split, so both ends' CPU per GB is the like-for-like figure"]
     if place is not None:
         notes.append(rc.place_summary(place, smbd))
     if left_out:

@@ -28,6 +28,7 @@ from typing import Any, Callable
 from rig.flows import smbd
 from rig.flows.channel import Channel, channels
 from rig.flows.descriptor import BufferDescriptor
+from rig.flows.smbd_serving import take_message
 from rig.rdma.completions import PollTimeout
 from rig.rdma.player import Player
 
@@ -203,17 +204,10 @@ class Connection:
 
     # -- responses ------------------------------------------------------------------------------
     def on_message(self, slot: int, nbytes: int, raw: ClientRaw) -> None:
-        ch, credits = self.channel, self.credits
-        data = ch.received(slot, nbytes)
-        credits.consumed()
-        ch.repost(slot)
-        credits.reposted()
-        msg = smbd.parse_data_transfer(data, self.params.max_fragmented_receive_size)
-        credits.granted(msg.credits_granted)
-        credits.receive_target = min(msg.credits_requested, credits.receive_max)
-        if msg.response_requested and credits.send > 0:
+        msg, whole = take_message(self.channel, self.credits, self.reassembly,
+                                  self.params.max_fragmented_receive_size, slot, nbytes)
+        if msg.response_requested and self.credits.send > 0:
             self._data(b"")
-        whole = self.reassembly.add(msg)
         if whole is None:
             return
         resp = smbd.parse_response(whole)

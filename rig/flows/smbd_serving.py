@@ -94,6 +94,22 @@ class Counters:
         return dict(self.__dict__)
 
 
+def take_message(channel: Channel, credits: smbd.Credits, reassembly: smbd.Reassembly, max_fragmented_size: int,
+                 slot: int, nbytes: int) -> tuple[smbd.DataTransfer, bytes | None]:
+    """A received data transfer message, as either end takes it ([MS-SMBD] 3.1.5.8): its credit
+    consumed, its receive posted again, the peer's grant and CreditsRequested noted; with the whole
+    upper-layer message once its last fragment is in (else None). Terminate / CreditError when the
+    peer broke a rule."""
+    data = channel.received(slot, nbytes)
+    credits.consumed()                                     # CreditError: sent without a credit
+    channel.repost(slot)
+    credits.reposted()
+    msg = smbd.parse_data_transfer(data, max_fragmented_size)
+    credits.granted(msg.credits_granted)
+    credits.receive_target = min(msg.credits_requested, credits.receive_max)
+    return msg, reassembly.add(msg)
+
+
 def negotiate_message(channel: Channel, credits: smbd.Credits) -> bytes:
     """The negotiate request (or response): the first message on a connection, within the channel's
     time limit; its receive, posted for it alone, is posted again (no credit covered it)."""
@@ -292,17 +308,10 @@ class Serving:
                     self._store(e.slot, io)
 
     def _on_message(self, slot: int, nbytes: int) -> None:
-        ch, credits = self.channel, self.credits
-        data = ch.received(slot, nbytes)
-        credits.consumed()                                     # CreditError: sent without a credit
-        ch.repost(slot)
-        credits.reposted()
-        msg = smbd.parse_data_transfer(data, self.params.max_fragmented_receive_size)
-        credits.granted(msg.credits_granted)
-        credits.receive_target = min(msg.credits_requested, credits.receive_max)
+        msg, whole = take_message(self.channel, self.credits, self.reassembly,
+                                  self.params.max_fragmented_receive_size, slot, nbytes)
         if msg.response_requested:
             self.answer_keepalive = True
-        whole = self.reassembly.add(msg)
         if whole is None:
             return
         try:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
 
-from results.store import Store
+from results.store import Store, named_spools
 from rig.guest import boot as bootmod
 from rig.guest import hostcheck, qemu, reach
 from rig.guest.cache import Cache
@@ -78,6 +78,7 @@ class RunResult:
     total_s: float
     console_tail: list[str]
     kernel_uptime_s: float | None = None   # guest clock: kernel start -> init running
+    landed_named: list[tuple[Path, int, str]] = field(default_factory=list)   # stores the command named: (store, records, why not)
     first_output_s: float | None = None    # host clock: command start -> its first output
     kernel_lines: int = 0                  # kernel console lines while the command ran (console.log)
     binds: tuple[Path, ...] = ()           # host paths bound in read-only from the host root
@@ -291,15 +292,26 @@ def run_in_guest(argv: list[str], cwd: Path, cache: Cache, options: RunOptions, 
             result.message += f"; qemu: {qemu_err[-1]}"
     ingested = 0
     store_path = None
-    if ingest and any(spool.glob("*.json")):
+    landed_named: list[tuple[Path, int, str]] = []
+    # the run's store (`guest run --store`) takes what the command stored by default; a store the
+    # command named itself (`--store PATH` inside) takes its own records, at the same path here
+    targets = [(spool, store)] if any(spool.glob("*.json")) else []
+    targets += [(d, named) for d, named in named_spools(spool) if any(d.glob("*.json"))]
+    for source, target in targets if ingest else []:
         try:
-            with Store(store) as st:
+            with Store(target) as st:
                 st.spool = None   # this process writes to SQLite even if it runs under a spool itself
-                ingested = len(st.ingest_spool(spool))
-                store_path = st.path
+                n = len(st.ingest_spool(source))
+                if source == spool:
+                    ingested, store_path = n, st.path
+                else:
+                    landed_named.append((st.path, n, ""))
         except InputError as exc:
-            raise InputError(exc.cause, f"{exc.fix}; the command's records wait in {spool} "
-                             "(results.store.Store().ingest_spool(DIR) takes them)") from None
+            if source != spool:        # a store named inside the guest that this host cannot open
+                landed_named.append((Path(target), 0, f"its records wait in {source}: {exc.cause}"))
+                continue
+            raise InputError(exc.cause, f"{exc.fix}; the command's records wait in {source} "
+                             "(results.store.Store(PATH).ingest_spool(DIR) takes them)") from None
     _prune_runs(cache)
 
     def uptime(event: str) -> float | None:
@@ -309,6 +321,7 @@ def run_in_guest(argv: list[str], cwd: Path, cache: Cache, options: RunOptions, 
     return RunResult(exit_code=exit_code, status=result.status, message=result.message, accel=accel,
                      accel_reason=accel_reason, kernel_version=prepared.kernel_version, run_dir=run_dir,
                      console_log=run_dir / "console.log", records_ingested=ingested, store=store_path,
+                     landed_named=landed_named,
                      userland_uptime_s=uptime("userland"), rxe_uptime_s=uptime("rxe"), ready_host_s=ready,
                      command_s=(done - ready) if (ready is not None and done is not None) else None,
                      total_s=time.monotonic() - t0, console_tail=result.console_tail,

@@ -8,10 +8,15 @@
                      whatever carries the messages
     conversation.py  what carries them: `Conversation` (send / recv with a time limit / poll);
                      `TcpConversation` today
-    next: mpi.py     ranks paired by an MPI launcher (mpi4py): an `MpiConversation` over
-                     comm.send/recv (Iprobe for the time limits), pairing by rank, a barrier
-                     before `start`, results gathered at rank 0; the initiator and target code is
-                     this package's, unchanged.
+    mpi.py           ranks started by an MPI launcher (mpirun, srun; mpi4py): a `Mailbox` of JSON
+                     messages over comm.Isend / Iprobe (every wait bounded), the handshake as an
+                     MPI conversation, a coordinator (rank 0) running the steps of a schedule
+                     after a barrier and storing one record per pair as it arrives
+    smbd.py          `measure smbd`: the options, the SMB Direct workload, run_point (through peer.py,
+                     against a local forked server or `rdmarig serve smbd` elsewhere)
+    smbd_target.py   the SMB Direct far end: a serving process per connection, the server
+    schedule.py      which ranks meet in which step: pairs, all-pairs (round robin), sampled,
+                     incast; pure functions, 10,000 ranks in well under a second
 
 Contract:
 - The initiator end runs in this process: it builds its Player, runs the timed loop and returns

@@ -26,20 +26,18 @@ misread. Control messages (arrive, go, end) use their own tag.
 
 from __future__ import annotations
 
-import atexit
 import importlib
 import json
 import os
-import shutil
 import socket
 import sys
-import tempfile
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from rig import debian
 from rig.launch import Workload
 from rig.launch.schedule import Schedule
 from rig.rdma.handshake import MAX_MESSAGE_BYTES, VERSION, PeerGone, ProtocolError, parse
@@ -51,7 +49,7 @@ POLL_MAX_S = 0.02                 # the longest sleep between two probes of a bo
 SETUP_S = 30.0                    # a step's set-up beyond the workload's own limits (Player, discover)
 GRACE_S = 10.0                    # slack on top of the coordinator's limits for a rank's own waits
 FLUSH_S = 2.0                     # at the end, for sends still in flight (to a rank that is gone, never)
-DEBIAN_MPI4PY = "/usr/lib/python3/dist-packages/mpi4py"
+DEBIAN_MPI4PY = debian.package_dir("mpi4py")
 INSTALL_FIX = ("install it: apt-get install python3-mpi4py openmpi-bin (Debian/Ubuntu), "
                "or pip install 'rdmarig[mpi]' (builds mpi4py against the MPI on PATH)")
 LAUNCH_FIX = ("start it under an MPI launcher, e.g. `mpirun -n 8 --hostfile hosts rdmarig measure verbs --mpi "
@@ -78,17 +76,6 @@ def require_launcher() -> str:
     return found
 
 
-_shim: str | None = None
-
-
-def _debian_build_matches() -> bool:
-    tag = f".cpython-{sys.version_info.major}{sys.version_info.minor}-"
-    try:
-        return any(tag in n for n in os.listdir(DEBIAN_MPI4PY) if n.endswith(".so"))
-    except OSError:
-        return False
-
-
 def installed() -> str | None:
     """Where mpi4py would come from (found without importing it: importing initialises MPI)."""
     import importlib.util
@@ -96,27 +83,18 @@ def installed() -> str | None:
     spec = importlib.util.find_spec("mpi4py")
     if spec is not None and spec.origin:
         return os.path.dirname(spec.origin)
-    return DEBIAN_MPI4PY if _debian_build_matches() else None
+    return DEBIAN_MPI4PY if debian.build_matches("mpi4py") else None
 
 
 def load() -> Any:
-    """mpi4py's MPI module (importing it initialises MPI). Debian's python3-mpi4py is loaded into
-    another CPython of the same minor version through a directory holding only an `mpi4py` link,
-    as rig.rdma.compat loads Debian's pyverbs."""
-    global _shim
+    """mpi4py's MPI module (importing it initialises MPI); Debian's python3-mpi4py through
+    rig.debian when this CPython is not Debian's."""
     try:
         return importlib.import_module("mpi4py.MPI")
     except ImportError as first:
-        if _shim is not None or not _debian_build_matches():
+        if not debian.link_package("mpi4py"):
             raise InputError(f"--mpi needs mpi4py, which does not import in {sys.executable} ({first})",
                              INSTALL_FIX) from None
-        _shim = tempfile.mkdtemp(prefix="rdmarig-mpi4py-")
-        os.symlink(DEBIAN_MPI4PY, os.path.join(_shim, "mpi4py"))
-        sys.path.append(_shim)
-        atexit.register(shutil.rmtree, _shim, True)
-        importlib.invalidate_caches()
-        for name in [m for m in sys.modules if m == "mpi4py" or m.startswith("mpi4py.")]:
-            del sys.modules[name]
         try:
             return importlib.import_module("mpi4py.MPI")
         except ImportError as second:
@@ -328,8 +306,10 @@ class Rank:
     def __init__(self, MPI: Any, plan: Plan, workload_for: Callable[[int], Workload],
                  on_result: Callable[[Job, PairResult], None] | None = None,
                  say: Callable[[str], None] = lambda _: None,
-                 describe: Callable[[], dict[str, Any]] = dict):
+                 describe: Callable[[], dict[str, Any]] = dict,
+                 serve: Callable[[Any, Any, str | None], dict[str, Any]] | None = None):
         self.MPI, self.plan, self.workload_for = MPI, plan, workload_for
+        self.serve = serve                # the target side (conversation, limits, device) -> outcome
         self.on_result, self.say = on_result, say
         self.box = Mailbox(MPI, MPI.COMM_WORLD)
         self.describe = describe          # this host's provenance (asked of one rank per host)
@@ -548,14 +528,18 @@ class Rank:
 
         a = self.plan.answer_s
         limits = Limits(hello_s=a + SETUP_S, start_s=a, silence_s=max(10.0, a), run_s=self.plan.step_s)
-        outcome = TargetSession(MpiConversation(self.box, peer, phase), limits, self.device,
-                                self.plan.ib_port, self.plan.gid_index).run()
+        conv = MpiConversation(self.box, peer, phase)
+        if self.serve is not None:
+            outcome = self.serve(conv, limits, self.device)
+        else:
+            outcome = TargetSession(conv, limits, self.device, self.plan.ib_port, self.plan.gid_index).run()
         if outcome.get("result") != "ok":
             row["error"] = f"target side: {outcome.get('error')}"
         return row
 
     def _serve_many(self, job: Job, phase: int, live: list[tuple[int, dict[str, Any]]]) -> list[dict[str, Any]]:
-        """An incast server: one session per client, each in its own thread (as `rdmarig serve`)."""
+        """An incast server: one session per client, each in its own thread (as `rdmarig serve`; an
+        SMB Direct session forks its serving processes from its thread)."""
         threads = [threading.Thread(target=self._serve, args=(job, phase, peer, row), daemon=True)
                    for peer, row in live]
         for t in threads:

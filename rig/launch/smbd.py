@@ -449,3 +449,70 @@ def describe(opts: SmbdOptions) -> str:
     span = format_size(sizes[0]) if len(sizes) == 1 else f"{format_size(sizes[0])}..{format_size(sizes[-1])}"
     return (f"smbd {opts.op}: {len(sizes) * len(opts.copy_list())} point(s), {span}, {', '.join(opts.copy_list())}, "
             f"{opts.connections} connection(s), credits {opts.credits}, register {opts.register}")
+
+
+# ---- many clients under mpirun / srun (--mpi) -------------------------------------------------
+
+def check_mpi(opts: SmbdOptions) -> None:
+    """What `measure smbd --mpi` cannot do (the MPI options are checked by MpiOptions.check)."""
+    for flag, used in (("--peer", opts.peer_addr), ("--peer-device", opts.peer_device),
+                       ("--peer-gid-index", opts.peer_gid_index is not None), ("--file", opts.file)):
+        if used:
+            raise InputError(f"--mpi pairs ranks: {flag} does not apply",
+                             f"drop {flag} (target ranks serve a scratch file of --file-size on their own device)")
+    if len(opts.copy_list()) != 1:
+        raise InputError(f"--mpi runs one copy variant per run, not {len(opts.copy_list())}",
+                         f"name one: --copy {opts.copy_list()[0]}")
+
+
+class MpiServing:
+    """A target rank's SMB Direct sessions: READ serves one scratch file of --file-size (made at
+    the first session, shared by the clients); WRITE gives each session an empty file of its own,
+    so clients writing at once never check each other's blocks."""
+
+    def __init__(self, opts: SmbdOptions):
+        self.opts = opts
+        self.read_path: str | None = None
+
+    def __call__(self, conv: Any, limits: Any, device: str | None) -> dict[str, Any]:
+        from rig.launch.smbd_target import ServedFile, SmbdSession, Where
+        o = self.opts
+        if o.op == "read":
+            if self.read_path is None:
+                self.read_path = _scratch_file(o.file_bytes)
+            path = self.read_path
+        else:
+            path = _scratch_file(0)
+        served = ServedFile(path, allow_write=o.op == "write", limits=smbd.Limits(max_read_write_size=o.max_read_write()))
+        try:
+            return SmbdSession(conv, served, Where(device, o.port, o.gid_index), limits).run()
+        finally:
+            if o.op == "write":
+                os.unlink(path)
+
+    def close(self) -> None:
+        if self.read_path is not None:
+            os.unlink(self.read_path)
+            self.read_path = None
+
+
+def run_mpi(opts: SmbdOptions, mpi: Any, open_store: Callable[[], Any], say: Callable[[str], None]) -> Any:
+    """This rank's part of `measure smbd --mpi` (rig.launch.mpi_run.run_ranks): initiator ranks
+    are SMB Direct clients, target ranks serve them (incast: rank 0 serves N-1 clients at once)."""
+    from rig.launch.mpi_run import RankJob, RecordSpec, run_ranks
+    copy = opts.copy_list()[0]
+
+    def params_of(size: int, point: dict[str, Any]) -> dict[str, Any]:
+        return point or {**SmbdWorkload(opts, size, copy).params(), "devices": None}
+
+    serving = MpiServing(opts)
+    job = RankJob(spec=RecordSpec(name=f"smbd.{opts.op}", metric="gbytes_per_s", params_of=params_of),
+                  sizes=list(opts.sizes),
+                  workload_for=lambda size: SmbdWorkload(opts, size, copy, connection="mpi"),
+                  run_seconds_max=max(SmbdWorkload(opts, s, copy).run_seconds_max() for s in opts.sizes),
+                  answer_s=max(60.0, 3 * opts.timeout_s), ib_port=opts.port, gid_index=opts.gid_index,
+                  serve=serving)
+    try:
+        return run_ranks(job, mpi, open_store, say)
+    finally:
+        serving.close()

@@ -1,9 +1,7 @@
 """One door to pyverbs, whichever of its two APIs is installed.
 
 - Debian/Ubuntu `python3-pyverbs` (rdma-core 44): enums in `pyverbs.enums`, built for Debian's
-  CPython. Another CPython of the same minor version (e.g. a pyenv 3.11) can load the same
-  extension modules; we put a temporary directory holding only a `pyverbs` symlink on sys.path,
-  so nothing else from Debian's dist-packages leaks into the interpreter.
+  CPython, loaded into another CPython of the same minor version by rig.debian.
 - PyPI `pyverbs` 59.x: enums in `pyverbs.libibverbs_enums`.
 
 Both define the same IBV_* names, partly as members of enum classes (`ibv_qp_type.IBV_QPT_RC`),
@@ -13,20 +11,18 @@ partly at module level. `load()` flattens them into one namespace `V.e` so calle
 
 from __future__ import annotations
 
-import atexit
 import importlib
 import os
-import shutil
 import sys
 import sysconfig
-import tempfile
 from dataclasses import dataclass, field
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
+from rig import debian
 from scenarios.errors import InputError
 
-DEBIAN_PYVERBS = "/usr/lib/python3/dist-packages/pyverbs"
+DEBIAN_PYVERBS = debian.package_dir("pyverbs")
 INSTALL_FIX = ("install it: apt-get install python3-pyverbs (Debian/Ubuntu, rdma-core) "
                "or pip install 'rdmarig[rdma]' (builds rdma-core's pyverbs, slow)")
 
@@ -67,43 +63,17 @@ class Verbs:
 
 
 _loaded: Verbs | None = None
-_shim_dir: str | None = None
 
 
 def _abi_tag() -> str:
     return sysconfig.get_config_var("SOABI") or f"cpython-{sys.version_info.major}{sys.version_info.minor}"
 
 
-def _debian_build_matches() -> bool:
-    """Debian's extension modules carry the CPython ABI tag in their names: check ours is there."""
-    try:
-        names = os.listdir(DEBIAN_PYVERBS)
-    except OSError:
-        return False
-    tag = f".cpython-{sys.version_info.major}{sys.version_info.minor}-"
-    return any(tag in n for n in names if n.endswith(".so"))
-
-
-def _add_debian_shim() -> bool:
-    global _shim_dir
-    if _shim_dir is not None or not _debian_build_matches():
-        return False
-    _shim_dir = tempfile.mkdtemp(prefix="rdmarig-pyverbs-")
-    os.symlink(DEBIAN_PYVERBS, os.path.join(_shim_dir, "pyverbs"))
-    sys.path.append(_shim_dir)
-    # removed at exit, not now: pyverbs imports some submodules lazily
-    atexit.register(shutil.rmtree, _shim_dir, True)
-    importlib.invalidate_caches()
-    return True
-
-
 def _import_pyverbs() -> ModuleType:
     try:
         return importlib.import_module("pyverbs.device")
     except ImportError as first:
-        if os.path.isdir(DEBIAN_PYVERBS) and _add_debian_shim():
-            for name in [m for m in sys.modules if m == "pyverbs" or m.startswith("pyverbs.")]:
-                del sys.modules[name]
+        if os.path.isdir(DEBIAN_PYVERBS) and debian.link_package("pyverbs"):
             try:
                 return importlib.import_module("pyverbs.device")
             except ImportError as second:

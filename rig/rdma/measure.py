@@ -11,10 +11,9 @@ import os
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable
 
-from results.matrix import DEFAULT_TOLERANCE
 from rig.flows.pingpong import PINGPONG_OPS
 from rig.launch import Measured, PointResult
-from rig.rdma.handshake import MAX_DEPTH, MAX_MSG_BYTES, MAX_QPS, MAX_RUN_SECONDS, PeerGone, ProtocolError, parse_addr
+from rig.rdma.handshake import MAX_DEPTH, MAX_MSG_BYTES, MAX_QPS, MAX_RUN_SECONDS, parse_addr
 from rig.rdma.player import Player, PlayerConfig
 from scenarios.errors import InputError
 from scenarios.units import format_size
@@ -283,181 +282,25 @@ def run_point(opts: VerbsOptions, size: int, on_tick: Callable[[int, float], Non
 
 # ---- many ranks under mpirun / srun (--mpi) ---------------------------------------------------
 
-MPI_JOIN_BOUNDS = ("--join-timeout", 1.0, 86400.0)
+def check_mpi(opts: VerbsOptions, mpi: Any) -> None:
+    """What a verbs run under MPI cannot do (the MPI options are checked by MpiOptions.check)."""
+    for flag, used in (("--peer", opts.peer_addr), ("--peer-device", opts.peer_device), ("--rdma-cm", opts.rdma_cm),
+                       ("--validate", opts.validate), ("--latency", opts.latency)):
+        if used:
+            raise InputError(f"--mpi pairs ranks for bandwidth runs; {flag} does not apply",
+                             f"drop {flag} (ranks find their partners through MPI)")
+    if mpi.pattern == "incast" and opts.op != "write":
+        raise InputError(f"--pattern incast runs --op write (clients writing into one server), not {opts.op}",
+                         "use --op write")
 
 
-@dataclass
-class MpiOptions:
-    pattern: str = "pairs"
-    partners: int = 0                    # sampled: partners per rank
-    seed: int = 0                        # sampled: the draw
-    tolerance: float = DEFAULT_TOLERANCE  # a pair below this x the median is flagged
-    devices: tuple[str, ...] = ()        # --device list, taken round-robin by local rank
-    join_s: float = 600.0                # every rank's start-up (slow in the emulated guest)
+def run_mpi(opts: VerbsOptions, mpi: Any, open_store: Callable[[], Any], say: Callable[[str], None]) -> Any:
+    """This rank's part of `measure verbs --mpi` (rig.launch.mpi_run.run_ranks)."""
+    from rig.launch.mpi_run import RankJob, RecordSpec, run_ranks
 
-    def check(self, opts: VerbsOptions) -> None:
-        from rig.launch.schedule import PATTERNS
-        if self.pattern not in PATTERNS:
-            raise InputError(f"--pattern {self.pattern!r} is not a pattern", f"use {', '.join(PATTERNS)}")
-        if self.pattern == "sampled" and self.partners < 1:
-            raise InputError("--pattern sampled needs --partners K (partners per rank)", "add e.g. --partners 4")
-        if self.pattern != "sampled" and (self.partners or self.seed):
-            flag = "--partners" if self.partners else "--seed"
-            raise InputError(f"{flag} applies to --pattern sampled, not {self.pattern}", f"drop {flag}")
-        if not 0 < self.tolerance <= 1:
-            raise InputError(f"--tolerance {self.tolerance * 100:g}% is out of range", "use 1%..100% (default 93%)")
-        check_range(MPI_JOIN_BOUNDS[0], self.join_s, *MPI_JOIN_BOUNDS[1:], "s")
-        for flag, used in (("--peer", opts.peer_addr), ("--peer-device", opts.peer_device), ("--rdma-cm", opts.rdma_cm),
-                           ("--validate", opts.validate), ("--latency", opts.latency)):
-            if used:
-                raise InputError(f"--mpi pairs ranks for bandwidth runs; {flag} does not apply",
-                                 f"drop {flag} (ranks find their partners through MPI)")
-        if self.pattern == "incast" and opts.op != "write":
-            raise InputError(f"--pattern incast runs --op write (clients writing into one server), not {opts.op}",
-                             "use --op write")
-
-
-def parse_tolerance(text: str) -> float:
-    """'93%' or a fraction '0.93' -> 0.93."""
-    t = text.strip()
-    try:
-        value = float(t[:-1]) / 100 if t.endswith("%") else float(t)
-    except ValueError:
-        raise InputError(f"--tolerance {text!r} is not a percentage", "write it as 93% (or the fraction 0.93)") from None
-    if not math.isfinite(value) or not 0 < value <= 1:
-        raise InputError(f"--tolerance {text!r} is out of range", "use 1%..100% (default 93%)")
-    return value
-
-
-@dataclass
-class MpiRun:
-    """What rank 0 stored (and every rank knows of the run)."""
-
-    run: str
-    rank: int
-    ranks: int
-    host: str
-    pairs: list[Any] = field(default_factory=list)        # results.record.Record, pair records
-    aggregates: list[Any] = field(default_factory=list)   # one per I/O size
-    failures: list[str] = field(default_factory=list)     # this rank's failed pairs
-    pairs_taken: int = 0                                  # the pairs this rank took part in
-    partial_reason: str | None = None
-
-
-class _Collector:
-    """Rank 0: a record per pair as its result arrives (stored at once), the aggregates at the end."""
-
-    METRIC = "bw_average_gbytes_per_s"
-
-    def __init__(self, opts: VerbsOptions, mpi: MpiOptions, store: Any):
-        self.opts, self.mpi, self.store = opts, mpi, store
-        self.name = f"verbs.{opts.op}.bw"
-        self.pairs: list[Any] = []
-        self.values: dict[int, list[dict[str, Any]]] = {s: [] for s in opts.sizes}
-        self.failed: dict[int, list[str]] = {s: [] for s in opts.sizes}
-        self.job: Any = None
-
-    def _params(self, job: Any, size: int) -> dict[str, Any]:
-        from results.matrix import METRIC_KEY, RUN_KEY
-        return {**self.opts.params(size), "connection": f"mpi {self.mpi.pattern}", "device": None,
-                RUN_KEY: job.run, "pattern": self.mpi.pattern, "ranks": job.size, "rounds": job.schedule.rounds,
-                **({"partners": self.mpi.partners, "seed": self.mpi.seed} if self.mpi.pattern == "sampled" else {}),
-                METRIC_KEY: self.METRIC, "started": job.started}
-
-    def add(self, job: Any, res: Any) -> None:
-        from results.record import Record
-        from rig.records import store_record
-        self.job = job
-        if res.point is None:
-            self.failed[res.size].append(f"{res.initiator}->{res.target}: {res.error}")
-            return
-        pt = res.point
-        params = {**self._params(job, res.size), "round": res.round, "step": res.phase,
-                  "initiator_rank": res.initiator, "target_rank": res.target,
-                  "initiator_host": job.hosts.get(res.initiator), "target_host": job.hosts.get(res.target),
-                  "initiator_device": pt["ports"]["local"].get("device"),
-                  "target_device": job.devices.get(res.target), "device": pt["ports"]["local"].get("device")}
-        peer = job.provenance_of(res.target)
-        prov = {**job.provenance_of(res.initiator), "time": res.finished, "rdma_ports": pt["ports"],
-                "integrity": pt["integrity"], "cpu_accounting": pt["cpu_accounting"],
-                "peer_host": {k: peer.get(k) for k in ("host", "kernel", "cpu_model", "rdma_devices", "rdmarig")}}
-        rec = Record(kind="measured", name=self.name, params=params, samples=pt["samples"], summary=pt["summary"],
-                     provenance=prov)
-        store_record(rec, self.store)
-        self.pairs.append(rec)
-        self.values[res.size].append({"initiator": res.initiator, "target": res.target, "round": res.round,
-                                      "gbytes_per_s": pt["summary"][self.METRIC]})
-
-    def finish(self, job: Any, interrupted: str | None = None) -> list[Any]:
-        from results.matrix import AGGREGATE_PREFIX, aggregate_summary
-        from results.record import Record
-        from rig.records import store_record
-        out = []
-        per_size = job.schedule.pairs_expected()
-        for size in self.opts.sizes:
-            summary, samples = aggregate_summary(self.values[size], per_size, self.mpi.tolerance, self.failed[size],
-                                                 sorted(job.gone), interrupted)
-            params = {**self._params(job, size), "tolerance_pct": self.mpi.tolerance * 100,
-                      "hosts": {str(r): h for r, h in sorted(job.hosts.items())},
-                      "devices": {str(r): d for r, d in sorted(job.devices.items())}}
-            prov = {**job.provenance_of(0), "hosts": sorted(set(job.hosts.values()))}
-            rec = Record(kind="measured", name=AGGREGATE_PREFIX + self.name, params=params, samples=samples,
-                         summary=summary, provenance=prov)
-            store_record(rec, self.store)
-            out.append(rec)
-        return out
-
-
-def run_mpi(opts: VerbsOptions, mpi: MpiOptions, open_store: Callable[[], Any], say: Callable[[str], None]) -> MpiRun:
-    """This rank's part of a run under mpirun/srun; rank 0 opens the store and stores the records
-    (each pair's as it arrives, the aggregates at the end). Every rank returns what it knows."""
-    import socket
-
-    from results import provenance
-    from rig import accounting as acct
-    from rig.launch import mpi as launch
-    from rig.launch.schedule import Schedule, ScheduleError
-    from rig.rdma import compat
-
-    started_by = launch.require_launcher()
-    MPI = launch.load()
-    V = compat.load()
-    world = MPI.COMM_WORLD
-    rank, size = world.Get_rank(), world.Get_size()
-    try:
-        Schedule(mpi.pattern, size, mpi.partners, mpi.seed)
-    except ScheduleError as exc:
-        raise InputError(f"--pattern {mpi.pattern}: {exc.cause}", exc.fix) from None
-    if mpi.pattern == "incast" and MPI.Query_thread() < MPI.THREAD_MULTIPLE:
-        raise InputError("--pattern incast: this MPI library does not grant MPI_THREAD_MULTIPLE, and the server "
-                         "serves each client in its own thread", "use an MPI built with thread support, or --pattern pairs")
-    answer_s = max(5.0, 3 * opts.timeout_s)
-    longest = max(VerbsWorkload(opts, s).run_seconds_max() for s in opts.sizes)
-    plan = launch.Plan(schedule_args=(mpi.pattern, mpi.partners, mpi.seed), sizes=tuple(opts.sizes),
-                       devices=mpi.devices, ib_port=opts.port, gid_index=opts.gid_index, join_s=mpi.join_s,
-                       answer_s=answer_s, step_s=longest + 3 * answer_s + launch.SETUP_S)
-    extra = {"pyverbs_api": V.api, "pyverbs_path": V.path, "launcher": started_by, "boot_id": acct.boot_id(),
-             "mpi_library": MPI.Get_library_version().splitlines()[0].strip()}
-    collector = _Collector(opts, mpi, open_store()) if rank == 0 else None
-    node = launch.Rank(MPI, plan, lambda s: VerbsWorkload(opts, s), collector.add if collector else None, say,
-                       lambda: provenance.collect(extra))
-    out = MpiRun(run="", rank=rank, ranks=size, host=socket.gethostname())
-    try:
-        job = node.run()
-        if collector is not None:
-            out.pairs, out.aggregates = collector.pairs, collector.finish(job)
-    except (PeerGone, ProtocolError) as exc:       # the coordinator is gone (or garbled): this rank stops
-        out.run = node.job.run if node.job else "(not joined)"
-        out.failures, out.partial_reason = [str(exc)], "rank 0 gone" if isinstance(exc, PeerGone) else str(exc)
-        return out
-    except KeyboardInterrupt:
-        if collector is not None and collector.job is not None:
-            collector.finish(collector.job, "stopped by an interrupt (Ctrl-C, or the SIGTERM with which mpirun "
-                             "ends a job when a rank dies)")
-        raise
-    finally:
-        node.close()
-        if collector is not None and collector.store is not None:
-            collector.store.close()
-    out.run, out.failures, out.partial_reason, out.pairs_taken = job.run, job.failures, job.partial_reason, job.pairs_taken
-    return out
+    spec = RecordSpec(name=f"verbs.{opts.op}.bw", metric="bw_average_gbytes_per_s",
+                      params_of=lambda size, _point: opts.params(size))
+    job = RankJob(spec=spec, sizes=list(opts.sizes), workload_for=lambda s: VerbsWorkload(opts, s),
+                  run_seconds_max=max(VerbsWorkload(opts, s).run_seconds_max() for s in opts.sizes),
+                  answer_s=max(5.0, 3 * opts.timeout_s), ib_port=opts.port, gid_index=opts.gid_index)
+    return run_ranks(job, mpi, open_store, say)

@@ -1,4 +1,4 @@
-"""Bad input to `measure verbs --mpi` and `results show --matrix`: one line naming the flag, exit 2,
+"""Bad input to `measure verbs --mpi`, `measure smbd --mpi` and `results show --matrix`: one line naming the flag, exit 2,
 caught before MPI or any RDMA device is touched (host tier)."""
 
 from __future__ import annotations
@@ -34,6 +34,21 @@ MPI_ROWS = [
 ]
 
 
+SMBD_ROWS = [
+    (["--mpi"], "--mpi runs one copy variant per run, not 3; name one: --copy cpu-copy"),
+    (["--mpi", "--op", "write"], "--mpi runs one copy variant per run, not 2"),
+    (["--mpi", "--copy", "cpu-copy"], "not started by mpirun or srun"),
+    (["--mpi", "--copy", "cpu-copy", "--peer", "198.18.0.2"], "--peer does not apply"),
+    (["--mpi", "--copy", "cpu-copy", "--peer-device", "rxe1"], "--peer-device does not apply"),
+    (["--mpi", "--copy", "cpu-copy", "--file", "/etc/hostname"], "--file does not apply"),
+    (["--mpi", "--copy", "zero-copy", "--pattern", "ring"], "--pattern 'ring' is not a pattern"),
+    (["--mpi", "--copy", "cpu-copy", "--tolerance", "2"], "--tolerance '2' is out of range"),
+    (["--mpi", "--copy", "cpu-copy", "--device", "rxe0,"], "--device 'rxe0,' has an empty name"),
+    (["--device", "rxe0,rxe1"], "--device 'rxe0,rxe1' names several devices; name one, or run with --mpi"),
+    (["--pattern", "incast"], "--pattern, --partners, --seed and --tolerance apply to runs under --mpi"),
+]
+
+
 @pytest.fixture
 def no_launcher(monkeypatch):
     for var, _ in LAUNCHER_ENV:
@@ -43,6 +58,11 @@ def no_launcher(monkeypatch):
 @pytest.mark.parametrize("argv,fragment", MPI_ROWS, ids=[" ".join(a) for a, _ in MPI_ROWS])
 def test_measure_verbs_mpi_bad_input(run_cli, no_launcher, argv, fragment):
     run_cli("measure", "verbs", "--no-store", *argv).one_line_error(2, fragment)
+
+
+@pytest.mark.parametrize("argv,fragment", SMBD_ROWS, ids=[" ".join(a) for a, _ in SMBD_ROWS])
+def test_measure_smbd_mpi_bad_input(run_cli, no_launcher, argv, fragment):
+    run_cli("measure", "smbd", "--no-store", *argv).one_line_error(2, fragment)
 
 
 def test_launch_hint_names_both_launchers(run_cli, no_launcher):

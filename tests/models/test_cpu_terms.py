@@ -598,3 +598,50 @@ def test_busy_polling_threads_keep_their_cores_busy(tmp_path):
     assert cap(b, 1, "cpu-workers") == pytest.approx(2 * share * S / b.result.worker_seconds_per_io[1])
     X = b.result.throughput[1]
     assert b.result.cpu_seconds_per_byte[1] == pytest.approx(share / X + b.result.worker_seconds_per_io[1] / S)
+
+
+# --- incast (issue 12): N client hosts share one server ---------------------------------------------
+
+INCAST = '''copy_paths = ["cpu-copy"]
+[network]
+links = "2x200Gbit/s"
+protocol = "roce-v2"
+[workload]
+transport = "smbdirect"
+connections = 1
+outstanding_per_connection = 32
+io_cores = 4
+client_cores = 1
+rtt = "10us"
+[sweep]
+io_sizes = ["1MiB"]
+"workload.clients" = [1, 2, 4, 8, 16]
+'''
+
+
+def test_clients_share_the_servers_links_cores_and_pipeline(tmp_path):
+    ev = evaluate_scenario(_scenario(tmp_path, INCAST, platform="epyc-9654-cx7"))
+    rows = [_at(ev, "cpu-copy", MiB, **{"workload.clients": n}) for n in (1, 2, 4, 8, 16)]
+    links = [cap(ev, i, "links") for i in rows]
+    serving = [cap(ev, i, "cpu-serving") for i in rows]
+    client = [cap(ev, i, "client-cpu") for i in rows]
+    # one connection per client runs on one link: a second client brings the second link, no more after
+    assert links[1] == pytest.approx(2 * links[0]) and links[4] == pytest.approx(links[1])
+    # serving threads = min(io_cores 4, the server's connections): they stop growing at 4 clients
+    assert serving[1] == pytest.approx(2 * serving[0]) and serving[2] == pytest.approx(4 * serving[0])
+    assert serving[4] == pytest.approx(serving[2])
+    # every client host brings its own client core
+    assert client[4] == pytest.approx(16 * client[0])
+    # the aggregate never falls as clients are added, and ends bound by a server-side resource
+    x = [float(ev.result.throughput.flat[i]) for i in rows]
+    assert all(b >= a * (1 - 1e-12) for a, b in zip(x, x[1:]))
+    assert RESOURCES[int(ev.result.binding.flat[rows[4]])] not in ("client-cpu", "client-flows", "pipeline")
+
+
+def test_one_client_is_the_model_without_the_clients_field(tmp_path):
+    with_field = evaluate_scenario(_scenario(tmp_path, INCAST.replace(
+        '"workload.clients" = [1, 2, 4, 8, 16]\n', "").replace("client_cores = 1\n", "client_cores = 1\nclients = 1\n"),
+        platform="epyc-9654-cx7", name="a.toml"))
+    without = evaluate_scenario(_scenario(tmp_path, INCAST.replace('"workload.clients" = [1, 2, 4, 8, 16]\n', ""),
+                                          platform="epyc-9654-cx7", name="b.toml"))
+    assert np.array_equal(with_field.result.capacity, without.result.capacity)

@@ -114,6 +114,10 @@ def test_client_that_says_nothing_is_dropped_and_holds_up_no_one():
             silent.settimeout(10)
             assert silent.recv(100) == b""           # the server gave up on it and closed
             assert time.monotonic() - t0 < 8
+        # the session thread records its result just after it closes the socket
+        deadline = time.monotonic() + 10
+        while len(srv.sessions) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert {x["result"] for x in srv.sessions} == {"refused", "gone"}
         gone = next(x for x in srv.sessions if x["result"] == "gone")
         assert "within 3 s" in gone["error"]

@@ -1,5 +1,4 @@
 import os
-from pathlib import Path
 import signal
 import sqlite3
 import subprocess
@@ -56,9 +55,10 @@ def test_unknown_id_and_unwritable_store_are_input_errors(tmp_path):
 def test_spool_then_ingest(tmp_path, monkeypatch):
     spool = tmp_path / "spool"
     monkeypatch.setenv("RDMARIG_SPOOL", str(spool))
+    monkeypatch.setenv("RDMARIG_STORE", str(tmp_path / "default.sqlite"))
     rec = _rec()
-    Store(tmp_path / "never.sqlite").insert(rec)
-    assert not (tmp_path / "never.sqlite").exists()
+    Store().insert(rec)
+    assert not (tmp_path / "default.sqlite").exists()
     assert [p.suffix for p in spool.iterdir()] == [".json"]
     monkeypatch.delenv("RDMARIG_SPOOL")
     (spool / "half-written.tmp").write_text("{")
@@ -184,6 +184,25 @@ def test_damaged_store_refuses_writes_and_spooled_records_wait(damaged_store, tm
         Store(path).ingest_spool(spool)
     assert (spool / f"{rec.id}.json").exists()
     assert kit.digest(path.parent) == before
+
+
+def test_a_named_store_keeps_its_spooled_records(tmp_path, monkeypatch):
+    """In the guest (spool mode) `--store PATH` is not written there (the guest's writes to the
+    host's tree do not reach it): its records wait apart and land in PATH on the host."""
+    from results.store import named_spools
+    spool = tmp_path / "spool"
+    monkeypatch.setenv("RDMARIG_SPOOL", str(spool))
+    mine, theirs = _rec(), _rec()
+    Store(tmp_path / "mine.sqlite").insert(mine)
+    Store().insert(theirs)
+    assert not (tmp_path / "mine.sqlite").exists()
+    [(directory, target)] = named_spools(spool)
+    assert target == tmp_path / "mine.sqlite" and [p.suffix for p in spool.glob("*.json")] == [".json"]
+    monkeypatch.delenv("RDMARIG_SPOOL")
+    with Store(target) as st:
+        assert st.ingest_spool(directory) == [mine.id] and st.get(mine.id) == mine
+    with Store(tmp_path / "run.sqlite") as st:
+        assert st.ingest_spool(spool) == [theirs.id]
 
 
 def test_damaged_index_is_found_and_every_record_still_reads(tmp_path, kit):

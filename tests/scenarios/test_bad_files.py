@@ -89,6 +89,8 @@ SCENARIO_ROWS = [
     ("too-many-links", SMBD, [('links = "2x200Gbit/s"', 'links = "65x100Gbit/s"')], "1..64"),
     ("infinite-link-rate", SMBD, [('links = "2x200Gbit/s"', 'links = "2x1e999Gbit/s"')], "not a finite rate"),
     ("zero-connections", SMBD, [("connections = 4 ", "connections = 0 ")], "1..65535"),
+    ("zero-clients", SMBD, [_add("[workload]", "clients = 0")], "1..65535"),
+    ("sweep-half-a-client", SMBD, [_add("[sweep]", '"workload.clients" = [1, 2.5]')], "not a whole number"),
     ("credits-beyond-16-bit", SMBD, [("outstanding_per_connection = 32", "outstanding_per_connection = 70000")],
      "16-bit"),
     ("io-cores-beyond-linux", SMBD, [("io_cores = 4 ", "io_cores = 10000 ")], "1..8192"),

@@ -1,0 +1,24 @@
+#!/bin/sh
+# One guest session: the parts (rdma part probes, measure verbs, measure copy) and the whole
+# (measure smbd), rounds interleaved, for `rdmarig plan smbdirect-this-host --vs-measured` (docs/smbd.md).
+#   flock /work/wt/guest.lock .venv/bin/rdmarig guest run --timeout 50min --store S -- sh docs/data/smbd-vs-measured.sh
+R=.venv/bin/rdmarig
+P=.venv/bin/python
+V="--device rxe1 --peer-device rxe0 --op write"
+for round in 1 2; do
+  echo "== round $round parts: rdma_parts $(date -u +%T)"
+  $P -m rig.copy.rdma_parts --sizes 64KiB..8MiB --depths 1,8,32 --exchanges 500 --repetitions 3
+  echo "== round $round parts: measure verbs $(date -u +%T)"
+  $R measure verbs $V --size 1KiB,4KiB,16KiB,64KiB,256KiB,1MiB,4MiB --duration 2s
+  echo "== round $round whole: measure smbd $(date -u +%T)"
+  $R measure smbd --op read --io-size 64KiB..8MiB --copy cpu-copy,async-workers,zero-copy --duration 3s
+  if [ "$round" = 1 ]; then
+    echo "== round $round whole: measure smbd --register per-io $(date -u +%T)"
+    $R measure smbd --op read --io-size 64KiB,1MiB,8MiB --copy zero-copy --register per-io --duration 3s
+    echo "== round $round parts: measure copy $(date -u +%T)"
+    $R measure copy --probe memcpy --sizes 64KiB..64MiB --repetitions 3
+    $R measure copy --probe fault,pin,pagecopy --sizes 16MiB --repetitions 3
+    $R measure copy --probe socket --paths rw,sendfile --sizes 64KiB,1MiB,8MiB --repetitions 3
+  fi
+done
+echo "== done $(date -u +%T)"
