@@ -4,10 +4,15 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# What the compiled RDMA loops (rig/rdma/_fastloop.c) build with: installed before the venv, so
+# `pip install -e .` builds them. Without them (no root, no network) the install goes on and the
+# Python loops run; rig/rdma/_fastloop.build-error.txt says why.
+BUILD_PACKAGES := gcc libc6-dev libibverbs-dev
 APT_PACKAGES := qemu-system-x86 kmod iproute2 rdma-core ibverbs-providers ibverbs-utils libibverbs1 \
-	python3-pyverbs perftest busybox-static mbw iperf3 ethtool git chromium openmpi-bin python3-mpi4py
+	python3-pyverbs perftest busybox-static mbw iperf3 ethtool git chromium openmpi-bin python3-mpi4py \
+	$(BUILD_PACKAGES)
 
-.PHONY: run test test-host test-rdma deps venv bench clean readme-image
+.PHONY: run test test-host test-rdma deps build-deps venv bench clean readme-image
 
 run: venv
 	$(BIN)/rdmarig plan smbdirect-2x200g --out out/
@@ -33,7 +38,7 @@ test-rdma: venv deps
 		$(BIN)/python -m pytest -m rdma tests/rdma; \
 	else \
 		$(BIN)/rdmarig guest prepare && \
-		$(BIN)/rdmarig guest run --timeout 1200 -- $(CURDIR)/$(BIN)/python -m pytest -m rdma -p no:cacheprovider tests/rdma; \
+		$(BIN)/rdmarig guest run --timeout 1800 -- $(CURDIR)/$(BIN)/python -m pytest -m rdma -p no:cacheprovider tests/rdma; \
 	fi
 
 deps: $(VENV)/.apt-done
@@ -45,24 +50,38 @@ $(VENV)/.apt-done: Makefile | $(VENV)/bin/python
 	fi
 	touch $@
 
+build-deps: $(VENV)/.build-deps
+$(VENV)/.build-deps: | $(VENV)/bin/python
+	@missing=""; for p in $(BUILD_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing build packages:$$missing"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null) || \
+		echo "could not install$$missing: the compiled RDMA loops are not built, the Python loops run"; \
+	fi
+	touch $@
+
 venv: $(VENV)/.installed
 $(VENV)/bin/python:
 	$(PY) -m venv $(VENV)
-$(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
+$(VENV)/.installed: pyproject.toml setup.py rig/rdma/_fastloop.c | $(VENV)/bin/python $(VENV)/.build-deps
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]' --config-settings editable_mode=compat  # a .pth, not an import finder: ~1 s less per interpreter start in the TCG guest
+	@$(BIN)/python -c "from rig.rdma import native; ok, why = native.available(); print('compiled RDMA loops:', 'built' if ok else 'not built (' + why + '); the Python loops run')"
 	touch $@
 
-# Benchmarks print figures side by side (no pass/fail): model sweep speed, our RDMA loop vs
-# ib_write_bw inside the soft-RoCE guest, SMB Direct READ vs raw RDMA WRITE and cpu-copy vs zero-copy
-# there, copy probes vs mbw and iperf3 on this host.
+# Benchmarks print figures side by side (no pass/fail): model sweep speed, the CLI's start-up and
+# the compiled RDMA loop's own cost per WR on this host; our RDMA loops vs perftest (bandwidth,
+# message rate, CPU per GB, ping-pong latency), SMB Direct READ vs raw RDMA WRITE and cpu-copy vs
+# zero-copy inside the soft-RoCE guest; copy probes vs mbw and iperf3 on this host.
 bench: venv deps
 	$(BIN)/python benchmarks/model_sweep.py
 	$(BIN)/python benchmarks/plan_intervals.py
 	$(BIN)/python benchmarks/store_open.py
+	$(BIN)/python benchmarks/startup.py
+	$(BIN)/python benchmarks/loop_cost.py
 	$(BIN)/python benchmarks/mpi_schedule.py
 	$(BIN)/rdmarig guest prepare
-	$(BIN)/rdmarig guest run -- $(CURDIR)/$(BIN)/python benchmarks/verbs_vs_perftest.py --rounds 5
+	$(BIN)/rdmarig guest run --timeout 3600 -- $(CURDIR)/$(BIN)/python benchmarks/verbs_vs_perftest.py --rounds 5
 	$(BIN)/rdmarig guest run -- $(CURDIR)/$(BIN)/python benchmarks/smbd_vs_verbs.py --rounds 3
 	$(BIN)/python benchmarks/copy_vs_tools.py
 

@@ -87,8 +87,9 @@ def register(argv: list[str] | None = None) -> None:
     for name in names:
         module_name, attr, group_help = COMMANDS[name]
         module = importlib.import_module(module_name)
-        if hasattr(module, "register"):
-            module.register(words[1:2] if len(names) == 1 else None)
+        if hasattr(module, "register") and len(names) == 1:
+            # a group's own commands are loaded when it runs; the full list shows only its help
+            module.register(words[1:2])
         if name in _registered:
             continue
         if group_help is None:

@@ -11,8 +11,6 @@ from __future__ import annotations
 import ctypes
 import mmap
 
-import numpy as np
-
 PAGE_BYTES = mmap.PAGESIZE
 
 
@@ -26,6 +24,7 @@ def aligned_buffer(size_bytes: int, fill: int | None = None) -> mmap.mmap:
 
 def address_of(buf) -> int:
     """The virtual address of a buffer (mmap, read-only mmap or bytearray)."""
+    import numpy as np  # here, not at the top: the CLI imports this module for --help
     return int(np.frombuffer(buf, dtype=np.uint8).__array_interface__["data"][0])
 
 

@@ -21,8 +21,6 @@ import os
 import shutil
 from typing import Iterator
 
-import numpy as np
-
 from results.store import Store
 from rig import accounting as acct
 from rig import records
@@ -135,6 +133,7 @@ def _row(record) -> dict:
 
 def _paired_extra(off: list[dict], on: list[dict]) -> dict[str, float]:
     """Median over interleaved pairs of (off - on) CPU per GB: tx side, rx side, both."""
+    import numpy as np  # here, not at the top: the CLI imports this module for --help
     out = {}
     for side in ("tx", "rx"):
         diffs = [_side_totals(a)[side] - _side_totals(b)[side] for a, b in zip(off, on)]

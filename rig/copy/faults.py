@@ -21,8 +21,6 @@ from __future__ import annotations
 import resource
 import time
 
-import numpy as np
-
 from rig.copy import hugepages
 from rig.copy.buffers import PAGE_BYTES, address_of
 from rig.copy.outcome import per_page_samples
@@ -31,6 +29,7 @@ TOUCH_STRIDE_BYTES = PAGE_BYTES
 
 
 def _touch_once(size_bytes: int, kind: str) -> dict:
+    import numpy as np  # here, not at the top: the CLI imports this module for --help
     mapping = hugepages.fresh_mapping(size_bytes, kind)
     offset = mapping.address - address_of(mapping.mm)
     view = np.frombuffer(mapping.mm, dtype=np.uint8)[offset:offset + size_bytes]

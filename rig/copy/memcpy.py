@@ -33,8 +33,6 @@ import subprocess
 import time
 from dataclasses import dataclass
 
-import numpy as np
-
 from rig.copy import child
 from rig.copy.buffers import address_of, aligned_buffer, page_offset
 
@@ -70,6 +68,7 @@ class MemcpyTiming:
     @property
     def batch_median_per_core_gbytes_per_s(self) -> float | None:
         """Each copier's median batch rate, averaged over the copiers (mbw's per-iteration figure)."""
+        import numpy as np  # here, not at the top: the CLI imports this module for --help
         if not self.per_process_batch_s or not all(self.per_process_batch_s):
             return None
         batch_bytes = self.size_bytes * self.copies_per_batch
@@ -114,6 +113,7 @@ def _stamped_copy_loop(dst: int, src: int, size: int, batches: int, per_batch: i
 
 def copies_per_batch(size_bytes: int, count: int, seconds_per_copy: float) -> int:
     """Copies per clock stamp: a batch of >= MIN_BATCH_S, so stamping (~80 ns) costs <= ~0.5% at any size."""
+    import numpy as np  # here, not at the top: the CLI imports this module for --help
     return max(1, min(count, int(np.ceil(MIN_BATCH_S / max(seconds_per_copy, 1e-9)))))
 
 
@@ -174,6 +174,7 @@ def glibc_tunables() -> dict:
 
 
 def _copier(size: int, count: int, per_batch: int, timings: int, barrier, conn, cpu: int | None) -> None:
+    import numpy as np  # here, not at the top: the CLI imports this module for --help
     child.detach_signals()
     try:
         if cpu is not None:

@@ -9,9 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
-
-from results import stats
 from results.record import Record
 from rig import accounting as acct
 
@@ -49,6 +46,8 @@ def host_load() -> float:
 
 def summarize(samples: dict[str, list[float]], main: str, label: str) -> dict:
     """Statistics of the main series (with its stability warning) and the median of every other."""
+    import numpy as np  # here, not at the top: the CLI imports this module for --help
+    from results import stats
     summary: dict = {}
     values = [v for v in samples[main] if v is not None]
     if values:

@@ -13,8 +13,6 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-import numpy as np
-
 from results.record import Record
 from results.store import Store
 from rig import records
@@ -82,6 +80,7 @@ def memcpy_plan(sizes: list[int], processes: list[int], repetitions: int) -> lis
 
 def memcpy_sweep(sizes: list[int], processes: list[int], repetitions: int,
                  store: Store | None) -> Iterator[Outcome]:
+    import numpy as np  # here, not at the top: the CLI imports this module for --help
     overhead = memcpy.call_overhead_s()
     pids = acct.ksoftirqd_pids()
     ncpu = len(os.sched_getaffinity(0))

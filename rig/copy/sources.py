@@ -19,8 +19,6 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from rig.copy.buffers import aligned_buffer, page_offset
 from scenarios.errors import InputError
 
@@ -30,6 +28,7 @@ FILE_PREFIX = "rdmarig-src-"  # then the creating pid: files of killed runs are 
 
 
 def pattern_bytes(size_bytes: int, seed: int = 20261130) -> bytes:
+    import numpy as np  # here, not at the top: the CLI imports this module for --help
     return np.random.default_rng(seed).bytes(int(size_bytes))
 
 

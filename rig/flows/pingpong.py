@@ -12,9 +12,16 @@ A sees the answer; the figure is half of that round trip.
   answer proves the peer's receive was reposted).
 Every WR is signaled; send completions are reaped as they come.
 
-`PingPongEnd` is one end; `PingPong` drives two ends in one thread (loopback: the responder's
-turnaround is the same Python code the initiator runs). Across two hosts each host would run one
-end: the initiator `post`s then `wait`s, the responder `wait`s then `post`s.
+`PingPongEnd` is one end; `PingPong` drives two ends in this process (loopback). Across two
+hosts each host would run one end: the initiator `post`s then `wait`s, the responder `wait`s then
+`post`s.
+
+The loop runs compiled where rig/rdma/_fastloop.c is built (rr_pp_run: the same steps over the
+same QPs, WRs and buffers, the responder in a thread of its own as ib_write_lat's server is a
+process of its own; the channels' in-flight counts are handed back after the run, their receive
+credit counts are not kept: ping-pong grants no credits), else in Python, both ends in one thread
+(the responder's turnaround is the same Python code the initiator runs); `RawRun.loop` says which
+(rig.rdma.traffic.run_loop).
 """
 
 from __future__ import annotations
@@ -28,9 +35,10 @@ import numpy as np
 
 from rig.flows.channel import Channel
 from rig.flows.descriptor import BufferDescriptor
+from rig.rdma import compat, native
 from rig.rdma.completions import PollTimeout
 from rig.rdma.player import Player
-from rig.rdma.traffic import LoopParams, RawRun
+from rig.rdma.traffic import LoopParams, RawRun, run_loop
 
 PINGPONG_OPS = ("write", "send")
 
@@ -116,6 +124,11 @@ class PingPong:
         self.ends[1].channel.reap()
 
     def loop(self, n_iter: int, duration_ns: int) -> RawRun:
+        """n_iter round trips (fewer when duration_ns passes): raw post and answer stamps."""
+        return run_loop(self.p, lambda: self._loop_native(n_iter, duration_ns),
+                        lambda: self._loop_python(n_iter, duration_ns))
+
+    def _loop_python(self, n_iter: int, duration_ns: int) -> RawRun:
         p = self.p
         post = np.empty(n_iter, dtype=np.int64)
         comp = np.empty(n_iter, dtype=np.int64)
@@ -151,6 +164,51 @@ class PingPong:
                 on_tick(i, (t1 - start) * 1e-9)
                 next_tick = p.next_tick_ns(now())
         return RawRun.one_in_flight(p, post, comp, i, start, now(), window, "round_trip")
+
+    def _loop_native(self, n_iter: int, duration_ns: int) -> RawRun:
+        """The same loop in C (rr_pp_run)."""
+        L, p, ends = native.lib(), self.p, self.ends
+        channels = [e.channel for e in ends]
+        qps = [native.qp_pointers(c.qp, c.player.send_cq, c.player.recv_cq)[0] for c in channels]
+        wrs = [native.chain_pointer([e.wr]) for e in ends]
+        rwrs = native.pointers([native.recv_wr_pointer(c.recv_wrs[0]) for c in channels]) if ends[0].sends else None
+        in_flight = (ctypes.c_int64 * 2)(*(c.in_flight for c in channels))
+        h = L.rr_pp_new(int(ends[0].sends), native.pointers(qps), native.pointers(wrs), rwrs,
+                        native.pointers([ctypes.addressof(e.seq_src) for e in ends]),
+                        native.pointers([ctypes.addressof(e.seq_dst) for e in ends]), in_flight,
+                        (ctypes.c_int64 * 2)(*(c.depth for c in channels)))
+        if not h:
+            raise native.NativeUnavailable("rr_pp_new failed")
+        window = p.window().start()
+        try:
+            try:
+                st = native.drive(L.rr_pp_run, h, n_post=n_iter, n_comp=n_iter, growable=False,
+                                  timeout_s=p.timeout_s, duration_s=duration_ns * 1e-9, on_tick=p.on_tick,
+                                  tick_s=p.tick_s, seq=self.seq)
+            finally:
+                L.rr_pp_in_flight(h, in_flight)
+                for c, n in zip(channels, in_flight):
+                    c.in_flight = n
+        except native.Failure as f:
+            self.seq = f.seq
+            self._raise(f)
+        finally:
+            L.rr_pp_free(h)
+        self.seq = st.seq
+        st.convert()
+        return RawRun.one_in_flight(p, st.post, st.comp, st.completed, st.start, st.end, window, "round_trip",
+                                    loop="native")
+
+    def _raise(self, f: native.Failure) -> None:
+        """What the Python loop raises in the same place: the channel's completion error, or its
+        time limit's message."""
+        channel = self.ends[f.end].channel
+        limit = self.p.timeout_s
+        timeouts = {native.WAIT_TARGET: f"ping-pong: message {f.seq} not seen for {limit:g} s",
+                    native.RECV_CQ: f"no message for {limit:g} s",
+                    native.SEND_CQ: f"no send completion for {limit:g} s ({channel.in_flight} in flight)"}
+        native.reraise(f, compat.load(), {native.SEND_CQ: channel.describe, native.RECV_CQ: channel.describe},
+                       lambda f: timeouts.get(f.where, f"no completion for {limit:g} s"))
 
     def drain(self) -> None:
         """Reap every outstanding send completion, so the QPs close with empty queues."""

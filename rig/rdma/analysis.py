@@ -65,6 +65,15 @@ def _cpu_per_gb(cpu: dict[str, float], nbytes: float, prefix: str = "") -> dict[
     return out
 
 
+def loop_used(raw: RawRun) -> dict[str, str]:
+    """Which loop produced the stamps ("native": the compiled one, or "python"), and why the
+    Python one ran when it did."""
+    out = {"loop": raw.loop}
+    if raw.loop_note:
+        out["loop_note"] = raw.loop_note
+    return out
+
+
 def bandwidth(raw: RawRun, wrs_per_post: int = 1, peer_cpu: dict[str, float] | None = None) -> tuple[dict[str, Any], dict[str, list[float]]]:
     """(summary, samples) of a bandwidth run."""
     msg = raw.msg_bytes
@@ -87,6 +96,7 @@ def bandwidth(raw: RawRun, wrs_per_post: int = 1, peer_cpu: dict[str, float] | N
         "bw_peak_gbytes_per_s": peak / GB, "bw_peak_gbits_per_s": peak * BITS_PER_BYTE / GB,
         "msg_rate_mpps": raw.wrs_completed / elapsed_s / 1e6,
         "post_calls": int(raw.post_ns.size), "completions": int(comp.size), "bw_peak_post_stride": stride,
+        **loop_used(raw),
     }
     summary.update(_cpu_per_gb(raw.cpu, nbytes))
     if peer_cpu:
@@ -109,6 +119,7 @@ def latency(raw: RawRun, peer_cpu: dict[str, float] | None = None) -> tuple[dict
         "latency_min_s": float(lat.min()), "latency_median_s": float(q[0]),
         "latency_p99_s": float(q[1]), "latency_p999_s": float(q[2]), "latency_max_s": float(lat.max()),
         "latency_mean_s": float(lat.mean()), "latency_stdev_s": float(lat.std(ddof=1)) if lat.size > 1 else 0.0,
+        **loop_used(raw),
     }
     summary.update(_cpu_per_gb(raw.cpu, summary["bytes"]))
     if peer_cpu:

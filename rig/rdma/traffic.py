@@ -10,6 +10,11 @@ callback the check is one integer comparison per poll.
 
 Vocabulary as in perftest: `tx_depth` WRs in flight per QP, `cq_mod` = one signaled WR per
 cq_mod WRs, `post_list` = WRs chained into one ibv_post_send call, iterations per QP.
+
+Two implementations of each loop, the same steps in the same order: the compiled one
+(rig/rdma/_fastloop.c through rig.rdma.native, no return to Python per work request; stamps from
+the TSC) where it is built, else the Python one. `LoopParams.loop` picks ("auto": compiled when
+available); `RawRun.loop` says which ran and `RawRun.loop_note` why the Python one ran.
 """
 
 from __future__ import annotations
@@ -24,11 +29,13 @@ except ImportError:    # the integrity self-test runs without numpy (Debian's /u
     np = None  # type: ignore[assignment]
 
 from rig.accounting import CpuWindow
-from rig.rdma import compat
+from rig.rdma import compat, native
 from rig.rdma.completions import PollTimeout, check_wc, describe_recv
+from rig.rdma.native import StampLog
 from rig.rdma.player import Player
 
 OPS = ("write", "read", "send")
+LOOPS = ("auto", "native", "python")
 EMPTY_POLLS_PER_CLOCK_CHECK = 256
 
 
@@ -48,6 +55,7 @@ class LoopParams:
     on_tick: Callable[[int, float], None] | None = field(default=None, repr=False)
     tick_s: float = 2.0
     cpu_scope: str = "process"      # whose CPU the run's window counts (rig.accounting.CpuWindow)
+    loop: str = "auto"              # auto: the compiled loop where it is built; native; python
 
     def without_tick(self) -> "LoopParams":
         return replace(self, on_tick=None)
@@ -76,30 +84,47 @@ class RawRun:
     cpu: dict[str, float] = field(default_factory=dict)     # rig.accounting.CpuWindow.stop()
     cpu_note: dict[str, Any] = field(default_factory=dict)  # what that window counted
     stamps_span: str = "post_to_completion"   # or "round_trip" (ping-pong: latency = half of it)
+    loop: str = "python"            # which loop ran: "native" (compiled) or "python"
+    loop_note: str = ""             # why the Python loop ran (the compiled one was asked for or built)
 
     @staticmethod
     def one_in_flight(p: LoopParams, post: Any, comp: Any, n: int, start: int, end: int, window: CpuWindow,
-                      stamps_span: str = "post_to_completion") -> "RawRun":
+                      stamps_span: str = "post_to_completion", loop: str = "python") -> "RawRun":
         """The record of a latency loop (one WR in flight): n post and completion stamps."""
         return RawRun(op=p.op, msg_bytes=p.msg_bytes, num_qps=1, wrs_per_completion=1, post_ns=post[:n],
                       comp_ns=comp[:n], wrs_completed=n, start_ns=start, end_ns=end, cpu=window.stop(),
-                      cpu_note=window.note(), stamps_span=stamps_span)
+                      cpu_note=window.note(), stamps_span=stamps_span, loop=loop)
 
 
-class _Stamps:
-    """A growable int64 stamp log; growing is rare (duration mode only)."""
+def native_or_why(p: LoopParams) -> str | None:
+    """None when the compiled loop is to run, else why the Python loop runs. NativeUnavailable
+    when the compiled loop was asked for (loop="native") and cannot run."""
+    if p.loop not in LOOPS:
+        raise ValueError(f"loop {p.loop!r} is not one of {LOOPS}")
+    if p.loop == "python":
+        return "the Python loop was asked for"
+    ok, why = native.available()
+    if ok:
+        return None
+    if p.loop == "native":
+        raise native.NativeUnavailable(why)
+    return why
 
-    def __init__(self, n: int):
-        self.chunks: list[Any] = []
-        self.arr = np.empty(max(16, n), dtype=np.int64)
 
-    def grow(self) -> Any:
-        self.chunks.append(self.arr)
-        self.arr = np.empty(len(self.arr) * 2, dtype=np.int64)
-        return self.arr
-
-    def result(self, n_last: int) -> Any:
-        return np.concatenate(self.chunks + [self.arr[:n_last]])
+def run_loop(p: LoopParams, compiled: Callable[[], "RawRun"], interpreted: Callable[[], "RawRun"]) -> "RawRun":
+    """The compiled loop where it can run (its set-up raises NativeUnavailable before any WR is
+    posted when a pointer is not found), else the Python loop, with the reason."""
+    why = native_or_why(p)
+    if why is None:
+        try:
+            return compiled()
+        except native.NativeUnavailable as exc:
+            if p.loop == "native":
+                raise
+            why = str(exc)
+    raw = interpreted()
+    raw.loop_note = why
+    return raw
 
 
 def effective_cq_mod(p: LoopParams) -> int:
@@ -160,16 +185,40 @@ def run_bw(player: Player, remote: dict[str, Any], p: LoopParams,
     return _bw_loop(player, remote, p, service)
 
 
+def _iterations(p: LoopParams, mod: int, pl: int, nq: int) -> tuple[int, int]:
+    """(WRs to post per QP, post stamps expected): iterations rounded up to the CQ moderation;
+    a duration run posts until its deadline."""
+    if p.duration_s:
+        return 1 << 62, 1 << 16
+    per_qp = -(-max(1, p.iterations) // mod) * mod
+    return per_qp, per_qp // pl * nq + 1
+
+
 def _bw_loop(player: Player, remote: dict[str, Any], p: LoopParams,
              service: Callable[[], None] | None) -> RawRun:
     V = compat.load()
     pl = max(1, p.post_list)
     mod = effective_cq_mod(p)
-    chains_per_signal = mod // pl
     nq = len(player.qps)
     inline = 0 < p.msg_bytes <= p.inline_bytes and p.op != "read"
     plain = [_chain(V, player, q, remote, p.op, p.msg_bytes, pl, False, inline, q << 32) for q in range(nq)]
     signaled = [_chain(V, player, q, remote, p.op, p.msg_bytes, pl, True, inline, q << 32) for q in range(nq)]
+    qp_index = {qp.qp_num: q for q, qp in enumerate(player.qps)}
+
+    def desc(wc: Any) -> dict[str, Any]:
+        q = qp_index.get(wc.qp_num, 0)
+        return describe_wr(p.op, player, q, remote, p.msg_bytes, int(wc.wr_id))
+
+    return run_loop(p, lambda: _bw_native(V, player, p, service, plain, signaled, mod, desc),
+                    lambda: _bw_python(V, player, p, service, plain, signaled, mod, desc))
+
+
+def _bw_python(V: compat.Verbs, player: Player, p: LoopParams, service: Callable[[], None] | None,
+               plain: list[list[Any]], signaled: list[list[Any]], mod: int,
+               desc: Callable[[Any], dict[str, Any]]) -> RawRun:
+    pl = max(1, p.post_list)
+    chains_per_signal = mod // pl
+    nq = len(player.qps)
     heads_plain = [c[0] for c in plain]
     heads_sig = [c[0] for c in signaled]
     qps = player.qps
@@ -177,16 +226,11 @@ def _bw_loop(player: Player, remote: dict[str, Any], p: LoopParams,
     poll = player.send_cq.poll
     qp_index = {qp.qp_num: q for q, qp in enumerate(qps)}
 
-    per_qp = -(-max(1, p.iterations) // mod) * mod
+    per_qp, est = _iterations(p, mod, pl, nq)
     duration_ns = int(p.duration_s * 1e9)
-    if duration_ns:
-        per_qp = 1 << 62
-        est = 1 << 16
-    else:
-        est = per_qp // pl * nq + 1
     target = [per_qp] * nq       # WRs to post per QP; cut short when the duration is over
-    posts = _Stamps(est)
-    comps = _Stamps(est * pl // mod + 1)
+    posts = StampLog(est)
+    comps = StampLog(est * pl // mod + 1)
     post_arr, comp_arr = posts.arr, comps.arr
     ip = ic = 0
     posted = [0] * nq            # WRs posted per QP
@@ -195,10 +239,6 @@ def _bw_loop(player: Player, remote: dict[str, Any], p: LoopParams,
     completed = 0
     depth, batch, timeout_ns = p.tx_depth, p.poll_batch, int(p.timeout_s * 1e9)
     now = time.perf_counter_ns
-
-    def desc(wc: Any) -> dict[str, Any]:
-        q = qp_index.get(wc.qp_num, 0)
-        return describe_wr(p.op, player, q, remote, p.msg_bytes, int(wc.wr_id))
 
     on_tick = p.on_tick
     window = p.window().start()
@@ -214,7 +254,7 @@ def _bw_loop(player: Player, remote: dict[str, Any], p: LoopParams,
                 c = chains[q] + 1
                 wr = heads_sig[q] if c % chains_per_signal == 0 else heads_plain[q]
                 if ip == len(post_arr):
-                    post_arr = posts.grow()
+                    post_arr = posts.grow(ip)
                     ip = 0
                 post_arr[ip] = now()
                 ip += 1
@@ -232,7 +272,7 @@ def _bw_loop(player: Player, remote: dict[str, Any], p: LoopParams,
                     check_wc(V, wc, desc)
                 outstanding[qp_index[wc.qp_num]] -= mod
                 if ic == len(comp_arr):
-                    comp_arr = comps.grow()
+                    comp_arr = comps.grow(ic)
                     ic = 0
                 comp_arr[ic] = t
                 ic += 1
@@ -246,8 +286,7 @@ def _bw_loop(player: Player, remote: dict[str, Any], p: LoopParams,
             empty = 0
             t = now()
             if t - last_progress > timeout_ns:
-                raise PollTimeout(f"no {p.op} completion for {p.timeout_s:g} s "
-                                  f"({completed} WRs completed, {sum(outstanding)} in flight)")
+                raise PollTimeout(_bw_timeout(p, completed, sum(outstanding)))
         if deadline and t >= deadline:
             deadline = 0
             # stop at the next signaled WR of every QP, so every posted WR is accounted for
@@ -264,6 +303,41 @@ def _bw_loop(player: Player, remote: dict[str, Any], p: LoopParams,
                   start_ns=start, end_ns=end, cpu=cpu, cpu_note=window.note())
 
 
+def _bw_timeout(p: LoopParams, completed: int, in_flight: int) -> str:
+    return f"no {p.op} completion for {p.timeout_s:g} s ({completed} WRs completed, {in_flight} in flight)"
+
+
+def _bw_native(V: compat.Verbs, player: Player, p: LoopParams, service: Callable[[], None] | None,
+               plain: list[list[Any]], signaled: list[list[Any]], mod: int,
+               desc: Callable[[Any], dict[str, Any]]) -> RawRun:
+    """The same loop in C (rig/rdma/_fastloop.c: rr_bw_run) over the same QPs and WR chains."""
+    L = native.lib()
+    pl, nq = max(1, p.post_list), len(player.qps)
+    found = [native.qp_pointers(qp, player.send_cq) for qp in player.qps]
+    rx = _native_receiver(service)
+    heads = [native.pointers([native.chain_pointer(c) for c in chains]) for chains in (plain, signaled)]
+    per_qp, est = _iterations(p, mod, pl, nq)
+    h = L.rr_bw_new(nq, pl, mod, p.tx_depth, p.poll_batch, EMPTY_POLLS_PER_CLOCK_CHECK, per_qp,
+                    native.pointers([f[0] for f in found]), found[0][1], heads[0], heads[1], *rx.args, rx.depth)
+    if not h:
+        raise native.NativeUnavailable("rr_bw_new refused the loop's parameters")
+    window = p.window().start()
+    try:
+        st = native.drive(L.rr_bw_run, h, n_post=est, n_comp=est * pl // mod + 1, growable=True,
+                          timeout_s=p.timeout_s, duration_s=p.duration_s, on_tick=p.on_tick, tick_s=p.tick_s)
+    except native.Failure as f:
+        native.reraise(f, V, {native.SEND_CQ: desc, native.RECV_CQ: describe_recv},
+                       lambda f: _bw_timeout(p, f.completed, f.in_flight))
+    finally:
+        L.rr_bw_free(h)
+    cpu = window.stop()
+    rx.received(st.received)
+    st.convert()
+    return RawRun(op=p.op, msg_bytes=p.msg_bytes, num_qps=nq, wrs_per_completion=mod, post_ns=st.post,
+                  comp_ns=st.comp, wrs_completed=st.completed, start_ns=st.start, end_ns=st.end, cpu=cpu,
+                  cpu_note=window.note(), loop="native")
+
+
 # ---- latency loop ----------------------------------------------------------------------------
 
 def run_latency(player: Player, remote: dict[str, Any], p: LoopParams,
@@ -277,13 +351,24 @@ def run_latency(player: Player, remote: dict[str, Any], p: LoopParams,
     V = compat.load()
     inline = 0 < p.msg_bytes <= p.inline_bytes and p.op != "read"
     wr = _chain(V, player, 0, remote, p.op, p.msg_bytes, 1, True, inline, 0)[0]
+
+    def loop(n_iter: int, duration_ns: int) -> RawRun:
+        def desc(wc: Any) -> dict[str, Any]:
+            return describe_wr(p.op, player, 0, remote, p.msg_bytes, int(wc.wr_id))
+        return run_loop(p, lambda: _latency_native(V, player, p, wr, n_iter, duration_ns, service, desc),
+                        lambda: _latency_python(V, player, p, wr, n_iter, duration_ns, service, desc))
+
     if p.warmup_iterations > 0:
-        _latency_loop(V, player, remote, p, wr, p.warmup_iterations, 0, service)
-    return _latency_loop(V, player, remote, p, wr, max(1, p.iterations), int(p.duration_s * 1e9), service)
+        loop(p.warmup_iterations, 0)
+    return loop(max(1, p.iterations), int(p.duration_s * 1e9))
 
 
-def _latency_loop(V: compat.Verbs, player: Player, remote: dict[str, Any], p: LoopParams, wr: Any,
-                  n_iter: int, duration_ns: int, service: Callable[[], None] | None) -> RawRun:
+def _latency_timeout(p: LoopParams) -> str:
+    return f"no {p.op} completion for {p.timeout_s:g} s"
+
+
+def _latency_python(V: compat.Verbs, player: Player, p: LoopParams, wr: Any, n_iter: int, duration_ns: int,
+                    service: Callable[[], None] | None, desc: Callable[[Any], dict[str, Any]]) -> RawRun:
     post = np.empty(n_iter, dtype=np.int64)
     comp = np.empty(n_iter, dtype=np.int64)
     post_send, poll = player.qps[0].post_send, player.send_cq.poll
@@ -307,13 +392,13 @@ def _latency_loop(V: compat.Verbs, player: Player, remote: dict[str, Any], p: Lo
             if not spins & 1023:
                 t = now()
                 if t - t0 > timeout_ns:
-                    raise PollTimeout(f"no {p.op} completion for {p.timeout_s:g} s")
+                    raise PollTimeout(_latency_timeout(p))
                 if t >= next_tick:
                     on_tick(i, (t - start) * 1e-9)
                     next_tick = p.next_tick_ns(now())
         t1 = now()
         if wcs[0].status:
-            check_wc(V, wcs[0], lambda wc: describe_wr(p.op, player, 0, remote, p.msg_bytes, int(wc.wr_id)))
+            check_wc(V, wcs[0], desc)
         post[i] = t0
         comp[i] = t1
         i += 1
@@ -325,6 +410,28 @@ def _latency_loop(V: compat.Verbs, player: Player, remote: dict[str, Any], p: Lo
             on_tick(i, (t1 - start) * 1e-9)
             next_tick = p.next_tick_ns(now())
     return RawRun.one_in_flight(p, post, comp, i, start, now(), window)
+
+
+def _latency_native(V: compat.Verbs, player: Player, p: LoopParams, wr: Any, n_iter: int, duration_ns: int,
+                    service: Callable[[], None] | None, desc: Callable[[Any], dict[str, Any]]) -> RawRun:
+    """The same loop in C (rr_lat_run)."""
+    L = native.lib()
+    qp, cq, _ = native.qp_pointers(player.qps[0], player.send_cq)
+    rx = _native_receiver(service)
+    h = L.rr_lat_new(qp, cq, native.chain_pointer([wr]), rx.nq, *rx.args)
+    if not h:
+        raise native.NativeUnavailable("rr_lat_new failed")
+    window = p.window().start()
+    try:
+        st = native.drive(L.rr_lat_run, h, n_post=n_iter, n_comp=n_iter, growable=False, timeout_s=p.timeout_s,
+                          duration_s=duration_ns * 1e-9, on_tick=p.on_tick, tick_s=p.tick_s)
+    except native.Failure as f:
+        native.reraise(f, V, {native.SEND_CQ: desc, native.RECV_CQ: describe_recv}, lambda f: _latency_timeout(p))
+    finally:
+        L.rr_lat_free(h)
+    rx.received(st.received)
+    st.convert()
+    return RawRun.one_in_flight(p, st.post, st.comp, st.completed, st.start, st.end, window, loop="native")
 
 
 # ---- receives (SEND target) ----------------------------------------------------------------
@@ -361,3 +468,32 @@ class Receiver:
             self.received += 1
             self._post(self.qp_index[wc.qp_num])
         return n
+
+
+@dataclass
+class _NativeRx:
+    """A Receiver as the compiled loops take it: its QPs, receive CQ and one RecvWR per QP."""
+
+    receiver: "Receiver | None" = None
+    args: tuple = (None, None, None)     # (ibv_qp* array, ibv_cq*, ibv_recv_wr* array)
+    nq: int = 0
+    depth: int = 0                       # receives kept posted per QP
+
+    def received(self, n: int) -> None:
+        if self.receiver is not None:
+            self.receiver.received += n
+
+
+def _native_receiver(service: Callable[[], Any] | None) -> _NativeRx:
+    """The compiled loops service a SEND target themselves: `service` must be a Receiver's."""
+    if service is None:
+        return _NativeRx()
+    rcv = getattr(service, "__self__", None)
+    if not isinstance(rcv, Receiver) or getattr(service, "__func__", None) is not Receiver.service:
+        raise native.NativeUnavailable("the loop's service callback is not a Receiver's (only the Python loop calls it)")
+    if any(len(w) != 1 for w in rcv.wrs):
+        raise native.NativeUnavailable("the receiver cycles through several slots per QP")
+    found = [native.qp_pointers(qp, None, rcv.player.recv_cq) for qp in rcv.player.qps]
+    wrs = [native.recv_wr_pointer(w[0]) for w in rcv.wrs]
+    return _NativeRx(rcv, (native.pointers([f[0] for f in found]), found[0][2], native.pointers(wrs)), len(found),
+                     rcv.depth)

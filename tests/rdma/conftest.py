@@ -41,3 +41,32 @@ def two_devices(rdma_devices: list[str]) -> tuple[str, str]:
             pytest.fail(f"inside the soft-RoCE guest but only {rdma_devices} exist (rxe0 and rxe1 expected)")
         pytest.skip(f"needs two RDMA devices, found {rdma_devices}")
     return rdma_devices[0], rdma_devices[1]
+
+
+def _use(name: str, monkeypatch) -> str:
+    """Run the test with loop `name` ("native": the compiled one, which in the guest must be built
+    and elsewhere skips with the reason when it is not; "python": the fallback)."""
+    from rig.rdma import native
+    if name == "native":
+        monkeypatch.delenv(native.ENV_LOOP, raising=False)
+        ok, why = native.available()
+        if not ok:
+            if IN_GUEST:
+                pytest.fail(f"inside the soft-RoCE guest but the compiled loop is unavailable: {why}")
+            pytest.skip(f"the compiled loop is unavailable: {why}")
+    else:
+        monkeypatch.setenv(native.ENV_LOOP, "python")
+    return name
+
+
+@pytest.fixture(params=["native", "python"])
+def loop(request, monkeypatch) -> str:
+    """The tests where the two loops differ (integrity, stamps, completion errors, time limits,
+    ticks, ping-pong) run with both."""
+    return _use(request.param, monkeypatch)
+
+
+@pytest.fixture
+def default_loop(monkeypatch) -> str:
+    """The rest run once, with the loop a run picks by default (the compiled one)."""
+    return _use("native", monkeypatch)

@@ -15,21 +15,22 @@ from rig.launch.peer import PeerError
 from rig.rdma.completions import CompletionError, PollTimeout
 from rig.rdma.measure import VerbsOptions, run_point
 from rig.rdma.player import PlayerConfig
-from rig.rdma.traffic import LoopParams, run_bw
+from rig.rdma.traffic import LoopParams, run_bw, run_latency
 from scenarios.errors import InputError
 
 pytestmark = pytest.mark.rdma
 
 
-def test_bad_rkey_is_a_named_completion_error(rdma_devices):
+@pytest.mark.parametrize("run", [run_bw, run_latency], ids=["bandwidth", "latency"])
+def test_bad_rkey_is_a_named_completion_error(rdma_devices, run, loop):
     cfg = PlayerConfig(msg_bytes=4096, num_qps=1, tx_depth=8)
     a, b = loopback(cfg, device=rdma_devices[0])
     try:
         remote = b.endpoint()
         remote["rkey"] ^= 0x5A5A00      # not a key the target ever handed out
         with pytest.raises(CompletionError) as info:
-            run_bw(a, remote, LoopParams(op="write", msg_bytes=4096, iterations=8, tx_depth=8, cq_mod=4,
-                                         timeout_s=20))
+            run(a, remote, LoopParams(op="write", msg_bytes=4096, iterations=8, tx_depth=8, cq_mod=4,
+                                      timeout_s=20, loop=loop))
         err = info.value
         assert err.status_name.startswith("IBV_WC_") and err.status_name != "IBV_WC_SUCCESS"
         assert err.status_name in str(err)

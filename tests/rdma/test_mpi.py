@@ -80,6 +80,8 @@ def test_pairs_two_ranks(mpirun, tmp_path, run_cli):
     assert (pair.params["initiator_device"], pair.params["target_device"]) == ("rxe0", "rxe1")
     assert pair.summary["integrity_ok"] and pair.provenance["integrity"]["integrity_ok"]
     assert pair.summary["wrs"] == 200 and pair.summary["bw_average_gbytes_per_s"] > 0
+    from rig.rdma import native          # a rank runs the same loop as a single run: compiled where built
+    assert pair.summary["loop"] == ("native" if native.available()[0] else "python"), pair.summary.get("loop_note")
     assert pair.provenance["host"] and pair.provenance["peer_host"]["host"] and pair.provenance["mpi_library"]
     assert agg.summary["complete"] and agg.summary["pairs_measured"] == 1 == agg.summary["pairs_expected"]
     assert run in proc.stdout

@@ -171,3 +171,105 @@ def test_progress_lines_during_a_point():
         tick(wrs, t)
     assert out.getvalue().splitlines() == ["  65536 B: 20 WRs completed after 2 s", "  65536 B: 40 WRs completed after 7 s",
                                           "  65536 B: 50 WRs completed after 12 s", "  65536 B: 5 WRs completed after 0 s"]
+
+
+def test_parse_perftest_latency_report():
+    from rig.rdma import perftest_lat
+    text = """
+---------------------------------------------------------------------------------------
+ #bytes #iterations    t_min[usec]    t_max[usec]  t_typical[usec]    t_avg[usec]    t_stdev[usec]   99% percentile[usec]   99.9% percentile[usec] 
+ 64      1000          12.38          6088.65      274.53   	       1676.17     	1791.07		4712.78 		6088.65
+---------------------------------------------------------------------------------------
+"""
+    r = perftest_lat.parse_report(text)
+    assert r["bytes_per_msg"] == 64 and r["iterations"] == 1000
+    assert r["latency_min_s"] == pytest.approx(12.38e-6) and r["latency_typical_s"] == pytest.approx(274.53e-6)
+    assert r["latency_p999_s"] == pytest.approx(6088.65e-6) and r["latency_max_s"] == pytest.approx(6088.65e-6)
+    with pytest.raises(ValueError):
+        perftest_lat.parse_report(text.replace("t_min", "BW average"))
+    cmd = perftest_lat.command("write", 64, device="rxe0", ib_port=1, gid_index=1, iterations=1000, inline_bytes=0,
+                               tcp_port=19000)
+    assert cmd[:3] == ["ib_write_lat", "-d", "rxe0"] and "-I" in cmd and "-Q" not in cmd
+    assert "-I" not in perftest_lat.command("read", 64, device="rxe0", ib_port=1, gid_index=1, iterations=10,
+                                            inline_bytes=0, tcp_port=1)
+
+
+def _compiled():
+    from rig.rdma import native
+    ok, why = native.available()
+    if not ok:
+        pytest.skip(f"the compiled loop is unavailable: {why}")
+    return native
+
+
+def test_the_compiled_loops_own_cost():
+    """The bandwidth loop over a device that does nothing: every WR posted and completed, stamps
+    counted as the loop writes them, a cost per WR that is a cost (the figure itself is printed by
+    benchmarks/verbs_vs_perftest.py, not judged here)."""
+    native = _compiled()
+    one = native.self_cost(wrs=200_000)
+    assert one["wrs"] == 200_000 and one["ns_per_wr"] > 0 and one["ns_per_post_call"] == one["ns_per_wr"]
+    listed = native.self_cost(wrs=200_000, post_list=4, cq_mod=10, num_qps=3)
+    assert listed["cq_mod"] == 8 and listed["wrs"] % (3 * 8) == 0
+    assert listed["ns_per_post_call"] == pytest.approx(4 * listed["ns_per_wr"])
+
+
+def test_the_clock_converts_to_perf_counter_ns():
+    import time
+    native = _compiled()
+    ck = native.clock()
+    raw = ck.L.rr_clock()
+    t = time.perf_counter_ns()
+    to_ns = ck.converter()
+    assert abs(to_ns(raw) - t) < 2_000_000          # within 2 ms (the two readings are ~us apart)
+    arr = to_ns(np.array([raw, raw + ck.ticks(1.0)], dtype=np.int64))
+    assert arr.dtype == np.int64 and arr[1] - arr[0] == pytest.approx(1e9, rel=0.01)
+
+
+@pytest.mark.parametrize("value, works", [("", True), ("auto", True), ("native", True), ("Python", False),
+                                          ("nativ", None), ("0", None)])
+def test_the_loop_switch(monkeypatch, value, works):
+    from rig.rdma import native
+    from scenarios.errors import InputError
+    monkeypatch.setenv(native.ENV_LOOP, value)
+    if works is None:
+        with pytest.raises(InputError, match="RDMARIG_LOOP.*names no loop.*python"):
+            native.available()
+    elif works:
+        assert native.available() == native.available()        # built or not: the same answer each time
+    else:
+        assert native.available() == (False, "RDMARIG_LOOP=python")
+
+
+def test_the_loader_names_why_the_build_failed(monkeypatch, tmp_path):
+    from rig.rdma import native
+    (tmp_path / "err.txt").write_text("Traceback ...\ninfiniband/verbs.h not found: apt-get install libibverbs-dev\n")
+    monkeypatch.setattr(native, "_lib", None)
+    monkeypatch.setattr(native, "_why_not", None)
+    monkeypatch.setattr(native, "library_path", lambda: None)
+    monkeypatch.setattr(native, "BUILD_ERROR_FILE", tmp_path / "err.txt")
+    monkeypatch.delenv(native.ENV_LOOP, raising=False)
+    ok, why = native.available()
+    assert not ok and why == "the C loop failed to build at install: infiniband/verbs.h not found: " \
+                             "apt-get install libibverbs-dev"
+    monkeypatch.setattr(native, "_why_not", None)
+    monkeypatch.setattr(native, "BUILD_ERROR_FILE", tmp_path / "none.txt")
+    assert "is not built" in native.available()[1]
+    monkeypatch.setattr(native, "_why_not", None)
+    with pytest.raises(native.NativeUnavailable, match="is not built"):
+        native.lib()
+
+
+def test_a_failed_build_does_not_fail_the_install(tmp_path):
+    """setup.py's build_ext with a compiler that fails: exit 0, the reason written where the
+    loader looks for it."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = {**os.environ, "CC": "false", "LDSHARED": "false"}
+    out = subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--build-lib", str(tmp_path / "lib"),
+                          "--build-temp", str(tmp_path / "tmp")], cwd=root, capture_output=True, text=True,
+                         timeout=120, env=env)
+    assert out.returncode == 0, out.stderr
+    assert "the C loop was not built" in out.stderr and "Python loops will run" in out.stderr
+    recorded = (tmp_path / "lib" / "rig" / "rdma" / "_fastloop.build-error.txt").read_text()
+    assert recorded.strip().splitlines()[-1] in out.stderr
+    assert not list((tmp_path / "lib").rglob("_fastloop*.so"))

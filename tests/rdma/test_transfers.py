@@ -63,16 +63,18 @@ def test_corruption_is_detected(rdma_devices):
 
 
 @pytest.mark.parametrize("op", OPS)
-def test_bandwidth_point(rdma_devices, op):
+def test_bandwidth_point(rdma_devices, op, loop):
     opts = VerbsOptions(op=op, sizes=[16384], num_qps=2, tx_depth=16, cq_mod=8, post_list=2, iterations=32,
                         warmup_iterations=8, validate=True)
     point = run_point(opts, 16384)
     s = point.summary
+    assert s["loop"] == loop and ("loop_note" in s) == (loop == "python")
     assert s["integrity_ok"] and point.integrity["validate"]["ok"]
     assert s["wrs"] == 2 * 32
     assert s["bytes"] == 2 * 32 * 16384
     assert 0 < s["bw_average_gbytes_per_s"] <= s["bw_peak_gbytes_per_s"]
     assert s["msg_rate_mpps"] > 0
+    assert s["post_calls"] == 2 * 32 // 2 and s["completions"] == 2 * 32 // 8
     assert len(point.samples["slice_gbytes_per_s"]) == analysis.SLICES
     # CPU: each part once; the total is their sum; softirq served inside the loop left system time
     cpu = point.cpu["local"]
@@ -88,19 +90,24 @@ def test_bandwidth_point(rdma_devices, op):
     assert note["in_context_softirq_taken_out_of_system_time"] == bool(note["softirq_in_task_time"])
 
 
-def test_duration_mode_and_inline(rdma_devices):
+def test_duration_mode_and_inline(rdma_devices, default_loop):
     opts = VerbsOptions(op="write", sizes=[64], tx_depth=16, cq_mod=4, inline_bytes=64, duration_s=0.5)
     point = run_point(opts, 64)
     s = point.summary
-    assert s["wrs"] > 0 and s["wrs"] % 4 == 0
+    assert s["loop"] == default_loop
+    assert s["wrs"] > 0 and s["wrs"] % 4 == 0 and s["completions"] * 4 == s["wrs"]
     assert 0.4 < s["seconds"] < 5
     assert s["integrity_ok"]
 
 
-def test_latency(rdma_devices):
-    opts = VerbsOptions(op="write", sizes=[64], latency=True, iterations=50, warmup_iterations=5)
+@pytest.mark.parametrize("op", OPS)
+def test_latency(rdma_devices, op, default_loop):
+    """Post to completion (one WR in flight; SEND: the target's receive reposted after each). The
+    Python loop's WRITE and SEND post-to-completion runs are in the ping-pong test below."""
+    opts = VerbsOptions(op=op, sizes=[64], latency=True, latency_mode="post", iterations=50, warmup_iterations=5)
     point = run_point(opts, 64)
     s = point.summary
+    assert s["loop"] == default_loop and s["latency_method"] == "post_to_completion" and s["integrity_ok"]
     assert s["wrs"] == 50 and len(point.samples["latency_s"]) == 50
     assert 0 < s["latency_min_s"] <= s["latency_median_s"] <= s["latency_p99_s"] <= s["latency_max_s"] < 1.0
 
@@ -142,13 +149,14 @@ def test_rdma_cm_connection(two_devices, op):
 
 
 @pytest.mark.parametrize("op", ["write", "send"])
-def test_pingpong_latency_is_half_a_round_trip(rdma_devices, op):
+def test_pingpong_latency_is_half_a_round_trip(rdma_devices, op, loop):
     """Ping-pong (as ib_write_lat/ib_send_lat): both directions arrive intact, and half a round
     trip is of the order of the post-to-completion time (one message plus its ACK): a loop that
     did not wait for the answer would be far below, one that forgot to halve about 2x above."""
     pp = run_point(VerbsOptions(op=op, sizes=[4096], latency=True, iterations=200, warmup_iterations=20), 4096)
     s = pp.summary
     assert pp.params["latency_mode"] == "pingpong" and s["latency_method"] == "half_round_trip"
+    assert s["loop"] == loop
     assert s["integrity_ok"] and pp.integrity["integrity_checked_bytes"] == 2 * 4096
     assert s["wrs"] == 200 and s["bytes"] == 2 * 200 * 4096
     assert 0 < s["latency_min_s"] <= s["latency_median_s"] <= s["latency_p99_s"] <= s["latency_max_s"] < 1.0
@@ -159,7 +167,7 @@ def test_pingpong_latency_is_half_a_round_trip(rdma_devices, op):
     assert 0.3 < ratio < 1.6, (s["latency_median_s"], post["latency_median_s"])
 
 
-def test_pingpong_answer_with_a_bad_rkey_is_a_named_completion_error(rdma_devices):
+def test_pingpong_answer_with_a_bad_rkey_is_a_named_completion_error(rdma_devices, loop):
     """B answers into a key A never handed out: the loop reports B's completion error by name
     while it waits, well within the time limit, instead of spinning until it."""
     import time
@@ -171,7 +179,7 @@ def test_pingpong_answer_with_a_bad_rkey_is_a_named_completion_error(rdma_device
     cfg = PlayerConfig(msg_bytes=4096, slots=1, num_qps=1, tx_depth=8, rx_depth=8)
     a, b = loopback(cfg, device=rdma_devices[0])
     try:
-        pp = PingPong(a, b, LoopParams(op="write", msg_bytes=4096, iterations=10, timeout_s=30))
+        pp = PingPong(a, b, LoopParams(op="write", msg_bytes=4096, iterations=10, timeout_s=30, loop=loop))
         good = pp.ends[0].advertise()
         pp.ends[1].aim(BufferDescriptor(good.offset, good.token ^ 0x5A5A00, good.length))
         t0 = time.monotonic()
@@ -185,7 +193,7 @@ def test_pingpong_answer_with_a_bad_rkey_is_a_named_completion_error(rdma_device
         b.close()
 
 
-def test_the_loops_tick_while_they_run(rdma_devices):
+def test_the_loops_tick_while_they_run(rdma_devices, loop):
     """Progress (and a peer run's keep-alive) comes from the loops' own clock readings: every
     tick_s while a bandwidth or latency loop runs, with the WRs completed so far."""
     from dataclasses import replace
@@ -198,8 +206,9 @@ def test_the_loops_tick_while_they_run(rdma_devices):
             ticks = []
             # the latency loop's duration runs within `iterations` stamps: give it room
             p = LoopParams(op="write", msg_bytes=4096, duration_s=1.0, iterations=100_000, tx_depth=16, cq_mod=4, tick_s=0.2,
-                           on_tick=lambda n, t: ticks.append((n, t)))
+                           on_tick=lambda n, t: ticks.append((n, t)), loop=loop)
             raw = run(a, b.endpoint(), p)
+            assert raw.loop == loop
             assert len(ticks) >= 3, (run.__name__, ticks)
             assert [n for n, _ in ticks] == sorted(n for n, _ in ticks) and ticks[-1][0] <= raw.wrs_completed
             assert all(0.15 < t2 - t1 for (_, t1), (_, t2) in zip(ticks, ticks[1:]))

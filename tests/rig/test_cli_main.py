@@ -118,15 +118,16 @@ def test_a_group_without_a_command_shows_its_help(run_cli):
 
 
 @pytest.mark.parametrize("argv", [["serve", "--help"], ["measure", "verbs", "--help"], ["measure", "smbd", "--help"],
-                                  ["serve", "smbd", "--help"]])
+                                  ["serve", "smbd", "--help"], ["--help"]])
 def test_light_commands_start_without_numpy(argv):
-    """Commands run in the emulated guest import only what they use: no numpy, scipy, model."""
+    """Commands run in the emulated guest import only what they use: no numpy, scipy, model; the
+    full list (--help) loads no group's commands (no copy probes)."""
     import subprocess
     import sys
     code = ("import sys; from rig.cli import main\n"
             f"try: main({argv!r})\n"
             "except SystemExit: pass\n"
-            "heavy = sorted(m for m in ('numpy', 'scipy', 'matplotlib', 'models', 'pyverbs') if m in sys.modules)\n"
+            "heavy = sorted(m for m in ('numpy', 'scipy', 'matplotlib', 'models', 'pyverbs', 'rig.copy') if m in sys.modules)\n"
             "print('HEAVY', heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stdout
     assert "HEAVY []" in out, out[-500:]
