@@ -135,9 +135,11 @@ def notes(ev: Evaluation) -> list[str]:
         "headroom = how much faster the point would run if the binding resource were removed",
     ]
     if s.workload.clients > 1 or "workload.clients" in ev.axes:
+        where = ("the clients run on this host too, their threads sharing its cores" if s.link.medium == "loopback"
+                 else "each client host has its own client cores, its own link is not modelled (assumed no "
+                 "slower than its share)")
         out.append(f"incast: clients with {s.workload.connections} connection(s) each share the server (its connections "
-                   "= clients x connections); each client host has its own client cores, its own link is not "
-                   "modelled (assumed no slower than its share)")
+                   f"= clients x connections); {where}")
     if s.link.medium == "loopback":
         out.append("loopback: both ends on this host (no wire, no PCIe); the receive work a send triggers runs on "
                    "the sending core, and every core of the host counts both ends' work")
