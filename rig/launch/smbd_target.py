@@ -277,7 +277,7 @@ class SmbdSession(TargetSession):
         window = acct.CpuWindow(scope="given", busy=True).start()
         for child in self.children:
             child.conv.send({"type": "start"})
-        self._until_stop(self.limits.run_limit(hello["run_seconds_max"]))
+        self._until_stop(self.limits.run_limit(hello["run_seconds_max"]), self._watch_children)
         for child in self.children:
             if child.answer is None:
                 try:
@@ -341,35 +341,18 @@ class SmbdSession(TargetSession):
             return {"outcome": f"failed: {msg.get('error')}"}
         return msg
 
-    def _until_stop(self, run_s: float) -> None:
-        """Ticks keep the session alive, silence or the run limit end it; a serving process that
-        ended early (the protocol terminated its connection) keeps its answer for done."""
-        silence, deadline = self.limits.silence_s, time.monotonic() + run_s
-        heard = time.monotonic()
-        while True:
-            now = time.monotonic()
-            if now > deadline:
-                raise PeerGone(f"no stop message within this server's run limit of {run_s:g} s")
-            msg = self.conv.poll()
-            if msg is None:
-                if now - heard > silence:
-                    raise PeerGone(f"no message from the peer within {silence:g} s")
-                for child in self.children:
-                    if child.answer is None:
-                        try:
-                            early = child.conv.poll()
-                        except (PeerGone, ProtocolError) as exc:
-                            early = {"type": "done", "outcome": f"serving process ended: {exc}"}
-                        if early is not None:
-                            child.answer = early if early["type"] == "done" else \
-                                {"outcome": f"failed: {early.get('error')}"}
-                time.sleep(POLL_S)
-                continue
-            if msg["type"] == "stop":
-                return
-            if msg["type"] != "tick":
-                raise ProtocolError(f"expected a tick or stop message, got {msg['type']!r}")
-            heard = now
+    def _watch_children(self) -> None:
+        """Between two looks at the client: a serving process that ended early (the protocol
+        terminated its connection) keeps its answer for done."""
+        for child in self.children:
+            if child.answer is None:
+                try:
+                    early = child.conv.poll()
+                except (PeerGone, ProtocolError) as exc:
+                    early = {"type": "done", "outcome": f"serving process ended: {exc}"}
+                if early is not None:
+                    child.answer = early if early["type"] == "done" else {"outcome": f"failed: {early.get('error')}"}
+        time.sleep(POLL_S)
 
     def _cpu(self, window: Any, answers: list[dict[str, Any]]) -> dict[str, float]:
         """The server's CPU: the host window over the serving processes' rusage, split into the

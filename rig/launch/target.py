@@ -15,7 +15,7 @@ import math
 import os
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from rig.launch.conversation import Conversation
 from rig.rdma.handshake import PeerGone, ProtocolError, validate_hello
@@ -100,7 +100,15 @@ class TargetSession:
             self.conv.recv(self.limits.start_s, "start")
             # a SEND target busy-polls its receive CQ; the others sleep in the conversation
             window = acct.CpuWindow(scope="thread", busy=receiver is not None).start()
-            self._until_stop(self.limits.run_limit(hello["run_seconds_max"]), receiver)
+            run_s = self.limits.run_limit(hello["run_seconds_max"])
+            if receiver is None:
+                self._until_stop(run_s)
+            else:
+                def keep_receiving() -> None:
+                    for _ in range(SOCKET_CHECK_EVERY):
+                        receiver.service()
+                self._until_stop(run_s, keep_receiving)
+                receiver.service()
             cpu = _finite(window.stop())
             done = {"type": "done", "cpu": cpu, "cpu_accounting": window.note(), "boot_id": acct.boot_id(),
                     "received": receiver.received if receiver else 0,
@@ -108,19 +116,20 @@ class TargetSession:
             self.conv.send(done)
             return {"result": "ok", "op": hello["op"], "msg_bytes": hello["msg_bytes"], "cpu": cpu}
 
-    def _until_stop(self, run_s: float, receiver: Any) -> None:
-        """Serve until `stop`: ticks keep the session alive; silence or the run limit end it."""
+    def _until_stop(self, run_s: float, between: Callable[[], None] | None = None) -> None:
+        """Serve until `stop`: ticks keep the session alive; silence or the run limit end it. With
+        `between` (work of the session's own: a receive queue to keep filled, serving processes to
+        watch) the conversation is polled, `between` running before each look; else it is waited on."""
         silence, deadline = self.limits.silence_s, time.monotonic() + run_s
         heard = time.monotonic()
         while True:
             now = time.monotonic()
             if now > deadline:
                 raise PeerGone(f"no stop message within this server's run limit of {run_s:g} s")
-            if receiver is None:
+            if between is None:
                 msg = self.conv.recv(min(silence, deadline - now), ("tick", "stop"))
             else:
-                for _ in range(SOCKET_CHECK_EVERY):
-                    receiver.service()
+                between()
                 msg = self.conv.poll()
                 if msg is None:
                     if now - heard > silence:
@@ -130,6 +139,4 @@ class TargetSession:
                     raise ProtocolError(f"expected a tick or stop message, got {msg['type']!r}")
             heard = time.monotonic()
             if msg["type"] == "stop":
-                if receiver is not None:
-                    receiver.service()
                 return
