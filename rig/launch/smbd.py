@@ -471,15 +471,18 @@ class MpiServing:
     so clients writing at once never check each other's blocks."""
 
     def __init__(self, opts: SmbdOptions):
+        import threading
         self.opts = opts
         self.read_path: str | None = None
+        self._making = threading.Lock()          # incast sessions start in threads of their own
 
     def __call__(self, conv: Any, limits: Any, device: str | None) -> dict[str, Any]:
         from rig.launch.smbd_target import ServedFile, SmbdSession, Where
         o = self.opts
         if o.op == "read":
-            if self.read_path is None:
-                self.read_path = _scratch_file(o.file_bytes)
+            with self._making:
+                if self.read_path is None:
+                    self.read_path = _scratch_file(o.file_bytes)
             path = self.read_path
         else:
             path = _scratch_file(0)
