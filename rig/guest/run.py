@@ -295,9 +295,9 @@ def run_in_guest(argv: list[str], cwd: Path, cache: Cache, options: RunOptions, 
     landed_named: list[tuple[Path, int, str]] = []
     # the run's store (`guest run --store`) takes what the command stored by default; a store the
     # command named itself (`--store PATH` inside) takes its own records, at the same path here
-    targets = [(spool, store)] if any(spool.glob("*.json")) else []
-    targets += [(d, named) for d, named in named_spools(spool) if any(d.glob("*.json"))]
-    for source, target in targets if ingest else []:
+    targets = [(spool, store)] if ingest and any(spool.glob("*.json")) else []
+    targets += [(d, named) for d, named in named_spools(spool) if ingest and any(d.glob("*.json"))]
+    for source, target in targets:
         try:
             with Store(target) as st:
                 st.spool = None   # this process writes to SQLite even if it runs under a spool itself

@@ -156,7 +156,6 @@ class RankJob:
     ib_port: int | None = None
     gid_index: int | None = None
     serve: Callable[[Any, Any, str | None], dict[str, Any]] | None = None   # target side (default TargetSession)
-    threads_serve: bool = True                             # incast serves each client in its own thread
 
 
 def run_ranks(job: RankJob, mpi: MpiOptions, open_store: Callable[[], Any], say: Callable[[str], None]) -> MpiRun:
@@ -179,7 +178,7 @@ def run_ranks(job: RankJob, mpi: MpiOptions, open_store: Callable[[], Any], say:
         Schedule(mpi.pattern, size, mpi.partners, mpi.seed)
     except ScheduleError as exc:
         raise InputError(f"--pattern {mpi.pattern}: {exc.cause}", exc.fix) from None
-    if mpi.pattern == "incast" and job.threads_serve and MPI.Query_thread() < MPI.THREAD_MULTIPLE:
+    if mpi.pattern == "incast" and MPI.Query_thread() < MPI.THREAD_MULTIPLE:
         raise InputError("--pattern incast: this MPI library does not grant MPI_THREAD_MULTIPLE, and the server "
                          "serves each client in its own thread", "use an MPI built with thread support, or --pattern pairs")
     plan = launch.Plan(schedule_args=(mpi.pattern, mpi.partners, mpi.seed), sizes=tuple(job.sizes),

@@ -139,7 +139,7 @@ def available() -> tuple[bool, str]:
     if wanted not in ENV_VALUES:
         from scenarios.errors import InputError
         raise InputError(f"{ENV_LOOP}={os.environ[ENV_LOOP]!r} names no loop",
-                         f"set it to python (the Python loops) or native/auto (the compiled ones where built), or unset it")
+                         "set it to python (the Python loops) or native/auto (the compiled ones where built), or unset it")
     if wanted == "python":
         return False, f"{ENV_LOOP}=python"
     lib = _load()
