@@ -9,7 +9,7 @@ for round in 1 2; do
   echo "== round $round parts: rdma_parts $(date -u +%T)"
   $P -m rig.copy.rdma_parts --sizes 64KiB..8MiB --depths 1,8,32 --exchanges 500 --repetitions 3
   echo "== round $round parts: measure verbs $(date -u +%T)"
-  $R measure verbs $V --size 1KiB,4KiB,16KiB,64KiB,256KiB,1MiB,4MiB --duration 2s
+  $R measure verbs $V --size 64,256,1KiB,4KiB,16KiB,64KiB,256KiB,1MiB --duration 2s
   echo "== round $round whole: measure smbd $(date -u +%T)"
   $R measure smbd --op read --io-size 64KiB..8MiB --copy cpu-copy,async-workers,zero-copy --duration 3s
   if [ "$round" = 1 ]; then

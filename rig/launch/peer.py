@@ -85,6 +85,8 @@ def initiate(workload: Workload, conv: Conversation, port: PortInfo, where: str,
             raise PeerError(f"peer {where}: {exc}") from None
         same_host = done.get("boot_id") == acct.boot_id()
         cpu = far_cpu(done)
+        if same_host and isinstance(getattr(raw, "cpu", None), dict):
+            raw.cpu = acct.one_kernel_initiator(raw.cpu)
         integrity = workload.check_far(player, prepared, ready, done)
         summary, samples = workload.summarize(raw, cpu)
         summary["cpu_scope"] = workload.cpu_scope("peer on this host" if same_host else "peer")

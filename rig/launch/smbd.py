@@ -311,6 +311,13 @@ class SmbdWorkload:
             summary[f"client_{part[:-2]}_cpu_s_per_gb"] = per_gb(raw.cpu.get(part) or 0.0)
         if far_cpu:
             summary.update(self._server_cpu(far_cpu, per_gb))
+            wall = float(raw.cpu.get("wall_s") or 0.0)
+            if self.same_host and wall > 0:
+                # one kernel: every CPU-second of the run is counted once, at one end; the sum can be
+                # checked against the CPUs' busy time over the window
+                counted = total_s(raw.cpu) + summary["server_cpu_s_per_gb"] * gb
+                summary["counted_cpu_per_s"] = counted / wall
+                summary["busy_cpu_per_s"] = raw.cpu.get("busy_cpu_per_s")
         counters = [c.get("counters", {}) for c in self.far.get("connections", []) if isinstance(c, dict)]
         if counters:
             summary["server_registrations"] = sum(int(c.get("registrations", 0)) for c in counters)
@@ -347,9 +354,9 @@ class SmbdWorkload:
         server = ("server = its serving processes (each one connection: the serving thread's user and system "
                   "time, and the rest of the process: its io-wq workers)")
         if where == "peer on this host":
-            return (f"one kernel for both ends: {server}, their system time whole; client = this process's time "
-                    "+ the host's softirq and rxe kworkers (counted once, here), the softirq served inside a busy "
-                    "process taken out of this process's system time")
+            return (f"one kernel for both ends: {server}, their system time whole; client = this process's time, "
+                    "its system time whole, + ksoftirqd's run time and rxe kworkers (the softirq that ran outside "
+                    "both ends' processes, counted once, here)")
         return (f"{server} + its host's softirq (at least ksoftirqd's run time) and rxe kworkers, the softirq served "
                 "inside the serving threads taken out of their system time; client = this process's time + this "
                 "host's softirq and rxe kworkers")

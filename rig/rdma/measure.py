@@ -263,9 +263,11 @@ class VerbsWorkload:
                "(each counted once)"
         if where == "local":
             return f"loopback: both ends in this process; {mine}"
-        far = "peer_* from rdmarig serve (its session thread" + \
-            ("; its softirq is this host's, counted on this side)" if where == "peer on this host" else ")")
-        return f"this host's process; {mine}; {far}"
+        if where == "peer on this host":
+            return ("this host's process and its peer on this kernel: each one's user + system time whole "
+                    "(the softirq served inside it included), ksoftirqd's run time counted on this side; "
+                    "peer_* from rdmarig serve (its session thread)")
+        return f"this host's process; {mine}; peer_* from rdmarig serve (its session thread)"
 
 
 def run_point(opts: VerbsOptions, size: int, on_tick: Callable[[int, float], None] | None = None) -> PointResult:

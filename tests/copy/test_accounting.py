@@ -162,3 +162,25 @@ def test_a_peer_on_this_host_keeps_its_process_time_and_no_softirq():
     assert same["system_s"] == 0.4 and same["softirq_s"] == 0.0
     assert acct.total_s(same) == pytest.approx(0.5) and acct.total_s(peer) == pytest.approx(1.05)
     assert acct.total_s({"user_s": 1.0, "softirq_s": None}) == 1.0
+
+
+def test_on_one_kernel_the_initiator_counts_only_ksoftirqd_as_the_hosts_softirq():
+    # sampled softirq 0.9 s ran partly inside the peer (whose raw system time holds it) and partly
+    # inside the initiator (0.3 s taken out of its system time); ksoftirqd ran 0.2 s
+    local = {"user_s": 1.0, "system_s": 0.2, "system_raw_s": 0.5, "softirq_s": 0.9, "ksoftirqd_s": 0.2,
+             "softirq_in_process_s": 0.3, "rxe_kworker_s": 0.0}
+    peer = acct.same_host_peer({"user_s": 0.7, "system_s": 0.1, "system_raw_s": 0.6, "softirq_s": 0.9})
+    one = acct.one_kernel_initiator(local)
+    assert one["system_s"] == 0.5 and one["softirq_s"] == 0.2 and one["softirq_in_process_s"] == 0.0
+    # every CPU-second once: 1.0 + 0.5 + 0.2 here, 0.7 + 0.6 there (3.0 s, not 3.4 s)
+    assert acct.total_s(one) + acct.total_s(peer) == pytest.approx(3.0)
+    assert acct.one_kernel_initiator({"user_s": 1.0, "ksoftirqd_s": None}) == {"user_s": 1.0, "ksoftirqd_s": None}
+
+
+def test_a_window_reports_the_cpus_busy_time_per_second():
+    window = acct.CpuWindow(scope="process").start()
+    _burn(0.2)
+    cpu = window.stop()
+    # this process burnt ~1 CPU-s/s; the host's busy time includes it (other tenants may add more)
+    assert cpu["busy_cpu_per_s"] >= 0.5 * (cpu["user_s"] + cpu["system_raw_s"]) / cpu["wall_s"]
+    assert cpu["busy_cpu_per_s"] <= os.cpu_count() + 0.1
