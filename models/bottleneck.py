@@ -16,7 +16,8 @@ Resources:
   dma          DMA engines the path's kernel API reaches (zero when it reaches none)
   pipeline     outstanding I/Os x size / per-I/O latency (Little's law); on TCP also window / RTT
   cpu-flows    per-connection receive work (softirq of a NIC queue, soft-RoCE tasks): RSS hashes a
-               connection to one queue, so a flow's work runs on one core
+               connection to one queue, so a flow's work runs on one core; on loopback what ksoftirqd
+               runs of a software RDMA NIC's chain beyond the poster's softirq budget
   client-cpu   the client's I/O threads (modelled when workload.client_cores > 0)
   client-flows the client's per-connection receive work on its NIC's queues
   socket-link  the inter-socket link (UPI, xGMI) when threads and memory spread over sockets
@@ -26,7 +27,8 @@ work request): the initiator's send work, the peer's receive work (which sends t
 initiator's work on what comes back. Where each runs depends on the medium: through a NIC the
 receive work runs in softirq on the core of the flow's queue (cpu-flows / client-flows); on
 loopback (Linux lo, a veth pair between local addresses) a transmit hands the packet to netif_rx
-on the transmitting CPU, so the whole chain runs on the initiator's core.
+on the transmitting CPU, so the whole chain runs on the initiator's core (with a software RDMA NIC,
+up to one softirq budget per post: ksoftirqd takes the rest).
 
 Inputs are flat parameters (see scenarios.schema.flat_params) as numpy arrays that broadcast,
 plus `workload.io_size` and the codes `link.protocol_code` (0 roce-v2, 1 infiniband, 2 tcp,
@@ -80,7 +82,8 @@ class Result:
     pcie_capacity_per_nic: np.ndarray   # payload bytes/s one NIC's host interface carries
     dma_engines_reachable: np.ndarray   # engines the path's kernel API reaches (0 when none)
     latency_seconds: np.ndarray
-    flow_seconds_per_io: np.ndarray     # server receive work per I/O on a flow's core (NIC medium)
+    flow_seconds_per_io: np.ndarray     # server receive work per I/O on a flow's core (NIC medium; ksoftirqd on loopback)
+    host_softirq_seconds_per_io: np.ndarray  # loopback: the chain ksoftirqd runs, neither end's threads
     client_seconds_per_io: np.ndarray   # on one client thread's core
     client_flow_seconds_per_io: np.ndarray
     client_cpu_seconds_per_byte: np.ndarray  # the client's CPU per payload byte (0 when not modelled)
@@ -93,6 +96,13 @@ class Result:
     def utilisation(self) -> np.ndarray:
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(self.capacity > 0, self.throughput / self.capacity, np.inf)
+
+    @property
+    def both_ends_seconds_per_byte(self) -> np.ndarray:
+        """Server + client CPU per payload byte and, on loopback, what ksoftirqd runs for them: on one
+        host every CPU-second of the transfer, wherever the kernel ran it."""
+        return self.cpu_seconds_per_byte + self.client_cpu_seconds_per_byte \
+            + self.host_softirq_seconds_per_io / self.io_size
 
 
 @dataclass
@@ -182,6 +192,14 @@ def evaluate(p: Mapping[str, np.ndarray], table: DemandTable, engine_names: tupl
     data, request, counts = _chains(g, S, proto, is_tcp, soft, smb, reading, offload, own_pass,
                                     csum_pass, warm, filled, mr_read, t.rdma_wrs_per_io[idx])
     server_inits = is_rdma | reading                  # RDMA: the server posts WRITE (READ) or READ (WRITE)
+    # loopback, software RDMA: a post's chain (the requester's packets, the receive softirq their
+    # transmits raise, the ACKs back) runs in the posting task up to one bottom-half budget
+    # (kernel/softirq.c); the rest is left to ksoftirqd, a kernel thread of the posting CPU that is
+    # neither end's
+    wr_kernel = t.rdma_wrs_per_io[idx] * g("nic.soft_wr_time")
+    post_chain = data.init + data.peer + data.back - wr_kernel
+    deferring = soft & loop & server_inits
+    deferred = np.where(deferring, np.maximum(post_chain - g("cpu.softirq_budget"), 0.0), 0.0)
 
     # --- per-I/O work on each end, before placement
     syscalls = t.syscalls_per_io[idx] + t.syscalls_per_chunk[idx] * np.ceil(S / t.chunk[idx])
@@ -194,7 +212,7 @@ def evaluate(p: Mapping[str, np.ndarray], table: DemandTable, engine_names: tupl
     stack_to_workers = t.workers_take_stack[idx] > 0
     calls_to_workers = t.workers_take_calls[idx] > 0
     # the server's send work: its own part, and on loopback the receive work its sends trigger
-    server_send = np.where(server_inits, data.init + np.where(loop, data.peer + data.back, 0.0), 0.0) \
+    server_send = np.where(server_inits, data.init + np.where(loop, data.peer + data.back, 0.0) - deferred, 0.0) \
         + np.where(in_copy & reading, csum_in_copy, 0.0)
     serving = (request_time + np.where(calls_to_workers, 0.0, calls)
                + t.handoffs_per_io[idx] * g("cpu.async_handoff_time")
@@ -202,14 +220,21 @@ def evaluate(p: Mapping[str, np.ndarray], table: DemandTable, engine_names: tupl
                + np.where(stack_to_workers, 0.0, server_send))
     workers = (worker_copies + np.where(calls_to_workers, calls, 0.0)
                + np.where(stack_to_workers, server_send, 0.0))
-    # receive work: through a NIC on the flows' cores; on loopback on the initiator's core (above/below)
-    flows = np.where(loop, 0.0, np.where(server_inits, data.back, data.peer) + request.peer)
+    # receive work: through a NIC on the flows' cores; on loopback on the initiator's core (above/below),
+    # and what ksoftirqd takes of a soft NIC's chain (flows, counted as neither end's)
+    flows = np.where(loop, deferred, np.where(server_inits, data.back, data.peer) + request.peer)
+    host_softirq = np.where(loop, flows, 0.0)
     client_flows = np.where(loop, 0.0, np.where(server_inits, data.peer, data.back) + request.back)
-    client = (np.where(smb, g("cpu.smb_request_time"), 0.0)
+    # the client's own passes: a CRC-32 of every byte it reads (a client that checks data), and its
+    # buffer's registration (pinning its 4 KiB anonymous pages) when it registers per I/O
+    client_check = np.where((g("workload.client_checks_data") > 0) & reading, S / g("cpu.crc32_rate"), 0.0)
+    client_mm = np.where((g("workload.client_registers_per_io") > 0) & is_rdma,
+                         g("cpu.mr_register_time") + pages4k * (g("cpu.pin_page_time") + g("cpu.pin_folio_time")), 0.0)
+    client = (np.where(smb, g("cpu.smb_request_time"), 0.0) + client_check + client_mm
               + np.where(is_rdma & smb, 2.0 * g("cpu.rdma_wr_time"), 0.0)      # post the request SEND + a RECV
               + np.where(server_inits, 0.0, data.init) + request.init + counts.client_copy_and_calls
               + np.where(loop, request.peer + request.back + np.where(server_inits, 0.0, data.peer + data.back), 0.0))
-    server_cpu = serving + workers + flows            # what the server's cores spend per I/O, where it runs
+    server_cpu = serving + workers + flows - host_softirq   # what the server's threads spend per I/O, where it runs
 
     # --- capacities of the CPU resources; other tenants' load (CPU-s/s spread over the host's cores)
     # leaves each core the rest of its time
@@ -232,7 +257,7 @@ def evaluate(p: Mapping[str, np.ndarray], table: DemandTable, engine_names: tupl
                                resources.occupied_queues(np.minimum(g("nic.rss_queues"), host_cores), conns))
         cap_flows = np.where(flows > 0, flow_queues * free * S / np.where(flows > 0, flows, 1.0), np.inf)
         client_cpu = np.where(client_on, client + client_flows, 0.0)
-        both = server_cpu + np.where(loop, client_cpu, 0.0)
+        both = server_cpu + np.where(loop, client_cpu + host_softirq, 0.0)
         cap_all = host_cores * free * S / both
         # the client shares the host's cores (and their other tenants) on loopback
         client_threads = n_client * np.where(loop, share, 1.0)
@@ -315,7 +340,8 @@ def evaluate(p: Mapping[str, np.ndarray], table: DemandTable, engine_names: tupl
     # a spinning thread's CPU is its core share all the time, whatever it carries: per byte, share / X
     with np.errstate(divide="ignore", invalid="ignore"):
         per_x = np.where(X > 0, 1.0 / np.where(X > 0, X, 1.0), np.inf)
-        server_cpu_byte = np.where(spin, n_serving * share * per_x + (workers + flows) / S, server_cpu / S)
+        server_cpu_byte = np.where(spin, n_serving * share * per_x + (workers + flows - host_softirq) / S,
+                                   server_cpu / S)
         client_cpu_byte = np.where(spin & client_on, n_client * np.where(loop, share, 1.0) * per_x
                                    + client_flows / S, client_cpu / S)
     return Result(
@@ -328,7 +354,7 @@ def evaluate(p: Mapping[str, np.ndarray], table: DemandTable, engine_names: tupl
         worker_seconds_per_io=b(workers), dma_rate_per_engine=b(dma_one), wire_bytes_per_io=b(wire),
         dram_bytes_per_byte=b(dram_bpb), link_capacity_per_link=b(per_link), latency_seconds=b(latency),
         pcie_capacity_per_nic=b(pcie_per_nic), dma_engines_reachable=b(dma_count),
-        flow_seconds_per_io=b(flows), client_seconds_per_io=b(np.where(client_on, client, 0.0)),
+        flow_seconds_per_io=b(flows), host_softirq_seconds_per_io=b(host_softirq), client_seconds_per_io=b(np.where(client_on, client, 0.0)),
         client_flow_seconds_per_io=b(np.where(client_on, client_flows, 0.0)),
         client_cpu_seconds_per_byte=b(client_cpu_byte), copy_seconds_per_io=b(copy_part), mm_seconds_per_io=b(mm),
         checksum=np.broadcast_to(checksum, shape), flow_cores=b(np.where(flows > 0, flow_queues, 0.0)),

@@ -46,7 +46,7 @@ PER_CALL_MIN_BYTES = 64 << 10     # below this the probe's Python call cost is c
 HUGE_PAGE = 2 << 20
 BY = "rdmarig calibrate host"
 PROBES = ("copy.memcpy", "copy.socket", "copy.fault", "copy.pin", "copy.pagecopy", "copy.csum",
-          "copy.mrreg", "proto.smbd", "verbs.write.bw", "verbs.read.bw", "verbs.send.bw")
+          "copy.mrreg", "copy.crc32", "proto.smbd", "verbs.write.bw", "verbs.read.bw", "verbs.send.bw")
 
 
 def _cached_copy(r: Record, size: float) -> bool:
@@ -328,17 +328,36 @@ def mrreg_fit(records: list[Record]) -> cal.Fit | None:
         return None
 
 
-def request_estimate(records: list[Record]) -> cal.Estimate | None:
-    """proto.smbd: the server's user CPU per request/response exchange (the protocol's own code: take
-    the message, parse the request, build the response, grant credits, post the SEND and reap it) at
-    the deepest depth measured, where requests wait for the serving thread as in `measure smbd`'s
-    runs (credits in flight) and it seldom sleeps. Its range: the repetitions."""
+@dataclass(frozen=True)
+class ExchangeCpu:
+    """proto.smbd at its deepest depth: each end's whole CPU (user + system) per request/response
+    exchange, one value per repetition (the same repetitions at both ends)."""
+    server: list[tuple[float, str]]
+    client: list[tuple[float, str]]
+
+
+def request_estimate(records: list[Record]) -> ExchangeCpu | None:
+    """proto.smbd: each end's CPU per request/response exchange without bulk data (the protocol's own
+    code: take the message, parse the request, build the response, grant credits, post the SENDs and
+    reap them; and the kernel's work on the two one-packet SENDs) at the deepest depth measured,
+    where requests wait for the serving thread as in `measure smbd`'s runs and it seldom sleeps."""
     if not records:
         return None
     deepest = max(int(r.params.get("requests_in_flight") or 0) for r in records)
-    values = _samples([r for r in records if int(r.params.get("requests_in_flight") or 0) == deepest],
-                      "server_user_cpu_seconds_per_exchange")
-    return _median_estimate(values, "s") if values else None
+    at = [r for r in records if int(r.params.get("requests_in_flight") or 0) == deepest]
+    server = _samples(at, "server_cpu_seconds_per_exchange")
+    client = _samples(at, "client_cpu_seconds_per_exchange")
+    return ExchangeCpu(server, client) if server and len(server) == len(client) else None
+
+
+def crc32_estimate(records: list[Record]) -> cal.Estimate | None:
+    """copy.crc32: CPU seconds per GB of the client's integrity check over the sizes -> bytes/s; the
+    range: the repetitions."""
+    values = _samples(records, "cpu_s_per_gb")
+    if not values:
+        return None
+    e = _median_estimate(values, "s/GB")
+    return cal.Estimate(GB / e.value, GB / e.high, GB / e.low if e.low > 0 else float("inf"), "bytes/s", e.record_ids)
 
 
 # --------------------------------------------------------------------------- software RDMA
@@ -382,7 +401,7 @@ def soft_rdma_design(points, scenario, overrides: Mapping[str, float]) -> tuple[
             r = ev.result
             user = ev.table.rdma_wrs_per_io[0] * scenario.platform.cpu.rdma_wr_time \
                 if "cpu.rdma_wr_time" not in overrides else ev.table.rdma_wrs_per_io[0] * overrides["cpu.rdma_wr_time"]
-            out[k] = r.cpu_seconds_per_byte[0] + r.client_cpu_seconds_per_byte[0] - user / size
+            out[k] = r.both_ends_seconds_per_byte[0] - user / size
         return out
 
     zero = {"nic.soft_crc_rate": _NEAR_ZERO_RATE, "nic.soft_packet_time": 0.0, "nic.soft_wr_time": 0.0}
@@ -467,7 +486,7 @@ class PlaceFit:
     methods: dict[str, str] = field(default_factory=dict)     # how an extra figure was obtained, where it varies
     soft: SoftFit | None = None
     mrreg: cal.Fit | None = None                              # copy.mrreg: per registration + per page
-    request: cal.Estimate | None = None                       # proto.smbd: server user CPU per exchange
+    request: ExchangeCpu | None = None                        # proto.smbd: each end's CPU per exchange
 
 
 def fit_place(place: Place, records: list[Record]) -> PlaceFit:
@@ -506,6 +525,9 @@ def fit_place(place: Place, records: list[Record]) -> PlaceFit:
     csum = csum_estimate(of_kind(records, "copy.csum"))
     if csum is not None:
         extra["cpu.tcp_checksum_rate"] = csum[0]
+    crc = crc32_estimate(of_kind(records, "copy.crc32"))
+    if crc is not None:
+        extra["cpu.crc32_rate"] = crc
     mrreg = mrreg_fit(of_kind(records, "copy.mrreg"))
     return PlaceFit(place=place, copy=copy_fit, paths=path_fits, syscall=syscall,
                     syscall_paths=tuple(sorted(per_call)), stack_unit=unit, receiver=receiver,
@@ -579,16 +601,34 @@ def measured_figures(fit: PlaceFit, base: Platform) -> dict[str, Measured]:
             f"page map; the model charges pages as pins){where} (fit rms relative error "
             f"{fit.mrreg.rms_relative_error:.1%} over {fit.mrreg.n_points} timings)")
     if fit.request is not None:
-        # the response SEND's post + reap is a term of its own (cpu.rdma_wr_time): taken out once
-        wr = out["cpu.rdma_wr_time"].value if "cpu.rdma_wr_time" in out else base.cpu.rdma_wr_time
-        e = fit.request
-        if e.value > wr:
+        request = request_time_estimate(fit.request, out, base)
+        if request is not None:
+            e, wr, send = request
             out["cpu.smb_request_time"] = _figure(
-                "cpu.smb_request_time", cal.Estimate(e.value - wr, max(e.low - wr, 0.0), e.high - wr, "s", e.record_ids),
-                f"{BY}, proto.smbd: the server's user CPU per SMB2 READ request/response exchange without bulk data "
-                f"(the deepest depth measured), less one cpu.rdma_wr_time ({wr * 1e6:.1f} us: the response SEND's "
-                f"post + reap){where}", interval="range over the repetitions")
+                "cpu.smb_request_time", e,
+                f"{BY}, proto.smbd: each end's CPU (user + system) per SMB2 READ request/response exchange without "
+                f"bulk data (the deepest depth measured), less what the model charges apart - the server one "
+                f"cpu.rdma_wr_time (the response SEND's post + reap, {wr * 1e6:.1f} us), the client two (its request "
+                f"SEND and a RECV), each end one one-packet SEND's soft-RoCE chain ({send * 1e6:.1f} us: "
+                f"nic.soft_wr_time + 4 x nic.soft_packet_time) - the mean of the two ends{where}",
+                interval="range over the repetitions")
     return out
+
+
+def request_time_estimate(x: ExchangeCpu, out: Mapping[str, Measured], base: Platform
+                          ) -> tuple[cal.Estimate, float, float] | None:
+    """cpu.smb_request_time from proto.smbd: per repetition, the mean over both ends of the end's CPU per
+    exchange less the terms the model charges that end apart (work-request posts and reaps; on loopback
+    the one-packet SEND it initiates: its WR in the kernel, its packet sent and received, the ACK back).
+    Returns (estimate, rdma_wr_time, one SEND's chain) or None when nothing is left."""
+    figure = lambda key, default: out[key].value if key in out else default  # noqa: E731
+    wr = figure("cpu.rdma_wr_time", base.cpu.rdma_wr_time)
+    send = figure("nic.soft_wr_time", base.nic.soft_wr_time) + 4.0 * figure("nic.soft_packet_time",
+                                                                            base.nic.soft_packet_time)
+    values = [(0.5 * ((srv - wr - send) + (cli - 2.0 * wr - send)), i)
+              for (srv, i), (cli, _) in zip(x.server, x.client)]
+    e = _median_estimate(values, "s")
+    return (e, wr, send) if e.low > 0 else None
 
 
 _EXTRA_METHOD = {
@@ -601,6 +641,8 @@ _EXTRA_METHOD = {
                           "t = a + b / 512)",
     "cpu.copy_page_time": "copy.pagecopy: the per-page step of a tmpfs read",
     "cpu.tcp_checksum_rate": "copy.csum: the sender's extra CPU per byte with checksum offload off on the veth",
+    "cpu.crc32_rate": "copy.crc32: CPU per byte of zlib.crc32 over page-aligned buffers (the smbd client's check), "
+                      "over the sizes",
 }
 
 
@@ -746,6 +788,7 @@ class SmbdConfig:
     connections: int
     credits: int                        # I/Os in flight per connection
     workers: int                        # io-wq cap (0: none)
+    register: str = "once"              # the client's registration: once | per-io
 
 
 def smbd_path(copy: str, register: str) -> str:
@@ -759,7 +802,7 @@ def smbd_config(r: Record) -> SmbdConfig | None:
         return SmbdConfig(op=str(p["op"]), io_size=float(p["io_size_bytes"]),
                           path=smbd_path(str(p["copy"]), str(p.get("register", "once"))),
                           connections=int(p["connections"]), credits=int(p["ios_in_flight_per_connection"]),
-                          workers=int(p.get("async_workers_max") or 0))
+                          workers=int(p.get("async_workers_max") or 0), register=str(p.get("register", "once")))
     except (KeyError, TypeError, ValueError):
         return None
 
@@ -796,8 +839,9 @@ def smbd_measured(records: list[Record]) -> dict[SmbdConfig, SmbdMeasured]:
 def scenario_configs(s) -> list[SmbdConfig]:
     """The scenario's own points (its copy paths x I/O sizes at its workload) as configurations."""
     w = s.workload
-    return [SmbdConfig(w.operation, float(size), p.name, w.connections, w.outstanding_per_connection, w.async_workers)
-            for p in s.copy_paths for size in s.sweep.io_sizes]
+    register = "per-io" if w.client_registers_per_io else "once"
+    return [SmbdConfig(w.operation, float(size), p.name, w.connections, w.outstanding_per_connection, w.async_workers,
+                       register) for p in s.copy_paths for size in s.sweep.io_sizes]
 
 
 @dataclass(frozen=True)
@@ -806,6 +850,7 @@ class SmbdPredicted:
     server_cpu_s_per_gb: float
     client_cpu_s_per_gb: float
     binding: str
+    softirq_cpu_s_per_gb: float = 0.0   # loopback: what ksoftirqd runs (neither end's threads)
 
 
 def smbd_predicted(s, configs: Iterable[SmbdConfig]) -> dict[SmbdConfig, SmbdPredicted]:
@@ -819,22 +864,25 @@ def smbd_predicted(s, configs: Iterable[SmbdConfig]) -> dict[SmbdConfig, SmbdPre
     names = [p.name for p in s.copy_paths]
     groups: dict[tuple, list[SmbdConfig]] = defaultdict(list)
     for c in configs:
-        groups[(c.op, c.path, c.connections, c.credits, c.workers)].append(c)
+        groups[(c.op, c.path, c.connections, c.credits, c.workers, c.register)].append(c)
     out = {}
-    for (op, path, conns, credits, workers), cs in groups.items():
+    for (op, path, conns, credits, workers, register), cs in groups.items():
         if path not in names:
             continue
         patched = with_params(s, {"workload.connections": conns, "workload.outstanding_per_connection": credits,
                                   "workload.io_cores": conns, "workload.client_cores": conns,
-                                  "workload.async_workers": workers or s.workload.async_workers})
+                                  "workload.async_workers": workers or s.workload.async_workers,
+                                  "workload.client_registers_per_io": float(register == "per-io")})
         sizes = sorted({c.io_size for c in cs})
         ev = evaluate_grid(patched, {"workload.io_size": sizes, "workload.operation_code": [OPERATIONS.index(op)]},
                            paths=[names.index(path)])
         rows = report.rows(ev)
+        softirq = (ev.result.host_softirq_seconds_per_io / ev.result.io_size * GB).ravel().tolist()
         for c in cs:
-            row = rows[sizes.index(c.io_size)]
+            i = sizes.index(c.io_size)
+            row = rows[i]
             out[c] = SmbdPredicted(row["throughput_bytes_per_s"] / GB, row["cpu_s_per_gb"], row["client_cpu_s_per_gb"],
-                                   row["binding"])
+                                   row["binding"], softirq[i])
     return out
 
 

@@ -38,6 +38,10 @@ MM_STEP_TIME = span("1ns", "10ms", parse_time, "one page-table / page-struct ste
 # CPU time per page of a kernel copy, or per packet / work request of a software RDMA NIC: 0 when
 # none is spent (a figure that costs nothing), else below 1 ms.
 ZERO_OK_STEP_TIME = span("0s", "1ms", parse_time, "one per-page or per-packet step costs 0 to 1 ms of CPU")
+# The softirq a task runs when it leaves a bottom half: Linux ends __do_softirq after MAX_SOFTIRQ_TIME
+# (2 ms, kernel/softirq.c; a jiffy at least, 1-10 ms with HZ 1000..100) and net_rx_action after
+# netdev_budget_usecs (default 2000 us): 0 would defer every softirq, above 100 ms a task would stall.
+SOFTIRQ_BUDGET = span("0s", "100ms", parse_time, "a bottom-half exit runs 0 to 100 ms of softirq before ksoftirqd")
 
 # ---- memory ---------------------------------------------------------------------------------
 # 12 channels of MRDIMM-8800 give 845 GB/s per socket; CPUs with HBM3 reach 5.3 TB/s (AMD MI300A).

@@ -52,6 +52,8 @@ class Cpu:
     unmap_page_time: float          # seconds of CPU to unmap one page (zap the PTE, release it)
     tlb_shootdown_time: float       # seconds of CPU per unmap that flushes other CPUs' TLBs (IPI round)
     mr_register_time: float         # seconds of CPU per memory-region registration call (beyond pinning)
+    crc32_rate: float               # bytes/s one core computes a CRC-32 (zlib) over: a client that checks what it reads
+    softirq_budget: float           # seconds of softirq one bottom-half exit runs in the task before leaving the rest to ksoftirqd
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
 
@@ -188,6 +190,8 @@ CPU_FIELDS = (
     _n("unmap_page_time", parse_time, "0.2us", L.MM_STEP_TIME),
     _n("tlb_shootdown_time", parse_time, "5us", L.MM_STEP_TIME),
     _n("mr_register_time", parse_time, "5us", L.STEP_TIME),
+    _n("crc32_rate", parse_rate, "2GB/s", L.CORE_COPY_RATE),
+    _n("softirq_budget", parse_time, "2ms", L.SOFTIRQ_BUDGET),
 )
 MEMORY_FIELDS = (
     F.text("description", '"8 x DDR5-4800"'),

@@ -99,6 +99,8 @@ class Workload:
     dma_spread: bool = False        # an I/O's descriptors spread over every channel in use (memory batches)
     foreign_load: float = 0.0       # CPU-s per second other tenants take on the host's cores (shared machines)
     busy_poll: bool = False         # serving / client threads spin on their completion queues (never sleep)
+    client_checks_data: bool = False  # the client computes a CRC-32 of every byte it reads (rdmarig's own client does)
+    client_registers_per_io: bool = False  # the client registers (pins) its buffer for every I/O, not once
 
 
 @dataclass(frozen=True)
@@ -181,6 +183,8 @@ WORKLOAD_FIELDS = (
     F.flag("dma_spread", default=False),
     F.quantity("foreign_load", parse_time, "0.5s", L.FOREIGN_LOAD, default="0s"),
     F.flag("busy_poll", default=False),
+    F.flag("client_checks_data", default=False),
+    F.flag("client_registers_per_io", default=False),
     F.other("io_sizes"),            # the I/O sizes may sit here instead of under [sweep]
 )
 # link.count and link.rate come from `links = "2x200Gbit/s"`; as fields they serve sweeps (the

@@ -357,7 +357,7 @@ def verbs_table(platform_file: Path, plat, records: list):
         ev = evaluate_grid(s, {"workload.io_size": [size], "workload.operation_code": [VERBS_OPERATION[op]]})
         r = ev.result
         user = ev.table.rdma_wrs_per_io[0] * plat.cpu.rdma_wr_time / size
-        pk = (r.cpu_seconds_per_byte[0] + r.client_cpu_seconds_per_byte[0] - user) * GB
+        pk = (r.both_ends_seconds_per_byte[0] - user) * GB
         pg = r.throughput[0] / GB
         mg = by_id[rid].summary.get("bw_average_gbytes_per_s") or float("nan")
         eg, ec = report.error_pct(pg, mg), report.error_pct(pk, kernel * GB)

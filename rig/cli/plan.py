@@ -347,7 +347,7 @@ def vs_measured_table(scenario: str, platform: Optional[str], store: Optional[Pa
         row = {"io_size": format_size(c.io_size), "io_size_bytes": c.io_size, "copy_path": c.path, "op": c.op,
                "connections": c.connections, "credits": c.credits, "predicted_gbytes_per_s": pr.gbytes_per_s,
                "predicted_server_cpu_s_per_gb": pr.server_cpu_s_per_gb, "binding": pr.binding,
-               "predicted_both_cpu_s_per_gb": pr.server_cpu_s_per_gb + pr.client_cpu_s_per_gb,
+               "predicted_both_cpu_s_per_gb": pr.server_cpu_s_per_gb + pr.client_cpu_s_per_gb + pr.softirq_cpu_s_per_gb,
                "measured_gbytes_per_s": None, "measured_server_cpu_s_per_gb": None, "gbps_error_pct": None,
                "cpu_error_pct": None, "measured_both_cpu_s_per_gb": None, "both_cpu_error_pct": None, "records": 0}
         if me is not None:
@@ -367,10 +367,11 @@ def vs_measured_table(scenario: str, platform: Optional[str], store: Optional[Pa
              if measured else "no complete `measure smbd` record in the store: the scenario's own points, predicted only",
              f"predicted: {s.name} on {plat.name} ({plat.path}), from its {len(plat.measured)} measured figures "
              f"(component records: verbs, copy) and {plat.base or 'its own'} figures; never from smbd records",
-             "server CPU = the CPU of the cores the server's threads, workers and flows run on (on loopback that "
-             "includes the client's receive work its sends trigger); measured, with both ends in one kernel, it is the "
-             "serving processes' time, and softirq run by ksoftirqd is the client's (the records' cpu_scope): where "
-             "the kernel runs rxe's work decides the split, so both ends' CPU per GB is the like-for-like figure"]
+             "server CPU = the CPU of the server's threads and workers (on loopback that includes the receive work "
+             "its sends trigger while a post's chain fits the softirq budget; a longer chain runs in ksoftirqd, "
+             "neither end's); measured, with both ends in one kernel, it is the serving processes' time, and "
+             "ksoftirqd's run time is counted with the client (the records' cpu_scope); both ends = server + client "
+             "+ ksoftirqd in both columns"]
     if place is not None:
         notes.append(rc.place_summary(place, smbd))
     if left_out:

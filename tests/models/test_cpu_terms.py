@@ -481,8 +481,12 @@ io_sizes = ["64KiB", "1MiB"]
 '''
 
 
+# a budget no chain of these sizes outlasts: every chain runs in the posting task (the deferral apart)
+WHOLE_BUDGET = '[cpu]\nsoftirq_budget = "100ms"\nsoftirq_budget_source = "test: no chain deferred"\n'
+
+
 def test_soft_rdma_read_on_loopback_by_hand(tmp_path):
-    plat = _write(tmp_path, "soft.toml", SOFT_PLATFORM)
+    plat = _write(tmp_path, "soft.toml", SOFT_PLATFORM + WHOLE_BUDGET)
     s = _scenario(tmp_path, SOFT_LOOPBACK, platform=str(plat))
     c, n = s.platform.cpu, s.platform.nic
     ev = evaluate_scenario(s)
@@ -515,6 +519,62 @@ def test_soft_rdma_read_on_loopback_by_hand(tmp_path):
         zc = (c.smb_request_time + 4 * c.rdma_wr_time + 4 * n.soft_wr_time + 2 * (pkts + 1) * n.soft_packet_time
               + S / c.copy_rate_dram + 2 * crc + warm + 2 * acks * n.soft_packet_time)
         assert ev.result.serving_seconds_per_io.flat[j] == pytest.approx(zc)
+
+
+def test_ksoftirqd_runs_what_a_soft_chain_needs_beyond_the_softirq_budget(tmp_path):
+    """Loopback, software RDMA: a post's chain runs in the posting task up to one softirq budget,
+    the rest in ksoftirqd (neither end's threads); both ends' CPU per I/O stays what it was, and the
+    deferred work is a flow's (one core per connection)."""
+    inline = _scenario(tmp_path, SOFT_LOOPBACK, platform=str(_write(tmp_path, "a.toml", SOFT_PLATFORM + WHOLE_BUDGET)))
+    budget = 1e-3
+    plat = _write(tmp_path, "b.toml", SOFT_PLATFORM + '[cpu]\nsoftirq_budget = "1ms"\nsoftirq_budget_source = "test"\n')
+    split = _scenario(tmp_path, SOFT_LOOPBACK, platform=str(plat), name="u.toml")
+    c, n = split.platform.cpu, split.platform.nic
+    a, b = evaluate_scenario(inline), evaluate_scenario(split)
+    for S in (64 * KiB, MiB):
+        i = _at(a, "cpu-copy", S)
+        # the chain of the WRITE + response SEND beyond the 2 WRs' kernel cost, by hand (loopback: the
+        # packets sent and received, the ACKs both ways, the ICRC and the MR <-> skb copy at each end)
+        pkts = math.ceil(S / 1024)
+        acks = math.ceil(pkts / 66) + 1
+        chain = (2 * (pkts + 1) + 2 * acks) * n.soft_packet_time + 2 * S / n.soft_crc_rate + 2 * S / c.copy_rate_cache
+        deferred = b.result.host_softirq_seconds_per_io.flat[i]
+        if chain > budget:               # 1 MiB: 0.5 ms of ICRC at each end and 2000 packets
+            assert S == MiB
+            assert deferred == pytest.approx(chain - budget)       # the poster ran one budget's worth
+            assert b.result.serving_seconds_per_io.flat[i] == pytest.approx(
+                a.result.serving_seconds_per_io.flat[i] - (chain - budget))
+            assert b.result.flow_seconds_per_io.flat[i] == deferred
+            assert cap(b, i, "cpu-flows") == pytest.approx(S / deferred)
+        else:                            # 64 KiB fits: the same figures as with an endless budget
+            assert S == 64 * KiB and deferred == 0.0
+            assert b.result.serving_seconds_per_io.flat[i] == pytest.approx(a.result.serving_seconds_per_io.flat[i])
+            assert np.isinf(cap(b, i, "cpu-flows"))
+        # the same work either way: both ends' CPU, hence cpu-all, does not depend on where it runs
+        assert cap(b, i, "cpu-all") == pytest.approx(cap(a, i, "cpu-all"))
+        assert a.result.host_softirq_seconds_per_io.flat[i] == 0.0
+
+
+def test_the_client_checks_what_it_reads_and_registers_per_io_when_told(tmp_path):
+    plat = _write(tmp_path, "soft.toml", SOFT_PLATFORM + WHOLE_BUDGET)
+    plain = _scenario(tmp_path, SOFT_LOOPBACK, platform=str(plat))
+    checks = _scenario(tmp_path, SOFT_LOOPBACK.replace("client_cores = 1\n", "client_cores = 1\nclient_checks_data = true\n"
+                                                      "client_registers_per_io = true\n"),
+                       platform=str(plat), name="c.toml")
+    c = checks.platform.cpu
+    a, b = evaluate_scenario(plain), evaluate_scenario(checks)
+    for S in (64 * KiB, MiB):
+        i = _at(a, "zero-copy", S)
+        # a CRC-32 pass over the bytes read, and a registration of the client's 4 KiB anonymous pages
+        extra = S / c.crc32_rate + c.mr_register_time + (S / 4096) * (c.pin_page_time + c.pin_folio_time)
+        assert b.result.client_seconds_per_io.flat[i] - a.result.client_seconds_per_io.flat[i] == pytest.approx(extra)
+        assert b.result.serving_seconds_per_io.flat[i] == a.result.serving_seconds_per_io.flat[i]
+    # a WRITE: the client sends what it holds; there is nothing read to check
+    sizes = [64 * KiB, MiB]
+    w_plain = evaluate_grid(plain, {"workload.io_size": sizes, "workload.operation_code": [1]})
+    w_checks = evaluate_grid(checks, {"workload.io_size": sizes, "workload.operation_code": [1],
+                                      "workload.client_registers_per_io": [0]})
+    assert np.allclose(w_checks.result.client_seconds_per_io, w_plain.result.client_seconds_per_io)
 
 
 def test_soft_rdma_through_a_nic_puts_receive_work_on_the_flows(tmp_path):
