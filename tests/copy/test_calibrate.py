@@ -328,7 +328,7 @@ def test_the_software_nic_fit_recovers_the_terms_the_model_was_given(noise):
                                                         "workload.operation_code": [rc.VERBS_OPERATION[op]]})
             r = ev.result
             user = ev.table.rdma_wrs_per_io[0] * s.platform.cpu.rdma_wr_time / size
-            kernel = (r.cpu_seconds_per_byte[0] + r.client_cpu_seconds_per_byte[0] - user) * 1e9 * rng.normal(1, noise)
+            kernel = (r.both_ends_seconds_per_byte[0] - user) * 1e9 * rng.normal(1, noise)
             recs.append(_rec(f"verbs.{op}.bw", {"mode": "bandwidth", "peer_device": "rxe0", "op": op, "io_size_bytes": size},
                              summary={"cpu_system_s_per_gb": kernel * 0.7, "cpu_softirq_s_per_gb": kernel * 0.3,
                                       "cpu_ksoftirqd_s": 0.1,
