@@ -82,7 +82,7 @@ class Result:
     pcie_capacity_per_nic: np.ndarray   # payload bytes/s one NIC's host interface carries
     dma_engines_reachable: np.ndarray   # engines the path's kernel API reaches (0 when none)
     latency_seconds: np.ndarray
-    flow_seconds_per_io: np.ndarray     # server receive work per I/O on a flow's core (NIC medium; ksoftirqd on loopback)
+    flow_seconds_per_io: np.ndarray     # receive work per I/O on a flow's core (NIC; on loopback ksoftirqd)
     host_softirq_seconds_per_io: np.ndarray  # loopback: the chain ksoftirqd runs, neither end's threads
     client_seconds_per_io: np.ndarray   # on one client thread's core
     client_flow_seconds_per_io: np.ndarray
@@ -234,7 +234,7 @@ def evaluate(p: Mapping[str, np.ndarray], table: DemandTable, engine_names: tupl
               + np.where(is_rdma & smb, 2.0 * g("cpu.rdma_wr_time"), 0.0)      # post the request SEND + a RECV
               + np.where(server_inits, 0.0, data.init) + request.init + counts.client_copy_and_calls
               + np.where(loop, request.peer + request.back + np.where(server_inits, 0.0, data.peer + data.back), 0.0))
-    server_cpu = serving + workers + flows - host_softirq   # what the server's threads spend per I/O, where it runs
+    server_cpu = serving + workers + flows - host_softirq   # the server's threads (and NIC flows) per I/O
 
     # --- capacities of the CPU resources; other tenants' load (CPU-s/s spread over the host's cores)
     # leaves each core the rest of its time
@@ -354,7 +354,8 @@ def evaluate(p: Mapping[str, np.ndarray], table: DemandTable, engine_names: tupl
         worker_seconds_per_io=b(workers), dma_rate_per_engine=b(dma_one), wire_bytes_per_io=b(wire),
         dram_bytes_per_byte=b(dram_bpb), link_capacity_per_link=b(per_link), latency_seconds=b(latency),
         pcie_capacity_per_nic=b(pcie_per_nic), dma_engines_reachable=b(dma_count),
-        flow_seconds_per_io=b(flows), host_softirq_seconds_per_io=b(host_softirq), client_seconds_per_io=b(np.where(client_on, client, 0.0)),
+        flow_seconds_per_io=b(flows), host_softirq_seconds_per_io=b(host_softirq),
+        client_seconds_per_io=b(np.where(client_on, client, 0.0)),
         client_flow_seconds_per_io=b(np.where(client_on, client_flows, 0.0)),
         client_cpu_seconds_per_byte=b(client_cpu_byte), copy_seconds_per_io=b(copy_part), mm_seconds_per_io=b(mm),
         checksum=np.broadcast_to(checksum, shape), flow_cores=b(np.where(flows > 0, flow_queues, 0.0)),
