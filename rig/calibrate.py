@@ -412,6 +412,9 @@ def soft_rdma_design(points, scenario, overrides: Mapping[str, float]) -> tuple[
     return cols, fixed
 
 
+# what posted the WRs of a verbs run (summary.loop): a WR's user-space cost is the poster's
+LOOP_NAMES = {"python": "pyverbs from the Python loop", "native": "the compiled C loop over libibverbs"}
+
 # SMB Direct moves its data by RDMA WRITE (SMB2 READ) and RDMA READ (SMB2 WRITE); SEND runs of
 # measure verbs cost the receiver more per message than the model's terms hold (in the guest: +65 to
 # +180 us per 256 B-4 KiB message), so they are shown against the model but not fitted
@@ -436,6 +439,7 @@ class SoftFit:
     fit: cal.Fit                        # per-point relative residuals, rms, max
     figures: dict[str, cal.Estimate]    # nic.soft_crc_rate (bytes/s), nic.soft_packet_time, nic.soft_wr_time
     wr_user: cal.Estimate | None        # cpu.rdma_wr_time: user-space post + reap of one WR (one-packet runs)
+    wr_loops: tuple[str, ...] = ()      # which loops posted those runs (summary.loop: python, native)
     points: tuple = ()
 
 
@@ -466,7 +470,9 @@ def fit_soft_rdma(records: list[Record], scenario, overrides: Mapping[str, float
     pmtu = float(scenario.link.mtu)
     small = [(p[3] * p[1], i) for p in pts if p[1] <= 1024 and p[3] > 0 and pmtu for i in p[4].split(",")[:1]]
     wr_user = _median_estimate(small, "s") if small else None
-    return SoftFit(fit=fit, figures=figures, wr_user=wr_user, points=tuple(pts))
+    by_id = {r.id: r for r in records}
+    loops = tuple(sorted({str(by_id[i].summary.get("loop") or "python") for _, i in small if i in by_id}))
+    return SoftFit(fit=fit, figures=figures, wr_user=wr_user, points=tuple(pts), wr_loops=loops)
 
 
 # --------------------------------------------------------------------------- fits -> figures
@@ -590,7 +596,8 @@ def measured_figures(fit: PlaceFit, base: Platform) -> dict[str, Measured]:
         if fit.soft.wr_user is not None and fit.soft.wr_user.value > 0:
             out["cpu.rdma_wr_time"] = _figure(
                 "cpu.rdma_wr_time", fit.soft.wr_user,
-                f"{BY}, user CPU per message of measure verbs runs of one packet (pyverbs post + completion poll){where}",
+                f"{BY}, user CPU per message of measure verbs runs of one packet (post + completion poll, "
+                f"{' and '.join(LOOP_NAMES.get(x, x) for x in fit.soft.wr_loops) or 'the Python loop'}){where}",
                 interval="range over the runs")
     if fit.mrreg is not None:
         a, b = fit.mrreg.params["per_call_seconds"], fit.mrreg.params["per_byte_seconds"]
