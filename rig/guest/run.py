@@ -192,8 +192,10 @@ def check_options(options: RunOptions) -> None:
                              f"pass e.g. {flag} 20min")
     if options.accel not in ACCELS:
         raise InputError(f"--accel must be auto, tcg or kvm, not {options.accel!r}", "pass --accel auto")
-    if options.accel == "kvm" and not os.access("/dev/kvm", os.R_OK | os.W_OK):
-        raise InputError("--accel kvm: /dev/kvm is missing or not writable here", "pass --accel tcg (or auto)")
+    if options.accel == "kvm":
+        usable, why = qemu.kvm_candidate()
+        if not usable:
+            raise InputError(f"--accel kvm: {why} here", "pass --accel tcg (or auto)")
     for key in options.env:
         if not _ENV_NAME.match(key):
             raise InputError(f"--env {key!r}: not a variable name", "use letters, digits and _, e.g. --env FOO=bar")
