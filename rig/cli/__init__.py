@@ -105,8 +105,8 @@ def main(argv: list[str] | None = None) -> None:
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     argv = sys.argv[1:] if argv is None else list(argv)
-    register(argv)
     try:
+        register(argv)       # imports the command's modules: a Ctrl-C here is one line too
         # not standalone: a usage error comes back as an exception, to be said in one line
         code = typer.main.get_command(app).main(args=argv, prog_name="rdmarig", standalone_mode=False)
     except click_exceptions.NoArgsIsHelpError as exc:

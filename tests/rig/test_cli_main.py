@@ -131,3 +131,35 @@ def test_light_commands_start_without_numpy(argv):
             "print('HEAVY', heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stdout
     assert "HEAVY []" in out, out[-500:]
+
+
+def test_ctrl_c_while_importing_the_cli_is_one_line_exit_130(monkeypatch, capsys):
+    """The console script's guard: a Ctrl-C while Python imports rig.cli (typer, numpy) is the one
+    line a Ctrl-C during a run prints, not a traceback."""
+    import builtins
+
+    from rig import entry
+
+    real_import = builtins.__import__
+
+    def interrupted_import(name, *args, **kwargs):
+        if name == "rig.cli":
+            raise KeyboardInterrupt
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", interrupted_import)
+    with pytest.raises(SystemExit) as info:
+        entry.main()
+    assert info.value.code == 130
+    assert capsys.readouterr().err == f"rdmarig: error: {entry.INTERRUPTED_AT_START}\n"
+
+
+def test_ctrl_c_while_loading_the_commands_modules_is_one_line_exit_130(monkeypatch, capsys):
+    def interrupted(name):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli.importlib, "import_module", interrupted)
+    with pytest.raises(SystemExit) as info:
+        cli.main(["plan", "smbdirect-2x200g"])
+    assert info.value.code == 130
+    assert capsys.readouterr().err.count("\n") == 1
