@@ -253,8 +253,12 @@ def evaluate(p: Mapping[str, np.ndarray], table: DemandTable, engine_names: tupl
     with np.errstate(divide="ignore", invalid="ignore"):
         cap_workers = np.where(workers > 0, g("workload.async_workers") * share * S / np.where(workers > 0, workers, 1),
                                np.inf)
-        flow_queues = np.where(soft, np.minimum(conns, host_cores),
-                               resources.occupied_queues(np.minimum(g("nic.rss_queues"), host_cores), conns))
+        # a soft NIC on loopback: a connection's deferred chain stays on the CPU its poster sent from
+        # (veth's netif_rx queues on the sending CPU, rxe schedules its tasklets where it runs), and
+        # the posters sit on any core: the cores they occupy, as RSS's queues
+        flow_queues = np.where(soft & loop, resources.occupied_queues(host_cores, conns),
+                               np.where(soft, np.minimum(conns, host_cores),
+                                        resources.occupied_queues(np.minimum(g("nic.rss_queues"), host_cores), conns)))
         cap_flows = np.where(flows > 0, flow_queues * free * S / np.where(flows > 0, flows, 1.0), np.inf)
         client_cpu = np.where(client_on, client + client_flows, 0.0)
         both = server_cpu + np.where(loop, client_cpu + host_softirq, 0.0)

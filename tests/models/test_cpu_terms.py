@@ -553,6 +553,13 @@ def test_ksoftirqd_runs_what_a_soft_chain_needs_beyond_the_softirq_budget(tmp_pa
         # the same work either way: both ends' CPU, hence cpu-all, does not depend on where it runs
         assert cap(b, i, "cpu-all") == pytest.approx(cap(a, i, "cpu-all"))
         assert a.result.host_softirq_seconds_per_io.flat[i] == 0.0
+    # a connection's deferred chain stays on the CPU its poster sent from (veth: netif_rx on the
+    # sending CPU; rxe's tasklets on the CPU that schedules them): N connections whose posters sit
+    # on any of the Q cores occupy Q (1 - (1 - 1/Q)^N) of them on average
+    two = evaluate_grid(split, {"workload.io_size": [MiB], "workload.connections": [2]}, paths=[0])
+    q = c.cores
+    assert cap(two, 0, "cpu-flows") == pytest.approx(
+        q * (1 - (1 - 1 / q) ** 2) * MiB / two.result.flow_seconds_per_io.flat[0])
 
 
 def test_the_client_checks_what_it_reads_and_registers_per_io_when_told(tmp_path):
