@@ -796,6 +796,7 @@ class SmbdConfig:
     credits: int                        # I/Os in flight per connection
     workers: int                        # io-wq cap (0: none)
     register: str = "once"              # the client's registration: once | per-io
+    clients: int = 1                    # client hosts served at once (an MPI incast: ranks - 1)
 
 
 def smbd_path(copy: str, register: str) -> str:
@@ -809,15 +810,36 @@ def smbd_config(r: Record) -> SmbdConfig | None:
         return SmbdConfig(op=str(p["op"]), io_size=float(p["io_size_bytes"]),
                           path=smbd_path(str(p["copy"]), str(p.get("register", "once"))),
                           connections=int(p["connections"]), credits=int(p["ios_in_flight_per_connection"]),
-                          workers=int(p.get("async_workers_max") or 0), register=str(p.get("register", "once")))
+                          workers=int(p.get("async_workers_max") or 0), register=str(p.get("register", "once")),
+                          clients=int(p["ranks"]) - 1 if r.name in INCAST_NAMES else 1)
     except (KeyError, TypeError, ValueError):
         return None
 
 
+INCAST_NAMES = ("mpi.smbd.read", "mpi.smbd.write")     # the aggregate of a `measure smbd --mpi` run
+
+
+def mpi_pair(r: Record) -> bool:
+    """A pair record of an MPI run (`connection` "mpi <pattern>"): one of several ends measured at
+    once, not one run's configuration."""
+    return str(r.params.get("connection", "")).startswith("mpi")
+
+
 def smbd_records(records: Iterable[Record]) -> list[Record]:
-    """Complete measurements only: integrity checked, not cut short."""
-    return [r for r in records if r.kind == "measured" and r.name in ("smbd.read", "smbd.write")
-            and r.summary.get("integrity_ok") is True and not r.summary.get("partial") and smbd_config(r) is not None]
+    """Complete measurements only: integrity checked, not cut short; single runs (the pairs of an MPI
+    run share the host with the run's other pairs) and the aggregates of MPI incast runs (rank 0
+    serving ranks - 1 clients: the server's total), complete, with every pair measured."""
+    out = []
+    for r in records:
+        if r.kind != "measured" or smbd_config(r) is None:
+            continue
+        if r.name in ("smbd.read", "smbd.write"):
+            if r.summary.get("integrity_ok") is True and not r.summary.get("partial") and not mpi_pair(r):
+                out.append(r)
+        elif r.name in INCAST_NAMES and r.params.get("pattern") == "incast" and r.summary.get("complete") is True \
+                and isinstance(r.summary.get("aggregate_gbytes_per_s"), (int, float)):
+            out.append(r)
+    return out
 
 
 @dataclass(frozen=True)
@@ -838,7 +860,9 @@ def smbd_measured(records: list[Record]) -> dict[SmbdConfig, SmbdMeasured]:
     for cfg, recs in by.items():
         med = lambda key: _median([float(r.summary[key]) for r in recs  # noqa: E731
                                    if isinstance(r.summary.get(key), (int, float))])
-        out[cfg] = SmbdMeasured(med("gbytes_per_s"), med("server_cpu_s_per_gb"), med("client_cpu_s_per_gb"),
+        # an incast aggregate holds the server's total throughput, not its CPU
+        rate = med("aggregate_gbytes_per_s") if cfg.clients > 1 else med("gbytes_per_s")
+        out[cfg] = SmbdMeasured(rate, med("server_cpu_s_per_gb"), med("client_cpu_s_per_gb"),
                                 foreign_load(recs)[0], tuple(r.id for r in recs))
     return out
 
@@ -871,15 +895,16 @@ def smbd_predicted(s, configs: Iterable[SmbdConfig]) -> dict[SmbdConfig, SmbdPre
     names = [p.name for p in s.copy_paths]
     groups: dict[tuple, list[SmbdConfig]] = defaultdict(list)
     for c in configs:
-        groups[(c.op, c.path, c.connections, c.credits, c.workers, c.register)].append(c)
+        groups[(c.op, c.path, c.connections, c.credits, c.workers, c.register, c.clients)].append(c)
     out = {}
-    for (op, path, conns, credits, workers, register), cs in groups.items():
+    for (op, path, conns, credits, workers, register, clients), cs in groups.items():
         if path not in names:
             continue
         patched = with_params(s, {"workload.connections": conns, "workload.outstanding_per_connection": credits,
                                   "workload.io_cores": conns, "workload.client_cores": conns,
                                   "workload.async_workers": workers or s.workload.async_workers,
-                                  "workload.client_registers_per_io": float(register == "per-io")})
+                                  "workload.client_registers_per_io": float(register == "per-io"),
+                                  "workload.clients": clients})
         sizes = sorted({c.io_size for c in cs})
         ev = evaluate_grid(patched, {"workload.io_size": sizes, "workload.operation_code": [OPERATIONS.index(op)]},
                            paths=[names.index(path)])

@@ -283,6 +283,7 @@ def plan(
 
 
 VS_COLUMNS = [Column.of("io_size", "I/O size"), Column.of("copy_path"), Column.of("op"),
+              Column("clients", "clients [count]", "{:d}"),
               Column("connections", "connections [count]", "{:d}"), Column("credits", "in flight [I/Os]", "{:d}"),
               Column.of("predicted_gbytes_per_s", "predicted", "{:.4f}"),
               Column.of("measured_gbytes_per_s", "measured", "{:.4f}"),
@@ -337,20 +338,26 @@ def vs_measured_table(scenario: str, platform: Optional[str], store: Optional[Pa
     s = load_scenario(scenario, platform=plat)
     measured = rc.smbd_measured(smbd)
     configs = sorted(measured or rc.scenario_configs(s),
-                     key=lambda c: (c.op, c.path, c.connections, c.credits, c.io_size))
+                     key=lambda c: (c.op, c.path, c.clients, c.connections, c.credits, c.io_size))
     predicted = rc.smbd_predicted(s, configs)
-    rows, eg, ec, eb = [], [], [], []
+    rows, eg, ec, eb, e_incast = [], [], [], [], []
     for c in configs:
         pr, me = predicted.get(c), measured.get(c)
         if pr is None:
             continue
         row = {"io_size": format_size(c.io_size), "io_size_bytes": c.io_size, "copy_path": c.path, "op": c.op,
-               "connections": c.connections, "credits": c.credits, "predicted_gbytes_per_s": pr.gbytes_per_s,
+               "clients": c.clients, "connections": c.connections, "credits": c.credits,
+               "predicted_gbytes_per_s": pr.gbytes_per_s,
                "predicted_server_cpu_s_per_gb": pr.server_cpu_s_per_gb, "binding": pr.binding,
                "predicted_both_cpu_s_per_gb": pr.server_cpu_s_per_gb + pr.client_cpu_s_per_gb + pr.softirq_cpu_s_per_gb,
                "measured_gbytes_per_s": None, "measured_server_cpu_s_per_gb": None, "gbps_error_pct": None,
                "cpu_error_pct": None, "measured_both_cpu_s_per_gb": None, "both_cpu_error_pct": None, "records": 0}
-        if me is not None:
+        if me is not None and c.clients > 1:
+            # an MPI incast's aggregate: the server's total throughput (its records hold no CPU of the whole)
+            row.update(measured_gbytes_per_s=me.gbytes_per_s, records=len(me.records),
+                       gbps_error_pct=model_report.error_pct(pr.gbytes_per_s, me.gbytes_per_s))
+            e_incast.append(row["gbps_error_pct"])
+        elif me is not None:
             row.update(measured_gbytes_per_s=me.gbytes_per_s, measured_server_cpu_s_per_gb=me.server_cpu_s_per_gb,
                        gbps_error_pct=model_report.error_pct(pr.gbytes_per_s, me.gbytes_per_s),
                        cpu_error_pct=model_report.error_pct(pr.server_cpu_s_per_gb, me.server_cpu_s_per_gb),
@@ -364,7 +371,10 @@ def vs_measured_table(scenario: str, platform: Optional[str], store: Optional[Pa
         rows.append(row)
     notes = [f"throughput: {model_report.error_summary(eg)}; server CPU per GB: {model_report.error_summary(ec)}; "
              f"both ends' CPU per GB: {model_report.error_summary(eb)}"
+             if eg else "no complete single `measure smbd` run in the store"
              if measured else "no complete `measure smbd` record in the store: the scenario's own points, predicted only",
+             *([f"MPI incast aggregates (the server's total with clients = ranks - 1, the model's workload.clients): "
+                f"throughput {model_report.error_summary(e_incast)}"] if e_incast else []),
              f"predicted: {s.name} on {plat.name} ({plat.path}), from its {len(plat.measured)} measured figures "
              f"(component records: verbs, copy) and {plat.base or 'its own'} figures; never from smbd records",
              "server CPU = the CPU of the server's threads and workers (on loopback that includes the receive work "

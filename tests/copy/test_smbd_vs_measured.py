@@ -118,3 +118,45 @@ def test_one_kernel_counts_each_cpu_second_once(records):
     for r in smbd:
         s = r.summary
         assert 0.5 < s["counted_cpu_per_s"] <= s["busy_cpu_per_s"] * 1.02 <= r.provenance["cpu_count"] * 1.02, r.id
+
+
+def test_incast_aggregates_pair_with_the_clients_dimension_and_mpi_pairs_stay_out(records, session, run_cli,
+                                                                                  tmp_path):
+    """An MPI incast's aggregate (rank 0 serving ranks - 1 clients) is compared, throughput only, with
+    the scenario at workload.clients = ranks - 1; an MPI run's pair records (one of several clients
+    measured at once) are no single run's configuration and stay out. The two records here are made
+    from a real smbd record of the session (its place, its configuration) for the pairing alone."""
+    import dataclasses
+    import shutil
+
+    from results.record import Record
+    from scenarios.schema import load_platform, load_scenario
+
+    base = next(r for r in rc.smbd_records(records) if r.params["io_size_bytes"] == 1 << 20
+                and r.params["copy"] == "cpu-copy")
+    mpi = {**base.params, "connections": 1, "connection": "mpi incast", "pattern": "incast", "ranks": 3}
+    aggregate = Record(kind="measured", name="mpi.smbd.read", params=mpi, provenance=base.provenance,
+                       summary={"complete": True, "aggregate_gbytes_per_s": 0.05, "fairness_jain_ratio": 0.95})
+    pair = Record(kind="measured", name="smbd.read", params=mpi, provenance=base.provenance, summary=base.summary)
+    store = tmp_path / "with-incast.sqlite"
+    shutil.copy(session["store"], store)
+    with Store(store) as st:
+        st.insert(aggregate)
+        st.insert(pair)
+    assert rc.mpi_pair(pair) and not rc.mpi_pair(base)
+    assert pair.id not in {r.id for r in rc.smbd_records([pair, aggregate])}
+    res = run_cli("plan", "smbdirect-this-host", "--vs-measured", "--platform", str(session["profile"]),
+                  "--store", str(store), "--format", "json")
+    assert res.code == 0, res.err
+    doc = json.loads(res.out)
+    incast = [r for r in doc["rows"] if r["clients"] > 1]
+    assert len(incast) == 1 and len(doc["rows"]) == len({rc.smbd_config(r) for r in rc.smbd_records(records)}) + 1
+    (row,) = incast
+    assert row["clients"] == 2 and row["connections"] == 1 and row["measured_gbytes_per_s"] == 0.05
+    assert row["measured_server_cpu_s_per_gb"] is None and row["records"] == 1
+    cfg = rc.smbd_config(aggregate)
+    s = load_scenario("smbdirect-this-host", platform=load_platform(str(session["profile"])))
+    assert row["predicted_gbytes_per_s"] == pytest.approx(rc.smbd_predicted(s, [cfg])[cfg].gbytes_per_s)
+    one = dataclasses.replace(cfg, clients=1)
+    assert row["predicted_gbytes_per_s"] > rc.smbd_predicted(s, [one])[one].gbytes_per_s   # two clients' connections
+    assert any("incast" in n for n in doc["notes"])

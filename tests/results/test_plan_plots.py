@@ -4,6 +4,7 @@ matplotlib figure: every plotted series, ceiling and band against the record's o
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -123,6 +124,11 @@ def test_vs_measured_places_each_matched_record_and_the_identity_line(plans):
     found, left_out = pp.matches(plans.smbd.summary["report"], plans.measured)
     assert sorted(m.record_id for m in found) == ["fixture-smbd-0", "fixture-smbd-1", "fixture-smbd-2"]
     assert left_out == 0                   # smbd.write (a READ plan) and copy.socket (no splice here) are not candidates
+    # a pair of an MPI run (one of several clients measured at once) is no plan point's measurement
+    first = next(r for r in plans.measured if r.id == "fixture-smbd-0")
+    mpi_pair = dataclasses.replace(first, id="mpi-pair", params={**first.params, "connection": "mpi incast"})
+    again, _ = pp.matches(plans.smbd.summary["report"], [*plans.measured, mpi_pair])
+    assert sorted(m.record_id for m in again) == sorted(m.record_id for m in found)
     fig = pp.vs_measured(plans.smbd, plans.measured)
     (ax,) = fig.axes
     identity = _lines(ax)["model = measured"]
