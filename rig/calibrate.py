@@ -797,6 +797,7 @@ class SmbdConfig:
     workers: int                        # io-wq cap (0: none)
     register: str = "once"              # the client's registration: once | per-io
     clients: int = 1                    # client hosts served at once (an MPI incast: ranks - 1)
+    incast: bool = False                # the aggregate of an MPI incast run (the server's total throughput)
 
 
 def smbd_path(copy: str, register: str) -> str:
@@ -811,7 +812,7 @@ def smbd_config(r: Record) -> SmbdConfig | None:
                           path=smbd_path(str(p["copy"]), str(p.get("register", "once"))),
                           connections=int(p["connections"]), credits=int(p["ios_in_flight_per_connection"]),
                           workers=int(p.get("async_workers_max") or 0), register=str(p.get("register", "once")),
-                          clients=int(p["ranks"]) - 1 if r.name in INCAST_NAMES else 1)
+                          clients=int(p["ranks"]) - 1 if r.name in INCAST_NAMES else 1, incast=r.name in INCAST_NAMES)
     except (KeyError, TypeError, ValueError):
         return None
 
@@ -861,7 +862,7 @@ def smbd_measured(records: list[Record]) -> dict[SmbdConfig, SmbdMeasured]:
         med = lambda key: _median([float(r.summary[key]) for r in recs  # noqa: E731
                                    if isinstance(r.summary.get(key), (int, float))])
         # an incast aggregate holds the server's total throughput, not its CPU
-        rate = med("aggregate_gbytes_per_s") if cfg.clients > 1 else med("gbytes_per_s")
+        rate = med("aggregate_gbytes_per_s") if cfg.incast else med("gbytes_per_s")
         out[cfg] = SmbdMeasured(rate, med("server_cpu_s_per_gb"), med("client_cpu_s_per_gb"),
                                 foreign_load(recs)[0], tuple(r.id for r in recs))
     return out

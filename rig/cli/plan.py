@@ -352,7 +352,7 @@ def vs_measured_table(scenario: str, platform: Optional[str], store: Optional[Pa
                "predicted_both_cpu_s_per_gb": pr.server_cpu_s_per_gb + pr.client_cpu_s_per_gb + pr.softirq_cpu_s_per_gb,
                "measured_gbytes_per_s": None, "measured_server_cpu_s_per_gb": None, "gbps_error_pct": None,
                "cpu_error_pct": None, "measured_both_cpu_s_per_gb": None, "both_cpu_error_pct": None, "records": 0}
-        if me is not None and c.clients > 1:
+        if me is not None and c.incast:
             # an MPI incast's aggregate: the server's total throughput (its records hold no CPU of the whole)
             row.update(measured_gbytes_per_s=me.gbytes_per_s, records=len(me.records),
                        gbps_error_pct=model_report.error_pct(pr.gbytes_per_s, me.gbytes_per_s))
