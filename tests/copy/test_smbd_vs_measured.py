@@ -160,3 +160,26 @@ def test_incast_aggregates_pair_with_the_clients_dimension_and_mpi_pairs_stay_ou
     one = dataclasses.replace(cfg, clients=1)
     assert row["predicted_gbytes_per_s"] > rc.smbd_predicted(s, [one])[one].gbytes_per_s   # two clients' connections
     assert any("incast" in n for n in doc["notes"])
+
+
+def test_the_committed_incast_runs_pair_with_their_client_counts(records, session, run_cli, tmp_path):
+    """docs/data/smbd-incast.jsonl: three real `measure smbd --mpi --pattern incast` runs in the guest
+    (2, 3 and 4 ranks); each aggregate is one row at clients = ranks - 1, its pairs stay out."""
+    import shutil
+
+    incast = [from_json(line) for line in (ROOT / "docs" / "data" / "smbd-incast.jsonl").read_text().splitlines()]
+    aggregates = {int(r.params["ranks"]) - 1: r for r in incast if r.name == "mpi.smbd.read"}
+    assert sorted(aggregates) == [1, 2, 3] and all(rc.mpi_pair(r) for r in incast if r.name == "smbd.read")
+    store = tmp_path / "session-and-incast.sqlite"
+    shutil.copy(session["store"], store)
+    with Store(store) as st:
+        for r in incast:
+            st.insert(r)
+    res = run_cli("plan", "smbdirect-this-host", "--vs-measured", "--platform", str(session["profile"]),
+                  "--store", str(store), "--format", "json")
+    assert res.code == 0, res.err
+    rows = [r for r in json.loads(res.out)["rows"] if r["measured_server_cpu_s_per_gb"] is None and r["records"]]
+    assert sorted(r["clients"] for r in rows) == [1, 2, 3]
+    for row in rows:
+        assert row["measured_gbytes_per_s"] == aggregates[row["clients"]].summary["aggregate_gbytes_per_s"]
+        assert row["connections"] == 1 and row["io_size_bytes"] == 1 << 20 and row["copy_path"] == "cpu-copy"
