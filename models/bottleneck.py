@@ -28,7 +28,7 @@ initiator's work on what comes back. Where each runs depends on the medium: thro
 receive work runs in softirq on the core of the flow's queue (cpu-flows / client-flows); on
 loopback (Linux lo, a veth pair between local addresses) a transmit hands the packet to netif_rx
 on the transmitting CPU, so the whole chain runs on the initiator's core (with a software RDMA NIC,
-up to one softirq budget per post: ksoftirqd takes the rest).
+up to one softirq budget per I/O: ksoftirqd takes the rest).
 
 Inputs are flat parameters (see scenarios.schema.flat_params) as numpy arrays that broadcast,
 plus `workload.io_size` and the codes `link.protocol_code` (0 roce-v2, 1 infiniband, 2 tcp,
@@ -192,10 +192,11 @@ def evaluate(p: Mapping[str, np.ndarray], table: DemandTable, engine_names: tupl
     data, request, counts = _chains(g, S, proto, is_tcp, soft, smb, reading, offload, own_pass,
                                     csum_pass, warm, filled, mr_read, t.rdma_wrs_per_io[idx])
     server_inits = is_rdma | reading                  # RDMA: the server posts WRITE (READ) or READ (WRITE)
-    # loopback, software RDMA: a post's chain (the requester's packets, the receive softirq their
+    # loopback, software RDMA: an I/O's chain (the requester's packets, the receive softirq their
     # transmits raise, the ACKs back) runs in the posting task up to one bottom-half budget
     # (kernel/softirq.c); the rest is left to ksoftirqd, a kernel thread of the posting CPU that is
-    # neither end's
+    # neither end's. Per I/O, not per post: of its two posts only the RDMA WRITE's chain can outlast
+    # a budget (the response SEND is one packet)
     wr_kernel = t.rdma_wrs_per_io[idx] * g("nic.soft_wr_time")
     post_chain = data.init + data.peer + data.back - wr_kernel
     deferring = soft & loop & server_inits
@@ -246,20 +247,23 @@ def evaluate(p: Mapping[str, np.ndarray], table: DemandTable, engine_names: tupl
     # busy polling: the serving (and client) threads spin on their completion queues, always runnable;
     # where the host's runnable threads outnumber its free cores the scheduler shares them equally
     spin = g("workload.busy_poll") > 0
-    runnable = n_serving + np.where(workers > 0, g("workload.async_workers"), 0.0) + np.where(loop, n_client, 0.0)
+    # a soft NIC on loopback: a connection's deferred chain stays on the CPU its poster sent from
+    # (veth's netif_rx queues on the sending CPU, rxe schedules its tasklets where it runs), and
+    # the posters sit on any core: the cores they occupy, as RSS's queues
+    flow_queues = np.where(soft & loop, resources.occupied_queues(host_cores, conns),
+                           np.where(soft, np.minimum(conns, host_cores),
+                                    resources.occupied_queues(np.minimum(g("nic.rss_queues"), host_cores), conns)))
+    # on loopback those ksoftirqds run on the host's cores beside the spinning threads
+    runnable = n_serving + np.where(workers > 0, g("workload.async_workers"), 0.0) \
+        + np.where(loop, n_client + np.where(flows > 0, flow_queues, 0.0), 0.0)
     share = np.where(spin, np.minimum(free, host_cores * free / runnable), free)
     serving_cores = n_serving * share
     cap_serving = serving_cores * S / serving
     with np.errstate(divide="ignore", invalid="ignore"):
         cap_workers = np.where(workers > 0, g("workload.async_workers") * share * S / np.where(workers > 0, workers, 1),
                                np.inf)
-        # a soft NIC on loopback: a connection's deferred chain stays on the CPU its poster sent from
-        # (veth's netif_rx queues on the sending CPU, rxe schedules its tasklets where it runs), and
-        # the posters sit on any core: the cores they occupy, as RSS's queues
-        flow_queues = np.where(soft & loop, resources.occupied_queues(host_cores, conns),
-                               np.where(soft, np.minimum(conns, host_cores),
-                                        resources.occupied_queues(np.minimum(g("nic.rss_queues"), host_cores), conns)))
-        cap_flows = np.where(flows > 0, flow_queues * free * S / np.where(flows > 0, flows, 1.0), np.inf)
+        cap_flows = np.where(flows > 0, flow_queues * np.where(loop, share, free) * S / np.where(flows > 0, flows, 1.0),
+                             np.inf)
         client_cpu = np.where(client_on, client + client_flows, 0.0)
         both = server_cpu + np.where(loop, client_cpu + host_softirq, 0.0)
         cap_all = host_cores * free * S / both

@@ -64,8 +64,10 @@ def columns(ev: Evaluation) -> dict[str, list]:
         "dma_engines_busy": r.dma_engines_busy.ravel().tolist(),
         "cpu_s_per_gb": (r.cpu_seconds_per_byte * GB).ravel().tolist(),
         "latency_seconds": r.latency_seconds.ravel().tolist(),
-        "binding_end": [RESOURCE_END[b] if x > 0 else "-" for b, x in zip(binding, X)],
+        "binding_end": [("host" if b == "cpu-flows" and h > 0 else RESOURCE_END[b]) if x > 0 else "-"
+                        for b, x, h in zip(binding, X, r.host_softirq_seconds_per_io.ravel())],
         "client_cpu_s_per_gb": (r.client_cpu_seconds_per_byte * GB).ravel().tolist(),
+        "host_softirq_cpu_s_per_gb": (r.host_softirq_seconds_per_io / r.io_size * GB).ravel().tolist(),
         "cpu_copy_s_per_gb": (r.copy_seconds_per_io / r.io_size * GB).ravel().tolist(),
         "cpu_mm_s_per_gb": (r.mm_seconds_per_io / r.io_size * GB).ravel().tolist(),
         "checksum": [CHECKSUM[c] for c in r.checksum.ravel().tolist()],

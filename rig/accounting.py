@@ -325,14 +325,18 @@ def total_s(cpu: dict[str, float]) -> float:
     return sum(cpu.get(k) or 0.0 for k in CPU_PARTS)
 
 
-def one_kernel_initiator(local: dict[str, float]) -> dict[str, float]:
+def one_kernel_initiator(local: dict[str, float], softirq_in_system: bool | None) -> dict[str, float]:
     """The initiator's figures when its peer ran on this very host and keeps its raw process time
-    (`same_host_peer`): softirq served inside either process is in that process's system time, so
-    the initiator keeps its own raw system time too and takes as the host's softirq only what ran
-    outside both, in ksoftirqd (exact). Taking the CPUs' sampled softirq here, as a lone process
-    does, counted the softirq served inside the peer twice: up to 17 CPU-s/GB of an SMB Direct
-    READ at 64 KiB in the guest, where the two ends' sum came to 2.26 CPU-s/s on 2 vCPUs."""
-    if local.get("ksoftirqd_s") is None:
+    (`same_host_peer`). Where the kernel charges softirq served inside a task to its system time
+    (`softirq_in_task_time`, no CONFIG_IRQ_TIME_ACCOUNTING: Debian's), softirq served inside either
+    process is in that process's system time, so the initiator keeps its own raw system time too
+    and takes as the host's softirq only what ran outside both, in ksoftirqd (exact). Taking the
+    CPUs' sampled softirq here, as a lone process does, counted the softirq served inside the peer
+    twice: up to 17 CPU-s/GB of an SMB Direct READ at 64 KiB in the guest, where the two ends' sum
+    came to 2.26 CPU-s/s on 2 vCPUs. Where task times hold no softirq (or the config is unknown),
+    the sampled softirq is the host's and stays as it is. Hard-irq time is left out here (the
+    sampled figure held it: timer ticks, a fraction of a percent on loopback)."""
+    if local.get("ksoftirqd_s") is None or softirq_in_system is not True:
         return local
     return {**local, "system_s": local.get("system_raw_s", local.get("system_s", 0.0)),
             "softirq_s": local["ksoftirqd_s"], "softirq_in_process_s": 0.0}

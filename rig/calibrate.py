@@ -635,7 +635,9 @@ def request_time_estimate(x: ExchangeCpu, out: Mapping[str, Measured], base: Pla
     values = [(0.5 * ((srv - wr - send) + (cli - 2.0 * wr - send)), i)
               for (srv, i), (cli, _) in zip(x.server, x.client)]
     e = _median_estimate(values, "s")
-    return (e, wr, send) if e.low > 0 else None
+    if e.value <= 0:
+        return None
+    return dataclasses.replace(e, low=max(e.low, 0.0)), wr, send
 
 
 _EXTRA_METHOD = {
@@ -871,9 +873,12 @@ def smbd_measured(records: list[Record]) -> dict[SmbdConfig, SmbdMeasured]:
 def scenario_configs(s) -> list[SmbdConfig]:
     """The scenario's own points (its copy paths x I/O sizes at its workload) as configurations."""
     w = s.workload
-    register = "per-io" if w.client_registers_per_io else "once"
+    def register(path: str) -> str:
+        # zero-copy-per-io is what `measure smbd --copy zero-copy --register per-io` runs (smbd_path):
+        # its client registers per I/O too
+        return "per-io" if w.client_registers_per_io or path == smbd_path("zero-copy", "per-io") else "once"
     return [SmbdConfig(w.operation, float(size), p.name, w.connections, w.outstanding_per_connection, w.async_workers,
-                       register) for p in s.copy_paths for size in s.sweep.io_sizes]
+                       register(p.name)) for p in s.copy_paths for size in s.sweep.io_sizes]
 
 
 @dataclass(frozen=True)

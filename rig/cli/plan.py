@@ -87,7 +87,8 @@ def capacity_columns(swept: list[str], view: str = "compact", intervals: bool = 
         columns += [Column.of("binding_end", "binding end"), Column.of("cpu_s_per_gb", "server CPU", "{:.3f}"),
                     Column.of("cpu_copy_s_per_gb", "of it copy", "{:.3f}"),
                     Column.of("cpu_mm_s_per_gb", "of it memory mgmt", "{:.3f}"),
-                    Column.of("client_cpu_s_per_gb", "client CPU", "{:.3f}"), Column.of("checksum")]
+                    Column.of("client_cpu_s_per_gb", "client CPU", "{:.3f}"),
+                    Column.of("host_softirq_cpu_s_per_gb", "ksoftirqd CPU", "{:.3f}"), Column.of("checksum")]
     return columns
 
 
@@ -382,6 +383,12 @@ def vs_measured_table(scenario: str, platform: Optional[str], store: Optional[Pa
              "neither end's); measured, with both ends in one kernel, it is the serving processes' time, and "
              "ksoftirqd's run time is counted with the client (the records' cpu_scope); both ends = server + client "
              "+ ksoftirqd in both columns"]
+    twice = [r for r in smbd if r.name.startswith("smbd.") and "counted_cpu_per_s" not in r.summary
+             and str(r.summary.get("cpu_scope", "")).startswith("one kernel")]
+    if twice:
+        notes.append(f"{len(twice)} smbd records predate the one-kernel accounting (no counted_cpu_per_s): their "
+                     "client CPU holds the softirq served inside the serving processes a second time, so their "
+                     "measured both ends' CPU per GB is too high; re-measure to compare it")
     if place is not None:
         notes.append(rc.place_summary(place, smbd))
     if left_out:

@@ -86,7 +86,7 @@ def initiate(workload: Workload, conv: Conversation, port: PortInfo, where: str,
         same_host = done.get("boot_id") == acct.boot_id()
         cpu = far_cpu(done)
         if same_host and isinstance(getattr(raw, "cpu", None), dict):
-            raw.cpu = acct.one_kernel_initiator(raw.cpu)
+            raw.cpu = acct.one_kernel_initiator(raw.cpu, acct.softirq_in_task_time())
         integrity = workload.check_far(player, prepared, ready, done)
         summary, samples = workload.summarize(raw, cpu)
         summary["cpu_scope"] = workload.cpu_scope("peer on this host" if same_host else "peer")

@@ -170,11 +170,15 @@ def test_on_one_kernel_the_initiator_counts_only_ksoftirqd_as_the_hosts_softirq(
     local = {"user_s": 1.0, "system_s": 0.2, "system_raw_s": 0.5, "softirq_s": 0.9, "ksoftirqd_s": 0.2,
              "softirq_in_process_s": 0.3, "rxe_kworker_s": 0.0}
     peer = acct.same_host_peer({"user_s": 0.7, "system_s": 0.1, "system_raw_s": 0.6, "softirq_s": 0.9})
-    one = acct.one_kernel_initiator(local)
+    one = acct.one_kernel_initiator(local, softirq_in_system=True)
     assert one["system_s"] == 0.5 and one["softirq_s"] == 0.2 and one["softirq_in_process_s"] == 0.0
     # every CPU-second once: 1.0 + 0.5 + 0.2 here, 0.7 + 0.6 there (3.0 s, not 3.4 s)
     assert acct.total_s(one) + acct.total_s(peer) == pytest.approx(3.0)
-    assert acct.one_kernel_initiator({"user_s": 1.0, "ksoftirqd_s": None}) == {"user_s": 1.0, "ksoftirqd_s": None}
+    assert acct.one_kernel_initiator({"user_s": 1.0, "ksoftirqd_s": None}, True) == {"user_s": 1.0, "ksoftirqd_s": None}
+    # a kernel whose task times hold no softirq (CONFIG_IRQ_TIME_ACCOUNTING), or one whose config is
+    # unknown: the sampled softirq is nobody's task time, it stays the host's
+    assert acct.one_kernel_initiator(local, softirq_in_system=False) == local
+    assert acct.one_kernel_initiator(local, softirq_in_system=None) == local
 
 
 def test_a_window_reports_the_cpus_busy_time_per_second():
