@@ -93,8 +93,11 @@ def test_every_variant_moves_checked_blocks(servers, op, copy, register, path):
                                                        "rxe_kworker"))
     assert s["server_cpu_s_per_gb"] == pytest.approx(parts) and s["server_cpu_s_per_gb"] > 0
     assert s["server_softirq_cpu_s_per_gb"] == 0      # one kernel: the host's softirq is counted on the client
-    # one kernel: the two ends' sum beside the CPUs' busy time (compared on long runs: tests/copy/test_smbd_vs_measured)
-    assert s["counted_cpu_per_s"] > 0 and 0 < s["busy_cpu_per_s"] <= os.cpu_count() + 0.1
+    # one kernel: the two ends' sum beside the CPUs' busy time (compared on long runs: tests/copy/
+    # test_smbd_vs_measured). /proc/stat counts 10 ms ticks: over this short run's window each CPU's
+    # busy time may be a tick off at either end (2.17 CPU-s/s on 2 vCPUs was seen)
+    ticks = 2 * 0.01 / s["seconds"]
+    assert s["counted_cpu_per_s"] > 0 and 0 < s["busy_cpu_per_s"] <= os.cpu_count() * (1 + ticks) + 0.05
     if op == "read":
         # each connection cycles over the four whole blocks and the short tail
         assert s["short_reads"] >= 2 and s["server_short_reads"] == s["short_reads"]
