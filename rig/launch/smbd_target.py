@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import os
+import select
 import signal
 import socket
 import struct
@@ -51,6 +52,10 @@ BUFFER_BUDGET_BYTES = 32 << 20  # bounce buffers per serving connection
 MAX_BUFFERS = 64
 CHILD_ANSWER_S = 60.0          # a serving process's answer (device, registrations under emulation)
 POLL_S = 0.02
+# the longest a session sleeps between two looks at its client and serving processes when no socket
+# has anything to say: it wakes at once when one has (polling every POLL_S instead cost the session
+# ~10 % of a vCPU under TCG, 2026-12-01 py-spy/ps in the guest: CPU the serving processes lost)
+WATCH_S = 0.25
 
 
 # ---- checksums of file blocks -------------------------------------------------------------------
@@ -352,7 +357,19 @@ class SmbdSession(TargetSession):
                     early = {"type": "done", "outcome": f"serving process ended: {exc}"}
                 if early is not None:
                     child.answer = early if early["type"] == "done" else {"outcome": f"failed: {early.get('error')}"}
-        time.sleep(POLL_S)
+        self._wait_for_messages()
+
+    def _wait_for_messages(self) -> None:
+        """Sleep until the client or a serving process still running has something to say, at most
+        WATCH_S; a conversation without a socket (MPI's) is looked at every POLL_S instead."""
+        convs = [self.conv] + [c.conv for c in self.children if c.answer is None]
+        socks = [getattr(c, "sock", None) for c in convs]
+        if any(s is None for s in socks):
+            time.sleep(POLL_S)
+            return
+        if any(b"\n" in getattr(getattr(c, "reader", None), "buf", b"") for c in convs):
+            return                  # a whole message is read already: no socket would say so
+        select.select(socks, [], [], WATCH_S)
 
     def _cpu(self, window: Any, answers: list[dict[str, Any]]) -> dict[str, float]:
         """The server's CPU: the host window over the serving processes' rusage, split into the
