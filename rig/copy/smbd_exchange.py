@@ -51,11 +51,26 @@ def _stalled(t_last: float, what: str) -> None:
         raise PollTimeout(f"{what}: nothing for {TIMEOUT_S:g} s")
 
 
+def _whole_messages(channel, credits, reassembly, params, events: list) -> list[bytes]:
+    """The whole messages the taken events' receives complete (a fragment completes none yet), the
+    flows' own `take_message` doing credits, repost and reassembly; `events` is emptied."""
+    from rig.flows.smbd_serving import take_message
+
+    out = []
+    for e in events:
+        if e.kind == "recv":
+            _msg, whole = take_message(channel, credits, reassembly, params.max_fragmented_receive_size,
+                                       e.slot, e.byte_len)
+            if whole is not None:
+                out.append(whole)
+    events.clear()
+    return out
+
+
 def _serve(channel, credits, params, exchanges: int, player) -> tuple[int, int]:
     """The server's loop: answer `exchanges` READ requests without moving data; (sleeps, loop turns)."""
     from rig.flows import smbd
     from rig.flows.channel import Waiter
-    from rig.flows.smbd_serving import take_message
 
     reassembly = smbd.Reassembly(params.max_fragmented_receive_size)
     waiter = Waiter(player)
@@ -66,15 +81,9 @@ def _serve(channel, credits, params, exchanges: int, player) -> tuple[int, int]:
         turns += 1
         channel.take(events)
         if events:
-            for e in events:
-                if e.kind != "recv":
-                    continue
-                _msg, whole = take_message(channel, credits, reassembly, params.max_fragmented_receive_size,
-                                           e.slot, e.byte_len)
-                if whole is not None:
-                    req = smbd.parse_request(whole, params.max_read_write_size)
-                    replies.append(smbd.IoResponse(req.header.response(), req.length).pack())
-            events.clear()
+            for whole in _whole_messages(channel, credits, reassembly, params, events):
+                req = smbd.parse_request(whole, params.max_read_write_size)
+                replies.append(smbd.IoResponse(req.header.response(), req.length).pack())
             while replies and credits.send > 0:
                 msg = smbd.DataTransfer(target, credits.to_grant(), data=replies.popleft())
                 channel.post_message(smbd.to_send(msg, credits, params.max_send_size))
@@ -93,7 +102,6 @@ def _ask(channel, credits, params, exchanges: int, depth: int, player) -> tuple[
     from rig.flows import smbd
     from rig.flows.channel import Waiter
     from rig.flows.descriptor import BufferDescriptor
-    from rig.flows.smbd_serving import take_message
 
     region = player.alloc(IO_SIZE_BYTES, player.V.e.IBV_ACCESS_LOCAL_WRITE | player.V.e.IBV_ACCESS_REMOTE_WRITE)
     desc = BufferDescriptor(region.addr, region.rkey, IO_SIZE_BYTES)
@@ -112,15 +120,9 @@ def _ask(channel, credits, params, exchanges: int, depth: int, player) -> tuple[
             issued, outstanding = issued + 1, outstanding + 1
         channel.take(events)
         if events:
-            for e in events:
-                if e.kind != "recv":
-                    continue
-                _msg, whole = take_message(channel, credits, reassembly, params.max_fragmented_receive_size,
-                                           e.slot, e.byte_len)
-                if whole is not None:
-                    smbd.parse_response(whole)
-                    done, outstanding = done + 1, outstanding - 1
-            events.clear()
+            for whole in _whole_messages(channel, credits, reassembly, params, events):
+                smbd.parse_response(whole)
+                done, outstanding = done + 1, outstanding - 1
             waiter.busy()
             t_last = time.monotonic()
         else:
