@@ -1,0 +1,35 @@
+"""The rdma part probes on real soft-RoCE devices (the host tier only sees them skipped): copy.mrreg
+and proto.smbd, the parts `calibrate host --place guest` fits cpu.mr_register_time and
+cpu.smb_request_time from, each stored as a record with positive CPU figures."""
+
+import pytest
+
+from results.store import Store
+from rig.copy import rdma_parts
+
+pytestmark = pytest.mark.rdma
+
+
+def test_mrreg_and_exchange_probes_store_their_records(two_devices, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("RDMARIG_SPOOL", raising=False)       # the guest's spool would carry them to the host store
+    store = tmp_path / "parts.sqlite"
+    code = rdma_parts.main(["--probe", "mrreg,exchange", "--sizes", "64KiB", "--depths", "1,8", "--exchanges", "50",
+                            "--repetitions", "2", "--device", two_devices[1], "--peer-device", two_devices[0],
+                            "--store", str(store)])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    with Store(store) as st:
+        mrreg = st.query(kind="measured", name="copy.mrreg")
+        exchange = sorted(st.query(kind="measured", name="proto.smbd"), key=lambda r: r.params["requests_in_flight"])
+    assert sorted(r.params["source"] for r in mrreg) == ["anon", "file"]
+    for r in mrreg:
+        assert r.params["io_size_bytes"] == 65536 and all(v > 0 for v in r.samples["cpu_seconds_per_registration"])
+    assert [r.params["requests_in_flight"] for r in exchange] == [1, 8]
+    for r in exchange:
+        s = r.samples
+        assert len(s["server_cpu_seconds_per_exchange"]) == len(s["client_cpu_seconds_per_exchange"]) == 2
+        # each end's whole CPU per exchange is its user + system (what calibrate takes for smb_request_time)
+        for whole, user, system in zip(s["server_cpu_seconds_per_exchange"], s["server_user_cpu_seconds_per_exchange"],
+                                       s["server_system_cpu_seconds_per_exchange"]):
+            assert whole == pytest.approx(user + system) and whole > 0
+        assert r.params["exchanges"] == 50 and r.params["bulk_bytes"] == 0
