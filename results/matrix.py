@@ -31,6 +31,12 @@ DEFAULT_TOLERANCE = 0.93
 OUTLIER_MARK = "*"
 
 
+def is_mpi_pair(rec: Record) -> bool:
+    """A pair record of an MPI run (`connection` "mpi <pattern>", rig.launch.mpi_run): one of several
+    ends measured at once, no single run's configuration."""
+    return str(rec.params.get("connection", "")).startswith("mpi")
+
+
 @dataclass
 class Pair:
     initiator: int

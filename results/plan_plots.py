@@ -22,6 +22,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from results.matrix import is_mpi_pair
 from results.plots import Figure, log2_axis, metric_value
 from results.record import Record
 from scenarios.errors import InputError
@@ -308,8 +309,8 @@ def matches(report: dict[str, Any], records: Iterable[Record]) -> tuple[list[Mat
             continue
         if rec.name.startswith("smbd.") and operation and rec.name != f"smbd.{operation}":
             continue
-        if str(rec.params.get("connection", "")).startswith("mpi"):
-            continue          # a pair of an MPI run: one of several measured at once, no plan point's setting
+        if is_mpi_pair(rec):
+            continue          # one of several measured at once: no plan point's setting
         size = rec.params.get(IO_SIZE_KEY)
         candidates = [i for i in range(len(pts["copy_path"]))
                       if pts["copy_path"][i] == path and pts[IO_SIZE_KEY][i] == size and _same_setting(pts, i, rec, report)]

@@ -30,6 +30,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from models import calibrate as cal
+from results.matrix import is_mpi_pair
 from results.provenance import cpu_model, mem_total_bytes
 from results.record import Record
 from scenarios.errors import InputError
@@ -822,12 +823,6 @@ def smbd_config(r: Record) -> SmbdConfig | None:
 INCAST_NAMES = ("mpi.smbd.read", "mpi.smbd.write")     # the aggregate of a `measure smbd --mpi` run
 
 
-def mpi_pair(r: Record) -> bool:
-    """A pair record of an MPI run (`connection` "mpi <pattern>"): one of several ends measured at
-    once, not one run's configuration."""
-    return str(r.params.get("connection", "")).startswith("mpi")
-
-
 def smbd_records(records: Iterable[Record]) -> list[Record]:
     """Complete measurements only: integrity checked, not cut short; single runs (the pairs of an MPI
     run share the host with the run's other pairs) and the aggregates of MPI incast runs (rank 0
@@ -837,7 +832,7 @@ def smbd_records(records: Iterable[Record]) -> list[Record]:
         if r.kind != "measured" or smbd_config(r) is None:
             continue
         if r.name in ("smbd.read", "smbd.write"):
-            if r.summary.get("integrity_ok") is True and not r.summary.get("partial") and not mpi_pair(r):
+            if r.summary.get("integrity_ok") is True and not r.summary.get("partial") and not is_mpi_pair(r):
                 out.append(r)
         elif r.name in INCAST_NAMES and r.params.get("pattern") == "incast" and r.summary.get("complete") is True \
                 and isinstance(r.summary.get("aggregate_gbytes_per_s"), (int, float)):

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from results.record import from_json
+from results.matrix import is_mpi_pair
 from results.store import Store
 from rig import calibrate as rc
 
@@ -143,7 +144,7 @@ def test_incast_aggregates_pair_with_the_clients_dimension_and_mpi_pairs_stay_ou
     with Store(store) as st:
         st.insert(aggregate)
         st.insert(pair)
-    assert rc.mpi_pair(pair) and not rc.mpi_pair(base)
+    assert is_mpi_pair(pair) and not is_mpi_pair(base)
     assert pair.id not in {r.id for r in rc.smbd_records([pair, aggregate])}
     res = run_cli("plan", "smbdirect-this-host", "--vs-measured", "--platform", str(session["profile"]),
                   "--store", str(store), "--format", "json")
@@ -169,7 +170,7 @@ def test_the_committed_incast_runs_pair_with_their_client_counts(records, sessio
 
     incast = [from_json(line) for line in (ROOT / "docs" / "data" / "smbd-incast.jsonl").read_text().splitlines()]
     aggregates = {int(r.params["ranks"]) - 1: r for r in incast if r.name == "mpi.smbd.read"}
-    assert sorted(aggregates) == [1, 2, 3] and all(rc.mpi_pair(r) for r in incast if r.name == "smbd.read")
+    assert sorted(aggregates) == [1, 2, 3] and all(is_mpi_pair(r) for r in incast if r.name == "smbd.read")
     store = tmp_path / "session-and-incast.sqlite"
     shutil.copy(session["store"], store)
     with Store(store) as st:
