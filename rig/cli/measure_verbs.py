@@ -100,6 +100,8 @@ def verbs(
     peer: Optional[str] = typer.Option(None, "--peer", help="HOST[:PORT] of `rdmarig serve` (two-host mode)."),
     validate: bool = typer.Option(False, "--validate", help="Before timing: fresh random data through every slot, every byte checked."),
     rdma_cm: bool = typer.Option(False, "--rdma-cm", help="Connect the loopback QPs through rdma_cm (librdmacm)."),
+    events: bool = typer.Option(False, "--events", "-e", help="Sleep on completion events between completions "
+                                "instead of busy polling (perftest -e; the Python loop)."),
     timeout: str = typer.Option("10s", "--timeout", help="Give up when no completion arrives for this long."),
     vs_perftest: bool = typer.Option(False, "--vs-perftest", help="Also run ib_write_bw/ib_read_bw/ib_send_bw alike; print both and the ratio."),
     mpi: bool = MpiFlag,
@@ -127,7 +129,7 @@ def verbs(
         iterations=iterations, duration_s=duration_s,
         warmup_iterations=warmup, latency=latency, latency_mode=latency_mode, device=device, port=ib_port, gid_index=gid_index,
         peer_device=peer_device, peer_gid_index=peer_gid_index, peer_addr=peer, validate=validate,
-        timeout_s=parse_time(timeout, "--timeout"), rdma_cm=rdma_cm)
+        timeout_s=parse_time(timeout, "--timeout"), rdma_cm=rdma_cm, events=events)
     opts.check()
     if mpi:
         from rig.rdma.measure import check_mpi
@@ -141,6 +143,9 @@ def verbs(
     refuse_without_mpi(pattern, partners, seed, tolerance)
     if vs_perftest and (latency or peer):
         raise InputError("--vs-perftest compares loopback bandwidth runs", "drop --latency/--peer for it")
+    if vs_perftest and events and op == "write":
+        raise InputError("ib_write_bw has no completion events (perftest: \"Events feature not available on "
+                         "WRITE verb\")", "drop --vs-perftest, or use --op read or send with --events")
     label = f"verbs {op} {'latency' if latency else 'bandwidth'}"
     prog = Progress(len(opts.sizes), label)
     prog.note(f"{label}: {len(opts.sizes)} point(s), {opts.sizes[0]}..{opts.sizes[-1]} B, "
@@ -208,7 +213,7 @@ def _vs_perftest(opts: Any, point: dict[str, Any], msg: int, st: Any) -> dict[st
                        peer_device=remote["device"], peer_gid_index=remote["gid_index"], num_qps=opts.num_qps,
                        tx_depth=opts.tx_depth, cq_mod=eff_mod, post_list=opts.post_list,
                        inline_bytes=opts.inline_bytes, iterations=opts.iterations, duration_s=opts.duration_s,
-                       rx_depth=opts.rx_depth)
+                       rx_depth=opts.rx_depth, events=opts.events)
     s = point.summary
     row = {"msg_bytes": msg, "rdmarig_gbits_per_s": s["bw_average_gbits_per_s"],
            "perftest_gbits_per_s": rep["bw_average_gbits_per_s"],
@@ -241,7 +246,8 @@ def _print(opts: Any, points: list[tuple[Any, str]], vs_rows: list[dict[str, Any
         (f"peer {opts.peer_addr}" if opts.peer_addr else f"{rem['device']}:{rem['port']} gid[{rem['gid_index']}]")
     title = f"RDMA {opts.op.upper()} {'latency' if opts.latency else 'bandwidth'}, {where}, " \
             f"{opts.num_qps} QP(s), tx depth {opts.tx_depth}, cq mod {p0.params.get('cq_mod_effective', '-')}, " \
-            f"post list {opts.post_list}, MTU {min(loc['mtu_bytes'], rem.get('mtu_bytes', loc['mtu_bytes']))} B"
+            f"post list {opts.post_list}, MTU {min(loc['mtu_bytes'], rem.get('mtu_bytes', loc['mtu_bytes']))} B" \
+            f"{', completion events (the poster sleeps)' if opts.events else ''}"
     cols = LAT_COLUMNS if opts.latency else BW_COLUMNS + (PEER_CPU_COLUMNS if opts.peer_addr else [])
     notes = ["integrity: target memory checked after every point" +
              (" (+ --validate pass through every slot)" if opts.validate else "")]

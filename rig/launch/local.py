@@ -25,7 +25,8 @@ class LocalEnds:
 
 def loopback(cfg: PlayerConfig, device: str | None = None, peer_device: str | None = None,
              port: int | None = None, gid_index: int | None = None,
-             peer_gid_index: int | None = None, peer_cfg: PlayerConfig | None = None) -> tuple[Player, Player]:
+             peer_gid_index: int | None = None, peer_cfg: PlayerConfig | None = None,
+             player_class: type[Player] = Player) -> tuple[Player, Player]:
     """Two connected players in this process: (initiator, target).
 
     Without `peer_device` both sit on the same port (rxe0 -> rxe0); with it, the target uses
@@ -34,7 +35,7 @@ def loopback(cfg: PlayerConfig, device: str | None = None, peer_device: str | No
     here: PortInfo = discover(device, port, gid_index)
     there = here if peer_device is None and peer_gid_index is None else \
         discover(peer_device or here.device, None, peer_gid_index)
-    a = Player(here, cfg)
+    a = player_class(here, cfg)
     try:
         b = Player(there, peer_cfg or cfg)
     except BaseException:
@@ -50,19 +51,21 @@ def loopback(cfg: PlayerConfig, device: str | None = None, peer_device: str | No
     return a, b
 
 
-def connect(ends: LocalEnds, cfg: PlayerConfig, peer_cfg: PlayerConfig | None = None) -> tuple[Player, Player]:
+def connect(ends: LocalEnds, cfg: PlayerConfig, peer_cfg: PlayerConfig | None = None,
+            player_class: type[Player] = Player) -> tuple[Player, Player]:
     if ends.rdma_cm:
         from rig.rdma.cm import loopback_rdma_cm
         if peer_cfg is not None and peer_cfg != cfg:
             raise ValueError("rdma_cm loopback builds both players alike")
         return loopback_rdma_cm(cfg, ends.device, ends.peer_device, ends.port, ends.gid_index, ends.peer_gid_index)
-    return loopback(cfg, ends.device, ends.peer_device, ends.port, ends.gid_index, ends.peer_gid_index, peer_cfg)
+    return loopback(cfg, ends.device, ends.peer_device, ends.port, ends.gid_index, ends.peer_gid_index, peer_cfg,
+                    player_class)
 
 
 def run(workload: Workload, ends: LocalEnds) -> PointResult:
     """Connect both ends here, run the workload on them, release everything."""
     cfg_a, cfg_b = workload.configs()
-    a, b = connect(ends, cfg_a, cfg_b)
+    a, b = connect(ends, cfg_a, cfg_b, getattr(workload, "player_class", Player))
     try:
         measured = workload.run_local(a, b)
         summary, samples = workload.summarize(measured.raw, None)

@@ -65,12 +65,14 @@ def _cpu_per_gb(cpu: dict[str, float], nbytes: float, prefix: str = "") -> dict[
     return out
 
 
-def loop_used(raw: RawRun) -> dict[str, str]:
+def loop_used(raw: RawRun) -> dict[str, Any]:
     """Which loop produced the stamps ("native": the compiled one, or "python"), and why the
     Python one ran when it did."""
     out = {"loop": raw.loop}
     if raw.loop_note:
         out["loop_note"] = raw.loop_note
+    if raw.event_sleeps is not None:
+        out["event_sleeps"] = raw.event_sleeps
     return out
 
 

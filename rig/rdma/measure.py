@@ -79,6 +79,7 @@ class VerbsOptions:
     validate: bool = False
     timeout_s: float = 10.0
     rdma_cm: bool = False
+    events: bool = False            # perftest -e: the poster sleeps on completion events
 
     def params(self, size: int) -> dict[str, Any]:
         from rig.rdma.traffic import effective_cq_mod
@@ -98,7 +99,8 @@ class VerbsOptions:
         from rig.rdma.traffic import LoopParams
         return LoopParams(op=self.op, msg_bytes=size, iterations=self.iterations, duration_s=self.duration_s,
                           warmup_iterations=self.warmup_iterations, tx_depth=self.tx_depth, cq_mod=self.cq_mod,
-                          post_list=self.post_list, inline_bytes=self.inline_bytes, timeout_s=self.timeout_s)
+                          post_list=self.post_list, inline_bytes=self.inline_bytes, timeout_s=self.timeout_s,
+                          events=self.events)
 
     def latency_method(self) -> str:
         """auto: ping-pong where perftest's *_lat tools use it (WRITE, SEND in loopback); READ and
@@ -139,6 +141,11 @@ class VerbsOptions:
         if self.latency_mode == "pingpong" and (self.op not in PINGPONG_OPS or self.peer_addr):
             raise InputError("ping-pong latency runs WRITE or SEND in loopback only",
                              "use --latency-mode post for READ or with --peer")
+        if self.events and self.latency:
+            raise InputError("--events sleeps between completions of the bandwidth loop",
+                             "drop --events for --latency (a latency loop polls its one WR)")
+        if self.events and self.rdma_cm:
+            raise InputError("--events and --rdma-cm are not supported together", "drop one of them")
         if self.op == "read" and self.inline_bytes:
             raise InputError("RDMA READ has no inline data", "drop --inline for --op read")
         if self.peer_addr:
@@ -186,6 +193,12 @@ class VerbsWorkload:
 
     def params(self) -> dict[str, Any]:
         return self.opts.params(self.size)
+
+    @property
+    def player_class(self) -> Any:
+        """The initiator's Player: one with completion channels when it sleeps on events."""
+        from rig.rdma.player import EventPlayer
+        return EventPlayer if self.opts.events else Player
 
     def loop(self, extra_tick: Callable[[int, float], None] | None = None) -> Any:
         return replace(self.opts.loop(self.size), on_tick=chain_ticks(self.on_tick, extra_tick))

@@ -10,6 +10,7 @@ out of their system time. Standard library only: `guest check` runs it under Deb
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -48,7 +49,7 @@ def _listening(port: int) -> bool:
 
 def command(op: str, size: int, *, device: str, ib_port: int, gid_index: int, num_qps: int, tx_depth: int,
             cq_mod: int, post_list: int, inline_bytes: int, iterations: int, duration_s: float,
-            tcp_port: int, rx_depth: int | None = None) -> list[str]:
+            tcp_port: int, rx_depth: int | None = None, events: bool = False) -> list[str]:
     tool = TOOLS[op]
     cmd = [tool, "-d", device, "-i", str(ib_port), "-x", str(gid_index), "-s", str(size), "-q", str(num_qps),
            "-t", str(tx_depth), "-Q", str(cq_mod), "-p", str(tcp_port), "-F", "--report_gbits"]
@@ -58,6 +59,8 @@ def command(op: str, size: int, *, device: str, ib_port: int, gid_index: int, nu
         cmd += ["-I", str(inline_bytes)]
     if op == "send" and rx_depth:
         cmd += ["-r", str(rx_depth)]
+    if events:
+        cmd += ["-e"]
     cmd += ["-D", f"{max(1, round(duration_s))}"] if duration_s else ["-n", str(max(5, iterations))]
     return cmd
 
@@ -77,6 +80,8 @@ def parse_report(text: str) -> dict[str, float]:
 
 
 def _wait(proc: subprocess.Popen, timeout_s: float) -> tuple[int, Any]:
+    if proc.returncode is not None:     # reaped already (it exited before it listened): no rusage left
+        return proc.returncode, resource.struct_rusage((0.0,) * 16)
     deadline = time.monotonic() + timeout_s
     while True:
         pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
@@ -94,7 +99,7 @@ def _wait(proc: subprocess.Popen, timeout_s: float) -> tuple[int, Any]:
 def run(op: str, size: int, *, device: str, ib_port: int, gid_index: int, peer_device: str | None = None,
         peer_gid_index: int | None = None, num_qps: int = 1, tx_depth: int = 128, cq_mod: int = 100,
         post_list: int = 1, inline_bytes: int = 0, iterations: int = 1000, duration_s: float = 0.0,
-        rx_depth: int | None = None, timeout_s: float = 300.0) -> dict[str, Any]:
+        rx_depth: int | None = None, timeout_s: float = 300.0, events: bool = False) -> dict[str, Any]:
     """Run server + client on this host; return the client's report and both processes' CPU."""
     tool = TOOLS[op]
     if shutil.which(tool) is None:
@@ -102,9 +107,11 @@ def run(op: str, size: int, *, device: str, ib_port: int, gid_index: int, peer_d
     tcp_port = _free_port()
     common = dict(ib_port=ib_port, num_qps=num_qps, tx_depth=tx_depth, cq_mod=cq_mod, post_list=post_list,
                   inline_bytes=inline_bytes, iterations=iterations, duration_s=duration_s, tcp_port=tcp_port,
-                  rx_depth=rx_depth)
+                  rx_depth=rx_depth, events=events)
+    # the target of a WRITE or READ posts nothing (perftest's server sits out the run): -e is the client's
     srv_cmd = command(op, size, device=peer_device or device,
-                      gid_index=gid_index if peer_gid_index is None else peer_gid_index, **common)
+                      gid_index=gid_index if peer_gid_index is None else peer_gid_index,
+                      **{**common, "events": events and op == "send"})
     cli_cmd = command(op, size, device=device, gid_index=gid_index, **common) + ["127.0.0.1"]
     window = CpuWindow(scope="given", busy=True).start()
     srv = subprocess.Popen(srv_cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

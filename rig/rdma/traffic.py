@@ -19,6 +19,7 @@ available); `RawRun.loop` says which ran and `RawRun.loop_note` why the Python o
 
 from __future__ import annotations
 
+import select
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
@@ -56,6 +57,7 @@ class LoopParams:
     tick_s: float = 2.0
     cpu_scope: str = "process"      # whose CPU the run's window counts (rig.accounting.CpuWindow)
     loop: str = "auto"              # auto: the compiled loop where it is built; native; python
+    events: bool = False            # sleep on the send CQ's completion channel when nothing completed
 
     def without_tick(self) -> "LoopParams":
         return replace(self, on_tick=None)
@@ -86,6 +88,7 @@ class RawRun:
     stamps_span: str = "post_to_completion"   # or "round_trip" (ping-pong: latency = half of it)
     loop: str = "python"            # which loop ran: "native" (compiled) or "python"
     loop_note: str = ""             # why the Python loop ran (the compiled one was asked for or built)
+    event_sleeps: int | None = None  # --events: how often the poster slept on the completion channel
 
     @staticmethod
     def one_in_flight(p: LoopParams, post: Any, comp: Any, n: int, start: int, end: int, window: CpuWindow,
@@ -103,6 +106,10 @@ def native_or_why(p: LoopParams) -> str | None:
         raise ValueError(f"loop {p.loop!r} is not one of {LOOPS}")
     if p.loop == "python":
         return "the Python loop was asked for"
+    if p.events:
+        if p.loop == "native":
+            raise native.NativeUnavailable("the compiled loop busy-polls; --events sleeps on completion events")
+        return "the compiled loop busy-polls; --events runs the Python loop"
     ok, why = native.available()
     if ok:
         return None
@@ -239,6 +246,12 @@ def _bw_python(V: compat.Verbs, player: Player, p: LoopParams, service: Callable
     completed = 0
     depth, batch, timeout_ns = p.tx_depth, p.poll_batch, int(p.timeout_s * 1e9)
     now = time.perf_counter_ns
+    # --events: with nothing completed, ask for an event at the next completion, poll once more (a
+    # completion before the request raises none), then sleep on the channel; the poster sleeps as a
+    # serving thread does, so the soft NIC's chain its posts raise runs where the kernel puts it
+    event_fd = _send_event_fd(player) if p.events else -1
+    armed = False
+    sleeps = 0
 
     on_tick = p.on_tick
     window = p.window().start()
@@ -279,6 +292,18 @@ def _bw_python(V: compat.Verbs, player: Player, p: LoopParams, service: Callable
             completed += n * mod
             last_progress = t
             empty = 0
+        elif event_fd >= 0:
+            if not armed:
+                player.send_cq.req_notify()
+                armed = True
+                continue
+            armed = False
+            sleeps += 1
+            if select.select([event_fd], [], [], p.timeout_s)[0]:
+                player.consume(event_fd)
+            t = now()
+            if t - last_progress > timeout_ns:
+                raise PollTimeout(_bw_timeout(p, completed, sum(outstanding)))
         else:
             empty += 1
             if empty < EMPTY_POLLS_PER_CLOCK_CHECK:
@@ -300,7 +325,16 @@ def _bw_python(V: compat.Verbs, player: Player, p: LoopParams, service: Callable
     cpu = window.stop()
     return RawRun(op=p.op, msg_bytes=p.msg_bytes, num_qps=nq, wrs_per_completion=mod,
                   post_ns=posts.result(ip), comp_ns=comps.result(ic), wrs_completed=completed,
-                  start_ns=start, end_ns=end, cpu=cpu, cpu_note=window.note())
+                  start_ns=start, end_ns=end, cpu=cpu, cpu_note=window.note(),
+                  event_sleeps=sleeps if p.events else None)
+
+
+def _send_event_fd(player: Player) -> int:
+    """perftest's --events: the descriptor of the send CQ's completion channel (an EventPlayer's)."""
+    for fd, (_channel, cq) in getattr(player, "events", {}).items():
+        if cq is player.send_cq:
+            return fd
+    raise RuntimeError("--events needs a player with completion channels (rig.rdma.player.EventPlayer)")
 
 
 def _bw_timeout(p: LoopParams, completed: int, in_flight: int) -> str:

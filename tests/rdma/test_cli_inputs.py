@@ -40,6 +40,9 @@ MEASURE = [
     (["--gid-index", "-1"], "--gid-index -1 is out of range; use 0..1023"),
     (["--peer-gid-index", "5000"], "--peer-gid-index 5000"),
     (["--latency", "--vs-perftest"], "--vs-perftest compares loopback bandwidth runs"),
+    (["--events", "--latency"], "--events sleeps between completions of the bandwidth loop"),
+    (["-e", "--rdma-cm"], "--events and --rdma-cm are not supported together"),
+    (["--events", "--vs-perftest"], "ib_write_bw has no completion events"),
 ]
 
 SERVE = [

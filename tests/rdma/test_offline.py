@@ -194,6 +194,15 @@ def test_parse_perftest_latency_report():
                                             inline_bytes=0, tcp_port=1)
 
 
+
+def test_bandwidth_command_events_flag():
+    """--events asks ib_*_bw for its own completion events (-e), both ends alike."""
+    from rig.rdma import perftest
+    common = dict(device="rxe0", ib_port=1, gid_index=1, num_qps=1, tx_depth=1, cq_mod=1, post_list=1,
+                  inline_bytes=0, iterations=10, duration_s=0.0, tcp_port=19000)
+    assert "-e" in perftest.command("write", 65536, events=True, **common)
+    assert "-e" not in perftest.command("write", 65536, **common)
+
 def _compiled():
     from rig.rdma import native
     ok, why = native.available()

@@ -46,3 +46,16 @@ def test_ib_write_bw_cross_check(two_devices):
     assert theirs["cpu_total_s_per_gb"] == pytest.approx(parts)
     assert theirs["cpu_accounting"]["scope"] == "given" and theirs["cpu_accounting"]["busy_polling"]
     assert 0 <= theirs["cpu_softirq_in_process_s"] <= theirs["cpu_system_raw_s"]
+
+
+def test_ib_read_bw_with_events(two_devices):
+    """perftest's -e (what `measure verbs --op read --events --vs-perftest` runs) completes on these
+    devices (ib_write_bw has no -e: "Events feature not available on WRITE verb")."""
+    if shutil.which("ib_read_bw") is None:
+        pytest.skip("perftest is not installed (apt-get install perftest)")
+    from rig.rdma.devices import discover
+    here, there = discover(two_devices[0]), discover(two_devices[1])
+    rep = perftest.run("read", 1 << 20, device=here.device, ib_port=here.port, gid_index=here.gid_index,
+                       peer_device=there.device, peer_gid_index=there.gid_index, tx_depth=1, cq_mod=1,
+                       iterations=10, timeout_s=120, events=True)
+    assert " -e " in f" {rep['command_client']} " and rep["iterations"] == 10 and rep["bw_average_gbits_per_s"] > 0
