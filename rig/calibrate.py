@@ -372,11 +372,15 @@ def verbs_points(records: list[Record]) -> list[tuple[str, float, float, float, 
     """(op, message bytes, kernel CPU s per byte, user CPU s per byte, record id) of bandwidth runs between
     two devices of this host (--peer-device: across the veth, the path SMB Direct's flows take), counted
     by the one CPU accounting (process + ksoftirqd run time: records that carry cpu_ksoftirqd_s; older
-    ones sampled softirq from /proc/stat and missed 12-25 % of it, docs/verbs.md)."""
+    ones sampled softirq from /proc/stat and missed 12-25 % of it, docs/verbs.md). Busy-polling runs
+    only: a poster that sleeps on events (--events) leaves its WRs' chains to other tasks at other
+    times, a condition of its own (docs/smbd.md)."""
     out = []
     for r in records:
         s = r.summary
         if r.params.get("mode") != "bandwidth" or not r.params.get("peer_device") or r.params.get("peer_addr"):
+            continue
+        if r.params.get("events"):
             continue
         if "cpu_ksoftirqd_s" not in s:
             continue
@@ -847,6 +851,18 @@ class SmbdMeasured:
     client_cpu_s_per_gb: float
     foreign_cpu_per_s: float
     records: tuple[str, ...]
+    # both ends in one kernel: what ksoftirqd and rxe's kworkers ran (inside client_cpu_s_per_gb, the
+    # records' cpu_scope); None where the ends had kernels of their own
+    softirq_cpu_s_per_gb: float | None = None
+
+
+def _outside_both_ends(r: Record) -> float | None:
+    """A one-kernel smbd record's CPU that ran in neither end's processes (ksoftirqd, rxe kworkers)."""
+    s = r.summary
+    if not str(s.get("cpu_scope", "")).startswith("one kernel") or "counted_cpu_per_s" not in s:
+        return None
+    parts = [s.get("client_softirq_cpu_s_per_gb"), s.get("client_rxe_kworker_cpu_s_per_gb", 0.0)]
+    return float(sum(parts)) if all(isinstance(x, (int, float)) for x in parts) else None
 
 
 def smbd_measured(records: list[Record]) -> dict[SmbdConfig, SmbdMeasured]:
@@ -860,8 +876,10 @@ def smbd_measured(records: list[Record]) -> dict[SmbdConfig, SmbdMeasured]:
                                    if isinstance(r.summary.get(key), (int, float))])
         # an incast aggregate holds the server's total throughput, not its CPU
         rate = med("aggregate_gbytes_per_s") if cfg.incast else med("gbytes_per_s")
+        outside = [x for x in map(_outside_both_ends, recs) if x is not None]
         out[cfg] = SmbdMeasured(rate, med("server_cpu_s_per_gb"), med("client_cpu_s_per_gb"),
-                                foreign_load(recs)[0], tuple(r.id for r in recs))
+                                foreign_load(recs)[0], tuple(r.id for r in recs),
+                                _median(outside) if outside and not cfg.incast else None)
     return out
 
 

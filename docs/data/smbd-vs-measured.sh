@@ -10,6 +10,13 @@ for round in 1 2; do
   $P -m rig.copy.rdma_parts --sizes 64KiB..8MiB --depths 1,8,32 --exchanges 500 --repetitions 3
   echo "== round $round parts: measure verbs $(date -u +%T)"
   $R measure verbs $V --size 64,256,1KiB,4KiB,16KiB,64KiB,256KiB,1MiB --duration 2s
+  echo "== round $round parts: measure verbs --events at the whole's WRs in flight $(date -u +%T)"
+  # a poster that sleeps on completion events, 2 QPs, each size at the in-flight I/Os per connection
+  # of the measure smbd point below: where the kernel runs the chain of a sleeping poster's WRs
+  # (these records stay out of the soft-NIC fit)
+  for point in 64KiB:64 128KiB:32 256KiB:16 512KiB:8 1MiB:4 2MiB:2 4MiB:1 8MiB:1; do
+    $R measure verbs $V --events --qps 2 --tx-depth ${point#*:} --cq-mod 1 --size ${point%:*} --duration 2s
+  done
   echo "== round $round whole: measure smbd $(date -u +%T)"
   # one command per copy variant: a point rxe stalls on ends its command, not the round
   for copy in cpu-copy async-workers zero-copy; do

@@ -345,3 +345,6 @@ def test_the_software_nic_fit_recovers_the_terms_the_model_was_given(noise):
     # runs on one device (no --peer-device: rxe's own loopback, no veth) are not the path SMB Direct takes
     one = [_rec(r.name, {**r.params, "peer_device": None}, summary=r.summary) for r in recs]
     assert rc.fit_soft_rdma(one, s, {}) is None
+    # a poster sleeping on completion events (--events) is not the condition the terms are fitted at
+    sleeping = [_rec(r.name, {**r.params, "events": True}, summary=r.summary) for r in recs]
+    assert rc.fit_soft_rdma(sleeping, s, {}) is None

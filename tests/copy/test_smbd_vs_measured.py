@@ -108,6 +108,14 @@ def test_vs_measured_pairs_every_smbd_configuration_with_its_prediction(records,
             median(r.summary["server_cpu_s_per_gb"] for r in recs))
         assert row["gbps_error_pct"] == pytest.approx(
             100 * (row["predicted_gbytes_per_s"] - row["measured_gbytes_per_s"]) / row["measured_gbytes_per_s"])
+        # one kernel: ksoftirqd's (and rxe kworkers') run time, inside the client's figure, shown on its own
+        outside = median(r.summary["client_softirq_cpu_s_per_gb"] + r.summary["client_rxe_kworker_cpu_s_per_gb"]
+                         for r in recs)
+        assert row["measured_softirq_cpu_s_per_gb"] == pytest.approx(outside)
+        assert 0 <= outside < median(r.summary["client_cpu_s_per_gb"] for r in recs)
+        side = row["measured_server_cpu_s_per_gb"] + outside
+        assert row["server_side_cpu_error_pct"] == pytest.approx(
+            100 * (row["predicted_server_cpu_s_per_gb"] + row["predicted_softirq_cpu_s_per_gb"] - side) / side)
 
 
 def test_one_kernel_counts_each_cpu_second_once(records):
