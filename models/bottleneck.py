@@ -193,14 +193,21 @@ def evaluate(p: Mapping[str, np.ndarray], table: DemandTable, engine_names: tupl
                                     csum_pass, warm, filled, mr_read, t.rdma_wrs_per_io[idx])
     server_inits = is_rdma | reading                  # RDMA: the server posts WRITE (READ) or READ (WRITE)
     # loopback, software RDMA: an I/O's chain (the requester's packets, the receive softirq their
-    # transmits raise, the ACKs back) runs in the posting task up to one bottom-half budget
-    # (kernel/softirq.c); the rest is left to ksoftirqd, a kernel thread of the posting CPU that is
-    # neither end's. Per I/O, not per post: of its two posts only the RDMA WRITE's chain can outlast
-    # a budget (the response SEND is one packet)
+    # transmits raise, the ACKs back) starts in the posting task (rxe runs a user QP's requester in
+    # the process that posts; each bottom-half exit runs the pending receive softirq) until the
+    # kernel wakes ksoftirqd, a kernel thread of the posting CPU that is neither end's, and leaves it
+    # the rest. A poster that polls finds ksoftirqd awake and keeps one bottom-half budget
+    # (kernel/softirq.c); one that sleeps on completion events keeps on average what a memoryless
+    # hand-over leaves it, nic.soft_inline_time measured on `measure verbs --events`. Per I/O, not
+    # per post: of its two posts only the RDMA WRITE's chain can outlast either (the SEND is one packet)
     wr_kernel = t.rdma_wrs_per_io[idx] * g("nic.soft_wr_time")
     post_chain = data.init + data.peer + data.back - wr_kernel
     deferring = soft & loop & server_inits
-    deferred = np.where(deferring, np.maximum(post_chain - g("cpu.softirq_budget"), 0.0), 0.0)
+    spin = g("workload.busy_poll") > 0
+    polls = spin | (g("workload.poster_polls") > 0)
+    kept = np.where(polls, np.minimum(np.maximum(post_chain, 0.0), g("cpu.softirq_budget")),
+                    resources.kept_inline(post_chain, g("nic.soft_inline_time")))
+    deferred = np.where(deferring, np.maximum(post_chain - kept, 0.0), 0.0)
 
     # --- per-I/O work on each end, before placement
     syscalls = t.syscalls_per_io[idx] + t.syscalls_per_chunk[idx] * np.ceil(S / t.chunk[idx])
@@ -246,7 +253,6 @@ def evaluate(p: Mapping[str, np.ndarray], table: DemandTable, engine_names: tupl
     n_client = np.where(client_on, clients * np.minimum(g("workload.client_cores"), g("workload.connections")), 0.0)
     # busy polling: the serving (and client) threads spin on their completion queues, always runnable;
     # where the host's runnable threads outnumber its free cores the scheduler shares them equally
-    spin = g("workload.busy_poll") > 0
     # a soft NIC on loopback: a connection's deferred chain stays on the CPU its poster sent from
     # (veth's netif_rx queues on the sending CPU, rxe schedules its tasklets where it runs), and
     # the posters sit on any core: the cores they occupy, as RSS's queues

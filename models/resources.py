@@ -189,3 +189,30 @@ def dma_io_rate(io_size, descriptor_bytes, rate, descriptor_time):
     carry min(S, D) bytes, so a 4 KiB I/O on a 2 MiB-descriptor path gets the 4 KiB rate."""
     S = np.asarray(io_size, dtype=float)
     return S / (S / rate + dma_descriptors(S, descriptor_bytes) * descriptor_time)
+
+
+def kept_inline(chain_s: np.ndarray, inline_s: np.ndarray) -> np.ndarray:
+    """Of a soft NIC's chain of `chain_s` seconds raised by one post, what the posting task runs
+    itself when the kernel hands the rest to ksoftirqd at a constant rate, one hand-over per
+    `inline_s` of chain run inline (a memoryless hand-over: a tick landing inside a softirq run, a
+    task waiting for the CPU): inline_s (1 - exp(-chain_s / inline_s)); all of a short chain, at
+    most `inline_s` on average of a long one; nothing with inline_s = 0."""
+    chain = np.maximum(np.asarray(chain_s, dtype=float), 0.0)
+    tau = np.asarray(inline_s, dtype=float)
+    safe = np.where(tau > 0, tau, 1.0)
+    return np.where(tau > 0, -safe * np.expm1(-chain / safe), 0.0)
+
+
+def inline_time_of(kept_s: float, chain_s: float) -> float | None:
+    """The `inline_s` of kept_inline that keeps `kept_s` of `chain_s` (None: nothing was handed over,
+    only a lower bound; or the figures are not a chain and its kept part)."""
+    if not (0 < kept_s < chain_s) or kept_s >= chain_s * (1 - 1e-3):
+        return None
+    lo, hi = kept_s, chain_s * chain_s / (2 * (chain_s - kept_s)) + chain_s   # g(lo) < kept <= g(hi)
+    for _ in range(200):
+        mid = (lo * hi) ** 0.5
+        if float(kept_inline(chain_s, mid)) < kept_s:
+            lo = mid
+        else:
+            hi = mid
+    return (lo * hi) ** 0.5

@@ -368,6 +368,30 @@ SOFT_PARAMS = {"nic.soft_crc_rate": "bytes/s", "nic.soft_packet_time": "s", "nic
 _NEAR_ZERO_RATE = 1e24                                        # an ICRC that costs nothing (the limit of 1/rate -> 0)
 
 
+def inline_time_estimate(records: list[Record]) -> cal.Estimate | None:
+    """nic.soft_inline_time from `measure verbs --events` runs across two devices with >= 2 WRs in
+    flight per QP (the SMB Direct serving threads' condition; with one in flight every post finds the
+    chain idle, a case of its own): per run, the poster's system time per WR is what it kept of the
+    chain, its system time + ksoftirqd's the chain; the runs where ksoftirqd took nothing bound it
+    from below only and are left out. Median over the runs, range low..high."""
+    from models.resources import inline_time_of
+    values = []
+    for r in records:
+        p, s = r.params, r.summary
+        if not r.name.startswith("verbs.") or not p.get("events") or p.get("mode") != "bandwidth":
+            continue
+        if not p.get("peer_device") or p.get("peer_addr") or int(p.get("tx_depth") or 0) < 2:
+            continue
+        wrs, kept, ksoft = s.get("wrs"), s.get("cpu_system_raw_s"), s.get("cpu_ksoftirqd_s")
+        if not s.get("integrity_ok", True) or not wrs or not isinstance(kept, (int, float)) \
+                or not isinstance(ksoft, (int, float)):
+            continue
+        tau = inline_time_of(kept / wrs, (kept + ksoft) / wrs)
+        if tau is not None:
+            values.append((tau, r.id))
+    return _median_estimate(values, "s") if values else None
+
+
 def verbs_points(records: list[Record]) -> list[tuple[str, float, float, float, str]]:
     """(op, message bytes, kernel CPU s per byte, user CPU s per byte, record id) of bandwidth runs between
     two devices of this host (--peer-device: across the veth, the path SMB Direct's flows take), counted
@@ -539,6 +563,9 @@ def fit_place(place: Place, records: list[Record]) -> PlaceFit:
     crc = crc32_estimate(of_kind(records, "copy.crc32"))
     if crc is not None:
         extra["cpu.crc32_rate"] = crc
+    inline = inline_time_estimate(records)
+    if inline is not None:
+        extra["nic.soft_inline_time"] = inline
     mrreg = mrreg_fit(of_kind(records, "copy.mrreg"))
     return PlaceFit(place=place, copy=copy_fit, paths=path_fits, syscall=syscall,
                     syscall_paths=tuple(sorted(per_call)), stack_unit=unit, receiver=receiver,
@@ -646,6 +673,10 @@ def request_time_estimate(x: ExchangeCpu, out: Mapping[str, Measured], base: Pla
 
 
 _EXTRA_METHOD = {
+    "nic.soft_inline_time": "measure verbs --events (a poster sleeping on completion events, two soft-RoCE "
+                            "devices, >= 2 WRs in flight per QP): per WR, the process's kernel time kept of the "
+                            "chain (its system time) against the whole chain (+ ksoftirqd's run time), solved for "
+                            "the mean of a memoryless hand-over, kept = t (1 - exp(-chain / t)), per run",
     "cpu.page_fault_time": "copy.fault: t per page = a + page bytes / zero rate through the 4 KiB and THP kinds",
     "cpu.page_zero_rate": "copy.fault: t per page = a + page bytes / zero rate through the 4 KiB and THP kinds",
     "cpu.unmap_page_time": "copy.fault: unmap CPU per 4 KiB page of the populated mapping",

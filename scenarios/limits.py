@@ -42,6 +42,10 @@ ZERO_OK_STEP_TIME = span("0s", "1ms", parse_time, "one per-page or per-packet st
 # (2 ms, kernel/softirq.c; a jiffy at least, 1-10 ms with HZ 1000..100) and net_rx_action after
 # netdev_budget_usecs (default 2000 us): 0 would defer every softirq, above 100 ms a task would stall.
 SOFTIRQ_BUDGET = span("0s", "100ms", parse_time, "a bottom-half exit runs 0 to 100 ms of softirq before ksoftirqd")
+# A sleeping poster runs its WRs' soft-RoCE chain inline until the kernel wakes ksoftirqd (a tick
+# inside a softirq run, a task waiting for the CPU): measured 3-40 ms per WR in the TCG guest; 0
+# hands everything over at once, and past a second no task would ever give the chain away.
+SOFT_INLINE_TIME = span("0s", "1s", parse_time, "a sleeping poster runs 0 s to 1 s of its chain before ksoftirqd")
 
 # ---- memory ---------------------------------------------------------------------------------
 # 12 channels of MRDIMM-8800 give 845 GB/s per socket; CPUs with HBM3 reach 5.3 TB/s (AMD MI300A).

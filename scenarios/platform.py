@@ -92,6 +92,7 @@ class Nic:
     soft_crc_rate: float = 0.0      # bytes/s one core computes the ICRC (crc32) over the payload, one pass
     soft_packet_time: float = 0.0   # seconds of CPU per packet at one end (skb, headers, netdev, rxe state)
     soft_wr_time: float = 0.0       # seconds of CPU per work request in the kernel (post, doorbell, completion)
+    soft_inline_time: float = 0.0   # mean seconds of a sleeping poster's chain it runs before ksoftirqd takes the rest
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
 
@@ -220,6 +221,7 @@ SOFT_RDMA_FIELDS = (
     _n("soft_crc_rate", parse_rate, "2GB/s", L.CORE_COPY_RATE),
     _n("soft_packet_time", parse_time, "2us", L.ZERO_OK_STEP_TIME),
     _n("soft_wr_time", parse_time, "5us", L.ZERO_OK_STEP_TIME),
+    _n("soft_inline_time", parse_time, "8ms", L.SOFT_INLINE_TIME),
 )
 DMA_FIELDS = (
     F.text("name", '"dsa"'),

@@ -101,6 +101,7 @@ class Workload:
     busy_poll: bool = False         # serving / client threads spin on their completion queues (never sleep)
     client_checks_data: bool = False  # the client computes a CRC-32 of every byte it reads (rdmarig's own client does)
     client_registers_per_io: bool = False  # the client registers (pins) its buffer for every I/O, not once
+    poster_polls: bool = False      # the posting thread polls its CQ while it waits (measure verbs without --events)
 
 
 @dataclass(frozen=True)
@@ -185,6 +186,7 @@ WORKLOAD_FIELDS = (
     F.flag("busy_poll", default=False),
     F.flag("client_checks_data", default=False),
     F.flag("client_registers_per_io", default=False),
+    F.flag("poster_polls", default=False),
     F.other("io_sizes"),            # the I/O sizes may sit here instead of under [sweep]
 )
 # link.count and link.rate come from `links = "2x200Gbit/s"`; as fields they serve sweeps (the

@@ -14,7 +14,7 @@ for round in 1 2; do
   # a poster that sleeps on completion events, 2 QPs, each size at the in-flight I/Os per connection
   # of the measure smbd point below: where the kernel runs the chain of a sleeping poster's WRs
   # (these records stay out of the soft-NIC fit)
-  for point in 64KiB:64 128KiB:32 256KiB:16 512KiB:8 1MiB:4 2MiB:2 4MiB:1 8MiB:1; do
+  for point in 64KiB:128 128KiB:64 256KiB:32 512KiB:16 1MiB:8 2MiB:4 4MiB:2 8MiB:2; do
     $R measure verbs $V --events --qps 2 --tx-depth ${point#*:} --cq-mod 1 --size ${point%:*} --duration 2s
   done
   echo "== round $round whole: measure smbd $(date -u +%T)"

@@ -348,3 +348,27 @@ def test_the_software_nic_fit_recovers_the_terms_the_model_was_given(noise):
     # a poster sleeping on completion events (--events) is not the condition the terms are fitted at
     sleeping = [_rec(r.name, {**r.params, "events": True}, summary=r.summary) for r in recs]
     assert rc.fit_soft_rdma(sleeping, s, {}) is None
+
+
+def test_the_inline_time_comes_from_sleeping_posters_with_wrs_to_spare():
+    """nic.soft_inline_time: per `measure verbs --events` run (two devices, >= 2 WRs in flight per
+    QP), the t that keeps the poster's system time of the chain (system + ksoftirqd) in t (1 - e^(-c/t));
+    the median over the runs. Busy-polling runs, one WR in flight, and runs where ksoftirqd took
+    nothing (a lower bound only) are left out."""
+    from models.resources import kept_inline
+    tau = 8e-3
+
+    def run(size, chain_per_wr, wrs=40, **over):
+        kept = float(kept_inline(chain_per_wr, tau))
+        params = {"mode": "bandwidth", "peer_device": "rxe0", "op": "write", "io_size_bytes": size, "events": True,
+                  "tx_depth": 4, **over}
+        return _rec("verbs.write.bw", params, summary={"wrs": wrs, "cpu_system_raw_s": kept * wrs,
+                                                        "cpu_ksoftirqd_s": (chain_per_wr - kept) * wrs,
+                                                        "integrity_ok": True})
+    runs = [run(1 << 18, 0.015), run(1 << 20, 0.06), run(1 << 22, 0.2)]
+    e = rc.inline_time_estimate(runs)
+    assert e.value == pytest.approx(tau, rel=1e-6) and e.unit == "s" and len(e.record_ids) == 3
+    left_out = [run(1 << 20, 0.06, tx_depth=1), run(1 << 20, 0.06, events=False),
+                _rec("verbs.write.bw", {**runs[0].params}, summary={**runs[0].summary, "cpu_ksoftirqd_s": 0.0})]
+    assert rc.inline_time_estimate(left_out) is None
+    assert rc.inline_time_estimate(runs + left_out).record_ids == e.record_ids

@@ -36,6 +36,8 @@ soft_packet_time = "2us"
 soft_packet_time_source = "test figure"
 soft_wr_time = "5us"
 soft_wr_time_source = "test figure"
+soft_inline_time = "3ms"
+soft_inline_time_source = "test figure"
 '''
 
 
@@ -475,6 +477,7 @@ connections = 1
 outstanding_per_connection = 8
 io_cores = 1
 client_cores = 1
+poster_polls = true
 rtt = "10us"
 [sweep]
 io_sizes = ["64KiB", "1MiB"]
@@ -561,6 +564,33 @@ def test_ksoftirqd_runs_what_a_soft_chain_needs_beyond_the_softirq_budget(tmp_pa
     assert cap(two, 0, "cpu-flows") == pytest.approx(
         q * (1 - (1 - 1 / q) ** 2) * MiB / two.result.flow_seconds_per_io.flat[0])
 
+
+
+def test_a_sleeping_poster_keeps_what_a_memoryless_hand_over_leaves_it(tmp_path):
+    """A poster that sleeps on completion events (the SMB Direct serving threads) runs its chain
+    until the kernel hands the rest to ksoftirqd, on average soft_inline_time (1 - e^(-chain / t))
+    of it; both ends' CPU is the same wherever the chain runs."""
+    from models.resources import inline_time_of, kept_inline
+    plat = _write(tmp_path, "b.toml", SOFT_PLATFORM + '[cpu]\nsoftirq_budget = "1ms"\nsoftirq_budget_source = "test"\n')
+    polls = _scenario(tmp_path, SOFT_LOOPBACK, platform=str(plat))
+    sleeps = _scenario(tmp_path, SOFT_LOOPBACK.replace("poster_polls = true\n", ""), platform=str(plat), name="u.toml")
+    c, n = sleeps.platform.cpu, sleeps.platform.nic
+    a, b = evaluate_scenario(polls), evaluate_scenario(sleeps)
+    for S in (64 * KiB, MiB):
+        i = _at(a, "cpu-copy", S)
+        pkts = math.ceil(S / 1024)
+        acks = math.ceil(pkts / 66) + 1
+        chain = (2 * (pkts + 1) + 2 * acks) * n.soft_packet_time + 2 * S / n.soft_crc_rate + 2 * S / c.copy_rate_cache
+        kept = n.soft_inline_time * (1 - math.exp(-chain / n.soft_inline_time))
+        assert b.result.host_softirq_seconds_per_io.flat[i] == pytest.approx(chain - kept)
+        assert a.result.host_softirq_seconds_per_io.flat[i] == pytest.approx(max(chain - c.softirq_budget, 0.0))
+        assert cap(b, i, "cpu-all") == pytest.approx(cap(a, i, "cpu-all"))
+    # the law: all of a short chain, at most the mean of a long one, none with t = 0; and its inverse
+    assert kept_inline(1e-6, 3e-3) == pytest.approx(1e-6, rel=1e-3)
+    assert kept_inline(1.0, 3e-3) == pytest.approx(3e-3)
+    assert kept_inline(1e-3, 0.0) == 0.0
+    assert inline_time_of(float(kept_inline(0.02, 7e-3)), 0.02) == pytest.approx(7e-3, rel=1e-6)
+    assert inline_time_of(0.02, 0.02) is None and inline_time_of(0.0, 0.02) is None
 
 def test_spinning_threads_and_ksoftirqd_share_the_loopback_hosts_cores(tmp_path):
     """Busy polling on loopback with a soft NIC: the spinning serving and client threads and the
