@@ -18,9 +18,12 @@ for round in 1 2; do
     $R measure verbs $V --events --qps 2 --tx-depth ${point#*:} --cq-mod 1 --size ${point%:*} --duration 2s
   done
   echo "== round $round whole: measure smbd $(date -u +%T)"
-  # one command per copy variant: a point rxe stalls on ends its command, not the round
+  # one command per point: a point rxe stalls on ends its command, not the rest of the sweep (in
+  # the 2026-12-01 sessions rxe stalled at 128 KiB with 64 requests outstanding 1-3 times a session)
   for copy in cpu-copy async-workers zero-copy; do
-    $R measure smbd --op read --io-size 64KiB..8MiB --copy $copy --duration 3s
+    for size in 64KiB 128KiB 256KiB 512KiB 1MiB 2MiB 4MiB 8MiB; do
+      $R measure smbd --op read --io-size $size --copy $copy --duration 3s
+    done
   done
   if [ "$round" = 1 ]; then
     echo "== round $round whole: measure smbd --register per-io $(date -u +%T)"

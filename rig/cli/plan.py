@@ -394,8 +394,9 @@ def vs_measured_table(scenario: str, platform: Optional[str], store: Optional[Pa
              f"predicted: {s.name} on {plat.name} ({plat.path}), from its {len(plat.measured)} measured figures "
              f"(component records: verbs, copy) and {plat.base or 'its own'} figures; never from smbd records",
              "server CPU = the CPU of the server's threads and workers (on loopback that includes the receive work "
-             "its sends trigger while a post's chain fits the softirq budget; a longer chain runs in ksoftirqd, "
-             "neither end's); measured, with both ends in one kernel, it is the serving processes' time, and "
+             "its sends trigger until the kernel hands the rest of a post's chain to ksoftirqd, neither end's: "
+             "nic.soft_inline_time for a poster that sleeps on events); measured, with both ends in one kernel, it "
+             "is the serving processes' time, and "
              "ksoftirqd's run time is counted with the client (the records' cpu_scope); both ends = server + client "
              "+ ksoftirqd in both columns"]
     twice = [r for r in smbd if r.name.startswith("smbd.") and "counted_cpu_per_s" not in r.summary
