@@ -17,7 +17,7 @@ Resources:
   pipeline     outstanding I/Os x size / per-I/O latency (Little's law); on TCP also window / RTT
   cpu-flows    per-connection receive work (softirq of a NIC queue, soft-RoCE tasks): RSS hashes a
                connection to one queue, so a flow's work runs on one core; on loopback what ksoftirqd
-               runs of a software RDMA NIC's chain beyond the poster's softirq budget
+               runs of a software RDMA NIC's chain once the kernel hands it over (below)
   client-cpu   the client's I/O threads (modelled when workload.client_cores > 0)
   client-flows the client's per-connection receive work on its NIC's queues
   socket-link  the inter-socket link (UPI, xGMI) when threads and memory spread over sockets
@@ -28,7 +28,8 @@ initiator's work on what comes back. Where each runs depends on the medium: thro
 receive work runs in softirq on the core of the flow's queue (cpu-flows / client-flows); on
 loopback (Linux lo, a veth pair between local addresses) a transmit hands the packet to netif_rx
 on the transmitting CPU, so the whole chain runs on the initiator's core (with a software RDMA NIC,
-up to one softirq budget per I/O: ksoftirqd takes the rest).
+until the kernel hands the rest to ksoftirqd: one softirq budget for a polling poster, on average
+nic.soft_inline_time of it for one that sleeps on completion events).
 
 Inputs are flat parameters (see scenarios.schema.flat_params) as numpy arrays that broadcast,
 plus `workload.io_size` and the codes `link.protocol_code` (0 roce-v2, 1 infiniband, 2 tcp,

@@ -398,7 +398,7 @@ def verbs_points(records: list[Record]) -> list[tuple[str, float, float, float, 
     by the one CPU accounting (process + ksoftirqd run time: records that carry cpu_ksoftirqd_s; older
     ones sampled softirq from /proc/stat and missed 12-25 % of it, docs/verbs.md). Busy-polling runs
     only: a poster that sleeps on events (--events) leaves its WRs' chains to other tasks at other
-    times, a condition of its own (docs/smbd.md)."""
+    times, a condition of its own (docs/model.md)."""
     out = []
     for r in records:
         s = r.summary
@@ -611,6 +611,8 @@ def measured_figures(fit: PlaceFit, base: Platform) -> dict[str, Measured]:
                 f"{BY}, the loopback receiver's per-byte CPU (recv_into: the copy out of skbs the sender's core "
                 f"just wrote), per-call cost fitted apart, all paths{where}")
     for key, e in fit.extra.items():
+        if key.startswith("nic.soft_") and base.nic.rdma != "software":
+            continue        # a software NIC's figure: a hardware NIC's profile holds none
         how = fit.methods.get(key, _EXTRA_METHOD[key])
         out[key] = _figure(key, e, f"{BY}, {how}{where}", interval="range over the repetitions")
     if fit.dram is not None:

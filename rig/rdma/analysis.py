@@ -71,8 +71,8 @@ def loop_used(raw: RawRun) -> dict[str, Any]:
     out = {"loop": raw.loop}
     if raw.loop_note:
         out["loop_note"] = raw.loop_note
-    if raw.event_sleeps is not None:
-        out["event_sleeps"] = raw.event_sleeps
+    if raw.event_waits is not None:
+        out["event_waits"] = raw.event_waits
     return out
 
 

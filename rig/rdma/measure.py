@@ -144,6 +144,10 @@ class VerbsOptions:
         if self.events and self.latency:
             raise InputError("--events sleeps between completions of the bandwidth loop",
                              "drop --events for --latency (a latency loop polls its one WR)")
+        if self.events and self.op == "send" and self.rx_depth < self.tx_depth:
+            raise InputError(f"--events --op send: --rx-depth {self.rx_depth} is below --tx-depth {self.tx_depth} "
+                             "(the target's receives are reposted only while the poster is awake)",
+                             "use --rx-depth >= --tx-depth")
         if self.events and self.rdma_cm:
             raise InputError("--events and --rdma-cm are not supported together", "drop one of them")
         if self.op == "read" and self.inline_bytes:

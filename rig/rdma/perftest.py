@@ -60,6 +60,9 @@ def command(op: str, size: int, *, device: str, ib_port: int, gid_index: int, nu
     if op == "send" and rx_depth:
         cmd += ["-r", str(rx_depth)]
     if events:
+        if op == "write":
+            raise InputError("ib_write_bw has no completion events (perftest: \"Events feature not available on "
+                             "WRITE verb\")", "use --op read or send with --events")
         cmd += ["-e"]
     cmd += ["-D", f"{max(1, round(duration_s))}"] if duration_s else ["-n", str(max(5, iterations))]
     return cmd

@@ -88,7 +88,7 @@ class RawRun:
     stamps_span: str = "post_to_completion"   # or "round_trip" (ping-pong: latency = half of it)
     loop: str = "python"            # which loop ran: "native" (compiled) or "python"
     loop_note: str = ""             # why the Python loop ran (the compiled one was asked for or built)
-    event_sleeps: int | None = None  # --events: how often the poster slept on the completion channel
+    event_waits: int | None = None   # --events: how often the poster waited on the completion channel
 
     @staticmethod
     def one_in_flight(p: LoopParams, post: Any, comp: Any, n: int, start: int, end: int, window: CpuWindow,
@@ -251,7 +251,7 @@ def _bw_python(V: compat.Verbs, player: Player, p: LoopParams, service: Callable
     # serving thread does, so the soft NIC's chain its posts raise runs where the kernel puts it
     event_fd = _send_event_fd(player) if p.events else -1
     armed = False
-    sleeps = 0
+    waits = 0
 
     on_tick = p.on_tick
     window = p.window().start()
@@ -298,7 +298,10 @@ def _bw_python(V: compat.Verbs, player: Player, p: LoopParams, service: Callable
                 armed = True
                 continue
             armed = False
-            sleeps += 1
+            if service is not None:
+                while service():        # loopback SEND: every receive reposted before the poster sleeps
+                    pass
+            waits += 1
             if select.select([event_fd], [], [], p.timeout_s)[0]:
                 player.consume(event_fd)
             t = now()
@@ -323,10 +326,13 @@ def _bw_python(V: compat.Verbs, player: Player, p: LoopParams, service: Callable
             break
     end = now()
     cpu = window.stop()
+    # counted as the polling loops are (process + ksoftirqd; the sampled softirq out of system time
+    # once): the note says the poster slept
+    note = {**window.note(), "busy_polling": False, "poster_sleeps_on_events": True} if p.events else window.note()
     return RawRun(op=p.op, msg_bytes=p.msg_bytes, num_qps=nq, wrs_per_completion=mod,
                   post_ns=posts.result(ip), comp_ns=comps.result(ic), wrs_completed=completed,
-                  start_ns=start, end_ns=end, cpu=cpu, cpu_note=window.note(),
-                  event_sleeps=sleeps if p.events else None)
+                  start_ns=start, end_ns=end, cpu=cpu, cpu_note=note,
+                  event_waits=waits if p.events else None)
 
 
 def _send_event_fd(player: Player) -> int:
@@ -334,7 +340,9 @@ def _send_event_fd(player: Player) -> int:
     for fd, (_channel, cq) in getattr(player, "events", {}).items():
         if cq is player.send_cq:
             return fd
-    raise RuntimeError("--events needs a player with completion channels (rig.rdma.player.EventPlayer)")
+    from scenarios.errors import InputError
+    raise InputError("--events: this pyverbs keeps its completion channel's descriptor to itself (not found "
+                     "among the process's descriptors)", "run without --events")
 
 
 def _bw_timeout(p: LoopParams, completed: int, in_flight: int) -> str:

@@ -43,6 +43,7 @@ MEASURE = [
     (["--events", "--latency"], "--events sleeps between completions of the bandwidth loop"),
     (["-e", "--rdma-cm"], "--events and --rdma-cm are not supported together"),
     (["--events", "--vs-perftest"], "ib_write_bw has no completion events"),
+    (["-e", "--op", "send", "--rx-depth", "8", "--tx-depth", "16"], "--rx-depth 8 is below --tx-depth 16"),
 ]
 
 SERVE = [

@@ -196,12 +196,16 @@ def test_parse_perftest_latency_report():
 
 
 def test_bandwidth_command_events_flag():
-    """--events asks ib_*_bw for its own completion events (-e), both ends alike."""
+    """--events asks ib_read_bw / ib_send_bw for completion events (-e); ib_write_bw has none."""
     from rig.rdma import perftest
+    from scenarios.errors import InputError
     common = dict(device="rxe0", ib_port=1, gid_index=1, num_qps=1, tx_depth=1, cq_mod=1, post_list=1,
                   inline_bytes=0, iterations=10, duration_s=0.0, tcp_port=19000)
-    assert "-e" in perftest.command("write", 65536, events=True, **common)
-    assert "-e" not in perftest.command("write", 65536, **common)
+    assert "-e" in perftest.command("read", 65536, events=True, **common)
+    assert "-e" in perftest.command("send", 65536, events=True, **common)
+    assert "-e" not in perftest.command("read", 65536, **common)
+    with pytest.raises(InputError, match="Events feature not available on WRITE verb"):
+        perftest.command("write", 65536, events=True, **common)
 
 def _compiled():
     from rig.rdma import native

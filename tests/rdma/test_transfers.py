@@ -229,19 +229,22 @@ def test_the_loops_tick_while_they_run(rdma_devices, loop):
         b.close()
 
 
-@pytest.mark.parametrize("op", OPS)
-def test_events_the_poster_sleeps_on_completions(two_devices, op):
-    """--events (perftest -e): the Python loop asks for a completion event and sleeps on the send
-    CQ's channel when nothing has completed. One MiB at depth 1 across the veth: rxe leaves part of
-    each WR's chain to ksoftirqd, so the poster finds nothing done and sleeps; every byte arrives."""
-    opts = VerbsOptions(op=op, sizes=[1 << 20], num_qps=2, tx_depth=1, cq_mod=1, iterations=6,
-                        device=two_devices[0], peer_device=two_devices[1], events=True)
+@pytest.mark.parametrize("op,depth,mod", [("write", 1, 1), ("write", 4, 2), ("read", 4, 2), ("send", 4, 2)])
+def test_events_the_poster_sleeps_on_completions(two_devices, op, depth, mod):
+    """--events (perftest -e): the Python loop asks for a completion event and waits on the send
+    CQ's channel when nothing has completed. One MiB across the veth: rxe leaves part of each WR's
+    chain to ksoftirqd, so the poster finds nothing done and waits; every byte arrives (SEND: the
+    target's receives reposted before each wait)."""
+    opts = VerbsOptions(op=op, sizes=[1 << 20], num_qps=2, tx_depth=depth, cq_mod=mod, iterations=6,
+                        rx_depth=depth, device=two_devices[0], peer_device=two_devices[1], events=True)
     point = run_point(opts, 1 << 20)
     s = point.summary
     assert s["loop"] == "python" and "--events" in s["loop_note"]
-    assert s["integrity_ok"] and s["wrs"] == 2 * 6 and s["completions"] == 2 * 6
-    assert 0 < s["event_sleeps"] <= 2 * 6 * 2          # at most a sleep per completion and per wake
+    assert s["integrity_ok"] and s["wrs"] == 2 * 6 and s["completions"] == 2 * 6 // mod
+    assert 0 < s["event_waits"] <= 2 * s["completions"] + 2     # a wait per completion, and per leftover event
     assert point.params["events"] is True
+    note = point.cpu_accounting["local"]
+    assert note["poster_sleeps_on_events"] is True and note["busy_polling"] is False
 
 
 def test_events_through_serve(two_devices):
@@ -258,4 +261,4 @@ def test_events_through_serve(two_devices):
         t.join(5)
         server.close()
     assert point.summary["integrity_ok"] and point.summary["wrs"] == 4
-    assert point.summary["event_sleeps"] > 0
+    assert point.summary["event_waits"] > 0

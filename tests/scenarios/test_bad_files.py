@@ -167,6 +167,8 @@ PLATFORM_ROWS = [
     ("soft-crc-rate-zero", SOFT, [('soft_crc_rate = "1GB/s"', 'soft_crc_rate = "0GB/s"')], "nic.soft_crc_rate"),
     ("soft-packet-time-in-ms", SOFT, [('soft_packet_time = "25us"', 'soft_packet_time = "5ms"')], "0s..1ms"),
     ("soft-wr-time-without-source", SOFT, [("soft_wr_time_source =", "soft_wr_tme_source =")], "unknown key"),
+    ("soft-inline-time-beyond-a-second", SOFT, [('soft_inline_time = "8ms"', 'soft_inline_time = "2s"')], "0s..1s"),
+    ("soft-inline-time-missing", SOFT, [('soft_inline_time = "8ms"\n', "")], "nic.soft_inline_time: missing field"),
     ("checksum-in-copy-not-bool", XEON, [("tcp_checksum_in_copy = false", 'tcp_checksum_in_copy = "no"')],
      "is not true/false"),
 ]
