@@ -171,7 +171,7 @@ CPU_FIELDS = (
     _n("cache_per_core", parse_size, "2MiB", L.CACHE_PER_CORE),
     F.flag("nontemporal_copy", sourced=True),
     _n("syscall_time", parse_time, "0.2us", L.STEP_TIME),
-    _n("smb_request_time", parse_time, "5us", L.STEP_TIME),
+    _n("smb_request_time", parse_time, "5us", L.SMB_REQUEST_TIME),
     _n("rdma_wr_time", parse_time, "0.5us", L.STEP_TIME),
     _n("tcp_segment_time", parse_time, "1.25us", L.STEP_TIME),
     _n("tcp_checksum_rate", parse_rate, "10GB/s", L.CORE_COPY_RATE),

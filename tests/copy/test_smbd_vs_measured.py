@@ -126,7 +126,10 @@ def test_one_kernel_counts_each_cpu_second_once(records):
     assert len(smbd) >= 20
     for r in smbd:
         s = r.summary
-        assert 0.5 < s["counted_cpu_per_s"] <= s["busy_cpu_per_s"] * 1.02 <= r.provenance["cpu_count"] * 1.02, r.id
+        # 5 %: the serving processes read their rusage when the relayed start / stop reaches them, a few
+        # 10 ms off the client's window (async-workers, whose io-wq workers run on past a stop, reached
+        # +3.7 % in the 09:06 UTC session); counting twice was +13..+15 %
+        assert 0.5 < s["counted_cpu_per_s"] <= s["busy_cpu_per_s"] * 1.05 <= r.provenance["cpu_count"] * 1.05, r.id
 
 
 def test_incast_aggregates_pair_with_the_clients_dimension_and_mpi_pairs_stay_out(records, session, run_cli,
