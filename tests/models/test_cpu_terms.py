@@ -524,6 +524,15 @@ def test_soft_rdma_read_on_loopback_by_hand(tmp_path):
         assert ev.result.serving_seconds_per_io.flat[j] == pytest.approx(zc)
 
 
+def _loopback_chain(S: float, c, n) -> float:
+    """The chain of a READ's RDMA WRITE + response SEND beyond the 2 WRs' kernel cost, by hand
+    (loopback: the packets sent and received, the ACKs both ways, the ICRC and the MR <-> skb copy
+    at each end)."""
+    pkts = math.ceil(S / 1024)
+    acks = math.ceil(pkts / 66) + 1
+    return (2 * (pkts + 1) + 2 * acks) * n.soft_packet_time + 2 * S / n.soft_crc_rate + 2 * S / c.copy_rate_cache
+
+
 def test_ksoftirqd_runs_what_a_soft_chain_needs_beyond_the_softirq_budget(tmp_path):
     """Loopback, software RDMA: a post's chain runs in the posting task up to one softirq budget,
     the rest in ksoftirqd (neither end's threads); both ends' CPU per I/O stays what it was, and the
@@ -536,11 +545,7 @@ def test_ksoftirqd_runs_what_a_soft_chain_needs_beyond_the_softirq_budget(tmp_pa
     a, b = evaluate_scenario(inline), evaluate_scenario(split)
     for S in (64 * KiB, MiB):
         i = _at(a, "cpu-copy", S)
-        # the chain of the WRITE + response SEND beyond the 2 WRs' kernel cost, by hand (loopback: the
-        # packets sent and received, the ACKs both ways, the ICRC and the MR <-> skb copy at each end)
-        pkts = math.ceil(S / 1024)
-        acks = math.ceil(pkts / 66) + 1
-        chain = (2 * (pkts + 1) + 2 * acks) * n.soft_packet_time + 2 * S / n.soft_crc_rate + 2 * S / c.copy_rate_cache
+        chain = _loopback_chain(S, c, n)
         deferred = b.result.host_softirq_seconds_per_io.flat[i]
         if chain > budget:               # 1 MiB: 0.5 ms of ICRC at each end and 2000 packets
             assert S == MiB
@@ -578,9 +583,7 @@ def test_a_sleeping_poster_keeps_what_a_memoryless_hand_over_leaves_it(tmp_path)
     a, b = evaluate_scenario(polls), evaluate_scenario(sleeps)
     for S in (64 * KiB, MiB):
         i = _at(a, "cpu-copy", S)
-        pkts = math.ceil(S / 1024)
-        acks = math.ceil(pkts / 66) + 1
-        chain = (2 * (pkts + 1) + 2 * acks) * n.soft_packet_time + 2 * S / n.soft_crc_rate + 2 * S / c.copy_rate_cache
+        chain = _loopback_chain(S, c, n)
         kept = n.soft_inline_time * (1 - math.exp(-chain / n.soft_inline_time))
         assert b.result.host_softirq_seconds_per_io.flat[i] == pytest.approx(chain - kept)
         assert a.result.host_softirq_seconds_per_io.flat[i] == pytest.approx(max(chain - c.softirq_budget, 0.0))
