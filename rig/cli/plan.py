@@ -387,7 +387,7 @@ def vs_measured_table(scenario: str, platform: Optional[str], store: Optional[Pa
              if measured else "no complete `measure smbd` record in the store: the scenario's own points, predicted only",
              *([f"server + ksoftirqd per GB (both ends in one kernel: the serving processes and the kernel threads "
                 f"that ran the rest of their posts' chains; where the kernel runs a soft NIC's chain, in the poster, "
-                f"in ksoftirqd or in the client process, is the split the model does not get, docs/smbd.md): "
+                f"in ksoftirqd or in the client process, is what the model gets least well, docs/smbd.md): "
                 f"{model_report.error_summary(es)}"] if es else []),
              *([f"MPI incast aggregates (the server's total with clients = ranks - 1, the model's workload.clients): "
                 f"throughput {model_report.error_summary(e_incast)}"] if e_incast else []),
