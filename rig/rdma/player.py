@@ -349,6 +349,10 @@ class EventPlayer(Player):
     def event_fds(self) -> list[int]:
         return list(self.events)
 
+    def send_event_fd(self) -> int | None:
+        """The send CQ's channel descriptor (None where it was not found)."""
+        return next((fd for fd, (_channel, cq) in self.events.items() if cq is self.send_cq), None)
+
     def arm(self) -> None:
         """Ask for an event at the next completion of either CQ."""
         self.send_cq.req_notify()

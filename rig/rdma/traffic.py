@@ -337,9 +337,9 @@ def _bw_python(V: compat.Verbs, player: Player, p: LoopParams, service: Callable
 
 def _send_event_fd(player: Player) -> int:
     """perftest's --events: the descriptor of the send CQ's completion channel (an EventPlayer's)."""
-    for fd, (_channel, cq) in getattr(player, "events", {}).items():
-        if cq is player.send_cq:
-            return fd
+    fd = player.send_event_fd() if hasattr(player, "send_event_fd") else None
+    if fd is not None:
+        return fd
     from scenarios.errors import InputError
     raise InputError("--events: this pyverbs keeps its completion channel's descriptor to itself (not found "
                      "among the process's descriptors)", "run without --events")
