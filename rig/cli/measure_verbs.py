@@ -143,9 +143,9 @@ def verbs(
     refuse_without_mpi(pattern, partners, seed, tolerance)
     if vs_perftest and (latency or peer):
         raise InputError("--vs-perftest compares loopback bandwidth runs", "drop --latency/--peer for it")
-    if vs_perftest and events and op == "write":
-        raise InputError("ib_write_bw has no completion events (perftest: \"Events feature not available on "
-                         "WRITE verb\")", "drop --vs-perftest, or use --op read or send with --events")
+    if vs_perftest and events:
+        from rig.rdma.perftest import check_events
+        check_events(op, "drop --vs-perftest, or use --op read or send with --events")
     label = f"verbs {op} {'latency' if latency else 'bandwidth'}"
     prog = Progress(len(opts.sizes), label)
     prog.note(f"{label}: {len(opts.sizes)} point(s), {opts.sizes[0]}..{opts.sizes[-1]} B, "

@@ -47,6 +47,13 @@ def _listening(port: int) -> bool:
     return False
 
 
+def check_events(op: str, fix: str = "use --op read or send with --events") -> None:
+    """perftest's -e exists for READ and SEND only."""
+    if op == "write":
+        raise InputError("ib_write_bw has no completion events (perftest: \"Events feature not available on "
+                         "WRITE verb\")", fix)
+
+
 def command(op: str, size: int, *, device: str, ib_port: int, gid_index: int, num_qps: int, tx_depth: int,
             cq_mod: int, post_list: int, inline_bytes: int, iterations: int, duration_s: float,
             tcp_port: int, rx_depth: int | None = None, events: bool = False) -> list[str]:
@@ -60,9 +67,7 @@ def command(op: str, size: int, *, device: str, ib_port: int, gid_index: int, nu
     if op == "send" and rx_depth:
         cmd += ["-r", str(rx_depth)]
     if events:
-        if op == "write":
-            raise InputError("ib_write_bw has no completion events (perftest: \"Events feature not available on "
-                             "WRITE verb\")", "use --op read or send with --events")
+        check_events(op)
         cmd += ["-e"]
     cmd += ["-D", f"{max(1, round(duration_s))}"] if duration_s else ["-n", str(max(5, iterations))]
     return cmd
