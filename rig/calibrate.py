@@ -368,6 +368,13 @@ SOFT_PARAMS = {"nic.soft_crc_rate": "bytes/s", "nic.soft_packet_time": "s", "nic
 _NEAR_ZERO_RATE = 1e24                                        # an ICRC that costs nothing (the limit of 1/rate -> 0)
 
 
+def _between_devices(r: Record) -> bool:
+    """A `measure verbs` bandwidth run between two devices of this host (--peer-device: across the
+    veth, the path SMB Direct's flows take)."""
+    p = r.params
+    return p.get("mode") == "bandwidth" and bool(p.get("peer_device")) and not p.get("peer_addr")
+
+
 def inline_time_estimate(records: list[Record]) -> cal.Estimate | None:
     """nic.soft_inline_time from `measure verbs --events` runs across two devices with >= 2 WRs in
     flight per QP (the SMB Direct serving threads' condition; with one in flight every post finds the
@@ -378,9 +385,8 @@ def inline_time_estimate(records: list[Record]) -> cal.Estimate | None:
     values = []
     for r in records:
         p, s = r.params, r.summary
-        if not r.name.startswith("verbs.") or not p.get("events") or p.get("mode") != "bandwidth":
-            continue
-        if not p.get("peer_device") or p.get("peer_addr") or int(p.get("tx_depth") or 0) < 2:
+        if not r.name.startswith("verbs.") or not p.get("events") or not _between_devices(r) \
+                or int(p.get("tx_depth") or 0) < 2:
             continue
         wrs, kept, ksoft = s.get("wrs"), s.get("cpu_system_raw_s"), s.get("cpu_ksoftirqd_s")
         if not s.get("integrity_ok", True) or not wrs or not isinstance(kept, (int, float)) \
@@ -402,9 +408,7 @@ def verbs_points(records: list[Record]) -> list[tuple[str, float, float, float, 
     out = []
     for r in records:
         s = r.summary
-        if r.params.get("mode") != "bandwidth" or not r.params.get("peer_device") or r.params.get("peer_addr"):
-            continue
-        if r.params.get("events"):
+        if not _between_devices(r) or r.params.get("events"):
             continue
         if "cpu_ksoftirqd_s" not in s:
             continue
@@ -889,10 +893,16 @@ class SmbdMeasured:
     softirq_cpu_s_per_gb: float | None = None
 
 
+def one_kernel(r: Record) -> bool:
+    """An smbd record with both ends in one kernel (its cpu_scope says so)."""
+    return str(r.summary.get("cpu_scope", "")).startswith("one kernel")
+
+
 def _outside_both_ends(r: Record) -> float | None:
-    """A one-kernel smbd record's CPU that ran in neither end's processes (ksoftirqd, rxe kworkers)."""
+    """A one-kernel smbd record's CPU that ran in neither end's processes (ksoftirqd, rxe kworkers),
+    where it was counted once (counted_cpu_per_s: the one-kernel accounting of 2026-12-01)."""
     s = r.summary
-    if not str(s.get("cpu_scope", "")).startswith("one kernel") or "counted_cpu_per_s" not in s:
+    if not one_kernel(r) or "counted_cpu_per_s" not in s:
         return None
     parts = [s.get("client_softirq_cpu_s_per_gb"), s.get("client_rxe_kworker_cpu_s_per_gb", 0.0)]
     return float(sum(parts)) if all(isinstance(x, (int, float)) for x in parts) else None

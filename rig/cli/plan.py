@@ -400,7 +400,7 @@ def vs_measured_table(scenario: str, platform: Optional[str], store: Optional[Pa
              "ksoftirqd's run time is counted with the client (the records' cpu_scope); both ends = server + client "
              "+ ksoftirqd in both columns"]
     twice = [r for r in smbd if r.name.startswith("smbd.") and "counted_cpu_per_s" not in r.summary
-             and str(r.summary.get("cpu_scope", "")).startswith("one kernel")]
+             and rc.one_kernel(r)]
     if twice:
         notes.append(f"{len(twice)} smbd records predate the one-kernel accounting (no counted_cpu_per_s): their "
                      "client CPU holds the softirq served inside the serving processes a second time, so their "
