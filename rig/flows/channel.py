@@ -307,7 +307,7 @@ class Waiter:
         self.player, self.spins, self.max_s, self.nap_s = player, spins, max_s, nap_s
         self.events = player.event_fds() if hasattr(player, "event_fds") else []
         self.fds = self.events + list(fds)
-        self.empty, self.sleeps = 0, 0
+        self.empty, self.sleeps, self.idle_turns = 0, 0, 0
 
     def busy(self) -> None:
         self.empty = 0
@@ -316,6 +316,7 @@ class Waiter:
         """One empty turn; past `spins` of them, sleep. `recheck()` polls once more after arming
         (True: something came, do not sleep)."""
         self.empty += 1
+        self.idle_turns += 1
         if self.empty < self.spins:
             return
         self.empty = 0

@@ -323,6 +323,7 @@ class SmbdWorkload:
             summary["server_registrations"] = sum(int(c.get("registrations", 0)) for c in counters)
             summary["server_short_reads"] = sum(int(c.get("short_reads", 0)) for c in counters)
             summary["server_sleeps"] = sum(int(c.get("sleeps", 0)) for c in counters)
+            summary["server_idle_turns"] = sum(int(c.get("idle_turns", 0)) for c in counters)
             summary["server_woken_by_events"] = all(c.get("woken_by_events") for c in counters)
         lat_kept = lat if lat.size <= MAX_STORED_SAMPLES else \
             lat[np.linspace(0, lat.size - 1, MAX_STORED_SAMPLES).astype(int)]
