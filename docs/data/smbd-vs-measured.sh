@@ -13,9 +13,10 @@ for round in 1 2; do
   echo "== round $round parts: measure verbs --events at the whole's WRs in flight $(date -u +%T)"
   # a poster that sleeps on completion events, 2 QPs, each size at the in-flight I/Os per connection
   # of the measure smbd point below: where the kernel runs the chain of a sleeping poster's WRs
-  # (these records stay out of the soft-NIC fit)
+  # (these records stay out of the soft-NIC fit); 6 s: at 8 MiB a 2 s run held 10-14 WRs, too few
+  # hand-overs for their mean (per run 2.7-65 ms on 2026-12-01)
   for point in 64KiB:128 128KiB:64 256KiB:32 512KiB:16 1MiB:8 2MiB:4 4MiB:2 8MiB:2; do
-    $R measure verbs $V --events --qps 2 --tx-depth ${point#*:} --cq-mod 1 --size ${point%:*} --duration 2s
+    $R measure verbs $V --events --qps 2 --tx-depth ${point#*:} --cq-mod 1 --size ${point%:*} --duration 6s
   done
   echo "== round $round whole: measure smbd $(date -u +%T)"
   # one command per point: a point rxe stalls on ends its command, not the rest of the sweep (in
