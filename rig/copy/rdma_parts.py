@@ -95,11 +95,12 @@ def exchange_sweep(server_device: str | None, client_device: str | None, depths:
             continue
         params = {"io_size_bytes": smbd_exchange.IO_SIZE_BYTES, "requests_in_flight": depth,
                   "exchanges": exchanges, "repetitions": repetitions, "request_bytes": request_bytes,
-                  "response_bytes": response_bytes, "bulk_bytes": 0,
+                  "response_bytes": response_bytes, "bulk_bytes": smbd_exchange.DATA_WR_BYTES,
+                  "data_wrs": 1,
                   "devices": {"server": raw[0]["server"]["device"], "client": raw[0]["client"]["device"]},
                   "exchange": f"SMB2 READ request (SMB Direct data transfer message, {request_bytes} B) SENT client -> "
-                              f"server, READ response ({response_bytes} B) SENT back; no RDMA WRITE: no byte of the "
-                              "named buffer moves"}
+                              f"server, an RDMA WRITE of {smbd_exchange.DATA_WR_BYTES} B of the named buffer (one "
+                              f"packet: the READ's data WR) then the READ response ({response_bytes} B) SENT back"}
         smp = smbd_exchange.samples(raw, exchanges)
         noise = {"foreign_cpu_per_s": float(np.median(smp["foreign_cpu_per_s"]))}
         summary = finish(summarize(smp, "server_cpu_seconds_per_exchange", what), noise)

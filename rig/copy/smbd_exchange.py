@@ -5,8 +5,11 @@ What each I/O costs besides its data: the client builds an SMB2 READ request nam
 buffer (rig.flows.smbd: read_request, DataTransfer, to_send) and SENDs it; the server takes the
 message (rig.flows.smbd_serving.take_message: credits, repost, parse, reassembly), parses the
 request (parse_request), builds the response (IoResponse) and SENDs it back with the credits it
-grants; the client takes it and parses the response (parse_response). Nothing is moved into the
-named buffer: the bulk data is what `measure verbs` measures. Both ends sleep on their completion
+grants; the client takes it and parses the response (parse_response). Before its response the
+server RDMA WRITEs the first DATA_WR_BYTES of the named buffer, one packet, through the flows' own
+bulk_wr and post, as `measure smbd` posts a READ's data: the per-I/O work of the data WR (build it,
+post it, reap its completion) is in the part, its bytes are what `measure verbs` measures (the
+calibration takes the one-packet WR's chain out, as it does the SENDs'). Both ends sleep on their completion
 channels when idle (rig.flows.channel.Waiter, after the same 16 empty polls as the flows), each in
 a forked single-threaded process, so each end's CPU is its rusage; the host's softirq run by
 ksoftirqd, counted apart, belongs to neither.
@@ -24,7 +27,8 @@ from typing import Any
 from rig import accounting as acct
 from rig.copy import child
 
-IO_SIZE_BYTES = 65536              # the length the requests name (one credit); no byte of it moves
+IO_SIZE_BYTES = 65536              # the length the requests name (one credit)
+DATA_WR_BYTES = 64                 # what the server's data WR moves of it: one packet
 MESSAGE_BYTES = 4096               # the channel's message slots (a request is 152 bytes, a response 104)
 RECV_RESERVE = 8
 SEND_SLOTS = 32
@@ -40,7 +44,7 @@ def _open(device: str | None, depth: int):
     port = discover(device)
     recv_slots = depth + RECV_RESERVE
     player = EventPlayer(port, PlayerConfig(msg_bytes=MESSAGE_BYTES, slots=1, num_qps=1,
-                                            tx_depth=SEND_SLOTS + depth + 8, rx_depth=recv_slots + 8))
+                                            tx_depth=SEND_SLOTS + 2 * depth + 8, rx_depth=recv_slots + 8))
     return player, recv_slots, lambda: Channel(player, max_msg_bytes=MESSAGE_BYTES, recv_slots=recv_slots,
                                                send_slots=SEND_SLOTS, timeout_s=TIMEOUT_S)
 
@@ -68,21 +72,26 @@ def _whole_messages(channel, credits, reassembly, params, events: list) -> list[
 
 
 def _serve(channel, credits, params, exchanges: int, player) -> tuple[int, int]:
-    """The server's loop: answer `exchanges` READ requests without moving data; (sleeps, loop turns)."""
+    """The server's loop: answer `exchanges` READ requests, each after its one-packet data WR; (sleeps,
+    loop turns)."""
     from rig.flows import smbd
     from rig.flows.channel import Waiter
 
     reassembly = smbd.Reassembly(params.max_fragmented_receive_size)
+    source = player.alloc(DATA_WR_BYTES)
     waiter = Waiter(player)
     events: list = []
     replies: deque[bytes] = deque()
-    served, target, t_last, turns = 0, smbd.SEND_CREDIT_TARGET, time.monotonic(), 0
+    served, target, t_last, turns, tag = 0, smbd.SEND_CREDIT_TARGET, time.monotonic(), 0, 0
     while served < exchanges:
         turns += 1
         channel.take(events)
         if events:
             for whole in _whole_messages(channel, credits, reassembly, params, events):
                 req = smbd.parse_request(whole, params.max_read_write_size)
+                tag += 1
+                channel.post(channel.bulk_wr("write", source.addr, source.lkey,
+                                             req.descriptors[0].part(0, DATA_WR_BYTES), tag))
                 replies.append(smbd.IoResponse(req.header.response(), req.length).pack())
             while replies and credits.send > 0:
                 msg = smbd.DataTransfer(target, credits.to_grant(), data=replies.popleft())

@@ -372,3 +372,28 @@ def test_the_inline_time_comes_from_sleeping_posters_with_wrs_to_spare():
                 _rec("verbs.write.bw", {**runs[0].params}, summary={**runs[0].summary, "cpu_ksoftirqd_s": 0.0})]
     assert rc.inline_time_estimate(left_out) is None
     assert rc.inline_time_estimate(runs + left_out).record_ids == e.record_ids
+
+
+def _exchange(depth: int, server: list[float], client: list[float], data_wrs: int | None):
+    from rig.records import measured_record
+    params = {"requests_in_flight": depth, **({} if data_wrs is None else {"data_wrs": data_wrs})}
+    return measured_record("proto.smbd", params, {"server_cpu_seconds_per_exchange": server,
+                                                  "client_cpu_seconds_per_exchange": client}, {})
+
+
+def test_smb_request_time_takes_the_data_wr_out_of_the_server_when_the_part_posted_one():
+    from scenarios.schema import load_platform
+    base = load_platform("soft-roce-guest")
+    wr, send = base.cpu.rdma_wr_time, base.nic.soft_wr_time + 4 * base.nic.soft_packet_time
+    old = [_exchange(32, [1.0e-3], [0.9e-3], None), _exchange(8, [5.0e-3], [5.0e-3], None)]
+    new = [_exchange(32, [1.4e-3], [0.9e-3], 1)]
+    # the older kind (no data WR, no data_wrs param) beside the newer: the newer is taken, its data WR
+    # (a post + reap, a one-packet chain) charged apart like the response SEND
+    x = rc.request_estimate(old + new)
+    assert x.data_wrs == 1 and [v for v, _ in x.server] == [1.4e-3]
+    e, _, _ = rc.request_time_estimate(x, {}, base)
+    assert e.value == pytest.approx(0.5 * ((1.4e-3 - 2 * (wr + send)) + (0.9e-3 - 2 * wr - send)))
+    x = rc.request_estimate(old)                   # the deepest depth of the older kind
+    assert x.data_wrs == 0 and [v for v, _ in x.server] == [1.0e-3]
+    e, _, _ = rc.request_time_estimate(x, {}, base)
+    assert e.value == pytest.approx(0.5 * ((1.0e-3 - wr - send) + (0.9e-3 - 2 * wr - send)))

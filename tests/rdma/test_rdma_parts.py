@@ -5,7 +5,7 @@ cpu.smb_request_time from, each stored as a record with positive CPU figures."""
 import pytest
 
 from results.store import Store
-from rig.copy import rdma_parts
+from rig.copy import rdma_parts, smbd_exchange
 
 pytestmark = pytest.mark.rdma
 
@@ -32,4 +32,4 @@ def test_mrreg_and_exchange_probes_store_their_records(two_devices, tmp_path, ca
         for whole, user, system in zip(s["server_cpu_seconds_per_exchange"], s["server_user_cpu_seconds_per_exchange"],
                                        s["server_system_cpu_seconds_per_exchange"]):
             assert whole == pytest.approx(user + system) and whole > 0
-        assert r.params["exchanges"] == 50 and r.params["bulk_bytes"] == 0
+        assert r.params["exchanges"] == 50 and r.params["bulk_bytes"] == smbd_exchange.DATA_WR_BYTES and r.params["data_wrs"] == 1
