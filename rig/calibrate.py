@@ -654,12 +654,16 @@ def measured_figures(fit: PlaceFit, base: Platform) -> dict[str, Measured]:
         request = request_time_estimate(fit.request, out, base)
         if request is not None:
             e, wr, send = request
+            data_text = ("with a one-packet data WR (an RDMA WRITE of the named buffer) before the response"
+                         if fit.request.data_wrs else "without bulk data")
+            data_apart = (", and for its data WR one more cpu.rdma_wr_time and one one-packet chain"
+                          if fit.request.data_wrs else "")
             out["cpu.smb_request_time"] = _figure(
                 "cpu.smb_request_time", e,
-                f"{BY}, proto.smbd: each end's CPU (user + system) per SMB2 READ request/response exchange without "
-                f"bulk data (the deepest depth measured), less what the model charges apart - the server one "
-                f"cpu.rdma_wr_time (the response SEND's post + reap, {wr * 1e6:.1f} us), the client two (its request "
-                f"SEND and a RECV), each end one one-packet SEND's soft-RoCE chain ({send * 1e6:.1f} us: "
+                f"{BY}, proto.smbd: each end's CPU (user + system) per SMB2 READ request/response exchange "
+                f"{data_text} (the deepest depth measured), less what the model charges apart - the server one "
+                f"cpu.rdma_wr_time (the response SEND's post + reap, {wr * 1e6:.1f} us){data_apart}, the client two "
+                f"(its request SEND and a RECV), each end one one-packet SEND's soft-RoCE chain ({send * 1e6:.1f} us: "
                 f"nic.soft_wr_time + 4 x nic.soft_packet_time) - the mean of the two ends{where}",
                 interval="range over the repetitions")
     return out
