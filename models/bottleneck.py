@@ -239,7 +239,7 @@ def evaluate(p: Mapping[str, np.ndarray], table: DemandTable, engine_names: tupl
     client_check = np.where((g("workload.client_checks_data") > 0) & reading, S / g("cpu.crc32_rate"), 0.0)
     client_mm = np.where((g("workload.client_registers_per_io") > 0) & is_rdma,
                          g("cpu.mr_register_time") + pages4k * (g("cpu.pin_page_time") + g("cpu.pin_folio_time")), 0.0)
-    client = (np.where(smb, g("cpu.smb_request_time"), 0.0) + client_check + client_mm
+    client = (np.where(smb, g("cpu.smb_client_time"), 0.0) + client_check + client_mm
               + np.where(is_rdma & smb, 2.0 * g("cpu.rdma_wr_time"), 0.0)      # post the request SEND + a RECV
               + np.where(server_inits, 0.0, data.init) + request.init + counts.client_copy_and_calls
               + np.where(loop, request.peer + request.back + np.where(server_inits, 0.0, data.peer + data.back), 0.0))

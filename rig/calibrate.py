@@ -332,7 +332,7 @@ def mrreg_fit(records: list[Record]) -> cal.Fit | None:
 @dataclass(frozen=True)
 class ExchangeCpu:
     """proto.smbd at its deepest depth: each end's whole CPU (user + system) per request/response
-    exchange, one value per repetition (the same repetitions at both ends), and the server's data WRs
+    exchange, one value per repetition, and the server's data WRs
     per exchange (one one-packet RDMA WRITE since 2026-12-01; none before)."""
     server: list[tuple[float, str]]
     client: list[tuple[float, str]]
@@ -340,10 +340,11 @@ class ExchangeCpu:
 
 
 def request_estimate(records: list[Record]) -> ExchangeCpu | None:
-    """proto.smbd: each end's CPU per request/response exchange without bulk data (the protocol's own
-    code: take the message, parse the request, build the response, grant credits, post the SENDs and
-    reap them; and the kernel's work on the two one-packet SENDs) at the deepest depth measured,
-    where requests wait for the serving thread as in `measure smbd`'s runs and it seldom sleeps."""
+    """proto.smbd: each end's CPU per request/response exchange (the protocol's own code: take the
+    message, parse the request, post the data WR, build the response, grant credits, post the SENDs
+    and reap them; and the kernel's work on those one-packet WRs) at the deepest depth measured,
+    where requests wait for the serving thread as in `measure smbd`'s runs and it seldom sleeps.
+    Records from before the part posted a data WR (no `data_wrs`) count as none."""
     if not records:
         return None
     deepest = max(int(r.params.get("requests_in_flight") or 0) for r in records)
@@ -653,39 +654,46 @@ def measured_figures(fit: PlaceFit, base: Platform) -> dict[str, Measured]:
     if fit.request is not None:
         request = request_time_estimate(fit.request, out, base)
         if request is not None:
-            e, wr, send = request
-            data_text = ("with a one-packet data WR (an RDMA WRITE of the named buffer) before the response"
-                         if fit.request.data_wrs else "without bulk data")
-            data_apart = (", and for its data WR one more cpu.rdma_wr_time and one one-packet chain"
-                          if fit.request.data_wrs else "")
-            out["cpu.smb_request_time"] = _figure(
-                "cpu.smb_request_time", e,
-                f"{BY}, proto.smbd: each end's CPU (user + system) per SMB2 READ request/response exchange "
-                f"{data_text} (the deepest depth measured), less what the model charges apart - the server one "
-                f"cpu.rdma_wr_time (the response SEND's post + reap, {wr * 1e6:.1f} us){data_apart}, the client two "
-                f"(its request SEND and a RECV), each end one one-packet SEND's soft-RoCE chain ({send * 1e6:.1f} us: "
-                f"nic.soft_wr_time + 4 x nic.soft_packet_time) - the mean of the two ends{where}",
-                interval="range over the repetitions")
+            ends, wr, send = request
+            exchange = ("with a one-packet data WR (an RDMA WRITE of the named buffer) before the response"
+                        if fit.request.data_wrs else "without bulk data")
+            apart = {"server": f"one cpu.rdma_wr_time (the response SEND's post + reap, {wr * 1e6:.1f} us)"
+                               + (", and for its data WR one more and that WR's one-packet chain"
+                                  if fit.request.data_wrs else ""),
+                     "client": "two cpu.rdma_wr_time (its request SEND and a RECV)"}
+            for key, end in (("cpu.smb_request_time", "server"), ("cpu.smb_client_time", "client")):
+                if ends[end] is None:
+                    continue
+                out[key] = _figure(
+                    key, ends[end],
+                    f"{BY}, proto.smbd: the {end}'s CPU (user + system) per SMB2 READ request/response exchange "
+                    f"{exchange} (the deepest depth measured), less what the model charges it apart - "
+                    f"{apart[end]} and its one-packet SEND's soft-RoCE chain ({send * 1e6:.1f} us: "
+                    f"nic.soft_wr_time + 4 x nic.soft_packet_time){where}",
+                    interval="range over the repetitions")
     return out
 
 
 def request_time_estimate(x: ExchangeCpu, out: Mapping[str, Measured], base: Platform
-                          ) -> tuple[cal.Estimate, float, float] | None:
-    """cpu.smb_request_time from proto.smbd: per repetition, the mean over both ends of the end's CPU per
-    exchange less the terms the model charges that end apart (work-request posts and reaps; on loopback
-    the one-packet SEND it initiates: its WR in the kernel, its packet sent and received, the ACK back).
-    Returns (estimate, rdma_wr_time, one SEND's chain) or None when nothing is left."""
+                          ) -> tuple[dict[str, cal.Estimate | None], float, float] | None:
+    """cpu.smb_request_time (the server's) and cpu.smb_client_time (the client's) from proto.smbd: per
+    repetition, the end's CPU per exchange less the terms the model charges that end apart
+    (work-request posts and reaps; on loopback the one-packet WRs it initiates: each WR in the kernel,
+    its packet sent and received, the ACK back). Returns ({"server": estimate, "client": estimate},
+    rdma_wr_time, one one-packet WR's chain), an end None when nothing is left of it, or None when
+    nothing is left of either."""
     figure = lambda key, default: out[key].value if key in out else default  # noqa: E731
     wr = figure("cpu.rdma_wr_time", base.cpu.rdma_wr_time)
     send = figure("nic.soft_wr_time", base.nic.soft_wr_time) + 4.0 * figure("nic.soft_packet_time",
                                                                             base.nic.soft_packet_time)
-    data = x.data_wrs * (wr + send)        # the data WR: its post + reap, its one-packet chain
-    values = [(0.5 * ((srv - wr - send - data) + (cli - 2.0 * wr - send)), i)
-              for (srv, i), (cli, _) in zip(x.server, x.client)]
-    e = _median_estimate(values, "s")
-    if e.value <= 0:
+    apart = {"server": wr + send + x.data_wrs * (wr + send), "client": 2.0 * wr + send}
+    ends: dict[str, cal.Estimate | None] = {}
+    for end, samples in (("server", x.server), ("client", x.client)):
+        e = _median_estimate([(v - apart[end], i) for v, i in samples], "s")
+        ends[end] = dataclasses.replace(e, low=max(e.low, 0.0)) if e.value > 0 else None
+    if not any(ends.values()):
         return None
-    return dataclasses.replace(e, low=max(e.low, 0.0)), wr, send
+    return ends, wr, send
 
 
 _EXTRA_METHOD = {

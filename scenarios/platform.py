@@ -32,7 +32,8 @@ class Cpu:
     cache_per_core: float           # bytes of private cache a copy can stay inside (L2)
     nontemporal_copy: bool          # does the kernel copy use non-temporal stores (no write-allocate)?
     syscall_time: float             # seconds of CPU per system call entry/exit
-    smb_request_time: float         # seconds of CPU to parse and answer one SMB2 request
+    smb_request_time: float         # seconds of CPU to parse and answer one SMB2 request (the server's)
+    smb_client_time: float          # seconds of CPU a client spends per SMB2 request: build it, take and parse the response
     rdma_wr_time: float             # seconds of CPU to post one work request and reap its completion
     tcp_segment_time: float         # seconds of CPU per TSO/GSO send unit in the TCP stack
     tcp_checksum_rate: float        # bytes/s one core checksums when the NIC does not
@@ -172,6 +173,7 @@ CPU_FIELDS = (
     F.flag("nontemporal_copy", sourced=True),
     _n("syscall_time", parse_time, "0.2us", L.STEP_TIME),
     _n("smb_request_time", parse_time, "5us", L.SMB_REQUEST_TIME),
+    _n("smb_client_time", parse_time, "5us", L.SMB_REQUEST_TIME),
     _n("rdma_wr_time", parse_time, "0.5us", L.STEP_TIME),
     _n("tcp_segment_time", parse_time, "1.25us", L.STEP_TIME),
     _n("tcp_checksum_rate", parse_rate, "10GB/s", L.CORE_COPY_RATE),

@@ -1,5 +1,5 @@
 """The SMB Direct protocol's per-I/O work as a part (`proto.smbd`): one request/response exchange
-without bulk data, between two processes on two RDMA devices, as `measure smbd` runs its ends.
+with a one-packet data WR, between two processes on two RDMA devices, as `measure smbd` runs its ends.
 
 What each I/O costs besides its data: the client builds an SMB2 READ request naming a registered
 buffer (rig.flows.smbd: read_request, DataTransfer, to_send) and SENDs it; the server takes the
@@ -9,10 +9,10 @@ grants; the client takes it and parses the response (parse_response). Before its
 server RDMA WRITEs the first DATA_WR_BYTES of the named buffer, one packet, through the flows' own
 bulk_wr and post, as `measure smbd` posts a READ's data: the per-I/O work of the data WR (build it,
 post it, reap its completion) is in the part, its bytes are what `measure verbs` measures (the
-calibration takes the one-packet WR's chain out, as it does the SENDs'). Both ends sleep on their completion
-channels when idle (rig.flows.channel.Waiter, after the same 16 empty polls as the flows), each in
-a forked single-threaded process, so each end's CPU is its rusage; the host's softirq run by
-ksoftirqd, counted apart, belongs to neither.
+calibration takes the one-packet WR's chain out, as it does the SENDs'). Both ends sleep on their
+completion channels when idle (rig.flows.channel.Waiter, after the same 16 empty polls as the
+flows), each in a forked single-threaded process, so each end's CPU is its rusage; the host's
+softirq run by ksoftirqd, counted apart, belongs to neither.
 
 `depth` requests are kept in flight (bounded by credits, as the flows are); with 1 every exchange
 wakes both ends, with more the ends find work waiting and sleep less (the record counts sleeps).

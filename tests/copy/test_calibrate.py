@@ -381,7 +381,7 @@ def _exchange(depth: int, server: list[float], client: list[float], data_wrs: in
                                                   "client_cpu_seconds_per_exchange": client}, {})
 
 
-def test_smb_request_time_takes_the_data_wr_out_of_the_server_when_the_part_posted_one():
+def test_the_request_times_take_the_data_wr_out_of_the_server_when_the_part_posted_one():
     from scenarios.schema import load_platform
     base = load_platform("soft-roce-guest")
     wr, send = base.cpu.rdma_wr_time, base.nic.soft_wr_time + 4 * base.nic.soft_packet_time
@@ -391,9 +391,13 @@ def test_smb_request_time_takes_the_data_wr_out_of_the_server_when_the_part_post
     # (a post + reap, a one-packet chain) charged apart like the response SEND
     x = rc.request_estimate(old + new)
     assert x.data_wrs == 1 and [v for v, _ in x.server] == [1.4e-3]
-    e, _, _ = rc.request_time_estimate(x, {}, base)
-    assert e.value == pytest.approx(0.5 * ((1.4e-3 - 2 * (wr + send)) + (0.9e-3 - 2 * wr - send)))
+    ends, _, _ = rc.request_time_estimate(x, {}, base)
+    assert ends["server"].value == pytest.approx(1.4e-3 - 2 * (wr + send))
+    assert ends["client"].value == pytest.approx(0.9e-3 - 2 * wr - send)       # the client posts no data WR
     x = rc.request_estimate(old)                   # the deepest depth of the older kind
     assert x.data_wrs == 0 and [v for v, _ in x.server] == [1.0e-3]
-    e, _, _ = rc.request_time_estimate(x, {}, base)
-    assert e.value == pytest.approx(0.5 * ((1.0e-3 - wr - send) + (0.9e-3 - 2 * wr - send)))
+    ends, _, _ = rc.request_time_estimate(x, {}, base)
+    assert ends["server"].value == pytest.approx(1.0e-3 - wr - send)
+    # an end with nothing left after what the model charges it apart gets no figure, the other keeps its own
+    ends, _, _ = rc.request_time_estimate(rc.ExchangeCpu([(1e-5, "a")], [(0.9e-3, "a")], 1), {}, base)
+    assert ends["server"] is None and ends["client"].value == pytest.approx(0.9e-3 - 2 * wr - send)

@@ -400,7 +400,7 @@ def test_the_client_end_by_hand_and_named_when_it_binds(tmp_path):
     units = S / s.workload.gso_size
     # the client thread: its SMB2 request (build, send: a call + a segment), one recv call, the copy out
     # of skbs the NIC wrote (cross-core rate); its flows: the GRO units + the ACK to the request
-    client = (c.smb_request_time + c.syscall_time + c.tcp_segment_time + c.syscall_time + S / c.copy_rate_cross_core)
+    client = (c.smb_client_time + c.syscall_time + c.tcp_segment_time + c.syscall_time + S / c.copy_rate_cross_core)
     client_flows = units * c.tcp_receive_time + c.tcp_ack_time
     assert ev.result.client_seconds_per_io[0] == pytest.approx(client)
     assert ev.result.client_flow_seconds_per_io[0] == pytest.approx(client_flows)
@@ -510,7 +510,7 @@ def test_soft_rdma_read_on_loopback_by_hand(tmp_path):
                   + acks * n.soft_packet_time)
         # the client's core: its request (build, post SEND + RECV), the SEND's packet, its receive by the
         # server (packet + ACK sent) and the ACK's receive
-        client = (c.smb_request_time + 2 * c.rdma_wr_time + n.soft_wr_time + n.soft_packet_time
+        client = (c.smb_client_time + 2 * c.rdma_wr_time + n.soft_wr_time + n.soft_packet_time
                   + 2 * n.soft_packet_time + n.soft_packet_time)
         assert ev.result.serving_seconds_per_io.flat[i] == pytest.approx(server)
         assert ev.result.client_seconds_per_io.flat[i] == pytest.approx(client)
@@ -522,6 +522,17 @@ def test_soft_rdma_read_on_loopback_by_hand(tmp_path):
         zc = (c.smb_request_time + 4 * c.rdma_wr_time + 4 * n.soft_wr_time + 2 * (pkts + 1) * n.soft_packet_time
               + S / c.copy_rate_dram + 2 * crc + warm + 2 * acks * n.soft_packet_time)
         assert ev.result.serving_seconds_per_io.flat[j] == pytest.approx(zc)
+
+
+def test_each_end_pays_its_own_smb_request_time(tmp_path):
+    plat = _write(tmp_path, "soft.toml", SOFT_PLATFORM + WHOLE_BUDGET)
+    s = _scenario(tmp_path, SOFT_LOOPBACK, platform=str(plat))
+    ev = evaluate_grid(s, {"workload.io_size": [MiB], "cpu.smb_request_time": [1e-3, 2e-3],
+                           "cpu.smb_client_time": [1e-3, 4e-3]}, paths=[0])
+    serving = ev.result.serving_seconds_per_io.reshape(2, 2)    # [server's figure, client's figure]
+    client = ev.result.client_seconds_per_io.reshape(2, 2)
+    assert np.allclose(serving[1] - serving[0], 1e-3) and np.allclose(serving[:, 1], serving[:, 0])
+    assert np.allclose(client[:, 1] - client[:, 0], 3e-3) and np.allclose(client[1], client[0])
 
 
 def _loopback_chain(S: float, c, n) -> float:
