@@ -332,8 +332,8 @@ def mrreg_fit(records: list[Record]) -> cal.Fit | None:
 @dataclass(frozen=True)
 class ExchangeCpu:
     """proto.smbd at its deepest depth: each end's whole CPU (user + system) per request/response
-    exchange, one value per repetition, and the server's data WRs
-    per exchange (one one-packet RDMA WRITE since 2026-12-01; none before)."""
+    exchange, one value per repetition, and the server's data WRs per exchange (one one-packet RDMA
+    WRITE since 2026-12-01; none before)."""
     server: list[tuple[float, str]]
     client: list[tuple[float, str]]
     data_wrs: int = 0
@@ -349,12 +349,12 @@ def request_estimate(records: list[Record]) -> ExchangeCpu | None:
         return None
     deepest = max(int(r.params.get("requests_in_flight") or 0) for r in records)
     at = [r for r in records if int(r.params.get("requests_in_flight") or 0) == deepest]
-    kinds = {int(r.params.get("data_wrs") or 0) for r in at}
-    if len(kinds) > 1:                     # a store with both kinds: the newer, which holds the data WR
-        at = [r for r in at if int(r.params.get("data_wrs") or 0) == max(kinds)]
+    # a store with both kinds: the newer, which holds the data WR
+    data_wrs = max(int(r.params.get("data_wrs") or 0) for r in at)
+    at = [r for r in at if int(r.params.get("data_wrs") or 0) == data_wrs]
     server = _samples(at, "server_cpu_seconds_per_exchange")
     client = _samples(at, "client_cpu_seconds_per_exchange")
-    return ExchangeCpu(server, client, max(kinds)) if server and len(server) == len(client) else None
+    return ExchangeCpu(server, client, data_wrs) if server and len(server) == len(client) else None
 
 
 def crc32_estimate(records: list[Record]) -> cal.Estimate | None:
@@ -686,7 +686,7 @@ def request_time_estimate(x: ExchangeCpu, out: Mapping[str, Measured], base: Pla
     wr = figure("cpu.rdma_wr_time", base.cpu.rdma_wr_time)
     send = figure("nic.soft_wr_time", base.nic.soft_wr_time) + 4.0 * figure("nic.soft_packet_time",
                                                                             base.nic.soft_packet_time)
-    apart = {"server": wr + send + x.data_wrs * (wr + send), "client": 2.0 * wr + send}
+    apart = {"server": (1 + x.data_wrs) * (wr + send), "client": 2.0 * wr + send}
     ends: dict[str, cal.Estimate | None] = {}
     for end, samples in (("server", x.server), ("client", x.client)):
         e = _median_estimate([(v - apart[end], i) for v, i in samples], "s")

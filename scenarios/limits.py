@@ -28,9 +28,10 @@ CACHE_PER_CORE = span("1KiB", "1GiB", parse_size, "no core has more than ~100 Mi
 # segment, a hand-off to a worker, a DMA descriptor): 10 ns is ~30 cycles, below any kernel entry,
 # doorbell or wake-up; above 1 ms a core would manage under 1000 of them a second: a ms/us slip.
 STEP_TIME = span("10ns", "1ms", parse_time, "one per-I/O step costs 10 ns (30 cycles) to 1 ms of CPU")
-# An SMB2 request's handling at both ends (parse, credits, build the response, its SENDs): ~5 us in
-# a kernel server, 0.6-1.1 ms in rdmarig's Python flows under qemu TCG (measured 2026-12-01, the
-# proto.smbd part, slower as the shared host got busier); 100 ms would be a ms/us slip.
+# An SMB2 request's handling at either end (parse, credits, build the response or the request, its
+# WRs): ~5 us in a kernel server, 0.6-1.7 ms per end in rdmarig's Python flows under qemu TCG
+# (measured 2026-12-01, the proto.smbd part, slower as the shared host got busier); 100 ms would be
+# a ms/us slip.
 SMB_REQUEST_TIME = span("10ns", "100ms", parse_time, "one SMB2 request costs 10 ns to 100 ms of CPU")
 
 # Sockets one Linux image spans on x86 servers: 1, 2, 4 or 8 (Intel Xeon Platinum scales to 8 sockets).

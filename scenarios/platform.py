@@ -33,7 +33,7 @@ class Cpu:
     nontemporal_copy: bool          # does the kernel copy use non-temporal stores (no write-allocate)?
     syscall_time: float             # seconds of CPU per system call entry/exit
     smb_request_time: float         # seconds of CPU to parse and answer one SMB2 request (the server's)
-    smb_client_time: float          # seconds of CPU a client spends per SMB2 request: build it, take and parse the response
+    smb_client_time: float          # seconds of CPU a client spends per SMB2 request (build it, parse the response)
     rdma_wr_time: float             # seconds of CPU to post one work request and reap its completion
     tcp_segment_time: float         # seconds of CPU per TSO/GSO send unit in the TCP stack
     tcp_checksum_rate: float        # bytes/s one core checksums when the NIC does not
