@@ -21,7 +21,7 @@ from rig.launch.conversation import Conversation
 from rig.rdma.handshake import PeerGone, ProtocolError, validate_hello
 from scenarios.errors import InputError
 
-SOCKET_CHECK_EVERY = 512      # receive-CQ polls between two looks at the conversation (SEND)
+SOCKET_CHECK_S = 0.005        # a SEND target's busy-poll between two looks at the conversation
 
 
 @dataclass(frozen=True)
@@ -104,10 +104,7 @@ class TargetSession:
             if receiver is None:
                 self._until_stop(run_s)
             else:
-                def keep_receiving() -> None:
-                    for _ in range(SOCKET_CHECK_EVERY):
-                        receiver.service()
-                self._until_stop(run_s, keep_receiving)
+                self._until_stop(run_s, lambda: receiver.spin(SOCKET_CHECK_S))
                 receiver.service()
             cpu = _finite(window.stop())
             done = {"type": "done", "cpu": cpu, "cpu_accounting": window.note(), "boot_id": acct.boot_id(),

@@ -30,7 +30,7 @@
 #include <x86intrin.h>
 #endif
 
-#define RR_ABI_VERSION 2
+#define RR_ABI_VERSION 3
 
 enum rr_status {
     RR_DONE = 0,          /* the loop finished */
@@ -265,6 +265,22 @@ static void rx_free(struct rr_rx *rx)
 {
     free(rx->qps);
     free(rx->wrs);
+}
+
+/* A SEND target's busy-poll between two looks at its conversation: service the receives for
+ * spin_clk clock units. Called through ctypes, which lets go of the interpreter meanwhile, so the
+ * other sessions of one `rdmarig serve` process (threads) run while this one spins. */
+int rr_rx_spin(int nq, struct ibv_qp **qps, struct ibv_cq *cq, struct ibv_recv_wr **wrs, int64_t spin_clk,
+               struct rr_run *r)
+{
+    const struct rr_rx rx = {qps, cq, wrs, nq};
+    int64_t until = rr_now() + spin_clk;
+    do {
+        int status = rx_service(&rx, r);
+        if (status)
+            return status;
+    } while (rr_now() < until);
+    return 0;
 }
 
 /* ---- bandwidth loop --------------------------------------------------------------------------

@@ -36,7 +36,7 @@ STEM = "_fastloop"
 BUILD_ERROR_FILE = HERE / f"{STEM}.build-error.txt"
 ENV_LOOP = "RDMARIG_LOOP"          # "python" turns the native loops off
 ENV_VALUES = ("", "auto", "native", "python")
-ABI_VERSION = 2
+ABI_VERSION = 3
 
 DONE, TICK, FULL, WC_ERROR, TIMEOUT, POST_FAILED, POLL_FAILED = range(7)
 SEND_CQ, RECV_CQ, POST_SEND, POST_RECV, WAIT_TARGET = range(5)
@@ -73,6 +73,7 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "rr_find_send_wr": (_I64, [_P, _I64, ctypes.c_uint64, ctypes.c_int32, ctypes.c_int32, ctypes.c_uint32]),
     "rr_find_recv_wr": (_I64, [_P, _I64, ctypes.c_uint64, ctypes.c_int32]),
     "rr_send_wr_next": (_P, [_P]),
+    "rr_rx_spin": (_I, [_I, _P, _P, _P, _I64, ctypes.POINTER(Run)]),
     "rr_bw_new": (_P, [_I, _I, _I, _I, _I, _I, _I64, _P, _P, _P, _P, _P, _P, _P, _I]),
     "rr_bw_run": (_I, [_P, ctypes.POINTER(Run)]),
     "rr_bw_free": (None, [_P]),

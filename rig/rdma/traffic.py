@@ -19,6 +19,7 @@ available); `RawRun.loop` says which ran and `RawRun.loop_note` why the Python o
 
 from __future__ import annotations
 
+import ctypes
 import select
 import time
 from dataclasses import dataclass, field, replace
@@ -493,6 +494,7 @@ class Receiver:
                                    sg=[self.V.SGE(player.slot_addr(q, s), msg_bytes, player.mr.lkey)])
                      for s in range(slots)] for q in range(len(player.qps))]
         self.next_slot = [0] * len(player.qps)
+        self._spin: Callable[[float], None] | None = None
         for q, qp in enumerate(player.qps):
             for _ in range(self.depth):
                 self._post(q)
@@ -510,6 +512,41 @@ class Receiver:
             self.received += 1
             self._post(self.qp_index[wc.qp_num])
         return n
+
+    def spin(self, seconds: float) -> None:
+        """Busy-poll for `seconds`, as ib_send_bw's server does. The compiled spin lets go of the
+        interpreter meanwhile: the other threads of the process (the other sessions of one
+        `rdmarig serve`) run beside it; a Python spin would keep them waiting for it."""
+        if self._spin is None:
+            self._spin = self._compiled_spin() or self._python_spin
+        self._spin(seconds)
+
+    def _python_spin(self, seconds: float) -> None:
+        until = time.monotonic() + seconds
+        while True:
+            for _ in range(64):
+                self.service()
+            if time.monotonic() >= until:
+                return
+
+    def _compiled_spin(self) -> Callable[[float], None] | None:
+        try:
+            L = native.lib()
+            rx = _native_receiver(self.service)
+            per_s = native.clock().per_ns * 1e9
+        except native.NativeUnavailable:
+            return None
+        run = native.Run()
+        qps, cq, wrs = rx.args
+
+        def spin(seconds: float) -> None:
+            run.received = 0
+            status = L.rr_rx_spin(rx.nq, qps, cq, wrs, int(seconds * per_s), ctypes.byref(run))
+            self.received += run.received
+            if status:
+                native.reraise(native.Failure(status, run), self.V, {native.RECV_CQ: describe_recv},
+                               lambda f: "no receive")
+        return spin
 
 
 @dataclass

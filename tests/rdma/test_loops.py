@@ -49,6 +49,25 @@ def test_bandwidth_stamps(rdma_devices, op, loop):
         assert receiver.received == 2 * 64          # every SEND consumed a receive, each reposted
 
 
+def test_a_send_targets_spin_takes_and_reposts_every_receive(rdma_devices, loop):
+    """The spin `rdmarig serve` runs between two looks at its conversation (compiled: the
+    interpreter is free meanwhile; Python: RDMARIG_LOOP=python) counts each SEND once and reposts
+    its receive, so a second run of as many SENDs finds its receives posted."""
+    a, b = loopback(CFG, device=rdma_devices[0])
+    try:
+        receiver = Receiver(b, CFG.msg_bytes)
+        p = LoopParams(op="send", msg_bytes=4096, iterations=48, tx_depth=16, cq_mod=8, loop=loop)
+        for runs in (1, 2):         # 48 per QP fit the 64 receives posted only when the first 48 were reposted
+            run_bw(a, b.endpoint(), p)
+            receiver.spin(0.05)
+            assert receiver.received == runs * 2 * 48
+        receiver.spin(0.01)
+        assert receiver.received == 2 * 2 * 48
+    finally:
+        a.close()
+        b.close()
+
+
 def test_latency_and_pingpong_stamps(rdma_devices, loop):
     cfg = PlayerConfig(msg_bytes=64, slots=1, num_qps=1, tx_depth=16, rx_depth=16)
     a, b = loopback(cfg, device=rdma_devices[0])
