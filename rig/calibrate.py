@@ -909,6 +909,17 @@ class SmbdMeasured:
     # both ends in one kernel: what ksoftirqd and rxe's kworkers ran (inside client_cpu_s_per_gb, the
     # records' cpu_scope); None where the ends had kernels of their own
     softirq_cpu_s_per_gb: float | None = None
+    # how far the rounds at this point lie apart: (max - min) / median in %, None under two rounds
+    gbps_spread_pct: float | None = None
+    server_cpu_spread_pct: float | None = None
+
+
+def spread_pct(values: list[float]) -> float | None:
+    """(max - min) / median of repeated measurements, in %: None under two or with a zero median."""
+    if len(values) < 2:
+        return None
+    mid = _median(values)
+    return (max(values) - min(values)) / mid * 100.0 if mid else None
 
 
 def one_kernel(r: Record) -> bool:
@@ -933,14 +944,17 @@ def smbd_measured(records: list[Record]) -> dict[SmbdConfig, SmbdMeasured]:
         by[smbd_config(r)].append(r)
     out = {}
     for cfg, recs in by.items():
-        med = lambda key: _median([float(r.summary[key]) for r in recs  # noqa: E731
-                                   if isinstance(r.summary.get(key), (int, float))])
+        values = lambda key: [float(r.summary[key]) for r in recs  # noqa: E731
+                              if isinstance(r.summary.get(key), (int, float))]
+        med = lambda key: _median(values(key))  # noqa: E731
         # an incast aggregate holds the server's total throughput, not its CPU
-        rate = med("aggregate_gbytes_per_s") if cfg.incast else med("gbytes_per_s")
+        rate_key = "aggregate_gbytes_per_s" if cfg.incast else "gbytes_per_s"
         outside = [x for x in map(_outside_both_ends, recs) if x is not None]
-        out[cfg] = SmbdMeasured(rate, med("server_cpu_s_per_gb"), med("client_cpu_s_per_gb"),
+        out[cfg] = SmbdMeasured(med(rate_key), med("server_cpu_s_per_gb"), med("client_cpu_s_per_gb"),
                                 foreign_load(recs)[0], tuple(r.id for r in recs),
-                                _median(outside) if outside and not cfg.incast else None)
+                                _median(outside) if outside and not cfg.incast else None,
+                                spread_pct(values(rate_key)),
+                                None if cfg.incast else spread_pct(values("server_cpu_s_per_gb")))
     return out
 
 

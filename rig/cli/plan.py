@@ -289,9 +289,11 @@ VS_COLUMNS = [Column.of("io_size", "I/O size"), Column.of("copy_path"), Column.o
               Column.of("predicted_gbytes_per_s", "predicted", "{:.4f}"),
               Column.of("measured_gbytes_per_s", "measured", "{:.4f}"),
               Column.of("gbps_error_pct", "error", "{:+.0f}"),
+              Column.of("gbps_spread_pct", "rounds' spread", "{:.0f}"),
               Column.of("predicted_server_cpu_s_per_gb", "predicted server", "{:.2f}"),
               Column.of("measured_server_cpu_s_per_gb", "measured server", "{:.2f}"),
               Column.of("cpu_error_pct", "error", "{:+.0f}"),
+              Column.of("server_cpu_spread_pct", "rounds' spread", "{:.0f}"),
               Column.of("predicted_both_cpu_s_per_gb", "predicted both ends", "{:.2f}"),
               Column.of("measured_both_cpu_s_per_gb", "measured both ends", "{:.2f}"),
               Column.of("both_cpu_error_pct", "error", "{:+.0f}"),
@@ -299,6 +301,20 @@ VS_COLUMNS = [Column.of("io_size", "I/O size"), Column.of("copy_path"), Column.o
               Column.of("measured_softirq_cpu_s_per_gb", "measured ksoftirqd", "{:.2f}"),
               Column.of("server_side_cpu_error_pct", "server + ksoftirqd error", "{:+.0f}"),
               Column("binding", "model's binding resource"), Column("records", "records", "{:d}")]
+
+
+def spread_note(rows: list[dict]) -> str:
+    """How far apart repeated rounds of a point lie, beside how far the model misses them: a miss
+    within its point's spread is as close as the measurement itself can tell."""
+    parts = []
+    for what, err, spread in (("throughput", "gbps_error_pct", "gbps_spread_pct"),
+                              ("server CPU per GB", "cpu_error_pct", "server_cpu_spread_pct")):
+        both = [(abs(r[err]), r[spread]) for r in rows if r[err] is not None and r[spread] is not None]
+        if both:
+            spreads = sorted(sp for _, sp in both)
+            parts.append(f"{what}: median spread {spreads[len(spreads) // 2]:.0f} %, "
+                         f"{sum(e <= sp for e, sp in both)} of {len(both)} points' |error| within it")
+    return ("rounds' spread = (max - min) / median over a point's repeated runs; " + "; ".join(parts))
 
 
 def vs_measured_table(scenario: str, platform: Optional[str], store: Optional[Path], machine: bool = False) -> Table:
@@ -357,18 +373,21 @@ def vs_measured_table(scenario: str, platform: Optional[str], store: Optional[Pa
                "measured_gbytes_per_s": None, "measured_server_cpu_s_per_gb": None, "gbps_error_pct": None,
                "cpu_error_pct": None, "measured_both_cpu_s_per_gb": None, "both_cpu_error_pct": None,
                "predicted_softirq_cpu_s_per_gb": pr.softirq_cpu_s_per_gb, "measured_softirq_cpu_s_per_gb": None,
-               "server_side_cpu_error_pct": None, "records": 0}
+               "server_side_cpu_error_pct": None, "records": 0, "gbps_spread_pct": None,
+               "server_cpu_spread_pct": None}
         if me is not None and c.incast:
             # an MPI incast's aggregate: the server's total throughput (its records hold no CPU of the whole)
             row.update(measured_gbytes_per_s=me.gbytes_per_s, records=len(me.records),
-                       gbps_error_pct=model_report.error_pct(pr.gbytes_per_s, me.gbytes_per_s))
+                       gbps_error_pct=model_report.error_pct(pr.gbytes_per_s, me.gbytes_per_s),
+                       gbps_spread_pct=me.gbps_spread_pct)
             e_incast.append(row["gbps_error_pct"])
         elif me is not None:
             row.update(measured_gbytes_per_s=me.gbytes_per_s, measured_server_cpu_s_per_gb=me.server_cpu_s_per_gb,
                        gbps_error_pct=model_report.error_pct(pr.gbytes_per_s, me.gbytes_per_s),
                        cpu_error_pct=model_report.error_pct(pr.server_cpu_s_per_gb, me.server_cpu_s_per_gb),
                        measured_both_cpu_s_per_gb=me.server_cpu_s_per_gb + me.client_cpu_s_per_gb,
-                       records=len(me.records))
+                       records=len(me.records), gbps_spread_pct=me.gbps_spread_pct,
+                       server_cpu_spread_pct=me.server_cpu_spread_pct)
             row["both_cpu_error_pct"] = model_report.error_pct(row["predicted_both_cpu_s_per_gb"],
                                                                row["measured_both_cpu_s_per_gb"])
             eg.append(row["gbps_error_pct"])
@@ -389,6 +408,7 @@ def vs_measured_table(scenario: str, platform: Optional[str], store: Optional[Pa
                 f"that ran the rest of their posts' chains; where the kernel runs a soft NIC's chain, in the poster, "
                 f"in ksoftirqd or in the client process, is what the model gets least well, docs/smbd.md): "
                 f"{model_report.error_summary(es)}"] if es else []),
+             *([spread_note(rows)] if any(r["server_cpu_spread_pct"] is not None for r in rows) else []),
              *([f"MPI incast aggregates (the server's total with clients = ranks - 1, the model's workload.clients): "
                 f"throughput {model_report.error_summary(e_incast)}"] if e_incast else []),
              f"predicted: {s.name} on {plat.name} ({plat.path}), from its {len(plat.measured)} measured figures "

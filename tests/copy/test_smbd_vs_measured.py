@@ -102,6 +102,7 @@ def test_vs_measured_pairs_every_smbd_configuration_with_its_prediction(records,
     for r in rc.smbd_records(records):
         by_config.setdefault(rc.smbd_config(r), []).append(r)
     assert len(rows) == len(by_config)
+    within_spread = [0, 0]          # points with rounds' spread, those whose server-CPU miss is within it
     for row in rows:
         cfg = next(c for c in by_config if (c.op, c.io_size, c.path, c.connections, c.credits) == (
             row["op"], float(row["io_size_bytes"]), row["copy_path"], row["connections"], row["credits"]))
@@ -110,8 +111,15 @@ def test_vs_measured_pairs_every_smbd_configuration_with_its_prediction(records,
         assert row["measured_gbytes_per_s"] == pytest.approx(median(r.summary["gbytes_per_s"] for r in recs))
         assert row["measured_server_cpu_s_per_gb"] == pytest.approx(
             median(r.summary["server_cpu_s_per_gb"] for r in recs))
+        # how far the rounds lie apart, by hand: (max - min) / median; none from a single round
+        for key, spread in (("gbytes_per_s", "gbps_spread_pct"), ("server_cpu_s_per_gb", "server_cpu_spread_pct")):
+            v = [r.summary[key] for r in recs]
+            assert row[spread] == (pytest.approx(100 * (max(v) - min(v)) / median(v)) if len(v) > 1 else None)
         assert row["gbps_error_pct"] == pytest.approx(
             100 * (row["predicted_gbytes_per_s"] - row["measured_gbytes_per_s"]) / row["measured_gbytes_per_s"])
+        within_spread[0] += row["server_cpu_spread_pct"] is not None
+        within_spread[1] += row["server_cpu_spread_pct"] is not None and abs(row["cpu_error_pct"]) <= \
+            row["server_cpu_spread_pct"]
         # one kernel: ksoftirqd's (and rxe kworkers') run time, inside the client's figure, shown on its own
         outside = median(r.summary["client_softirq_cpu_s_per_gb"] + r.summary["client_rxe_kworker_cpu_s_per_gb"]
                          for r in recs)
@@ -120,6 +128,9 @@ def test_vs_measured_pairs_every_smbd_configuration_with_its_prediction(records,
         side = row["measured_server_cpu_s_per_gb"] + outside
         assert row["server_side_cpu_error_pct"] == pytest.approx(
             100 * (row["predicted_server_cpu_s_per_gb"] + row["predicted_softirq_cpu_s_per_gb"] - side) / side)
+    text = run_cli("plan", "smbdirect-this-host", "--vs-measured", "--platform", str(session["profile"]),
+                   "--store", str(session["store"])).out
+    assert f"{within_spread[1]} of {within_spread[0]} points' |error| within it" in text
 
 
 def test_one_kernel_counts_each_cpu_second_once(records):
