@@ -26,6 +26,7 @@ COLUMNS = [
     Column.of("server_cpu_s_per_gb", "server CPU", "{:.2f}"),
     Column.of("server_serving_user_cpu_s_per_gb", "serving user", "{:.2f}"),
     Column.of("server_serving_system_cpu_s_per_gb", "serving sys", "{:.2f}"),
+    Column.of("server_copy_cpu_s_per_gb", "serving copy", "{:.2f}"),
     Column.of("server_workers_cpu_s_per_gb", "io-wq workers", "{:.2f}"),
     Column.of("server_softirq_cpu_s_per_gb", "server softirq", "{:.2f}"),
     Column.of("client_cpu_s_per_gb", "client CPU", "{:.2f}"),

@@ -324,6 +324,9 @@ class SmbdWorkload:
             summary["server_short_reads"] = sum(int(c.get("short_reads", 0)) for c in counters)
             summary["server_sleeps"] = sum(int(c.get("sleeps", 0)) for c in counters)
             summary["server_idle_turns"] = sum(int(c.get("idle_turns", 0)) for c in counters)
+            if self.copy == "cpu-copy":
+                # the serving threads' CPU inside their pread/pwrite calls: the copy as it costs in the whole
+                summary["server_copy_cpu_s_per_gb"] = per_gb(sum(int(c.get("copy_cpu_ns", 0)) for c in counters) * 1e-9)
             summary["server_woken_by_events"] = all(c.get("woken_by_events") for c in counters)
         lat_kept = lat if lat.size <= MAX_STORED_SAMPLES else \
             lat[np.linspace(0, lat.size - 1, MAX_STORED_SAMPLES).astype(int)]

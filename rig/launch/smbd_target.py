@@ -161,7 +161,7 @@ def serve_connection(ctrl: TcpConversation, hello: dict[str, Any], index: int, s
     """The body of a serving process: build, connect, answer ready; serve between start and
     stop; answer done with its CPU and counters. Raises only what ends the process anyway."""
     from rig import accounting as acct
-    from rig.flows.smbd_serving import Serving
+    from rig.flows.smbd_serving import CpuCopy, Serving
     from rig.rdma.completions import CompletionError, PollTimeout
     from rig.rdma.devices import discover
     from rig.rdma.player import EventPlayer, PlayerConfig
@@ -196,6 +196,7 @@ def serve_connection(ctrl: TcpConversation, hello: dict[str, Any], index: int, s
     waiter = getattr(serving, "waiter", None)
     counters = {**serving.counters.as_dict(), "sleeps": waiter.sleeps if waiter else 0,
                 "idle_turns": waiter.idle_turns if waiter else 0,
+                "copy_cpu_ns": serving.engine.cpu_ns if isinstance(serving.engine, CpuCopy) else 0,
                 "woken_by_events": bool(waiter and waiter.events)}
     ctrl.send({"type": "done", "outcome": outcome, "counters": counters, "negotiated": negotiated,
                "credits_granted": serving.params.credits_requested if serving.params else 0,

@@ -106,6 +106,12 @@ def test_every_variant_moves_checked_blocks(servers, op, copy, register, path):
         assert s["bytes"] < 24 * IO
     else:
         assert s["bytes"] == 24 * IO and s["short_reads"] == 0
+    if copy == "cpu-copy":
+        # the serving threads' CPU inside pread/pwrite: a part of their CPU, never more
+        serving = s["server_serving_user_cpu_s_per_gb"] + s["server_serving_system_cpu_s_per_gb"]
+        assert 0 < s["server_copy_cpu_s_per_gb"] <= serving * 1.02
+    else:
+        assert "server_copy_cpu_s_per_gb" not in s
     if copy == "zero-copy" and register == "per-io":
         assert s["server_registrations"] == 24
     if register == "per-io":
