@@ -209,6 +209,14 @@ def evaluate(p: Mapping[str, np.ndarray], table: DemandTable, engine_names: tupl
     kept = np.where(polls, np.minimum(np.maximum(post_chain, 0.0), g("cpu.softirq_budget")),
                     resources.kept_inline(post_chain, g("nic.soft_inline_time")))
     deferred = np.where(deferring, np.maximum(post_chain - kept, 0.0), 0.0)
+    # a thread copying page-cache pages in the kernel meanwhile runs some of that deferred chain at
+    # its interrupt exits, counted as its own time: nic.soft_copy_absorption seconds per second of
+    # copying (copy.pread beside a chain against alone), taken from what ksoftirqd would run
+    absorbing = np.where(deferring, g("nic.soft_copy_absorption"), 0.0)
+    soak_serving = t.serving_cold_copies[idx] * cold * absorbing
+    soak_workers = t.worker_cold_copies[idx] * cold * absorbing
+    within = np.minimum(1.0, deferred / np.maximum(soak_serving + soak_workers, 1e-30))
+    soak_serving, soak_workers = soak_serving * within, soak_workers * within
 
     # --- per-I/O work on each end, before placement
     syscalls = t.syscalls_per_io[idx] + t.syscalls_per_chunk[idx] * np.ceil(S / t.chunk[idx])
@@ -225,13 +233,14 @@ def evaluate(p: Mapping[str, np.ndarray], table: DemandTable, engine_names: tupl
         + np.where(in_copy & reading, csum_in_copy, 0.0)
     serving = (request_time + np.where(calls_to_workers, 0.0, calls)
                + t.handoffs_per_io[idx] * g("cpu.async_handoff_time")
-               + serving_copies + descriptors * engines_desc + user_wrs + mm
+               + serving_copies + descriptors * engines_desc + user_wrs + mm + soak_serving
                + np.where(stack_to_workers, 0.0, server_send))
-    workers = (worker_copies + np.where(calls_to_workers, calls, 0.0)
+    workers = (worker_copies + np.where(calls_to_workers, calls, 0.0) + soak_workers
                + np.where(stack_to_workers, server_send, 0.0))
     # receive work: through a NIC on the flows' cores; on loopback on the initiator's core (above/below),
     # and what ksoftirqd takes of a soft NIC's chain (flows, counted as neither end's)
-    flows = np.where(loop, deferred, np.where(server_inits, data.back, data.peer) + request.peer)
+    flows = np.where(loop, deferred - soak_serving - soak_workers,
+                     np.where(server_inits, data.back, data.peer) + request.peer)
     host_softirq = np.where(loop, flows, 0.0)
     client_flows = np.where(loop, 0.0, np.where(server_inits, data.peer, data.back) + request.back)
     # the client's own passes: a CRC-32 of every byte it reads (a client that checks data), and its

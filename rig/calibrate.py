@@ -47,7 +47,8 @@ PER_CALL_MIN_BYTES = 64 << 10     # below this the probe's Python call cost is c
 HUGE_PAGE = 2 << 20
 BY = "rdmarig calibrate host"
 PROBES = ("copy.memcpy", "copy.socket", "copy.fault", "copy.pin", "copy.pagecopy", "copy.csum",
-          "copy.mrreg", "copy.crc32", "proto.smbd", "verbs.write.bw", "verbs.read.bw", "verbs.send.bw")
+          "copy.mrreg", "copy.crc32", "copy.pread", "proto.smbd", "verbs.write.bw", "verbs.read.bw",
+          "verbs.send.bw")
 
 
 def _cached_copy(r: Record, size: float) -> bool:
@@ -296,6 +297,41 @@ def pagecopy_estimate(records: list[Record], copy_rate_dram: float) -> tuple[cal
         return None
     return _median_estimate(rest, "s"), ("the 4 KiB-folio tmpfs read's time per page less 4 KiB at the copy law's "
                                          "DRAM rate (the THP kind did not fit per byte + per page here)")
+
+
+def pread_estimates(records: list[Record], copy_rate_dram: float) -> dict[str, tuple[cal.Estimate, str]]:
+    """copy.pread records (the cpu-copy server's pread, alone and beside a soft-RoCE chain):
+    cpu.copy_page_time = the pread's CPU per 4 KiB page alone less 4 KiB at the copy law's DRAM-regime
+    rate (the kernel's step per page of a page-cache read, as the server runs it); and
+    nic.soft_copy_absorption = (CPU per byte beside the chain - alone) / alone per size: the chain's
+    softirq the kernel runs at the copying thread's interrupt exits per second of its own copying.
+    Medians over the sizes, range low..high. {key: (estimate, how)}"""
+    alone: dict[int, list[tuple[float, str]]] = defaultdict(list)
+    beside: dict[int, list[tuple[float, str]]] = defaultdict(list)
+    for r in records:
+        size = int(r.params.get("io_size_bytes") or 0)
+        for v in r.samples.get("cpu_s_per_gb") or []:
+            if isinstance(v, (int, float)) and v > 0 and size > 0:
+                (beside if r.params.get("beside_chain") else alone)[size].append((float(v), r.id))
+    out: dict[str, tuple[cal.Estimate, str]] = {}
+    law = 4096 / copy_rate_dram
+    steps = [(v * 4096 / GB - law, i) for vals in alone.values() for v, i in vals if v * 4096 / GB > law]
+    if steps:
+        out["cpu.copy_page_time"] = (_median_estimate(steps, "s"),
+                                     "copy.pread alone: the cpu-copy server's pread per 4 KiB page less 4 KiB at "
+                                     "the copy law's DRAM rate, over the sizes")
+    grown = []
+    for size in sorted(set(alone) & set(beside)):
+        a, b = float(np.median([v for v, _ in alone[size]])), float(np.median([v for v, _ in beside[size]]))
+        grown.append((max(b - a, 0.0) / a, ",".join(sorted({i for _, i in alone[size] + beside[size]}))))
+    if grown:
+        e = _median_estimate(grown, "")
+        ids = tuple(sorted({i for _, joined in grown for i in joined.split(",")}))
+        out["nic.soft_copy_absorption"] = (dataclasses.replace(e, record_ids=ids),
+                                           "copy.pread beside a soft-RoCE WRITE chain of the I/O size (its poster "
+                                           "sleeping on events) against alone: (CPU per byte beside - alone) / alone, "
+                                           "per size")
+    return out
 
 
 def csum_estimate(records: list[Record]) -> tuple[cal.Estimate, dict[str, float]] | None:
@@ -567,6 +603,10 @@ def fit_place(place: Place, records: list[Record]) -> PlaceFit:
     pc = pagecopy_estimate(of_kind(records, "copy.pagecopy"), copy_fit.params["copy_rate_dram"].value)
     if pc is not None:
         extra["cpu.copy_page_time"], methods["cpu.copy_page_time"] = pc
+    # the cpu-copy server's own pread, where measured, gives the step per page in its stead
+    for key, (estimate, how) in pread_estimates(of_kind(records, "copy.pread"),
+                                                copy_fit.params["copy_rate_dram"].value).items():
+        extra[key], methods[key] = estimate, how
     csum = csum_estimate(of_kind(records, "copy.csum"))
     if csum is not None:
         extra["cpu.tcp_checksum_rate"] = csum[0]
@@ -709,6 +749,8 @@ _EXTRA_METHOD = {
     "cpu.pin_folio_time": "copy.pin io_uring registration: per 4 KiB page with 4 KiB pages and with THP (t = a + b, "
                           "t = a + b / 512)",
     "cpu.copy_page_time": "copy.pagecopy: the per-page step of a tmpfs read",
+    "nic.soft_copy_absorption": "copy.pread beside a soft-RoCE WRITE chain against alone: (CPU per byte beside - "
+                                "alone) / alone, per size",
     "cpu.tcp_checksum_rate": "copy.csum: the sender's extra CPU per byte with checksum offload off on the veth",
     "cpu.crc32_rate": "copy.crc32: CPU per byte of zlib.crc32 over page-aligned buffers (the smbd client's check), "
                       "over the sizes",

@@ -94,6 +94,7 @@ class Nic:
     soft_packet_time: float = 0.0   # seconds of CPU per packet at one end (skb, headers, netdev, rxe state)
     soft_wr_time: float = 0.0       # seconds of CPU per work request in the kernel (post, doorbell, completion)
     soft_inline_time: float = 0.0   # mean seconds of a sleeping poster's chain it runs before ksoftirqd takes the rest
+    soft_copy_absorption: float = 0.0   # seconds of pending chain a kernel copy runs per second of its own
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
 
@@ -224,6 +225,7 @@ SOFT_RDMA_FIELDS = (
     _n("soft_packet_time", parse_time, "2us", L.ZERO_OK_STEP_TIME),
     _n("soft_wr_time", parse_time, "5us", L.ZERO_OK_STEP_TIME),
     _n("soft_inline_time", parse_time, "8ms", L.SOFT_INLINE_TIME),
+    F.number("soft_copy_absorption", L.SOFT_COPY_ABSORPTION, sourced=True),
 )
 DMA_FIELDS = (
     F.text("name", '"dsa"'),

@@ -26,6 +26,8 @@ def toml_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int):
         return str(value)
+    if isinstance(value, float) and value == value and abs(value) != float("inf"):
+        return repr(value)
     if isinstance(value, str):
         return toml_string(value)
     if isinstance(value, (list, tuple)):
@@ -49,10 +51,12 @@ def measured_section(figures: Mapping[str, Measured]) -> str:
     for key in sorted(figures):
         m = figures[key]
         field = toml_field(key)
-        value = int(round(m.value)) if field is not None and field.kind == "whole" else m.text
+        kind = field.kind if field is not None else "quantity"
+        value = int(round(m.value)) if kind == "whole" else float(m.text) if kind == "number" else m.text
         lines += ["", f"[{_table(key)}]", f"value = {toml_value(value)}"]
         if m.low_text:
-            low, high = ((int(round(m.low)), int(round(m.high))) if isinstance(value, int) else (m.low_text, m.high_text))
+            low, high = ((int(round(m.low)), int(round(m.high))) if kind == "whole" else
+                         (float(m.low_text), float(m.high_text)) if kind == "number" else (m.low_text, m.high_text))
             lines += [f"low = {toml_value(low)}", f"high = {toml_value(high)}", f"interval = {toml_string(m.interval)}"]
         lines += [f"method = {toml_string(m.method)}", f"records = {toml_value(list(m.records))}"]
     return "\n".join(lines) + "\n"

@@ -269,4 +269,6 @@ def _entry(t: TomlTable, field: F.Field) -> Measured:
 def _bound(t: TomlTable, key: str, field: F.Field) -> float:
     if field.kind == "whole":
         return float(t.whole(key, minimum=0))
+    if field.kind == "number":
+        return t.number(key)
     return t.quantity(key, field.parser, field.example, positive=False)

@@ -6,8 +6,10 @@ guest`:
     proto.smbd    one SMB Direct request/response exchange without bulk data, per end
                   (rig/copy/smbd_exchange.py), at several requests in flight
     copy.crc32    the client's integrity check per byte (rig/copy/crc_check.py)
+    copy.pread    the cpu-copy server's pread per byte, alone and beside a soft-RoCE chain of the
+                  I/O size at the whole's I/Os in flight (rig/copy/pread_copy.py)
 
-    python -m rig.copy.rdma_parts [--probe mrreg,exchange,crc32] [--sizes 64KiB..8MiB]
+    python -m rig.copy.rdma_parts [--probe mrreg,exchange,crc32,pread] [--sizes 64KiB..8MiB]
                                   [--depths 1,8,32] [--exchanges 2000] [--repetitions 5]
                                   [--device rxe1 --peer-device rxe0] [--store PATH]
 
@@ -18,18 +20,19 @@ one line naming the option, exit 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from typing import Iterator
 
 from results.store import Store
 from rig import accounting as acct
 from rig import records
-from rig.copy import child, crc_check, mr_register, smbd_exchange
+from rig.copy import child, crc_check, mr_register, pread_copy, smbd_exchange
 from rig.copy.outcome import Outcome, finish, summarize, watched
 from scenarios.errors import InputError
 from scenarios.units import parse_size_list
 
-PROBES = ("mrreg", "exchange", "crc32")
+PROBES = ("mrreg", "exchange", "crc32", "pread")
 MAX_SIZE_BYTES = 1 << 30
 DEPTHS = (1, 255)
 EXCHANGES = (10, 1_000_000)
@@ -129,6 +132,54 @@ def crc32_sweep(sizes: list[int], repetitions: int, store: Store | None) -> Iter
         yield Outcome(what, record=rec, row={"what": what, "median": summary.get("median_cpu_s_per_gb")})
 
 
+def pread_sweep(server: str | None, client: str | None, sizes: list[int], repetitions: int,
+                store: Store | None) -> Iterator[Outcome]:
+    """Per size: the pread alone, then beside the chain (RDMA WRITEs of the size, as many in flight
+    per QP as `measure smbd` keeps per connection by default)."""
+    from rig.launch.smbd import SmbdOptions
+
+    pids = acct.ksoftirqd_pids()
+    for size in sizes:
+        depth = SmbdOptions().in_flight_for(size)
+        with pread_copy.served_file(size) as path:
+            for beside in (False, True):
+                what = f"pread {size} B" + (f" beside a {depth}-deep WRITE chain" if beside else " alone")
+                try:
+                    with (pread_copy.chain(server, client, size, depth, 600) if beside and server and client
+                          else _no_chain(beside)) as chain:
+                        result, noise, reason = _call_unpinned(pread_copy.runs, (path, size, repetitions),
+                                                               "pread probe", pids)
+                except RuntimeError as exc:
+                    result, noise, reason, chain = None, {}, str(exc), None
+                if reason:
+                    yield Outcome(what, skipped=reason)
+                    continue
+                params = {"io_size_bytes": size, "repetitions": repetitions,
+                          "file_bytes": pread_copy.file_bytes(size), "beside_chain": chain,
+                          "copy": "os.preadv of I/O-sized ranges of a tmpfs file (page cache) into a resident "
+                                  "anonymous buffer, as the cpu-copy server reads (rig.flows.smbd_serving.CpuCopy)"}
+                smp = pread_copy.samples(result["runs"], size)
+                summary = finish(summarize(smp, "cpu_s_per_gb", what), noise)
+                rec = records.store_record(records.measured_record("copy.pread", params, smp, summary,
+                                                                   {"cpu": "unpinned"}), store)
+                yield Outcome(what, record=rec, row={"what": what, "median": summary.get("median_cpu_s_per_gb")})
+
+
+@contextlib.contextmanager
+def _no_chain(wanted: bool) -> Iterator[None]:
+    if wanted:
+        raise RuntimeError("no RDMA device pair for the chain beside the copy (needs two devices)")
+    yield None
+
+
+def _call_unpinned(fn, args: tuple, what: str, pids: dict) -> tuple[dict | None, dict, str | None]:
+    try:
+        result, noise = watched(lambda: child.call(fn, args, cpu=None, what=what), pids)
+    except RuntimeError as exc:
+        return None, {}, str(exc)
+    return result, noise, None
+
+
 def _bounded(text: str, option: str, bounds: tuple[int, int]) -> int:
     lo, hi = bounds
     try:
@@ -186,11 +237,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rdmarig: error: {exc}", file=sys.stderr)
         return 2
     try:
-        server, client = _devices(a) if {"mrreg", "exchange"} & set(a.probes) else (None, None)
+        server, client = _devices(a) if {"mrreg", "exchange", "pread"} & set(a.probes) else (None, None)
         sweeps = {"mrreg": lambda: mrreg_sweep(server, a.size_list, a.repetition_count, store),
                   "exchange": lambda: exchange_sweep(server, client, a.depth_list, a.exchange_count,
                                                      a.repetition_count, store),
-                  "crc32": lambda: crc32_sweep(a.size_list, a.repetition_count, store)}
+                  "crc32": lambda: crc32_sweep(a.size_list, a.repetition_count, store),
+                  "pread": lambda: pread_sweep(server, client, a.size_list, a.repetition_count, store)}
         stored = 0
         for probe in a.probes:
             for outcome in sweeps[probe]():

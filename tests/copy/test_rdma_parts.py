@@ -30,6 +30,21 @@ def test_crc32_probe_stores_a_record_per_size(tmp_path, capsys):
         assert r.summary["median_cpu_s_per_gb"] == pytest.approx(sorted(per_gb)[0] + (sorted(per_gb)[1] - sorted(per_gb)[0]) / 2)
 
 
+def test_pread_probe_alone_runs_anywhere_and_beside_a_chain_needs_two_devices(tmp_path, capsys):
+    from rig.rdma.devices import list_devices
+    if len(list_devices()) > 1:
+        pytest.skip("this host has two RDMA devices: the chain would run (the guest tier runs it)")
+    store = tmp_path / "p.sqlite"
+    res = _run(capsys, "--probe", "pread", "--sizes", "64KiB", "--repetitions", "2", "--store", str(store))
+    assert res.code == 0, res.err
+    assert "skipped pread 65536 B beside a 128-deep WRITE chain: no RDMA device pair" in res.out
+    with Store(store) as st:
+        (r,) = st.query(kind="measured", name="copy.pread")
+    assert r.params["beside_chain"] is None and r.params["file_bytes"] == 64 << 20
+    for gb, call in zip(r.samples["cpu_s_per_gb"], r.samples["cpu_seconds_per_call"]):
+        assert gb > 0 and call == pytest.approx(gb * 65536 / 1e9)
+
+
 def test_device_probes_without_a_device_are_reported_skipped(tmp_path, capsys):
     from rig.rdma.devices import list_devices
     if list_devices():

@@ -38,6 +38,8 @@ soft_wr_time = "5us"
 soft_wr_time_source = "test figure"
 soft_inline_time = "3ms"
 soft_inline_time_source = "test figure"
+soft_copy_absorption = 0
+soft_copy_absorption_source = "test figure (the copy's absorption apart: its own test)"
 '''
 
 
@@ -533,6 +535,31 @@ def test_each_end_pays_its_own_smb_request_time(tmp_path):
     client = ev.result.client_seconds_per_io.reshape(2, 2)
     assert np.allclose(serving[1] - serving[0], 1e-3) and np.allclose(serving[:, 1], serving[:, 0])
     assert np.allclose(client[:, 1] - client[:, 0], 3e-3) and np.allclose(client[1], client[0])
+
+
+def test_a_copying_thread_runs_part_of_the_deferred_chain(tmp_path):
+    """Loopback, software RDMA, a chain longer than the posting task keeps: the cpu-copy server's
+    pread runs nic.soft_copy_absorption x its own time of what ksoftirqd would run; the server +
+    ksoftirqd total stays; the zero-copy server (no page-cache copy) is untouched."""
+    budget = '[cpu]\nsoftirq_budget = "1ms"\nsoftirq_budget_source = "test"\n'
+    evs = {}
+    for a in (0.0, 0.5):
+        text = SOFT_PLATFORM.replace("soft_copy_absorption = 0\n", f"soft_copy_absorption = {a}\n") + budget
+        plat = _write(tmp_path, f"p{a}.toml", text)
+        s = _scenario(tmp_path, SOFT_LOOPBACK, platform=str(plat), name=f"s{a}.toml")
+        evs[a] = (evaluate_scenario(s), s.platform.cpu)
+    (none, c), (half, _) = evs[0.0], evs[0.5]
+    for S in (64 * KiB, MiB):
+        i = _at(none, "cpu-copy", S)
+        cold = S / c.copy_rate_dram + math.ceil(S / 4096) * c.copy_page_time
+        deferred = none.result.host_softirq_seconds_per_io.flat[i]
+        soaked = min(0.5 * cold, deferred)
+        assert half.result.serving_seconds_per_io.flat[i] == pytest.approx(
+            none.result.serving_seconds_per_io.flat[i] + soaked)
+        assert half.result.host_softirq_seconds_per_io.flat[i] == pytest.approx(deferred - soaked)
+        j = _at(none, "zero-copy", S)
+        assert half.result.serving_seconds_per_io.flat[j] == pytest.approx(none.result.serving_seconds_per_io.flat[j])
+    assert any(none.result.host_softirq_seconds_per_io.flat[_at(none, "cpu-copy", S)] > 0 for S in (64 * KiB, MiB))
 
 
 def _loopback_chain(S: float, c, n) -> float:

@@ -34,3 +34,25 @@ def test_mrreg_and_exchange_probes_store_their_records(two_devices, tmp_path, ca
             assert whole == pytest.approx(user + system) and whole > 0
         assert r.params["exchanges"] == 50 and r.params["data_wrs"] == 1       # the READ's one-packet data WR
         assert r.params["bulk_bytes"] == smbd_exchange.DATA_WR_BYTES
+
+
+def test_pread_probe_times_the_copy_alone_and_beside_a_running_chain(two_devices, tmp_path, capsys, monkeypatch):
+    """copy.pread: per size one record alone and one beside a `measure verbs --events` WRITE chain
+    between the two devices (which moved packets while the copy was timed), positive CPU per byte."""
+    from rig.copy import pread_copy
+    monkeypatch.delenv("RDMARIG_SPOOL", raising=False)
+    store = tmp_path / "parts.sqlite"
+    sent = pread_copy.sent_packets(two_devices[1])
+    code = rdma_parts.main(["--probe", "pread", "--sizes", "1MiB", "--repetitions", "2", "--device", two_devices[1],
+                            "--peer-device", two_devices[0], "--store", str(store)])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    with Store(store) as st:
+        recs = st.query(kind="measured", name="copy.pread")
+    by = {bool(r.params["beside_chain"]): r for r in recs}
+    assert set(by) == {False, True}, out.out
+    assert by[True].params["beside_chain"] == {"op": "write", "events": True, "qps": 2, "tx_depth": 8,
+                                               "io_size_bytes": 1 << 20}
+    for r in recs:
+        assert len(r.samples["cpu_s_per_gb"]) == 2 and all(v > 0 for v in r.samples["cpu_s_per_gb"])
+    assert pread_copy.sent_packets(two_devices[1]) - sent >= pread_copy.CHAIN_MOVING_PACKETS
