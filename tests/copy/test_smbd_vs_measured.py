@@ -210,3 +210,46 @@ def test_the_committed_incast_runs_pair_with_their_client_counts(records, sessio
     for row in rows:
         assert row["measured_gbytes_per_s"] == aggregates[row["clients"]].summary["aggregate_gbytes_per_s"]
         assert row["connections"] == 1 and row["io_size_bytes"] == 1 << 20 and row["copy_path"] == "cpu-copy"
+
+
+
+COPY_PARTS = ROOT / "docs" / "data" / "smbd-copy-parts.jsonl"
+
+
+@pytest.fixture(scope="module")
+def copy_parts():
+    """The copy.pread part and the cpu-copy smbd records of the 2026-12-01 14:15 UTC guest session."""
+    return [from_json(line) for line in COPY_PARTS.read_text().splitlines() if line.strip()]
+
+
+def test_copy_page_time_and_copy_absorption_are_the_pread_parts_by_hand(copy_parts):
+    """copy.pread: alone, the server's pread per 4 KiB page less 4 KiB at the copy law's DRAM rate;
+    beside a WRITE chain against alone, (beside - alone) / alone per size; medians over the sizes."""
+    alone, beside = {}, {}
+    for r in rc.of_kind(copy_parts, "copy.pread"):
+        (beside if r.params["beside_chain"] else alone).setdefault(r.params["io_size_bytes"], []).extend(
+            r.samples["cpu_s_per_gb"])
+    assert len(alone) == len(beside) == 8
+    rate = 0.8e9                    # any copy law: the step per page is what the pread costs beyond it
+    got = rc.pread_estimates(rc.of_kind(copy_parts, "copy.pread"), rate)
+    law = 4096 / rate
+    assert got["cpu.copy_page_time"][0].value == pytest.approx(
+        median(v * 4096 / 1e9 - law for vs in alone.values() for v in vs if v * 4096 / 1e9 > law))
+    grown = [max(median(beside[s]) - median(alone[s]), 0) / median(alone[s]) for s in beside]
+    e = got["nic.soft_copy_absorption"][0]
+    assert e.value == pytest.approx(median(grown)) and (e.low, e.high) == pytest.approx((min(grown), max(grown)))
+    assert len(e.record_ids) == 32
+
+
+def test_the_cpu_copy_servers_copy_is_measured_inside_the_whole(copy_parts):
+    """The serving threads' CPU inside pread, a part of their CPU, and more per byte than the same
+    pread alone (the part) of the same session."""
+    cpu_copy = [r for r in rc.smbd_records(copy_parts) if r.params["copy"] == "cpu-copy"]
+    assert len(cpu_copy) == 15          # 16 points, one stopped by an rxe stall (partial, left out)
+    for r in cpu_copy:
+        s = r.summary
+        assert 0 < s["server_copy_cpu_s_per_gb"] <= s["server_serving_user_cpu_s_per_gb"] + \
+            s["server_serving_system_cpu_s_per_gb"]
+    alone = median(v for r in rc.of_kind(copy_parts, "copy.pread") if not r.params["beside_chain"]
+                   for v in r.samples["cpu_s_per_gb"])
+    assert median(r.summary["server_copy_cpu_s_per_gb"] for r in cpu_copy) > alone
