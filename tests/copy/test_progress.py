@@ -2,6 +2,7 @@
 
 import io
 import os
+import select
 import time
 
 import pytest
@@ -80,7 +81,12 @@ def test_a_terminal_gets_a_live_line():
         with os.fdopen(slave, "w", closefd=False) as tty:
             with Progress(1, "measure copy", stream=tty, names=["fault 4096 B 4k"]) as p:
                 p.step("fault 4096 B 4k")
-        text = os.read(master, 65536).decode()
+        # a pty hands its output over in pieces (the line discipline turns "\n" into "\r\n"): read
+        # until the line has ended or nothing more comes
+        text, deadline = "", time.monotonic() + 5
+        while not text.endswith("\n") and time.monotonic() < deadline:
+            if select.select([master], [], [], 0.1)[0]:
+                text += os.read(master, 65536).decode()
     finally:
         os.close(master)
         os.close(slave)
