@@ -320,17 +320,15 @@ def pread_estimates(records: list[Record], copy_rate_dram: float) -> dict[str, t
         out["cpu.copy_page_time"] = (_median_estimate(steps, "s"),
                                      "copy.pread alone: the cpu-copy server's pread per 4 KiB page less 4 KiB at "
                                      "the copy law's DRAM rate, over the sizes")
-    grown = []
-    for size in sorted(set(alone) & set(beside)):
-        a, b = float(np.median([v for v, _ in alone[size]])), float(np.median([v for v, _ in beside[size]]))
-        grown.append((max(b - a, 0.0) / a, ",".join(sorted({i for _, i in alone[size] + beside[size]}))))
-    if grown:
-        e = _median_estimate(grown, "")
-        ids = tuple(sorted({i for _, joined in grown for i in joined.split(",")}))
-        out["nic.soft_copy_absorption"] = (dataclasses.replace(e, record_ids=ids),
-                                           "copy.pread beside a soft-RoCE WRITE chain of the I/O size (its poster "
-                                           "sleeping on events) against alone: (CPU per byte beside - alone) / alone, "
-                                           "per size")
+    sizes = sorted(set(alone) & set(beside))
+    if sizes:
+        grown = np.array([max(b - a, 0.0) / a for a, b in
+                          ((float(np.median([v for v, _ in alone[s]])), float(np.median([v for v, _ in beside[s]])))
+                           for s in sizes)])
+        ids = tuple(sorted({i for s in sizes for _, i in alone[s] + beside[s]}))
+        out["nic.soft_copy_absorption"] = (cal.Estimate(float(np.median(grown)), float(grown.min()),
+                                                        float(grown.max()), "", ids),
+                                           _EXTRA_METHOD["nic.soft_copy_absorption"])
     return out
 
 
@@ -749,8 +747,8 @@ _EXTRA_METHOD = {
     "cpu.pin_folio_time": "copy.pin io_uring registration: per 4 KiB page with 4 KiB pages and with THP (t = a + b, "
                           "t = a + b / 512)",
     "cpu.copy_page_time": "copy.pagecopy: the per-page step of a tmpfs read",
-    "nic.soft_copy_absorption": "copy.pread beside a soft-RoCE WRITE chain against alone: (CPU per byte beside - "
-                                "alone) / alone, per size",
+    "nic.soft_copy_absorption": "copy.pread beside a soft-RoCE WRITE chain of the I/O size (its poster sleeping on "
+                                "events) against alone: (CPU per byte beside - alone) / alone, per size",
     "cpu.tcp_checksum_rate": "copy.csum: the sender's extra CPU per byte with checksum offload off on the veth",
     "cpu.crc32_rate": "copy.crc32: CPU per byte of zlib.crc32 over page-aligned buffers (the smbd client's check), "
                       "over the sizes",

@@ -55,9 +55,9 @@ def _first_cpu() -> int:
     return min(os.sched_getaffinity(0))
 
 
-def _call(fn, args: tuple, what: str, pids: dict) -> tuple[dict | None, dict, str | None]:
+def _call(fn, args: tuple, what: str, pids: dict, pinned: bool = True) -> tuple[dict | None, dict, str | None]:
     try:
-        result, noise = watched(lambda: child.call(fn, args, cpu=_first_cpu(), what=what), pids)
+        result, noise = watched(lambda: child.call(fn, args, cpu=_first_cpu() if pinned else None, what=what), pids)
     except RuntimeError as exc:
         return None, {}, str(exc)
     return result, noise, None
@@ -144,11 +144,14 @@ def pread_sweep(server: str | None, client: str | None, sizes: list[int], repeti
         with pread_copy.served_file(size) as path:
             for beside in (False, True):
                 what = f"pread {size} B" + (f" beside a {depth}-deep WRITE chain" if beside else " alone")
+                if beside and not (server and client):
+                    yield Outcome(what, skipped="no RDMA device pair for the chain beside the copy (needs two devices)")
+                    continue
                 try:
-                    with (pread_copy.chain(server, client, size, depth, 600) if beside and server and client
-                          else _no_chain(beside)) as chain:
-                        result, noise, reason = _call_unpinned(pread_copy.runs, (path, size, repetitions),
-                                                               "pread probe", pids)
+                    with (pread_copy.chain(server, client, size, depth, 600) if beside
+                          else contextlib.nullcontext()) as chain:
+                        result, noise, reason = _call(pread_copy.runs, (path, size, repetitions), "pread probe",
+                                                      pids, pinned=False)
                 except RuntimeError as exc:
                     result, noise, reason, chain = None, {}, str(exc), None
                 if reason:
@@ -163,21 +166,6 @@ def pread_sweep(server: str | None, client: str | None, sizes: list[int], repeti
                 rec = records.store_record(records.measured_record("copy.pread", params, smp, summary,
                                                                    {"cpu": "unpinned"}), store)
                 yield Outcome(what, record=rec, row={"what": what, "median": summary.get("median_cpu_s_per_gb")})
-
-
-@contextlib.contextmanager
-def _no_chain(wanted: bool) -> Iterator[None]:
-    if wanted:
-        raise RuntimeError("no RDMA device pair for the chain beside the copy (needs two devices)")
-    yield None
-
-
-def _call_unpinned(fn, args: tuple, what: str, pids: dict) -> tuple[dict | None, dict, str | None]:
-    try:
-        result, noise = watched(lambda: child.call(fn, args, cpu=None, what=what), pids)
-    except RuntimeError as exc:
-        return None, {}, str(exc)
-    return result, noise, None
 
 
 def _bounded(text: str, option: str, bounds: tuple[int, int]) -> int:

@@ -132,14 +132,14 @@ class CpuCopy:
         self.cpu_ns = 0
 
     def read(self, io: Io, view: memoryview) -> int | None:
-        t0 = time.thread_time_ns()
-        n = os.preadv(self.fd, [view[:io.count]], io.req.offset)
-        self.cpu_ns += time.thread_time_ns() - t0
-        return n
+        return self._timed(os.preadv, io, view)
 
     def write(self, io: Io, view: memoryview) -> int | None:
+        return self._timed(os.pwritev, io, view)
+
+    def _timed(self, call: Callable[..., int], io: Io, view: memoryview) -> int:
         t0 = time.thread_time_ns()
-        n = os.pwritev(self.fd, [view[:io.count]], io.req.offset)
+        n = call(self.fd, [view[:io.count]], io.req.offset)
         self.cpu_ns += time.thread_time_ns() - t0
         return n
 
