@@ -12,6 +12,7 @@ The rows, notes and titles come from models/report.py; this module only picks co
 
 from __future__ import annotations
 
+import statistics
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
@@ -311,8 +312,7 @@ def spread_note(rows: list[dict]) -> str:
                               ("server CPU per GB", "cpu_error_pct", "server_cpu_spread_pct")):
         both = [(abs(r[err]), r[spread]) for r in rows if r[err] is not None and r[spread] is not None]
         if both:
-            spreads = sorted(sp for _, sp in both)
-            parts.append(f"{what}: median spread {spreads[len(spreads) // 2]:.0f} %, "
+            parts.append(f"{what}: median spread {statistics.median(sp for _, sp in both):.0f} %, "
                          f"{sum(e <= sp for e, sp in both)} of {len(both)} points' |error| within it")
     return ("rounds' spread = (max - min) / median over a point's repeated runs; " + "; ".join(parts))
 
