@@ -52,7 +52,7 @@ SOFTIRQ_BUDGET = span("0s", "100ms", parse_time, "a bottom-half exit runs 0 to 1
 # hands everything over at once, and past a second no task would ever give the chain away.
 SOFT_INLINE_TIME = span("0s", "1s", parse_time, "a sleeping poster runs 0 s to 1 s of its chain before ksoftirqd")
 # the pending chain's softirq a kernel copy runs at its interrupt exits, per second of its own copying:
-# 0 (none pending) .. a few (the copy's thread doing little else); measured 0.1-0.9 beside rxe chains
+# 0 (none pending) .. a few (the copy's thread doing little else); measured 0-1.2 per size beside rxe chains
 # under TCG (copy.pread, 2026-12-01)
 SOFT_COPY_ABSORPTION = Limit(0.0, 10.0, "0..10", "a copy's thread runs 0 to a few seconds of pending chain per second of copying")
 
