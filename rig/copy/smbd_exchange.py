@@ -100,7 +100,7 @@ def _serve(channel, credits, params, exchanges: int, player) -> tuple[int, int]:
             waiter.busy()
             t_last = time.monotonic()
         else:
-            waiter.idle(lambda: bool(channel.take(events)))
+            waiter.idle(lambda: bool(channel.take(events)), t_last + TIMEOUT_S - time.monotonic())
             _stalled(t_last, "the exchange probe's server")
     channel.drain()
     return waiter.sleeps, turns
@@ -135,7 +135,7 @@ def _ask(channel, credits, params, exchanges: int, depth: int, player) -> tuple[
             waiter.busy()
             t_last = time.monotonic()
         else:
-            waiter.idle(lambda: bool(channel.take(events)))
+            waiter.idle(lambda: bool(channel.take(events)), t_last + TIMEOUT_S - time.monotonic())
             _stalled(t_last, "the exchange probe's client")
     channel.drain()
     return waiter.sleeps, turns

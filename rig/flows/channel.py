@@ -295,14 +295,23 @@ def channels(player: Player, **kw: Any) -> list[Channel]:
     return [Channel(player, qp_index=i, cqs=cqs, **kw) for i in range(len(player.qps))]
 
 
+# The longest a Waiter sleeps when its loop names no deadline of its own. Loops pass the time to
+# their next deadline (run limit, silence limit, progress tick) as `limit_s`, so nothing waits on
+# this in practice; it bounds a loop that forgot to. A short cap is not harmless: with 0.2 s, at 8
+# MiB the serving threads woke 2.5-4.2 times per I/O instead of 1.8-1.9, and zero-copy READs ran
+# 0.026-0.028 GB/s instead of 0.039-0.046 (guest, 2026-12-01, 2 rounds each; docs/smbd.md).
+MAX_SLEEP_S = 5.0
+
+
 class Waiter:
     """How a loop with nothing to poll waits: after `spins` empty turns it sleeps until a
     completion (an EventPlayer's events) or one of `fds` (an io_uring, a control socket) wakes it,
-    at most `max_s`; a plain Player cannot be woken, so the loop naps instead, up to `nap_s`.
-    A serving thread that sleeps costs no CPU while the client thinks (as a kernel server, woken
-    by interrupts); one that spins would charge its idle time to the server's CPU per GB."""
+    at most until the loop's next deadline (`limit_s` of idle) and `max_s`; a plain Player cannot be
+    woken, so the loop naps instead, up to `nap_s`. A serving thread that sleeps costs no CPU while
+    the client thinks (as a kernel server, woken by interrupts, never by a timer of its own); one
+    that spins would charge its idle time to the server's CPU per GB."""
 
-    def __init__(self, player: Player, fds: tuple[int, ...] = (), spins: int = 16, max_s: float = 0.2,
+    def __init__(self, player: Player, fds: tuple[int, ...] = (), spins: int = 16, max_s: float = MAX_SLEEP_S,
                  nap_s: float = 0.001):
         self.player, self.spins, self.max_s, self.nap_s = player, spins, max_s, nap_s
         self.events = player.event_fds() if hasattr(player, "event_fds") else []

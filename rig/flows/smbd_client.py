@@ -308,7 +308,10 @@ class Client:
                     waiter.busy()
                 else:
                     sleeps = waiter.sleeps
-                    waiter.idle(recheck, (next_tick - now()) * 1e-9)
+                    t = now()
+                    due = min(next_tick, last_progress + int(plan.timeout_s * 1e9),
+                              deadline if deadline and issuing else next_tick)
+                    waiter.idle(recheck, (due - t) * 1e-9)
                     if waiter.sleeps != sleeps:
                         turn = CLOCK_EVERY
                 if got or turn >= CLOCK_EVERY:

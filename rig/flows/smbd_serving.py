@@ -283,7 +283,9 @@ class Serving:
                 last_progress = time.monotonic()
             else:
                 sleeps = waiter.sleeps
-                waiter.idle(lambda: bool(ch.take(events)))
+                now = time.monotonic()
+                due = min(deadline, last_progress + self.spec.timeout_s) if self.busy else deadline
+                waiter.idle(lambda: bool(ch.take(events)), due - now)
                 if waiter.sleeps != sleeps or not waiter.events:
                     turn = CONTROL_EVERY            # after a sleep the control is looked at at once
                     if self.busy and time.monotonic() - last_progress > self.spec.timeout_s:
