@@ -306,19 +306,26 @@ def pagecopy_estimate(records: list[Record], copy_rate_dram: float) -> tuple[cal
 
 
 def pread_estimates(records: list[Record], copy_rate_dram: float) -> dict[str, tuple[cal.Estimate, str]]:
-    """copy.pread records (the cpu-copy server's pread, alone and beside a soft-RoCE chain):
+    """copy.pread records (the cpu-copy server's pread, alone, beside a soft-RoCE chain, and posting it):
     cpu.copy_page_time = the pread's CPU per 4 KiB page alone less 4 KiB at the copy law's DRAM-regime
     rate (the kernel's step per page of a page-cache read, as the server runs it); and
-    nic.soft_copy_absorption = (CPU per byte beside the chain - alone) / alone per size: the chain's
-    softirq the kernel runs at the copying thread's interrupt exits per second of its own copying.
+    nic.soft_copy_absorption = (CPU per byte with the chain - alone) / alone per size: the chain's
+    softirq the kernel runs at the copying thread's interrupt exits per second of its own copying,
+    from the runs where the copying thread posts the chain (as the serving thread does) where there
+    are any, else from those beside another process's chain.
     Medians over the sizes, range low..high. {key: (estimate, how)}"""
     alone: dict[int, list[tuple[float, str]]] = defaultdict(list)
     beside: dict[int, list[tuple[float, str]]] = defaultdict(list)
+    posting: dict[int, list[tuple[float, str]]] = defaultdict(list)
     for r in records:
         size = int(r.params.get("io_size_bytes") or 0)
+        into = posting if r.params.get("own_chain") else beside if r.params.get("beside_chain") else alone
         for v in r.samples.get("cpu_s_per_gb") or []:
             if isinstance(v, (int, float)) and v > 0 and size > 0:
-                (beside if r.params.get("beside_chain") else alone)[size].append((float(v), r.id))
+                into[size].append((float(v), r.id))
+    method = _EXTRA_METHOD["nic.soft_copy_absorption"]
+    if posting:          # the copying thread posting the chain itself is the serving thread's condition
+        beside, method = posting, _POSTING_METHOD
     out: dict[str, tuple[cal.Estimate, str]] = {}
     law = 4096 / copy_rate_dram
     steps = [(v * 4096 / GB - law, i) for vals in alone.values() for v, i in vals if v * 4096 / GB > law]
@@ -334,7 +341,7 @@ def pread_estimates(records: list[Record], copy_rate_dram: float) -> dict[str, t
         ids = tuple(sorted({i for s in sizes for _, i in alone[s] + beside[s]}))
         out["nic.soft_copy_absorption"] = (cal.Estimate(float(np.median(grown)), float(grown.min()),
                                                         float(grown.max()), "", ids),
-                                           _EXTRA_METHOD["nic.soft_copy_absorption"])
+                                           method)
     return out
 
 
@@ -740,6 +747,9 @@ def request_time_estimate(x: ExchangeCpu, out: Mapping[str, Measured], base: Pla
     return ends, wr, send
 
 
+_POSTING_METHOD = ("copy.pread with the copying thread posting a soft-RoCE WRITE chain of the I/O size at the "
+                   "whole's depth (each pread's buffer written after it) against alone: (CPU per byte posting - "
+                   "alone) / alone, per size")
 _EXTRA_METHOD = {
     "nic.soft_inline_time": "measure verbs --events (a poster sleeping on completion events, two soft-RoCE "
                             "devices, >= 2 WRs in flight per QP): per WR, the process's kernel time kept of the "

@@ -7,7 +7,8 @@ P=.venv/bin/python
 V="--device rxe1 --peer-device rxe0 --op write"
 for round in 1 2; do
   echo "== round $round parts: rdma_parts $(date -u +%T)"
-  # mrreg, exchange, crc32 and pread (the cpu-copy server's pread alone and beside a WRITE chain)
+  # mrreg, exchange, crc32 and pread (the cpu-copy server's pread alone, beside a WRITE chain, and
+  # posting that chain itself)
   $P -m rig.copy.rdma_parts --sizes 64KiB..8MiB --depths 1,8,32 --exchanges 500 --repetitions 3
   echo "== round $round parts: measure verbs $(date -u +%T)"
   $R measure verbs $V --size 64,256,1KiB,4KiB,16KiB,64KiB,256KiB,1MiB --duration 2s
@@ -22,9 +23,11 @@ for round in 1 2; do
   echo "== round $round whole: measure smbd $(date -u +%T)"
   # one command per point: a point rxe stalls on ends its command, not the rest of the sweep (in
   # the 2026-12-01 sessions rxe stalled at 128 KiB with 64 requests outstanding 1-3 times a session)
+  # 6 s from 2 MiB up: at 8 MiB 3 s held 15-25 I/Os, and the serving threads' kernel time per I/O
+  # swung 16-55 ms between two rounds
   for copy in cpu-copy async-workers zero-copy; do
-    for size in 64KiB 128KiB 256KiB 512KiB 1MiB 2MiB 4MiB 8MiB; do
-      $R measure smbd --op read --io-size $size --copy $copy --duration 3s
+    for point in 64KiB:3s 128KiB:3s 256KiB:3s 512KiB:3s 1MiB:3s 2MiB:6s 4MiB:6s 8MiB:6s; do
+      $R measure smbd --op read --io-size ${point%:*} --copy $copy --duration ${point#*:}
     done
   done
   if [ "$round" = 1 ]; then

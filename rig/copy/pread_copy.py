@@ -1,9 +1,11 @@
 """What the cpu-copy server's copy costs (`copy.pread`): `pread()` of I/O-sized ranges of a tmpfs file
 into a resident buffer, as rig.flows.smbd_serving.CpuCopy runs it, in the thread's CPU time; timed
 alone, and beside a soft-RoCE chain (a `measure verbs` RDMA WRITE stream whose poster sleeps on
-completion events, as a serving thread does). Beside the chain the kernel runs the chain's pending
-softirq at the copying thread's interrupt exits and counts it to that thread: the difference is
-the chain work a kernel copy absorbs per second of its own (rig.calibrate: nic.soft_copy_absorption).
+completion events, as a serving thread does), and with the copying thread posting the chain itself,
+each pread's buffer RDMA-written after it (as the cpu-copy server runs: `posting_runs`). Beside a
+chain the kernel runs its pending softirq at the copying thread's interrupt exits and counts it to
+that thread: the difference is the chain work a kernel copy absorbs per second of its own
+(rig.calibrate: nic.soft_copy_absorption, from the posting runs where there are any).
 
 Each timing repeats the pread over the file's ranges until it lasts >= 50 ms of thread CPU, in a
 forked child (unpinned, as the serving processes are); the file is of random bytes and read once
@@ -58,6 +60,62 @@ def runs(path: str, size_bytes: int, repetitions: int) -> dict:
         buf.close()
         os.close(fd)
     return {"runs": out}
+
+
+def posting_runs(path: str, size_bytes: int, repetitions: int, server: str, client: str, depth: int) -> dict:
+    """In the probe child: as runs(), but the copying thread posts the chain itself, as a cpu-copy
+    serving thread does: each pread fills one of `depth` registered buffers, which the thread then
+    RDMA WRITEs from the server's device to the client's; with all `depth` outstanding it reaps, and
+    past 16 empty turns sleeps on the completion event (the flows' Channel and Waiter). Thread CPU
+    inside the preads only."""
+    from rig.flows.channel import Channel, Waiter
+    from rig.flows.descriptor import BufferDescriptor
+    from rig.launch.local import loopback
+    from rig.rdma.player import EventPlayer, PlayerConfig
+
+    cfg = PlayerConfig(msg_bytes=4096, slots=1, num_qps=1, tx_depth=depth, rx_depth=1)
+    a, b = loopback(cfg, device=server, peer_device=client, player_class=EventPlayer)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        ch = Channel(a, max_msg_bytes=0, recv_slots=0, send_slots=0, timeout_s=CHAIN_START_S)
+        target = b.alloc(size_bytes)
+        desc = BufferDescriptor(target.addr, target.rkey, size_bytes)
+        slots = [a.alloc(size_bytes) for _ in range(depth)]
+        views = [memoryview(r.view()).cast("B") for r in slots]
+        wrs = [ch.bulk_wr("write", r.addr, r.lkey, desc, cookie=i) for i, r in enumerate(slots)]
+        waiter = Waiter(a)
+        ranges = os.fstat(fd).st_size // size_bytes
+        for i in range(ranges):
+            os.preadv(fd, [views[0]], i * size_bytes)
+        free, events, out, at, wrs_done = list(range(depth)), [], [], 0, 0
+        for _ in range(repetitions + 1):         # the first fills the chain: a warm-up, not kept
+            cpu_ns, calls, t0 = 0, 0, time.perf_counter()
+            while cpu_ns < MIN_TIMING_S * 1e9:
+                while not free:
+                    ch.take(events)
+                    if events:
+                        free.extend(e.slot for e in events)
+                        wrs_done += len(events)
+                        events.clear()
+                        waiter.busy()
+                    else:
+                        waiter.idle(lambda: bool(ch.take(events)), CHAIN_START_S)
+                slot = free.pop()
+                c0 = time.thread_time_ns()
+                os.preadv(fd, [views[slot]], at * size_bytes)
+                cpu_ns += time.thread_time_ns() - c0
+                ch.post(wrs[slot])
+                calls += 1
+                at = (at + 1) % ranges
+            out.append({"cpu_s": cpu_ns * 1e-9, "wall_s": time.perf_counter() - t0, "calls": calls})
+        ch.drain()
+        for v in views:
+            v.release()
+        return {"runs": out[1:], "wrs_completed": wrs_done, "sleeps": waiter.sleeps}
+    finally:
+        os.close(fd)
+        a.close()
+        b.close()
 
 
 def samples(raw_runs: list[dict], size_bytes: int) -> dict[str, list[float]]:

@@ -6,8 +6,8 @@ guest`:
     proto.smbd    one SMB Direct request/response exchange without bulk data, per end
                   (rig/copy/smbd_exchange.py), at several requests in flight
     copy.crc32    the client's integrity check per byte (rig/copy/crc_check.py)
-    copy.pread    the cpu-copy server's pread per byte, alone and beside a soft-RoCE chain of the
-                  I/O size at the whole's I/Os in flight (rig/copy/pread_copy.py)
+    copy.pread    the cpu-copy server's pread per byte, alone, beside a soft-RoCE chain of the I/O
+                  size at the whole's I/Os in flight, and posting that chain itself (rig/copy/pread_copy.py)
 
     python -m rig.copy.rdma_parts [--probe mrreg,exchange,crc32,pread] [--sizes 64KiB..8MiB]
                                   [--depths 1,8,32] [--exchanges 2000] [--repetitions 5]
@@ -132,37 +132,47 @@ def crc32_sweep(sizes: list[int], repetitions: int, store: Store | None) -> Iter
         yield Outcome(what, record=rec, row={"what": what, "median": summary.get("median_cpu_s_per_gb")})
 
 
+PREAD_VARIANTS = ("alone", "beside", "posting")
+
+
 def pread_sweep(server: str | None, client: str | None, sizes: list[int], repetitions: int,
                 store: Store | None) -> Iterator[Outcome]:
-    """Per size: the pread alone, then beside the chain (RDMA WRITEs of the size, as many in flight
-    per QP as `measure smbd` keeps per connection by default)."""
+    """Per size: the pread alone, beside another process's chain (RDMA WRITEs of the size, as many in
+    flight per QP as `measure smbd` keeps per connection by default), and posting that chain itself
+    (each pread's buffer written after it, at that depth)."""
     from rig.launch.smbd import SmbdOptions
 
     pids = acct.ksoftirqd_pids()
     for size in sizes:
         depth = SmbdOptions().in_flight_for(size)
+        chain = {"op": "write", "events": True, "qps": 1, "tx_depth": depth, "io_size_bytes": size}
         with pread_copy.served_file(size) as path:
-            for beside in (False, True):
-                what = f"pread {size} B" + (f" beside a {depth}-deep WRITE chain" if beside else " alone")
-                if beside and not (server and client):
-                    yield Outcome(what, skipped="no RDMA device pair for the chain beside the copy (needs two devices)")
+            for variant in PREAD_VARIANTS:
+                what = f"pread {size} B" + {"alone": " alone", "beside": f" beside a {depth}-deep WRITE chain",
+                                            "posting": f" posting its own {depth}-deep WRITE chain"}[variant]
+                if variant != "alone" and not (server and client):
+                    yield Outcome(what, skipped="no RDMA device pair for the chain (needs two devices)")
                     continue
+                fn, args, beside, own = pread_copy.runs, (path, size, repetitions), None, None
+                if variant == "posting":
+                    fn, args, own = pread_copy.posting_runs, (path, size, repetitions, server, client, depth), chain
                 try:
-                    with (pread_copy.chain(server, client, size, depth, 600) if beside
-                          else contextlib.nullcontext()) as chain:
-                        result, noise, reason = _call(pread_copy.runs, (path, size, repetitions), "pread probe",
-                                                      pids, pinned=False)
+                    with (pread_copy.chain(server, client, size, depth, 600) if variant == "beside"
+                          else contextlib.nullcontext()) as beside:
+                        result, noise, reason = _call(fn, args, "pread probe", pids, pinned=False)
                 except RuntimeError as exc:
-                    result, noise, reason, chain = None, {}, str(exc), None
+                    result, noise, reason = None, {}, str(exc)
                 if reason:
                     yield Outcome(what, skipped=reason)
                     continue
                 params = {"io_size_bytes": size, "repetitions": repetitions,
-                          "file_bytes": pread_copy.file_bytes(size), "beside_chain": chain,
+                          "file_bytes": pread_copy.file_bytes(size), "beside_chain": beside, "own_chain": own,
                           "copy": "os.preadv of I/O-sized ranges of a tmpfs file (page cache) into a resident "
                                   "anonymous buffer, as the cpu-copy server reads (rig.flows.smbd_serving.CpuCopy)"}
                 smp = pread_copy.samples(result["runs"], size)
                 summary = finish(summarize(smp, "cpu_s_per_gb", what), noise)
+                if own:
+                    summary.update(wrs_completed=result["wrs_completed"], sleeps=result["sleeps"])
                 rec = records.store_record(records.measured_record("copy.pread", params, smp, summary,
                                                                    {"cpu": "unpinned"}), store)
                 yield Outcome(what, record=rec, row={"what": what, "median": summary.get("median_cpu_s_per_gb")})

@@ -38,9 +38,10 @@ def test_pread_probe_alone_runs_anywhere_and_beside_a_chain_needs_two_devices(tm
     res = _run(capsys, "--probe", "pread", "--sizes", "64KiB", "--repetitions", "2", "--store", str(store))
     assert res.code == 0, res.err
     assert "skipped pread 65536 B beside a 128-deep WRITE chain: no RDMA device pair" in res.out
+    assert "skipped pread 65536 B posting its own 128-deep WRITE chain: no RDMA device pair" in res.out
     with Store(store) as st:
         (r,) = st.query(kind="measured", name="copy.pread")
-    assert r.params["beside_chain"] is None and r.params["file_bytes"] == 64 << 20
+    assert r.params["beside_chain"] is None and r.params["own_chain"] is None and r.params["file_bytes"] == 64 << 20
     for gb, call in zip(r.samples["cpu_s_per_gb"], r.samples["cpu_seconds_per_call"]):
         assert gb > 0 and call == pytest.approx(gb * 65536 / 1e9)
 

@@ -36,9 +36,11 @@ def test_mrreg_and_exchange_probes_store_their_records(two_devices, tmp_path, ca
         assert r.params["bulk_bytes"] == smbd_exchange.DATA_WR_BYTES
 
 
-def test_pread_probe_times_the_copy_alone_and_beside_a_running_chain(two_devices, tmp_path, capsys, monkeypatch):
-    """copy.pread: per size one record alone and one beside a `measure verbs --events` WRITE chain
-    between the two devices (which moved packets while the copy was timed), positive CPU per byte."""
+def test_pread_probe_times_the_copy_alone_beside_a_running_chain_and_posting_it(two_devices, tmp_path, capsys,
+                                                                                monkeypatch):
+    """copy.pread: per size one record alone, one beside a `measure verbs --events` WRITE chain
+    between the two devices (which moved packets while the copy was timed), and one with the copying
+    thread posting the chain itself (its WRITEs completed, each after a pread); positive CPU per byte."""
     from rig.copy import pread_copy
     monkeypatch.delenv("RDMARIG_SPOOL", raising=False)
     store = tmp_path / "parts.sqlite"
@@ -49,10 +51,16 @@ def test_pread_probe_times_the_copy_alone_and_beside_a_running_chain(two_devices
     assert code == 0, out.err
     with Store(store) as st:
         recs = st.query(kind="measured", name="copy.pread")
-    by = {bool(r.params["beside_chain"]): r for r in recs}
-    assert set(by) == {False, True}, out.out
-    assert by[True].params["beside_chain"] == {"op": "write", "events": True, "qps": 2, "tx_depth": 8,
-                                               "io_size_bytes": 1 << 20}
+    by = {("own" if r.params["own_chain"] else "beside" if r.params["beside_chain"] else "alone"): r for r in recs}
+    assert set(by) == {"alone", "beside", "own"}, out.out
+    assert by["beside"].params["beside_chain"] == {"op": "write", "events": True, "qps": 2, "tx_depth": 8,
+                                                   "io_size_bytes": 1 << 20}
+    assert by["own"].params["own_chain"] == {"op": "write", "events": True, "qps": 1, "tx_depth": 8,
+                                             "io_size_bytes": 1 << 20}
     for r in recs:
         assert len(r.samples["cpu_s_per_gb"]) == 2 and all(v > 0 for v in r.samples["cpu_s_per_gb"])
-    assert pread_copy.sent_packets(two_devices[1]) - sent >= pread_copy.CHAIN_MOVING_PACKETS
+    # the posting runs' WRITEs completed (at least one per buffer) and went out as packets of at most
+    # 4 KiB (RoCE's largest MTU), beside the other chain's
+    wrs = by["own"].summary["wrs_completed"]
+    assert wrs >= 8
+    assert pread_copy.sent_packets(two_devices[1]) - sent >= pread_copy.CHAIN_MOVING_PACKETS + wrs * (1 << 20) // 4096
