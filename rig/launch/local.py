@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rig.launch import PointResult, Workload
+from rig.rdma import hw_counters
 from rig.rdma.devices import PortInfo, discover
 from rig.rdma.player import Player, PlayerConfig
 
@@ -67,9 +68,13 @@ def run(workload: Workload, ends: LocalEnds) -> PointResult:
     cfg_a, cfg_b = workload.configs()
     a, b = connect(ends, cfg_a, cfg_b, getattr(workload, "player_class", Player))
     try:
+        before = hw_counters.snapshot()
         measured = workload.run_local(a, b)
+        moved = hw_counters.delta(before, hw_counters.snapshot())
         summary, samples = workload.summarize(measured.raw, None)
         summary["cpu_scope"] = workload.cpu_scope("local")
+        if moved:
+            summary["rdma_hw_counters"] = moved
         return PointResult(params=workload.params(), summary=summary, samples=samples,
                            integrity=measured.integrity,
                            ports={"local": a.port.as_dict(), "remote": b.port.as_dict()},

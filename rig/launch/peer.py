@@ -17,6 +17,7 @@ from typing import Any
 from rig import accounting as acct
 from rig.launch import PointResult, Workload
 from rig.launch.conversation import Conversation, TcpConversation
+from rig.rdma import hw_counters
 from rig.rdma.devices import PortInfo, discover
 from rig.rdma.handshake import (DEFAULT_PORT, HANDSHAKE_TIMEOUT_S, MAX_RUN_SECONDS, PeerGone, ProtocolError,
                                 parse_addr, validate_endpoint)
@@ -78,7 +79,9 @@ def initiate(workload: Workload, conv: Conversation, port: PortInfo, where: str,
             player.connect(remote)
             prepared = workload.prepare_initiator(player)
             conv.send({"type": "start"})
+            before = hw_counters.snapshot()
             raw = workload.run_initiator(player, remote, lambda n, t: conv.send({"type": "tick"}))
+            moved = hw_counters.delta(before, hw_counters.snapshot())
             conv.send({"type": "stop"})
             done = conv.recv(answer_s, "done")
         except (PeerGone, ProtocolError) as exc:
@@ -90,6 +93,8 @@ def initiate(workload: Workload, conv: Conversation, port: PortInfo, where: str,
         integrity = workload.check_far(player, prepared, ready, done)
         summary, samples = workload.summarize(raw, cpu)
         summary["cpu_scope"] = workload.cpu_scope("peer on this host" if same_host else "peer")
+        if moved:           # this host's devices (with the peer here, both ends')
+            summary["rdma_hw_counters"] = moved
         return PointResult(params=workload.params(), summary=summary, samples=samples, integrity=integrity,
                            ports={"local": port.as_dict(),
                                   "remote": {"gid": remote["gid"], "mtu_bytes": remote["mtu_bytes"]}},

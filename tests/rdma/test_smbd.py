@@ -88,6 +88,10 @@ def test_every_variant_moves_checked_blocks(servers, op, copy, register, path):
     assert s["integrity_ok"] and not s["partial"] and s["ios"] == 24 and s["error_responses"] == 0
     assert point.integrity["integrity_checked_ios"] == 24
     assert p["credits_granted"] == 255 and p["max_read_write_bytes"] == 8 << 20 and p["max_send_bytes"] == 1364
+    # the devices' counters over the run (both ends here): the data, in packets of at most the path MTU
+    moved = s["rdma_hw_counters"]
+    mtu = point.ports["local"]["mtu_bytes"]
+    assert sum(c.get("sent_pkts", 0) for c in moved.values()) >= s["bytes"] // mtu
     assert 0 < s["credits_in_flight_mean"] <= s["credits_in_flight_max"] <= 3
     # a serving loop sleeps only after its empty turns (the flows' Waiter: 16), each counted
     assert s["server_idle_turns"] >= 16 * s["server_sleeps"] >= 0

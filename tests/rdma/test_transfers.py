@@ -76,6 +76,9 @@ def test_bandwidth_point(rdma_devices, op, loop):
     assert s["msg_rate_mpps"] > 0
     assert s["post_calls"] == 2 * 32 // 2 and s["completions"] == 2 * 32 // 8
     assert len(point.samples["slice_gbytes_per_s"]) == analysis.SLICES
+    # the devices' counters over the run: at least one packet per WR went out (rxe counts them)
+    moved = s["rdma_hw_counters"]
+    assert sum(c.get("sent_pkts", 0) for c in moved.values()) >= 2 * 32
     # CPU: each part once; the total is their sum; softirq served inside the loop left system time
     cpu = point.cpu["local"]
     # the process ran (getrusage totals are exact; the in-context softirq taken out may leave system 0)
