@@ -55,7 +55,10 @@ def git_sha(cwd: str | Path | None = None) -> str | None:
                              text=True, timeout=5)
         sha = out.stdout.strip() if out.returncode == 0 else None
         if sha:
-            dirty = subprocess.run(["git", "-C", str(where), "status", "--porcelain", "--untracked-files=no"],
+            # --no-optional-locks: status never takes the index lock; one killed at its time limit (a slow
+            # 9p mount in the guest) left a stale .git/index.lock in the checkout (2026-12-01 17:26 UTC)
+            dirty = subprocess.run(["git", "--no-optional-locks", "-C", str(where), "status", "--porcelain",
+                                    "--untracked-files=no"],
                                    capture_output=True, text=True, timeout=5).stdout.strip()
             return sha + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
