@@ -241,6 +241,39 @@ def test_copy_page_time_and_copy_absorption_are_the_pread_parts_by_hand(copy_par
     assert len(e.record_ids) == 32
 
 
+COPY_POSTING = ROOT / "docs" / "data" / "smbd-copy-posting.jsonl"
+
+
+@pytest.fixture(scope="module")
+def copy_posting():
+    """The copy.pread part with its three variants and the cpu-copy smbd records of the 2026-12-01
+    16:59 UTC guest session."""
+    return [from_json(line) for line in COPY_POSTING.read_text().splitlines() if line.strip()]
+
+
+def test_copy_absorption_comes_from_the_copying_thread_posting_its_own_chain(copy_posting):
+    """With the part's third variant present, the absorption is (posting - alone) / alone per size,
+    median over the sizes; the runs beside another process's chain stay out of it (and of what it
+    cites), copy_page_time still comes from the runs alone."""
+    preads = rc.of_kind(copy_posting, "copy.pread")
+    alone, posting, beside = {}, {}, {}
+    for r in preads:
+        into = posting if r.params.get("own_chain") else beside if r.params.get("beside_chain") else alone
+        into.setdefault(r.params["io_size_bytes"], []).extend(r.samples["cpu_s_per_gb"])
+    assert len(alone) == len(posting) == len(beside) == 8
+    got = rc.pread_estimates(preads, 0.8e9)
+    est, how = got["nic.soft_copy_absorption"]
+    grown = [max(median(posting[s]) - median(alone[s]), 0) / median(alone[s]) for s in posting]
+    assert est.value == pytest.approx(median(grown)) and (est.low, est.high) == pytest.approx((min(grown), max(grown)))
+    assert "posting" in how
+    assert set(est.record_ids) == {r.id for r in preads if not r.params.get("beside_chain")}
+    law = 4096 / 0.8e9
+    assert got["cpu.copy_page_time"][0].value == pytest.approx(
+        median(v * 4096 / 1e9 - law for vs in alone.values() for v in vs if v * 4096 / 1e9 > law))
+    # the copying thread posting its own chain costs more than the copy alone, in the median over the sizes
+    assert median(median(posting[s]) / median(alone[s]) for s in posting) > 1
+
+
 def test_the_cpu_copy_servers_copy_is_measured_inside_the_whole(copy_parts):
     """The serving threads' CPU inside pread, a part of their CPU, and more per byte than the same
     pread alone (the part) of the same session."""
