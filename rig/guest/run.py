@@ -20,7 +20,7 @@ from typing import Callable, Mapping
 
 from results.store import Store, named_spools
 from rig.guest import boot as bootmod
-from rig.guest import hostcheck, qemu, reach
+from rig.guest import hostcheck, hostload, qemu, reach
 from rig.guest.cache import Cache
 from rig.guest.initramfs import RXE_LINKS
 from rig.guest.prepare import Prepared, ensure_prepared
@@ -273,8 +273,12 @@ def run_in_guest(argv: list[str], cwd: Path, cache: Cache, options: RunOptions, 
         else:
             say(f"the command has printed nothing yet after {seconds:.0f} s")
 
-    result = bootmod.boot(cmd, run_dir / "console.log", run_dir / "qemu.stderr", options.boot_timeout_s,
-                          options.command_timeout_s, outputs, on_marker, on_wait)
+    sampler = hostload.HostSampler().start()
+    try:
+        result = bootmod.boot(cmd, run_dir / "console.log", run_dir / "qemu.stderr", options.boot_timeout_s,
+                              options.command_timeout_s, outputs, on_marker, on_wait)
+    finally:
+        sampler.stop()
     rc = _read_rc(run_dir)
     if rc is None:   # the rc file is the record; the console marker ("done rc=N") the fallback
         rc = _rc_from_marker(result.detail("done"))
@@ -299,6 +303,8 @@ def run_in_guest(argv: list[str], cwd: Path, cache: Cache, options: RunOptions, 
     # command named itself (`--store PATH` inside) takes its own records, at the same path here
     targets = [(spool, store)] if ingest and any(spool.glob("*.json")) else []
     targets += [(d, named) for d, named in named_spools(spool) if ingest and any(d.glob("*.json"))]
+    for source, _ in targets:      # each record says how busy the host was, and how much was stolen
+        hostload.annotate_spool(source, sampler.samples, sampler.samples[0][0] if sampler.samples else time.time())
     for source, target in targets:
         try:
             with Store(target) as st:
