@@ -27,6 +27,7 @@ MIN_TIMING_S = 0.05
 BATCH_BYTES = 4 << 20               # a thread-CPU clock read under TCG costs as much as a 16 KiB copy
 FILE_BYTES = 64 << 20               # ranges cycle over this much page cache (the smbd file is larger than a few I/Os)
 CHAIN_START_S = 120.0               # a measure verbs start-up in a TCG guest takes 5-15 s
+CHAIN_STALL_S = 30.0                # no completion of the posting chain for this long: rxe stalled
 
 
 def file_bytes(size_bytes: int) -> int:
@@ -91,6 +92,7 @@ def posting_runs(path: str, size_bytes: int, repetitions: int, server: str, clie
         for _ in range(repetitions + 1):         # the first fills the chain: a warm-up, not kept
             cpu_ns, calls, t0 = 0, 0, time.perf_counter()
             while cpu_ns < MIN_TIMING_S * 1e9:
+                stalled_at = time.monotonic() + CHAIN_STALL_S
                 while not free:
                     ch.take(events)
                     if events:
@@ -98,8 +100,11 @@ def posting_runs(path: str, size_bytes: int, repetitions: int, server: str, clie
                         wrs_done += len(events)
                         events.clear()
                         waiter.busy()
+                    elif time.monotonic() > stalled_at:
+                        raise RuntimeError(f"no WRITE of the posting chain completed for {CHAIN_STALL_S:g} s "
+                                           f"({depth} outstanding)")
                     else:
-                        waiter.idle(lambda: bool(ch.take(events)), CHAIN_START_S)
+                        waiter.idle(lambda: bool(ch.take(events)), stalled_at - time.monotonic())
                 slot = free.pop()
                 c0 = time.thread_time_ns()
                 os.preadv(fd, [views[slot]], at * size_bytes)
