@@ -1,7 +1,8 @@
 #!/bin/sh
 # One guest session: the parts (rdma part probes, measure verbs, measure copy) and the whole
 # (measure smbd), rounds interleaved, for `rdmarig plan smbdirect-this-host --vs-measured` (docs/smbd.md).
-#   flock /work/wt/guest.lock .venv/bin/rdmarig guest run --timeout 50min --store S -- sh docs/data/smbd-vs-measured.sh
+#   rdmarig guest run --timeout 75min --store S -- sh docs/data/smbd-vs-measured.sh
+# (2026-12-01 16:59 UTC: 55 min, with 5 rxe stalls of 10 s and the 2-8 MiB points at 6 s)
 R=.venv/bin/rdmarig
 P=.venv/bin/python
 V="--device rxe1 --peer-device rxe0 --op write"
