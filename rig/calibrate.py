@@ -323,9 +323,9 @@ def pread_estimates(records: list[Record], copy_rate_dram: float) -> dict[str, t
         for v in r.samples.get("cpu_s_per_gb") or []:
             if isinstance(v, (int, float)) and v > 0 and size > 0:
                 into[size].append((float(v), r.id))
-    method = _EXTRA_METHOD["nic.soft_copy_absorption"]
-    if posting:          # the copying thread posting the chain itself is the serving thread's condition
-        beside, method = posting, _POSTING_METHOD
+    # the copying thread posting the chain itself is the serving thread's condition: those runs where
+    # there are any, else the runs beside another process's chain
+    chained, method = (posting, _POSTING_METHOD) if posting else (beside, _EXTRA_METHOD["nic.soft_copy_absorption"])
     out: dict[str, tuple[cal.Estimate, str]] = {}
     law = 4096 / copy_rate_dram
     steps = [(v * 4096 / GB - law, i) for vals in alone.values() for v, i in vals if v * 4096 / GB > law]
@@ -333,12 +333,12 @@ def pread_estimates(records: list[Record], copy_rate_dram: float) -> dict[str, t
         out["cpu.copy_page_time"] = (_median_estimate(steps, "s"),
                                      "copy.pread alone: the cpu-copy server's pread per 4 KiB page less 4 KiB at "
                                      "the copy law's DRAM rate, over the sizes")
-    sizes = sorted(set(alone) & set(beside))
+    sizes = sorted(set(alone) & set(chained))
     if sizes:
         grown = np.array([max(b - a, 0.0) / a for a, b in
-                          ((float(np.median([v for v, _ in alone[s]])), float(np.median([v for v, _ in beside[s]])))
+                          ((float(np.median([v for v, _ in alone[s]])), float(np.median([v for v, _ in chained[s]])))
                            for s in sizes)])
-        ids = tuple(sorted({i for s in sizes for _, i in alone[s] + beside[s]}))
+        ids = tuple(sorted({i for s in sizes for _, i in alone[s] + chained[s]}))
         out["nic.soft_copy_absorption"] = (cal.Estimate(float(np.median(grown)), float(grown.min()),
                                                         float(grown.max()), "", ids),
                                            method)

@@ -12,7 +12,9 @@ def test_the_cpu_line_splits_into_busy_steal_and_total(tmp_path):
     stat.write_text("cpu  100 5 20 800 10 3 2 60 0 0\ncpu0 1 2 3 4\n")
     assert hostload.read_cpu_line(str(stat)) == (130, 60, 1000)
     assert hostload.read_cpu_line(str(tmp_path / "absent")) is None
-    assert hostload.read_cpu_line(str(stat)) == hostload.read_cpu_line(str(stat))
+    other = tmp_path / "other"
+    other.write_text("intr 5 1 2\n")               # not the all-CPUs line first: nothing to read
+    assert hostload.read_cpu_line(str(other)) is None
     busy, steal, total = hostload.read_cpu_line()          # this host's own
     assert 0 <= busy <= total and 0 <= steal <= total
 
