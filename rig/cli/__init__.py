@@ -16,6 +16,7 @@ import typer
 import typer.main
 from typer._click import exceptions as click_exceptions
 
+from rig.guest import guest_stat
 from scenarios.errors import InputError
 
 app = typer.Typer(
@@ -105,6 +106,7 @@ def main(argv: list[str] | None = None) -> None:
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     argv = sys.argv[1:] if argv is None else list(argv)
+    guest_stat.start()       # inside the soft-RoCE guest: its busy time, for the host (no-op elsewhere)
     try:
         register(argv)       # imports the command's modules: a Ctrl-C here is one line too
         # not standalone: a usage error comes back as an exception, to be said in one line

@@ -29,6 +29,7 @@ from rig import accounting as acct
 from rig import records
 from rig.copy import child, crc_check, mr_register, pread_copy, smbd_exchange
 from rig.copy.outcome import Outcome, finish, summarize, watched
+from rig.guest import guest_stat
 from scenarios.errors import InputError
 from scenarios.units import parse_size_list
 
@@ -227,6 +228,7 @@ def _devices(a: argparse.Namespace) -> tuple[str | None, str | None]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    guest_stat.start()       # inside the soft-RoCE guest: its busy time, for the host (no-op elsewhere)
     try:
         a = parse(sys.argv[1:] if argv is None else argv)
         store = Store(a.store)

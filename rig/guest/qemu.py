@@ -58,6 +58,8 @@ def command(qemu: str, accel: str, cpus: int, mem_mib: int, kernel: Path, initrd
     args = [qemu, *ACCEL_ARGS[accel], "-smp", str(cpus), "-m", f"{mem_mib}M",
             "-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio", "-monitor", "none",
             "-no-reboot", "-nic", "none",
+            # names the vCPU threads "CPU n/TCG" (or /KVM): the host times them (rig.guest.hostload)
+            "-name", "rdmarig,debug-threads=on",
             "-kernel", str(kernel), "-initrd", str(initrd),
             "-append", " ".join((*BASE_APPEND, shares_append(shares, binds), *append_extra))]
     for s in shares:

@@ -20,7 +20,7 @@ from typing import Callable, Mapping
 
 from results.store import Store, named_spools
 from rig.guest import boot as bootmod
-from rig.guest import hostcheck, hostload, qemu, reach
+from rig.guest import guest_stat, hostcheck, hostload, qemu, reach
 from rig.guest.cache import Cache
 from rig.guest.initramfs import RXE_LINKS
 from rig.guest.prepare import Prepared, ensure_prepared
@@ -304,7 +304,8 @@ def run_in_guest(argv: list[str], cwd: Path, cache: Cache, options: RunOptions, 
     targets = [(spool, store)] if ingest and any(spool.glob("*.json")) else []
     targets += [(d, named) for d, named in named_spools(spool) if ingest and any(d.glob("*.json"))]
     for source, _ in targets:      # each record says how busy the host was, and how much was stolen
-        hostload.annotate_spool(source, sampler.samples, sampler.samples[0][0] if sampler.samples else time.time())
+        hostload.annotate_spool(source, sampler.samples, sampler.samples[0][0] if sampler.samples else time.time(),
+                                sampler.vcpu_samples, guest_stat.read_samples(run_dir / "out"))
     for source, target in targets:
         try:
             with Store(target) as st:

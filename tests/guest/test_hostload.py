@@ -42,3 +42,97 @@ def test_spooled_records_get_the_span_since_the_record_before(tmp_path):
     # b: from a's time (4 s) to its own (10 s): steal 5 x 10 - 0 over 20 x 6 jiffies
     assert b["host_cpu_under_guest"]["steal_fraction"] == round(50 / 120, 4)
     assert b["host_cpu_under_guest"]["busy_fraction"] == 0.5
+
+
+def test_counters_interpolate_between_samples():
+    series = [(10.0, 0.0), (11.0, 1.0), (13.0, 2.0)]
+    assert hostload.at(series, 10.5) == 0.5 and hostload.at(series, 12.0) == 1.5
+    assert hostload.at(series, 13.0) == 2.0
+    assert hostload.at(series, 9.0) is None and hostload.at(series, 13.5) is None and hostload.at([], 1.0) is None
+
+
+def test_executed_vcpu_time_per_guest_busy_second():
+    vcpu = [(0.0, 100.0), (4.0, 104.0)]          # the host ran the vCPUs 1 s per s
+    guest = [(0.0, 50.0), (2.0, 53.0), (4.0, 57.0)]   # the guest counted 1.5 s per s, then 2
+    ran = hostload.executed(vcpu, guest, 2.0, 4.0)
+    assert ran == {"executed_cpu_per_s": 1.0, "guest_busy_cpu_per_s": 2.0, "executed_fraction": 0.5, "window_s": 2.0}
+    assert hostload.executed(vcpu, guest, 1.0, 5.0) is None and hostload.executed([], guest, 1.0, 2.0) is None
+    idle = hostload.executed(vcpu, [(0.0, 5.0), (4.0, 5.0)], 1.0, 3.0)
+    assert idle["guest_busy_cpu_per_s"] == 0 and idle["executed_fraction"] is None
+
+
+def test_a_record_timed_over_seconds_gets_executed_time_over_them(tmp_path):
+    t0 = dt.datetime(2026, 12, 1, 20, 0, 0, tzinfo=dt.timezone.utc).timestamp()
+    samples = [(t0 + i, 10 * i, 0, 20 * i) for i in range(21)]
+    vcpu = [(t0 + i, 0.9 * i if i < 10 else 9.0 + 1.5 * (i - 10)) for i in range(21)]
+    guest = [(t0 + i, 1.0 * i if i < 10 else 10.0 + 2.0 * (i - 10)) for i in range(21)]
+    for name, at, summary in (("a", 6.0, {}), ("b", 16.0, {"seconds": 4.0})):
+        when = dt.datetime.fromtimestamp(t0 + at, dt.timezone.utc).isoformat()
+        rec = Record(kind="measured", name=f"x.{name}", params={}, summary=summary, provenance={}, created=when)
+        (tmp_path / f"{name}.json").write_text(rec.to_json())
+    assert hostload.annotate_spool(tmp_path, samples, t0, vcpu, guest) == 2
+    a = from_json((tmp_path / "a.json").read_text()).provenance["guest_cpu_executed"]
+    b = from_json((tmp_path / "b.json").read_text()).provenance["guest_cpu_executed"]
+    assert a["window_s"] == 6.0 and a["executed_fraction"] == 0.9       # no `seconds`: since the start
+    assert b["window_s"] == 4.0 and b["executed_fraction"] == 0.75      # its own 4 s: 1.5 of 2 per s
+    assert b["executed_cpu_per_s"] == 1.5 and b["guest_busy_cpu_per_s"] == 2.0
+    # without vCPU samples (a qemu without named threads) only the host's shares are written
+    (tmp_path / "c.json").write_text(Record(kind="measured", name="x.c", params={}, summary={}, provenance={},
+                                            created=dt.datetime.fromtimestamp(t0 + 18, dt.timezone.utc).isoformat()).to_json())
+    hostload.annotate_spool(tmp_path, samples, t0)
+    c = from_json((tmp_path / "c.json").read_text()).provenance
+    assert "host_cpu_under_guest" in c and "guest_cpu_executed" not in c
+
+
+_NAMED = """
+import ctypes, os, sys, threading, time
+libc = ctypes.CDLL(None)
+def name(n):
+    libc.prctl(15, ctypes.c_char_p(n.encode()), 0, 0, 0)       # PR_SET_NAME: this thread's comm
+name(sys.argv[1])
+def vcpu():
+    name("CPU 0/TCG")
+    t = time.monotonic()
+    while time.monotonic() - t < 0.3:
+        pass
+    time.sleep(30)
+threading.Thread(target=vcpu, daemon=True).start()
+print("ready", flush=True)
+time.sleep(30)
+"""
+
+
+def test_the_sampler_finds_its_qemu_child_and_times_its_vcpu_threads():
+    import subprocess
+    import sys
+    proc = subprocess.Popen([sys.executable, "-c", _NAMED, "qemu-system-x86"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline() == "ready\n"
+        assert hostload.qemu_child() == proc.pid
+        import time
+        time.sleep(0.5)
+        ran = hostload.vcpu_seconds(proc.pid)
+        assert ran is not None and 0.1 <= ran <= 1.0          # the named thread's spin, not the main thread's sleep
+        sampler = hostload.HostSampler(period_s=0.1).start()
+        time.sleep(0.35)
+        sampler.stop()
+        assert len(sampler.vcpu_samples) >= 2 and sampler.vcpu_samples[-1][1] >= ran
+    finally:
+        proc.kill()
+        proc.wait()
+    assert hostload.vcpu_seconds(proc.pid) is None
+
+
+def test_the_guest_side_writes_its_busy_time_for_the_host(tmp_path):
+    import subprocess
+    import sys
+    from rig.guest import guest_stat
+    code = ("import time; from rig.guest import guest_stat; "
+            f"assert guest_stat.start({{'RDMARIG_GUEST': '1', 'RDMARIG_GUEST_OUT': {str(tmp_path)!r}}}) is not None; "
+            "assert guest_stat.start() is None\nt = time.monotonic()\nwhile time.monotonic() - t < 1.3: pass")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    samples = guest_stat.read_samples(tmp_path)
+    assert len(samples) >= 3                       # at start, after 1 s, at exit
+    assert [t for t, _ in samples] == sorted(t for t, _ in samples)
+    assert samples[-1][1] - samples[0][1] >= 0.5    # the spinning second (and the rest of the host's)
+    assert guest_stat.start({"RDMARIG_GUEST": "0", "RDMARIG_GUEST_OUT": str(tmp_path)}) is None

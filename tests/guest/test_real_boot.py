@@ -57,12 +57,16 @@ def test_cli_streams_the_commands_own_output_and_says_what_happens(cache, tmp_pa
 
 
 def test_spooled_record_lands_in_the_host_store(cache, tmp_path):
-    code = ("import os; from results.record import Record; from results.store import Store; "
-            "assert os.environ['RDMARIG_GUEST'] == '1'; "
+    """...and says how much of its guest CPU time the host executed: a record timed over 2 s of one
+    spinning vCPU gets the host's vCPU thread time and the guest's busy time over those seconds."""
+    code = ("import os, time; from results.record import Record; from results.store import Store; "
+            "from rig.guest import guest_stat; "
+            "assert os.environ['RDMARIG_GUEST'] == '1' and guest_stat.start() is not None; "
             "rxe = open('/sys/class/infiniband/rxe0/ports/1/state').read().strip(); "
+            "t = time.monotonic()\nwhile time.monotonic() - t < 3.0: pass\n"
             "Store().insert(Record(kind='measured', name='guest.selfcheck', "
             "params={'accel': os.environ['RDMARIG_GUEST_ACCEL'], 'rxe0_state': rxe}, "
-            "summary={'payload_bytes': 1.0})); print('spooled')")
+            "summary={'payload_bytes': 1.0, 'seconds': 2.0})); print('spooled')")
     out = []
     store = tmp_path / "store.sqlite"
     r = run_in_guest([sys.executable, "-c", code], ROOT, cache,
@@ -74,3 +78,7 @@ def test_spooled_record_lands_in_the_host_store(cache, tmp_path):
     assert rec.params["accel"] == r.accel
     assert rec.params["rxe0_state"] == "4: ACTIVE"
     assert not list((r.run_dir / "spool").glob("*.json"))
+    ran = rec.provenance["guest_cpu_executed"]
+    assert ran["window_s"] == 2.0
+    assert 0.8 <= ran["guest_busy_cpu_per_s"] <= 2.0       # one vCPU spun (the other mostly idle)
+    assert 0.3 <= ran["executed_cpu_per_s"] <= 2.0 and ran["executed_fraction"] > 0.3

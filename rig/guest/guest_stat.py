@@ -1,0 +1,84 @@
+"""The guest's own busy CPU time, sampled for the host: inside the soft-RoCE guest every rdmarig
+process appends the guest's /proc/stat busy and total jiffies, each second, to a file in the run's
+out directory ($RDMARIG_GUEST_OUT/guest-stat-<pid>.log, "unix-time busy-s total-s" per line).
+
+Why: under TCG a guest CPU second is not a constant amount of work. The guest counts a vCPU's
+time as run whenever it is not idle, also while the host does not execute its thread (the host's
+hypervisor stole the host's CPU, or the vCPU thread waits in the emulator). The host measures what
+it executed (rig.guest.hostload samples qemu's vCPU threads); this file gives what the guest
+believed it ran over the same seconds, and each record's window gets both (provenance
+`guest_cpu_executed`). The counters are cumulative, so the samples of any process bracket any
+window; a process that starts and ends between two samples adds its own at both ends."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+import time
+from pathlib import Path
+
+PERIOD_S = 1.0
+PREFIX = "guest-stat-"
+_started = False
+
+
+def _line() -> str | None:
+    from rig.guest.hostload import TICKS_PER_S, read_cpu_line
+    cpu = read_cpu_line()
+    if cpu is None:
+        return None
+    busy, steal, total = cpu
+    return f"{time.time():.3f} {(busy + steal) / TICKS_PER_S:.2f} {total / TICKS_PER_S:.2f}\n"
+
+
+def start(env: dict[str, str] | None = None) -> Path | None:
+    """In the guest (RDMARIG_GUEST=1 with RDMARIG_GUEST_OUT set), start the sampling thread of this
+    process once; returns its file, None elsewhere or where the directory cannot be written."""
+    global _started
+    env = os.environ if env is None else env
+    out = env.get("RDMARIG_GUEST_OUT")
+    if _started or env.get("RDMARIG_GUEST") != "1" or not out:
+        return None
+    path = Path(out) / f"{PREFIX}{os.getpid()}.log"
+    try:
+        f = open(path, "a", buffering=1)
+    except OSError:
+        return None
+    _started = True
+    pid = os.getpid()
+
+    def take() -> None:
+        line = _line()
+        if line is not None and os.getpid() == pid:     # a forked child writes nothing of its own here
+            try:
+                f.write(line)
+            except (OSError, ValueError):
+                pass
+
+    def run() -> None:
+        while True:
+            time.sleep(PERIOD_S)
+            take()
+
+    take()
+    atexit.register(take)
+    threading.Thread(target=run, name="guest-stat-sampler", daemon=True).start()
+    return path
+
+
+def read_samples(out_dir: Path) -> list[tuple[float, float]]:
+    """(unix time, busy seconds) of every sampling file in `out_dir`, by time."""
+    samples = []
+    for path in Path(out_dir).glob(f"{PREFIX}*.log"):
+        try:
+            text = path.read_text()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            parts = line.split()
+            try:
+                samples.append((float(parts[0]), float(parts[1])))
+            except (IndexError, ValueError):
+                continue
+    return sorted(samples)
