@@ -33,6 +33,7 @@ from models import calibrate as cal
 from results.matrix import is_mpi_pair
 from results.provenance import cpu_model, mem_total_bytes
 from results.record import Record
+from rig.executed_time import executed_fraction
 from scenarios.errors import InputError
 from scenarios.platform import Measured, Platform
 from scenarios.profile import measured_figure
@@ -968,6 +969,8 @@ class SmbdMeasured:
     # how far the rounds at this point lie apart: (max - min) / median in %, None under two rounds
     gbps_spread_pct: float | None = None
     server_cpu_spread_pct: float | None = None
+    # executed vCPU seconds per guest busy second while it ran (rig.executed_time), median; None: not known
+    executed_fraction: float | None = None
 
 
 def spread_pct(values: list[float]) -> float | None:
@@ -1006,11 +1009,13 @@ def smbd_measured(records: list[Record]) -> dict[SmbdConfig, SmbdMeasured]:
         # an incast aggregate holds the server's total throughput, not its CPU
         rate_key = "aggregate_gbytes_per_s" if cfg.incast else "gbytes_per_s"
         outside = [x for x in map(_outside_both_ends, recs) if x is not None]
+        shares = [x for x in map(executed_fraction, recs) if x is not None]
         out[cfg] = SmbdMeasured(med(rate_key), med("server_cpu_s_per_gb"), med("client_cpu_s_per_gb"),
                                 foreign_load(recs)[0], tuple(r.id for r in recs),
                                 _median(outside) if outside and not cfg.incast else None,
                                 spread_pct(values(rate_key)),
-                                None if cfg.incast else spread_pct(values("server_cpu_s_per_gb")))
+                                None if cfg.incast else spread_pct(values("server_cpu_s_per_gb")),
+                                _median(shares) if shares else None)
     return out
 
 
@@ -1034,10 +1039,14 @@ class SmbdPredicted:
     softirq_cpu_s_per_gb: float = 0.0   # loopback: what ksoftirqd runs (neither end's threads)
 
 
-def smbd_predicted(s, configs: Iterable[SmbdConfig]) -> dict[SmbdConfig, SmbdPredicted]:
+def smbd_predicted(s, configs: Iterable[SmbdConfig],
+                   executed: Mapping[SmbdConfig, float] | None = None) -> dict[SmbdConfig, SmbdPredicted]:
     """The model's figures at each configuration: the scenario on its (calibrated) platform with the
     configuration's op, connections (one serving and one client thread each), credits and io-wq cap.
-    Nothing here reads a measured figure: the predictions rest on the platform's figures alone."""
+    Nothing here reads a measured figure: the predictions rest on the platform's figures alone.
+    `executed` {configuration: share}: evaluate those configurations (only) with their cores running
+    that share of the time (the vCPU time an emulator executed while the point ran: a condition of the
+    measurement, as other tenants' load is; the rest of each core's time goes to `foreign_load`)."""
     from models import report
     from models.sweep import evaluate_grid
     from scenarios.schema import OPERATIONS, with_params
@@ -1045,16 +1054,21 @@ def smbd_predicted(s, configs: Iterable[SmbdConfig]) -> dict[SmbdConfig, SmbdPre
     names = [p.name for p in s.copy_paths]
     groups: dict[tuple, list[SmbdConfig]] = defaultdict(list)
     for c in configs:
-        groups[(c.op, c.path, c.connections, c.credits, c.workers, c.register, c.clients)].append(c)
+        if executed is not None and c not in executed:
+            continue
+        share = executed[c] if executed is not None else None
+        groups[(c.op, c.path, c.connections, c.credits, c.workers, c.register, c.clients, share)].append(c)
     out = {}
-    for (op, path, conns, credits, workers, register, clients), cs in groups.items():
+    for (op, path, conns, credits, workers, register, clients, share), cs in groups.items():
         if path not in names:
             continue
         patched = with_params(s, {"workload.connections": conns, "workload.outstanding_per_connection": credits,
                                   "workload.io_cores": conns, "workload.client_cores": conns,
                                   "workload.async_workers": workers or s.workload.async_workers,
                                   "workload.client_registers_per_io": float(register == "per-io"),
-                                  "workload.clients": clients})
+                                  "workload.clients": clients,
+                                  **({"workload.foreign_load": s.platform.cpu.cores * (1.0 - min(share, 1.0))}
+                                     if share is not None else {})})
         sizes = sorted({c.io_size for c in cs})
         ev = evaluate_grid(patched, {"workload.io_size": sizes, "workload.operation_code": [OPERATIONS.index(op)]},
                            paths=[names.index(path)])

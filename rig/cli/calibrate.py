@@ -147,9 +147,11 @@ def host(
         raise InputError(f"--store {store_path or default_store_path()}: is a directory",
                          "pass the SQLite file of the store")
     from rig import calibrate as rc
+    from rig.executed_time import all_in_executed_time
     with open_store(store_path, write=False) as store:
         probes = [r for name_ in rc.PROBES for r in store.query(kind="measured", name=name_)]
         where = store.path
+    probes, _ = all_in_executed_time(probes)
     if not probes:
         raise InputError(f"{where} has no probe records (copy.memcpy, copy.socket, verbs ...)",
                          "run `rdmarig measure copy` first (same --store)")
@@ -162,6 +164,10 @@ def host(
     before = profile.platform_from_data(files.parse_toml(target.head.encode(), target.path, "platform"), target.path)
     figures = rc.measured_figures(fit, before)
     notes = [rc.place_summary(pl, records)]
+    executed = sum(1 for r in records if r.provenance.get("cpu_time") == "executed")
+    if executed:
+        notes.append(f"{executed} of {len(records)} records fitted in executed time: their CPU figures times the "
+                     "share of their guest busy time the host executed (rig/executed_time.py)")
     verbs = rc.of_kind(records, "verbs.write.bw", "verbs.read.bw", "verbs.send.bw")
     if verbs:
         fit, figures, note = _soft_rdma(fit, figures, before, target, verbs)

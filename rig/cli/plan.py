@@ -291,6 +291,9 @@ VS_COLUMNS = [Column.of("io_size", "I/O size"), Column.of("copy_path"), Column.o
               Column.of("measured_gbytes_per_s", "measured", "{:.4f}"),
               Column.of("gbps_error_pct", "error", "{:+.0f}"),
               Column.of("gbps_spread_pct", "rounds' spread", "{:.0f}"),
+              Column("executed_fraction", "vCPU time executed [share of guest busy]", "{:.2f}"),
+              Column.of("predicted_executed_gbytes_per_s", "predicted at it", "{:.4f}"),
+              Column.of("gbps_executed_error_pct", "error", "{:+.0f}"),
               Column.of("predicted_server_cpu_s_per_gb", "predicted server", "{:.2f}"),
               Column.of("measured_server_cpu_s_per_gb", "measured server", "{:.2f}"),
               Column.of("cpu_error_pct", "error", "{:+.0f}"),
@@ -326,8 +329,11 @@ def vs_measured_table(scenario: str, platform: Optional[str], store: Optional[Pa
     from scenarios.schema import load_platform, load_scenario
     from scenarios.units import format_size
 
+    from rig.executed_time import all_in_executed_time
+
     with open_store(store, write=False) as st:
         everything = st.query(kind="measured")
+    everything, converted = all_in_executed_time(everything)
     smbd = rc.smbd_records(everything)
     place = None
     left_out = 0
@@ -360,7 +366,10 @@ def vs_measured_table(scenario: str, platform: Optional[str], store: Optional[Pa
     configs = sorted(measured or rc.scenario_configs(s),
                      key=lambda c: (c.op, c.path, c.clients, c.connections, c.credits, c.io_size))
     predicted = rc.smbd_predicted(s, configs)
-    rows, eg, ec, eb, es, e_incast = [], [], [], [], [], []
+    shares = {c: m.executed_fraction for c, m in (measured or {}).items()
+              if m.executed_fraction is not None and not c.incast}
+    at_share = rc.smbd_predicted(s, configs, shares) if shares else {}
+    rows, eg, ec, eb, es, e_incast, ex = [], [], [], [], [], [], []
     for c in configs:
         pr, me = predicted.get(c), measured.get(c)
         if pr is None:
@@ -374,7 +383,8 @@ def vs_measured_table(scenario: str, platform: Optional[str], store: Optional[Pa
                "cpu_error_pct": None, "measured_both_cpu_s_per_gb": None, "both_cpu_error_pct": None,
                "predicted_softirq_cpu_s_per_gb": pr.softirq_cpu_s_per_gb, "measured_softirq_cpu_s_per_gb": None,
                "server_side_cpu_error_pct": None, "records": 0, "gbps_spread_pct": None,
-               "server_cpu_spread_pct": None}
+               "server_cpu_spread_pct": None, "executed_fraction": None, "predicted_executed_gbytes_per_s": None,
+               "gbps_executed_error_pct": None}
         if me is not None and c.incast:
             # an MPI incast's aggregate: the server's total throughput (its records hold no CPU of the whole)
             row.update(measured_gbytes_per_s=me.gbytes_per_s, records=len(me.records),
@@ -392,6 +402,11 @@ def vs_measured_table(scenario: str, platform: Optional[str], store: Optional[Pa
                                                                row["measured_both_cpu_s_per_gb"])
             eg.append(row["gbps_error_pct"])
             ec.append(row["cpu_error_pct"])
+            if c in at_share:
+                row.update(executed_fraction=me.executed_fraction,
+                           predicted_executed_gbytes_per_s=at_share[c].gbytes_per_s,
+                           gbps_executed_error_pct=model_report.error_pct(at_share[c].gbytes_per_s, me.gbytes_per_s))
+                ex.append(row["gbps_executed_error_pct"])
             eb.append(row["both_cpu_error_pct"])
             if me.softirq_cpu_s_per_gb is not None:
                 # one kernel: the serving processes and the kernel threads that ran the rest of their posts' chains
@@ -408,6 +423,12 @@ def vs_measured_table(scenario: str, platform: Optional[str], store: Optional[Pa
                 f"that ran the rest of their posts' chains; where the kernel runs a soft NIC's chain, in the poster, "
                 f"in ksoftirqd or in the client process, is what the model gets least well, docs/smbd.md): "
                 f"{model_report.error_summary(es)}"] if es else []),
+             *([f"throughput predicted with the vCPU time the host executed while each point ran (its records' "
+                f"executed share of their guest busy time; the rest of each vCPU's time as other tenants' load): "
+                f"{model_report.error_summary(ex)}"] if ex else []),
+             *([f"CPU in executed time: {converted} of {len(everything)} records carry the share of their guest "
+                f"CPU time the host executed (provenance guest_cpu_executed) and are compared in executed "
+                f"seconds, parts and whole alike (rig/executed_time.py); the rest in guest seconds"] if converted else []),
              *([spread_note(rows)] if any(r["server_cpu_spread_pct"] is not None for r in rows) else []),
              *([f"MPI incast aggregates (the server's total with clients = ranks - 1, the model's workload.clients): "
                 f"throughput {model_report.error_summary(e_incast)}"] if e_incast else []),
