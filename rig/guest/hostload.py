@@ -168,7 +168,8 @@ def annotate_spool(spool: Path, samples: list[tuple[float, int, int, int]], star
     """Add `host_cpu_under_guest` to the provenance of every spooled record: the host's shares over
     the span from the record before it (by creation time; the first: from `start`, the guest's start) to its own
     creation; and, given the vCPU and guest busy samples, `guest_cpu_executed` over the record's own
-    timed window (its summary's `seconds` up to its creation; else the same span). Rewrites the record
+    timed window (its summary's `seconds` up to `ended_unix_s`, else up to its creation; else the same
+    span): a record is created after its run's checks and provenance (git under TCG: seconds). Rewrites the record
     files in place; returns how many were annotated."""
     from results.record import RecordError, from_json
     found = []
@@ -183,9 +184,11 @@ def annotate_spool(spool: Path, samples: list[tuple[float, int, int, int]], star
     done, since = 0, start
     for t, path, rec in sorted(found, key=lambda x: x[0]):
         shares = window(samples, since, t)
-        seconds = (rec.summary or {}).get("seconds")
-        timed_from = t - seconds if isinstance(seconds, (int, float)) and 0 < seconds < t - start + 1 else since
-        ran = executed(vcpu_samples or [], guest_samples or [], max(timed_from, start), t)
+        summary = rec.summary or {}
+        seconds, ended = summary.get("seconds"), summary.get("ended_unix_s")
+        end = ended if isinstance(ended, (int, float)) and since <= ended <= t else t
+        timed_from = end - seconds if isinstance(seconds, (int, float)) and 0 < seconds < end - start + 1 else since
+        ran = executed(vcpu_samples or [], guest_samples or [], max(timed_from, start), end)
         since = t
         if shares is None and ran is None:
             continue

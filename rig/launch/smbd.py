@@ -280,6 +280,7 @@ class SmbdWorkload:
     def summarize(self, raw: Any, far_cpu: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
         import numpy as np
         from rig.accounting import total_s
+        from rig.rdma.analysis import ended_unix_s
         post = np.asarray(raw.post_ns, dtype=np.int64)
         done = np.asarray(raw.done_ns, dtype=np.int64)
         nbytes = np.asarray(raw.nbytes, dtype=np.float64)
@@ -293,6 +294,7 @@ class SmbdWorkload:
         span = max(1, raw.end_ns - raw.start_ns)
         summary: dict[str, Any] = {
             "gbytes_per_s": total / seconds / GB, "ios": int(done.size), "bytes": total, "seconds": seconds,
+            "ended_unix_s": ended_unix_s(last),
             "latency_p50_s": float(q[0]), "latency_p99_s": float(q[1]),
             "latency_mean_s": float(lat.mean()) if lat.size else math.nan,
             "client_cpu_s_per_gb": per_gb(total_s(raw.cpu)),

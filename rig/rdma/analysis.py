@@ -8,6 +8,7 @@ stretch from posting WR i to the signaled completion of WR j >= i, i.e. the mini
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -76,6 +77,12 @@ def loop_used(raw: RawRun) -> dict[str, Any]:
     return out
 
 
+def ended_unix_s(last_ns: int) -> float:
+    """The wall-clock time of a perf_counter_ns stamp (the run's last completion): where the run's
+    timed window ends, for the host's annotation of a guest record (rig.guest.hostload)."""
+    return time.time() - (time.perf_counter_ns() - last_ns) * NS
+
+
 def bandwidth(raw: RawRun, wrs_per_post: int = 1, peer_cpu: dict[str, float] | None = None) -> tuple[dict[str, Any], dict[str, list[float]]]:
     """(summary, samples) of a bandwidth run."""
     msg = raw.msg_bytes
@@ -94,6 +101,7 @@ def bandwidth(raw: RawRun, wrs_per_post: int = 1, peer_cpu: dict[str, float] | N
     slices = (counts * per * msg / slice_s / GB).tolist() if slice_s > 0 else []
     summary = {
         "bytes": nbytes, "wrs": raw.wrs_completed, "seconds": elapsed_s,
+        "ended_unix_s": ended_unix_s(last),
         "bw_average_gbytes_per_s": avg / GB, "bw_average_gbits_per_s": avg * BITS_PER_BYTE / GB,
         "bw_peak_gbytes_per_s": peak / GB, "bw_peak_gbits_per_s": peak * BITS_PER_BYTE / GB,
         "msg_rate_mpps": raw.wrs_completed / elapsed_s / 1e6,

@@ -136,3 +136,28 @@ def test_the_guest_side_writes_its_busy_time_for_the_host(tmp_path):
     assert [t for t, _ in samples] == sorted(t for t, _ in samples)
     assert samples[-1][1] - samples[0][1] >= 0.5    # the spinning second (and the rest of the host's)
     assert guest_stat.start({"RDMARIG_GUEST": "0", "RDMARIG_GUEST_OUT": str(tmp_path)}) is None
+
+
+def test_a_record_that_says_when_its_run_ended_is_timed_up_to_then(tmp_path):
+    """A record is created after its run's checks and provenance: `ended_unix_s` places the window."""
+    t0 = dt.datetime(2026, 12, 1, 20, 0, 0, tzinfo=dt.timezone.utc).timestamp()
+    samples = [(t0 + i, 10 * i, 0, 20 * i) for i in range(21)]
+    vcpu = [(t0 + i, 1.0 * i if i < 10 else 10.0 + 0.5 * (i - 10)) for i in range(21)]
+    guest = [(t0 + i, 1.0 * i) for i in range(21)]
+    for name, ended in (("early", t0 + 9.0), ("odd", t0 + 30.0)):
+        rec = Record(kind="measured", name=f"x.{name}", params={}, provenance={},
+                     summary={"seconds": 4.0, "ended_unix_s": ended},
+                     created=dt.datetime.fromtimestamp(t0 + 14.0, dt.timezone.utc).isoformat())
+        (tmp_path / f"{name}.json").write_text(rec.to_json())
+        hostload.annotate_spool(tmp_path, samples, t0, vcpu, guest)
+        ran = from_json((tmp_path / f"{name}.json").read_text()).provenance["guest_cpu_executed"]
+        (tmp_path / f"{name}.json").unlink()
+        # 5-9 s: executed whole; an end after the record's creation is not believed: 10-14 s, half
+        assert ran["executed_fraction"] == (1.0 if name == "early" else 0.5) and ran["window_s"] == 4.0
+
+
+def test_a_runs_last_stamp_in_wall_clock_time():
+    import time
+    from rig.rdma.analysis import ended_unix_s
+    now = time.time()
+    assert abs(ended_unix_s(time.perf_counter_ns() - 2_000_000_000) - (now - 2.0)) < 0.1
