@@ -1,6 +1,7 @@
 """The guest's own busy CPU time, sampled for the host: inside the soft-RoCE guest every rdmarig
 process appends the guest's /proc/stat busy and total jiffies, each second, to a file in the run's
-out directory ($RDMARIG_GUEST_OUT/guest-stat-<pid>.log, "unix-time busy-s total-s" per line).
+out directory ($RDMARIG_GUEST_OUT/guest-stat-<pid>.log, "unix-time busy-s-of-cpu0 busy-s-of-cpu1 ..."
+per line).
 
 Why: under TCG a guest CPU second is not a constant amount of work. The guest counts a vCPU's
 time as run whenever it is not idle, also while the host does not execute its thread (the host's
@@ -24,12 +25,11 @@ _started = False
 
 
 def _line() -> str | None:
-    from rig.guest.hostload import TICKS_PER_S, read_cpu_line
-    cpu = read_cpu_line()
-    if cpu is None:
+    from rig.guest.hostload import read_cpu_busy
+    busy = read_cpu_busy()
+    if busy is None:
         return None
-    busy, steal, total = cpu
-    return f"{time.time():.3f} {(busy + steal) / TICKS_PER_S:.2f} {total / TICKS_PER_S:.2f}\n"
+    return f"{time.time():.3f} " + " ".join(f"{busy.get(i, 0.0):.2f}" for i in range(max(busy) + 1)) + "\n"
 
 
 def start(env: dict[str, str] | None = None) -> Path | None:
@@ -67,8 +67,8 @@ def start(env: dict[str, str] | None = None) -> Path | None:
     return path
 
 
-def read_samples(out_dir: Path) -> list[tuple[float, float]]:
-    """(unix time, busy seconds) of every sampling file in `out_dir`, by time."""
+def read_samples(out_dir: Path) -> list[tuple[float, dict[int, float]]]:
+    """(unix time, {cpu: busy seconds}) of every sampling file in `out_dir`, by time."""
     samples = []
     for path in Path(out_dir).glob(f"{PREFIX}*.log"):
         try:
@@ -78,7 +78,7 @@ def read_samples(out_dir: Path) -> list[tuple[float, float]]:
         for line in text.splitlines():
             parts = line.split()
             try:
-                samples.append((float(parts[0]), float(parts[1])))
+                samples.append((float(parts[0]), {i: float(v) for i, v in enumerate(parts[1:])}))
             except (IndexError, ValueError):
                 continue
-    return sorted(samples)
+    return sorted((s for s in samples if s[1]), key=lambda s: s[0])

@@ -7,8 +7,8 @@ measured under can be compared with its parts taken under the same, or not.
 
 The sampler also times qemu's vCPU threads (named "CPU n/TCG" by -name debug-threads=on): what the
 host executed of the guest. With the guest's own busy time over the same seconds (rig.guest.guest_stat)
-each record gets `guest_cpu_executed` over its own timed window: executed vCPU seconds per guest busy
-second. Measured on 2026-12-01 (host /proc/stat as the executed side): 0.99 for one busy-polling
+each record gets `guest_cpu_executed` over its own timed window: the share of the guest's busy vCPU
+time the host executed. Measured on 2026-12-01 (host /proc/stat as the executed side): 0.99 for one busy-polling
 vCPU, 0.89 for a WRITE chain whose poster sleeps on events, 0.71 (0.48-0.87) for `measure smbd` with
 both vCPUs busy, even where the host stole nothing: the guest's CPU seconds of the whole held more
 time its vCPUs were not executed than its parts' did."""
@@ -42,6 +42,25 @@ def read_cpu_line(path: str = STAT) -> tuple[int, int, int] | None:
     return busy, steal, busy + idle + iowait + steal
 
 
+def read_cpu_busy(path: str = STAT) -> dict[int, float] | None:
+    """{cpu index: busy seconds (user, nice, system, irq, softirq, steal)} of each CPU line."""
+    try:
+        with open(path) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    out = {}
+    for line in lines:
+        if not line.startswith("cpu"):
+            break
+        name, *fields = line.split()
+        if name == "cpu":
+            continue
+        v = [int(x) for x in fields] + [0] * 8
+        out[int(name[3:])] = (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / TICKS_PER_S
+    return out or None
+
+
 def qemu_child(parent: int | None = None) -> int | None:
     """The pid of a qemu-system process whose parent is `parent` (default: this process), or None."""
     parent = os.getpid() if parent is None else parent
@@ -58,25 +77,26 @@ def qemu_child(parent: int | None = None) -> int | None:
     return None
 
 
-def vcpu_seconds(pid: int) -> float | None:
-    """User + system seconds the host ran the vCPU threads of qemu `pid`; None where it has no named
-    vCPU thread (a qemu without debug-threads) or is gone."""
-    total, found = 0.0, False
+def vcpu_seconds(pid: int) -> dict[int, float] | None:
+    """{vCPU index: user + system seconds the host ran that vCPU's thread} of qemu `pid`; None where
+    it has no named vCPU thread (a qemu without debug-threads) or is gone."""
+    out = {}
     try:
         tasks = list(Path(f"/proc/{pid}/task").iterdir())
     except OSError:
         return None
     for task in tasks:
         try:
-            if not (task / "comm").read_text().startswith(VCPU_THREAD_PREFIX):
+            comm = (task / "comm").read_text()
+            if not comm.startswith(VCPU_THREAD_PREFIX):
                 continue
             stat = (task / "stat").read_text()
-        except OSError:
+            index = int(comm[len(VCPU_THREAD_PREFIX):].split("/")[0])
+        except (OSError, ValueError):
             continue
         fields = stat[stat.rindex(")") + 2:].split()
-        total += (int(fields[11]) + int(fields[12])) / TICKS_PER_S      # utime, stime
-        found = True
-    return total if found else None
+        out[index] = (int(fields[11]) + int(fields[12])) / TICKS_PER_S      # utime, stime
+    return out or None
 
 
 class HostSampler:
@@ -86,10 +106,15 @@ class HostSampler:
     def __init__(self, path: str = STAT, period_s: float = PERIOD_S):
         self.path, self.period_s = path, period_s
         self.samples: list[tuple[float, int, int, int]] = []
-        self.vcpu_samples: list[tuple[float, float]] = []
+        self.vcpu_samples: list[tuple[float, dict[int, float]]] = []
         self._qemu: int | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="host-cpu-sampler", daemon=True)
+
+    def take(self) -> None:
+        """One sample now (besides the thread's): e.g. when the guest says its command is done, before
+        qemu exits, so the vCPU series spans the command's last record."""
+        self._take()
 
     def _take(self) -> None:
         line = read_cpu_line(self.path)
@@ -149,22 +174,36 @@ def at(series: list[tuple[float, float]], t: float) -> float | None:
     return series[-1][1]
 
 
-def executed(vcpu_samples: list[tuple[float, float]], guest_samples: list[tuple[float, float]],
+def executed(vcpu_samples: list[tuple[float, dict[int, float]]], guest_samples: list[tuple[float, dict[int, float]]],
              t0: float, t1: float) -> dict | None:
-    """Between t0 and t1: the vCPU seconds the host executed and the busy seconds the guest counted,
-    each per second, and their ratio; None where either series does not span the window."""
-    ends = [at(vcpu_samples, t0), at(vcpu_samples, t1), at(guest_samples, t0), at(guest_samples, t1)]
-    if None in ends or t1 <= t0:
+    """Between t0 and t1, per second: the vCPU seconds the host executed and the busy seconds the
+    guest counted, summed over the vCPUs, and the executed share of the guest's busy time; None where
+    the series do not span the window or hold no vCPU in common.
+
+    The share counts per vCPU the busy time the host did not execute (busy - executed, at least 0)
+    against the busy time: a vCPU mostly idle in the guest still costs the host time (each interrupt
+    that wakes it), which the guest counts as idle, so it cannot vouch for the others' busy time."""
+    if t1 <= t0:
         return None
-    e0, e1, g0, g1 = ends
-    run, busy = (e1 - e0) / (t1 - t0), (g1 - g0) / (t1 - t0)
+    cpus = sorted(set.intersection(*(set(s[1]) for s in vcpu_samples + guest_samples))) \
+        if vcpu_samples and guest_samples else []
+    run, busy, lost = 0.0, 0.0, 0.0
+    for cpu in cpus:
+        ends = [at([(t, v[cpu]) for t, v in series], t) for series in (vcpu_samples, guest_samples) for t in (t0, t1)]
+        if None in ends:
+            return None
+        e = (ends[1] - ends[0]) / (t1 - t0)
+        g = (ends[3] - ends[2]) / (t1 - t0)
+        run, busy, lost = run + e, busy + g, lost + max(0.0, g - e)
+    if not cpus:
+        return None
     return {"executed_cpu_per_s": round(run, 3), "guest_busy_cpu_per_s": round(busy, 3),
-            "executed_fraction": round(run / busy, 3) if busy > 0 else None, "window_s": round(t1 - t0, 2)}
+            "executed_fraction": round(1.0 - lost / busy, 3) if busy > 0 else None, "window_s": round(t1 - t0, 2)}
 
 
 def annotate_spool(spool: Path, samples: list[tuple[float, int, int, int]], start: float,
-                   vcpu_samples: list[tuple[float, float]] | None = None,
-                   guest_samples: list[tuple[float, float]] | None = None) -> int:
+                   vcpu_samples: list[tuple[float, dict[int, float]]] | None = None,
+                   guest_samples: list[tuple[float, dict[int, float]]] | None = None) -> int:
     """Add `host_cpu_under_guest` to the provenance of every spooled record: the host's shares over
     the span from the record before it (by creation time; the first: from `start`, the guest's start) to its own
     creation; and, given the vCPU and guest busy samples, `guest_cpu_executed` over the record's own
@@ -181,6 +220,7 @@ def annotate_spool(spool: Path, samples: list[tuple[float, int, int, int]], star
         t = _when(rec.created)
         if t is not None:
             found.append((t, path, rec))
+    vcpu_samples = sorted(vcpu_samples or [], key=lambda x: x[0])      # the thread's and take()'s, merged
     done, since = 0, start
     for t, path, rec in sorted(found, key=lambda x: x[0]):
         shares = window(samples, since, t)
@@ -188,7 +228,7 @@ def annotate_spool(spool: Path, samples: list[tuple[float, int, int, int]], star
         seconds, ended = summary.get("seconds"), summary.get("ended_unix_s")
         end = ended if isinstance(ended, (int, float)) and since <= ended <= t else t
         timed_from = end - seconds if isinstance(seconds, (int, float)) and 0 < seconds < end - start + 1 else since
-        ran = executed(vcpu_samples or [], guest_samples or [], max(timed_from, start), end)
+        ran = executed(vcpu_samples, guest_samples or [], max(timed_from, start), end)
         since = t
         if shares is None and ran is None:
             continue
@@ -200,8 +240,9 @@ def annotate_spool(spool: Path, samples: list[tuple[float, int, int, int]], star
         if ran is not None:
             prov["guest_cpu_executed"] = {
                 **ran, "what": "over the record's timed window: the host's user + system time of qemu's vCPU "
-                               "threads, and the guest's busy time (its /proc/stat), each per second; their ratio "
-                               "converts the record's guest CPU seconds into executed ones"}
+                               "threads, and the guest's busy time (its /proc/stat), each per second; the fraction, "
+                               "1 - (per vCPU, busy time the host did not execute) / busy time, converts the "
+                               "record's guest CPU seconds into executed ones"}
         rec.provenance = prov
         tmp = path.with_suffix(".tmp")
         tmp.write_text(rec.to_json())

@@ -266,6 +266,8 @@ def run_in_guest(argv: list[str], cwd: Path, cache: Cache, options: RunOptions, 
             say(f"rxe0/rxe1 ACTIVE on veth0/veth1 after {m.uptime_s:.1f} s (guest clock)")
         elif m.event == "ready":
             say(f"running: {shlex.join(argv)}")
+        if m.event in ("ready", "done"):
+            sampler.take()      # the vCPUs' time as the command starts and after its last record
 
     def on_wait(phase: str, seconds: float) -> None:
         if phase == "boot":

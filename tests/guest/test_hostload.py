@@ -51,21 +51,36 @@ def test_counters_interpolate_between_samples():
     assert hostload.at(series, 9.0) is None and hostload.at(series, 13.5) is None and hostload.at([], 1.0) is None
 
 
-def test_executed_vcpu_time_per_guest_busy_second():
-    vcpu = [(0.0, 100.0), (4.0, 104.0)]          # the host ran the vCPUs 1 s per s
-    guest = [(0.0, 50.0), (2.0, 53.0), (4.0, 57.0)]   # the guest counted 1.5 s per s, then 2
+def test_executed_share_counts_per_vcpu_the_busy_time_the_host_did_not_run():
+    # vCPU 0 busy all the time in the guest, executed 1 s per s, then half; vCPU 1 idle in the guest
+    # but run by the host 0.3 s per s (the interrupts that wake it): it does not vouch for vCPU 0
+    vcpu = [(0.0, {0: 100.0, 1: 10.0}), (2.0, {0: 102.0, 1: 10.6}), (4.0, {0: 103.0, 1: 11.2})]
+    guest = [(0.0, {0: 50.0, 1: 5.0}), (2.0, {0: 52.0, 1: 5.0}), (4.0, {0: 54.0, 1: 5.0})]
+    assert hostload.executed(vcpu, guest, 0.0, 2.0) == {
+        "executed_cpu_per_s": 1.3, "guest_busy_cpu_per_s": 1.0, "executed_fraction": 1.0, "window_s": 2.0}
     ran = hostload.executed(vcpu, guest, 2.0, 4.0)
-    assert ran == {"executed_cpu_per_s": 1.0, "guest_busy_cpu_per_s": 2.0, "executed_fraction": 0.5, "window_s": 2.0}
+    assert ran["executed_fraction"] == 0.5 and ran["executed_cpu_per_s"] == 0.8 and ran["guest_busy_cpu_per_s"] == 1.0
     assert hostload.executed(vcpu, guest, 1.0, 5.0) is None and hostload.executed([], guest, 1.0, 2.0) is None
-    idle = hostload.executed(vcpu, [(0.0, 5.0), (4.0, 5.0)], 1.0, 3.0)
+    assert hostload.executed(vcpu, guest, 3.0, 3.0) is None
+    idle = hostload.executed(vcpu, [(0.0, {0: 5.0, 1: 1.0}), (4.0, {0: 5.0, 1: 1.0})], 1.0, 3.0)
     assert idle["guest_busy_cpu_per_s"] == 0 and idle["executed_fraction"] is None
+
+
+def test_per_cpu_busy_seconds_from_proc_stat(tmp_path):
+    stat = tmp_path / "stat"
+    ticks = hostload.TICKS_PER_S
+    stat.write_text(f"cpu  9 9 9 9 9 9 9 9\ncpu0 {ticks} 0 {ticks} 500 0 0 0 0\ncpu1 0 0 0 800 0 0 {ticks} 0\nintr 1\n")
+    assert hostload.read_cpu_busy(str(stat)) == {0: 2.0, 1: 1.0}
+    assert hostload.read_cpu_busy(str(tmp_path / "absent")) is None
+    assert set(hostload.read_cpu_busy()) == set(range(len(hostload.read_cpu_busy())))     # this host's own
 
 
 def test_a_record_timed_over_seconds_gets_executed_time_over_them(tmp_path):
     t0 = dt.datetime(2026, 12, 1, 20, 0, 0, tzinfo=dt.timezone.utc).timestamp()
     samples = [(t0 + i, 10 * i, 0, 20 * i) for i in range(21)]
-    vcpu = [(t0 + i, 0.9 * i if i < 10 else 9.0 + 1.5 * (i - 10)) for i in range(21)]
-    guest = [(t0 + i, 1.0 * i if i < 10 else 10.0 + 2.0 * (i - 10)) for i in range(21)]
+    vcpu = [(t0 + i, {0: 0.9 * i if i < 10 else 9.0 + 0.5 * (i - 10), 1: 0.0 if i < 10 else 1.0 * (i - 10)})
+            for i in range(21)]
+    guest = [(t0 + i, {0: 1.0 * i, 1: 0.0 if i < 10 else 1.0 * (i - 10)}) for i in range(21)]
     for name, at, summary in (("a", 6.0, {}), ("b", 16.0, {"seconds": 4.0})):
         when = dt.datetime.fromtimestamp(t0 + at, dt.timezone.utc).isoformat()
         rec = Record(kind="measured", name=f"x.{name}", params={}, summary=summary, provenance={}, created=when)
@@ -112,11 +127,11 @@ def test_the_sampler_finds_its_qemu_child_and_times_its_vcpu_threads():
         import time
         time.sleep(0.5)
         ran = hostload.vcpu_seconds(proc.pid)
-        assert ran is not None and 0.1 <= ran <= 1.0          # the named thread's spin, not the main thread's sleep
+        assert set(ran) == {0} and 0.1 <= ran[0] <= 1.0      # the named thread's spin, not the main thread's sleep
         sampler = hostload.HostSampler(period_s=0.1).start()
         time.sleep(0.35)
         sampler.stop()
-        assert len(sampler.vcpu_samples) >= 2 and sampler.vcpu_samples[-1][1] >= ran
+        assert len(sampler.vcpu_samples) >= 2 and sampler.vcpu_samples[-1][1][0] >= ran[0]
     finally:
         proc.kill()
         proc.wait()
@@ -134,7 +149,8 @@ def test_the_guest_side_writes_its_busy_time_for_the_host(tmp_path):
     samples = guest_stat.read_samples(tmp_path)
     assert len(samples) >= 3                       # at start, after 1 s, at exit
     assert [t for t, _ in samples] == sorted(t for t, _ in samples)
-    assert samples[-1][1] - samples[0][1] >= 0.5    # the spinning second (and the rest of the host's)
+    assert sum(samples[-1][1].values()) - sum(samples[0][1].values()) >= 0.5    # the spinning second, and more
+    assert set(samples[0][1]) == set(hostload.read_cpu_busy())
     assert guest_stat.start({"RDMARIG_GUEST": "0", "RDMARIG_GUEST_OUT": str(tmp_path)}) is None
 
 
@@ -142,8 +158,8 @@ def test_a_record_that_says_when_its_run_ended_is_timed_up_to_then(tmp_path):
     """A record is created after its run's checks and provenance: `ended_unix_s` places the window."""
     t0 = dt.datetime(2026, 12, 1, 20, 0, 0, tzinfo=dt.timezone.utc).timestamp()
     samples = [(t0 + i, 10 * i, 0, 20 * i) for i in range(21)]
-    vcpu = [(t0 + i, 1.0 * i if i < 10 else 10.0 + 0.5 * (i - 10)) for i in range(21)]
-    guest = [(t0 + i, 1.0 * i) for i in range(21)]
+    vcpu = [(t0 + i, {0: 1.0 * i if i < 10 else 10.0 + 0.5 * (i - 10)}) for i in range(21)]
+    guest = [(t0 + i, {0: 1.0 * i}) for i in range(21)]
     for name, ended in (("early", t0 + 9.0), ("odd", t0 + 30.0)):
         rec = Record(kind="measured", name=f"x.{name}", params={}, provenance={},
                      summary={"seconds": 4.0, "ended_unix_s": ended},

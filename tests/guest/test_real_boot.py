@@ -66,7 +66,7 @@ def test_spooled_record_lands_in_the_host_store(cache, tmp_path):
             "t = time.monotonic()\nwhile time.monotonic() - t < 3.0: pass\n"
             "Store().insert(Record(kind='measured', name='guest.selfcheck', "
             "params={'accel': os.environ['RDMARIG_GUEST_ACCEL'], 'rxe0_state': rxe}, "
-            "summary={'payload_bytes': 1.0, 'seconds': 2.0})); print('spooled')")
+            "summary={'payload_bytes': 1.0, 'seconds': 2.0, 'ended_unix_s': time.time()})); print('spooled')")
     out = []
     store = tmp_path / "store.sqlite"
     r = run_in_guest([sys.executable, "-c", code], ROOT, cache,
@@ -80,5 +80,5 @@ def test_spooled_record_lands_in_the_host_store(cache, tmp_path):
     assert not list((r.run_dir / "spool").glob("*.json"))
     ran = rec.provenance["guest_cpu_executed"]
     assert ran["window_s"] == 2.0
-    assert 0.8 <= ran["guest_busy_cpu_per_s"] <= 2.0       # one vCPU spun (the other mostly idle)
+    assert 0.8 <= ran["guest_busy_cpu_per_s"] <= 1.5       # one vCPU spun (the other mostly idle)
     assert 0.3 <= ran["executed_cpu_per_s"] <= 2.0 and ran["executed_fraction"] > 0.3
