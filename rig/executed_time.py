@@ -2,13 +2,12 @@
 time the host executed (provenance `guest_cpu_executed`, rig.guest.hostload).
 
 Under TCG a guest CPU second is not a constant amount of work: the guest counts a vCPU as running
-whenever it is not idle, also while the emulator does not run its thread. How much of that a run
-holds depends on the run: on 2026-12-01 (host /proc/stat as the executed side) one busy-polling
-vCPU was executed 0.99 of its guest busy time, a WRITE chain whose poster sleeps on events 0.89,
-`measure smbd` with both vCPUs busy 0.71 (0.48-0.87), also where the host stole nothing and had idle
-cores. Parts and whole compared in guest seconds then differ by that ratio, not by work; compared in
-executed seconds they do not. Records without the annotation (the host's own, older guest runs)
-are returned as they are.
+whenever it is not idle, also while the emulator does not run its thread (the host's hypervisor took
+the host's CPU, or the vCPU waits inside the emulator). How much of that a record holds depends on
+the host's load while it ran; parts and whole compared in executed seconds do not carry it. In the
+2026-12-01 19:32 session (host steal 2 %) the share was 0.94-1.00 for parts and whole alike, so the
+conversion moved little; it matters where the host's load moves between the parts and the whole.
+Records without the annotation (the host's own, older guest runs) are returned as they are.
 
 Which summary and sample fields are CPU time: a numeric field whose key names `cpu` (CPU seconds,
 CPU-s per GB, CPU-s per second) or ends in `busy_ratio` (busy CPU time per wall second) is

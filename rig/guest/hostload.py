@@ -8,10 +8,11 @@ measured under can be compared with its parts taken under the same, or not.
 The sampler also times qemu's vCPU threads (named "CPU n/TCG" by -name debug-threads=on): what the
 host executed of the guest. With the guest's own busy time over the same seconds (rig.guest.guest_stat)
 each record gets `guest_cpu_executed` over its own timed window: the share of the guest's busy vCPU
-time the host executed. Measured on 2026-12-01 (host /proc/stat as the executed side): 0.99 for one busy-polling
-vCPU, 0.89 for a WRITE chain whose poster sleeps on events, 0.71 (0.48-0.87) for `measure smbd` with
-both vCPUs busy, even where the host stole nothing: the guest's CPU seconds of the whole held more
-time its vCPUs were not executed than its parts' did."""
+time the host executed. In the 2026-12-01 19:32 session (host steal 2 %) it was 0.98 (0.94-1.00)
+for `measure smbd` with both vCPUs busy and 0.94-1.00 for every part: the whole's guest CPU seconds
+held no more time the host did not execute than its parts' did. (An earlier estimate of 0.71 for
+the whole took the host's /proc/stat sampled every 5 s over windows up to 10 s wider than the runs,
+idle time included: wrong.)"""
 
 from __future__ import annotations
 
