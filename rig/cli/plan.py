@@ -448,6 +448,10 @@ def vs_measured_table(scenario: str, platform: Optional[str], store: Optional[Pa
                      "measured both ends' CPU per GB is too high; re-measure to compare it")
     if place is not None:
         notes.append(rc.place_summary(place, smbd))
+        parts = [r for r in rc.places(rc.of_kind(everything, *rc.PROBES)).get(place, [])]
+        conditions = rc.conditions_note(parts, smbd)
+        if conditions:
+            notes.append(conditions)
     if left_out:
         notes.append(f"{left_out} smbd records of other places left out (one place per comparison)")
     columns = ([Column.of("io_size_bytes", "I/O size", "{:.0f}")] + VS_COLUMNS[1:]) if machine else VS_COLUMNS

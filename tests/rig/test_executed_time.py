@@ -82,3 +82,10 @@ def test_vs_measured_compares_the_whole_in_executed_time_and_predicts_at_its_sha
             100 * (r1["predicted_executed_gbytes_per_s"] - r1["measured_gbytes_per_s"]) / r1["measured_gbytes_per_s"])
     assert any("CPU in executed time" in n for n in after["notes"]) and not any(
         "CPU in executed time" in n for n in before["notes"])
+    # the conditions each side ran under, parts against whole: only the whole's share is known here
+    smbd_n = sum(1 for r in records if r.name.startswith("smbd.") and r.summary.get("integrity_ok")
+                 and not r.summary.get("partial"))
+    (conditions,) = [n for n in after["notes"] if n.startswith("conditions")]
+    assert (f"executed share of guest busy time - against 0.50 (0.50-0.50, {smbd_n} records)" in conditions
+            and "host steal share - against -" in conditions)
+    assert not any(n.startswith("conditions") for n in before["notes"])
