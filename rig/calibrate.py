@@ -1061,7 +1061,8 @@ def smbd_predicted(s, configs: Iterable[SmbdConfig],
     Nothing here reads a measured figure: the predictions rest on the platform's figures alone.
     `executed` {configuration: share}: evaluate those configurations (only) with their cores running
     that share of the time (the vCPU time an emulator executed while the point ran: a condition of the
-    measurement, as other tenants' load is; the rest of each core's time goes to `foreign_load`)."""
+    measurement, as other tenants' load is; the rest of each core's time is added to `foreign_load`;
+    one socket's cores, as the guest has)."""
     from models import report
     from models.sweep import evaluate_grid
     from scenarios.schema import OPERATIONS, with_params
@@ -1082,7 +1083,8 @@ def smbd_predicted(s, configs: Iterable[SmbdConfig],
                                   "workload.async_workers": workers or s.workload.async_workers,
                                   "workload.client_registers_per_io": float(register == "per-io"),
                                   "workload.clients": clients,
-                                  **({"workload.foreign_load": s.platform.cpu.cores * (1.0 - min(share, 1.0))}
+                                  **({"workload.foreign_load": s.workload.foreign_load
+                                      + s.platform.cpu.cores * (1.0 - min(share, 1.0))}
                                      if share is not None else {})})
         sizes = sorted({c.io_size for c in cs})
         ev = evaluate_grid(patched, {"workload.io_size": sizes, "workload.operation_code": [OPERATIONS.index(op)]},

@@ -9,11 +9,12 @@ the host's load while it ran; parts and whole compared in executed seconds do no
 conversion moved little; it matters where the host's load moves between the parts and the whole.
 Records without the annotation (the host's own, older guest runs) are returned as they are.
 
-Which summary and sample fields are CPU time: a numeric field whose key names `cpu` (CPU seconds,
-CPU-s per GB, CPU-s per second) or ends in `busy_ratio` (busy CPU time per wall second) is
-multiplied by the share; one naming `per_cpu_second` (bytes per CPU second) is divided by it; a key
-naming `ratio` otherwise (a ratio of two CPU figures) and every other field (bytes, wall seconds,
-rates per wall second, counts) stay."""
+Which summary and sample fields are CPU time, by the words of their keys: a numeric field whose key
+has the word `cpu` (CPU seconds, CPU-s per GB, CPU-s per second) or ends in `busy_ratio` (busy CPU
+time per wall second) is multiplied by the share; one naming `per_cpu_second` (bytes per CPU
+second) is divided by it; a key with the word `ratio` otherwise (a ratio of two CPU figures) or
+`steal` (time not executed), and every other field (bytes, wall seconds, rates per wall second,
+counts), stay."""
 
 from __future__ import annotations
 
@@ -33,9 +34,10 @@ def executed_fraction(r: Record) -> float | None:
 
 
 def _scale_of(key: str, share: float) -> float:
+    words = key.split("_")
     if "per_cpu_second" in key:
         return 1.0 / share
-    if key.endswith("busy_ratio") or ("cpu" in key and "ratio" not in key):
+    if key.endswith("busy_ratio") or ("cpu" in words and "ratio" not in words and "steal" not in words):
         return share
     return 1.0
 

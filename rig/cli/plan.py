@@ -433,7 +433,8 @@ def vs_measured_table(scenario: str, platform: Optional[str], store: Optional[Pa
              *([f"MPI incast aggregates (the server's total with clients = ranks - 1, the model's workload.clients): "
                 f"throughput {model_report.error_summary(e_incast)}"] if e_incast else []),
              f"predicted: {s.name} on {plat.name} ({plat.path}), from its {len(plat.measured)} measured figures "
-             f"(component records: verbs, copy) and {plat.base or 'its own'} figures; never from smbd records",
+             f"(component records: verbs, copy) and {plat.base or 'its own'} figures; never from smbd records "
+             f"(the column at the executed share takes only that condition from them)",
              "server CPU = the CPU of the server's threads and workers (on loopback that includes the receive work "
              "its sends trigger until the kernel hands the rest of a post's chain to ksoftirqd, neither end's: "
              "nic.soft_inline_time for a poster that sleeps on events); measured, with both ends in one kernel, it "

@@ -1,5 +1,6 @@
-"""The guest's own busy CPU time, sampled for the host: inside the soft-RoCE guest every rdmarig
-process appends the guest's /proc/stat busy and total jiffies, each second, to a file in the run's
+"""The guest's own busy CPU time, sampled for the host: inside the soft-RoCE guest every `rdmarig`
+command (and `python -m rig.copy.rdma_parts`) appends each CPU's busy seconds from the guest's
+/proc/stat, each second, to a file in the run's
 out directory ($RDMARIG_GUEST_OUT/guest-stat-<pid>.log, "unix-time busy-s-of-cpu0 busy-s-of-cpu1 ..."
 per line).
 
@@ -8,7 +9,8 @@ time as run whenever it is not idle, also while the host does not execute its th
 hypervisor stole the host's CPU, or the vCPU thread waits in the emulator). The host measures what
 it executed (rig.guest.hostload samples qemu's vCPU threads); this file gives what the guest
 believed it ran over the same seconds, and each record's window gets both (provenance
-`guest_cpu_executed`). The counters are cumulative, so the samples of any process bracket any
+`guest_cpu_executed`). The guest's clock is set from qemu's RTC at boot (to the second), so the two
+series may be offset by up to a second: a window's ends move together, not apart. The counters are cumulative, so the samples of any process bracket any
 window; a process that starts and ends between two samples adds its own at both ends."""
 
 from __future__ import annotations
@@ -75,7 +77,7 @@ def read_samples(out_dir: Path) -> list[tuple[float, dict[int, float]]]:
             text = path.read_text()
         except OSError:
             continue
-        for line in text.splitlines():
+        for line in text.split("\n")[:-1]:       # a last line without its newline may be cut short
             parts = line.split()
             try:
                 samples.append((float(parts[0]), {i: float(v) for i, v in enumerate(parts[1:])}))

@@ -44,7 +44,8 @@ def read_cpu_line(path: str = STAT) -> tuple[int, int, int] | None:
 
 
 def read_cpu_busy(path: str = STAT) -> dict[int, float] | None:
-    """{cpu index: busy seconds (user, nice, system, irq, softirq, steal)} of each CPU line."""
+    """{cpu index: busy seconds (user, nice, system, irq, softirq; not steal: time a hypervisor ran
+    others, which a paravirtual guest counts apart from its tasks' time)} of each CPU line."""
     try:
         with open(path) as f:
             lines = f.read().splitlines()
@@ -58,7 +59,7 @@ def read_cpu_busy(path: str = STAT) -> dict[int, float] | None:
         if name == "cpu":
             continue
         v = [int(x) for x in fields] + [0] * 8
-        out[int(name[3:])] = (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / TICKS_PER_S
+        out[int(name[3:])] = (v[0] + v[1] + v[2] + v[5] + v[6]) / TICKS_PER_S
     return out or None
 
 
@@ -186,17 +187,18 @@ def executed(vcpu_samples: list[tuple[float, dict[int, float]]], guest_samples: 
     that wakes it), which the guest counts as idle, so it cannot vouch for the others' busy time."""
     if t1 <= t0:
         return None
-    cpus = sorted(set.intersection(*(set(s[1]) for s in vcpu_samples + guest_samples))) \
-        if vcpu_samples and guest_samples else []
-    run, busy, lost = 0.0, 0.0, 0.0
-    for cpu in cpus:
-        ends = [at([(t, v[cpu]) for t, v in series], t) for series in (vcpu_samples, guest_samples) for t in (t0, t1)]
+    run, busy, lost, found = 0.0, 0.0, 0.0, 0
+    for cpu in sorted({c for _, v in vcpu_samples + guest_samples for c in v}):
+        # each vCPU from the samples that hold it: one read while qemu starts or stops its threads
+        # (or a sampling line cut short) does not drop it from every window
+        ends = [at([(t, v[cpu]) for t, v in series if cpu in v], t) for series in (vcpu_samples, guest_samples)
+                for t in (t0, t1)]
         if None in ends:
-            return None
+            continue
         e = (ends[1] - ends[0]) / (t1 - t0)
         g = (ends[3] - ends[2]) / (t1 - t0)
-        run, busy, lost = run + e, busy + g, lost + max(0.0, g - e)
-    if not cpus:
+        run, busy, lost, found = run + e, busy + g, lost + max(0.0, g - e), found + 1
+    if not found:
         return None
     return {"executed_cpu_per_s": round(run, 3), "guest_busy_cpu_per_s": round(busy, 3),
             "executed_fraction": round(1.0 - lost / busy, 3) if busy > 0 else None, "window_s": round(t1 - t0, 2)}
@@ -227,7 +229,7 @@ def annotate_spool(spool: Path, samples: list[tuple[float, int, int, int]], star
         shares = window(samples, since, t)
         summary = rec.summary or {}
         seconds, ended = summary.get("seconds"), summary.get("ended_unix_s")
-        end = ended if isinstance(ended, (int, float)) and since <= ended <= t else t
+        end = ended if isinstance(ended, (int, float)) and start <= ended <= t else t
         timed_from = end - seconds if isinstance(seconds, (int, float)) and 0 < seconds < end - start + 1 else since
         ran = executed(vcpu_samples, guest_samples or [], max(timed_from, start), end)
         since = t

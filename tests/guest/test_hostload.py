@@ -62,6 +62,10 @@ def test_executed_share_counts_per_vcpu_the_busy_time_the_host_did_not_run():
     assert ran["executed_fraction"] == 0.5 and ran["executed_cpu_per_s"] == 0.8 and ran["guest_busy_cpu_per_s"] == 1.0
     assert hostload.executed(vcpu, guest, 1.0, 5.0) is None and hostload.executed([], guest, 1.0, 2.0) is None
     assert hostload.executed(vcpu, guest, 3.0, 3.0) is None
+    # a sample missing vCPU 1 (qemu starting its threads) drops it from no window: 2-4 s as before
+    gap = [(0.0, {0: 100.0}), *vcpu[1:]]
+    assert hostload.executed(gap, guest, 2.0, 4.0) == ran
+    assert hostload.executed(gap, guest, 0.0, 2.0)["executed_cpu_per_s"] == 1.0        # vCPU 0 only there
     idle = hostload.executed(vcpu, [(0.0, {0: 5.0, 1: 1.0}), (4.0, {0: 5.0, 1: 1.0})], 1.0, 3.0)
     assert idle["guest_busy_cpu_per_s"] == 0 and idle["executed_fraction"] is None
 
@@ -69,10 +73,13 @@ def test_executed_share_counts_per_vcpu_the_busy_time_the_host_did_not_run():
 def test_per_cpu_busy_seconds_from_proc_stat(tmp_path):
     stat = tmp_path / "stat"
     ticks = hostload.TICKS_PER_S
-    stat.write_text(f"cpu  9 9 9 9 9 9 9 9\ncpu0 {ticks} 0 {ticks} 500 0 0 0 0\ncpu1 0 0 0 800 0 0 {ticks} 0\nintr 1\n")
+    # cpu1: softirq counts, steal (a hypervisor running others) does not
+    stat.write_text(f"cpu  9 9 9 9 9 9 9 9\ncpu0 {ticks} 0 {ticks} 500 0 0 0 0\ncpu1 0 0 0 800 0 0 {ticks} {ticks}\n"
+                    "intr 1\n")
     assert hostload.read_cpu_busy(str(stat)) == {0: 2.0, 1: 1.0}
     assert hostload.read_cpu_busy(str(tmp_path / "absent")) is None
-    assert set(hostload.read_cpu_busy()) == set(range(len(hostload.read_cpu_busy())))     # this host's own
+    own = hostload.read_cpu_busy()                        # this host's own
+    assert own and all(isinstance(c, int) and v >= 0 for c, v in own.items())
 
 
 def test_a_record_timed_over_seconds_gets_executed_time_over_them(tmp_path):
@@ -150,7 +157,10 @@ def test_the_guest_side_writes_its_busy_time_for_the_host(tmp_path):
     assert len(samples) >= 3                       # at start, after 1 s, at exit
     assert [t for t, _ in samples] == sorted(t for t, _ in samples)
     assert sum(samples[-1][1].values()) - sum(samples[0][1].values()) >= 0.5    # the spinning second, and more
-    assert set(samples[0][1]) == set(hostload.read_cpu_busy())
+    assert set(hostload.read_cpu_busy()) <= set(samples[0][1])
+    with open(next(tmp_path.glob("guest-stat-*.log")), "a") as f:
+        f.write("123.0 4")                                # cut short: no newline, not read
+    assert guest_stat.read_samples(tmp_path) == samples
     assert guest_stat.start({"RDMARIG_GUEST": "0", "RDMARIG_GUEST_OUT": str(tmp_path)}) is None
 
 

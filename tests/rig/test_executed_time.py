@@ -18,6 +18,7 @@ def _rec(share, **summary):
 
 def test_cpu_time_fields_take_the_share_and_the_rest_stay():
     r = _rec(0.5, cpu_user_s=2.0, client_cpu_s_per_gb=10.0, median_server_cpu_seconds_per_exchange=0.004,
+             median_cpu_seconds_per_registration=0.0004, steal_cpu_per_s=0.1,
              busy_cpu_per_s=1.8, median_client_busy_ratio=0.8, median_per_cpu_second_gbytes_per_s=0.2,
              thp_over_4k_cpu_s_per_gb_ratio=0.7, gbytes_per_s=0.03, seconds=3.0, wrs=100, cpu_scope="both",
              integrity_ok=True, cv=0.1)
@@ -26,8 +27,9 @@ def test_cpu_time_fields_take_the_share_and_the_rest_stay():
     assert s["cpu_user_s"] == 1.0 and s["client_cpu_s_per_gb"] == 5.0
     assert s["median_server_cpu_seconds_per_exchange"] == pytest.approx(0.002)
     assert s["busy_cpu_per_s"] == 0.9 and s["median_client_busy_ratio"] == 0.4
+    assert s["median_cpu_seconds_per_registration"] == pytest.approx(0.0002)   # "registration" is not "ratio"
     assert s["median_per_cpu_second_gbytes_per_s"] == pytest.approx(0.4)      # bytes per CPU second: divided
-    for key in ("thp_over_4k_cpu_s_per_gb_ratio", "gbytes_per_s", "seconds", "wrs", "cpu_scope", "integrity_ok", "cv"):
+    for key in ("thp_over_4k_cpu_s_per_gb_ratio", "steal_cpu_per_s", "gbytes_per_s", "seconds", "wrs", "cpu_scope", "integrity_ok", "cv"):
         assert s[key] == r.summary[key]
     assert x.samples == {"cpu_seconds": [1.0, 2.0], "gbytes_per_s": [1.0, 3.0], "foreign_cpu_per_s": [0.1]}
     assert x.provenance["cpu_time"] == "executed" and x.id == r.id
