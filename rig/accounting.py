@@ -91,10 +91,10 @@ class Rusage:
 _STAT_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
 
 
-def read_proc_stat() -> dict[str, dict[str, float]]:
+def read_proc_stat(path: str = "/proc/stat") -> dict[str, dict[str, float]]:
     """{'cpu': {...}, 'cpu0': {...}, ...} in seconds."""
     out: dict[str, dict[str, float]] = {}
-    for line in Path("/proc/stat").read_text().splitlines():
+    for line in Path(path).read_text().splitlines():
         if not line.startswith("cpu"):
             break
         name, *values = line.split()

@@ -46,20 +46,13 @@ def read_cpu_line(path: str = STAT) -> tuple[int, int, int] | None:
 def read_cpu_busy(path: str = STAT) -> dict[int, float] | None:
     """{cpu index: busy seconds (user, nice, system, irq, softirq; not steal: time a hypervisor ran
     others, which a paravirtual guest counts apart from its tasks' time)} of each CPU line."""
+    from rig.accounting import read_proc_stat
     try:
-        with open(path) as f:
-            lines = f.read().splitlines()
-    except OSError:
+        stat = read_proc_stat(path)
+    except (OSError, ValueError):
         return None
-    out = {}
-    for line in lines:
-        if not line.startswith("cpu"):
-            break
-        name, *fields = line.split()
-        if name == "cpu":
-            continue
-        v = [int(x) for x in fields] + [0] * 8
-        out[int(name[3:])] = (v[0] + v[1] + v[2] + v[5] + v[6]) / TICKS_PER_S
+    out = {int(name[3:]): sum(f.get(k, 0.0) for k in ("user", "nice", "system", "irq", "softirq"))
+           for name, f in stat.items() if name != "cpu"}
     return out or None
 
 
@@ -114,11 +107,8 @@ class HostSampler:
         self._thread = threading.Thread(target=self._run, name="host-cpu-sampler", daemon=True)
 
     def take(self) -> None:
-        """One sample now (besides the thread's): e.g. when the guest says its command is done, before
-        qemu exits, so the vCPU series spans the command's last record."""
-        self._take()
-
-    def _take(self) -> None:
+        """One sample (the thread's each period; the runner's when the guest says its command is done,
+        before qemu exits, so the vCPU series spans the command's last record)."""
         line = read_cpu_line(self.path)
         if line is not None:
             self.samples.append((time.time(), *line))
@@ -130,9 +120,9 @@ class HostSampler:
                 self.vcpu_samples.append((time.time(), vcpu))
 
     def _run(self) -> None:
-        self._take()
+        self.take()
         while not self._stop.wait(self.period_s):
-            self._take()
+            self.take()
 
     def start(self) -> HostSampler:
         self._thread.start()
@@ -141,7 +131,7 @@ class HostSampler:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(5)
-        self._take()
+        self.take()
 
 
 def window(samples: list[tuple[float, int, int, int]], t0: float, t1: float) -> dict | None:
@@ -223,7 +213,7 @@ def annotate_spool(spool: Path, samples: list[tuple[float, int, int, int]], star
         t = _when(rec.created)
         if t is not None:
             found.append((t, path, rec))
-    vcpu_samples = sorted(vcpu_samples or [], key=lambda x: x[0])      # the thread's and take()'s, merged
+    vcpu_samples = sorted(vcpu_samples or [], key=lambda x: x[0])      # the thread's and the runner's, merged
     done, since = 0, start
     for t, path, rec in sorted(found, key=lambda x: x[0]):
         shares = window(samples, since, t)
