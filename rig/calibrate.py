@@ -137,6 +137,18 @@ def place_summary(place: Place, records: list[Record]) -> str:
             + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())) + f"; taken {span}")
 
 
+# A guest point whose records ran with the host's steal above this share ran on a loaded host. Measured
+# here (docs/smbd.md, "The 19:32 session and executed time"): at a host steal of 2 % or less the host
+# executed 0.94-1.00 of the guest's busy time, at 12-27 % three `measure smbd` runs got 0.62-0.75.
+LOADED_HOST_STEAL = 0.10
+
+
+def host_steal_fraction(r: Record) -> float | None:
+    """The host's steal share over a guest record's span (provenance host_cpu_under_guest); None: not known."""
+    v = ((r.provenance or {}).get("host_cpu_under_guest") or {}).get("steal_fraction")
+    return float(v) if isinstance(v, (int, float)) else None
+
+
 def conditions_note(parts: list[Record], whole: list[Record]) -> str | None:
     """The host's steal and the executed share (guest records' provenance) of the parts against the
     whole, medians: a comparison is honest only where both ran under the same; None where no record says."""
@@ -986,6 +998,8 @@ class SmbdMeasured:
     server_cpu_spread_pct: float | None = None
     # executed vCPU seconds per guest busy second while it ran (rig.executed_time), median; None: not known
     executed_fraction: float | None = None
+    # the host's steal share while its records ran (guest records' provenance host_cpu_under_guest), median
+    host_steal_fraction: float | None = None
 
 
 def spread_pct(values: list[float]) -> float | None:
@@ -1025,12 +1039,13 @@ def smbd_measured(records: list[Record]) -> dict[SmbdConfig, SmbdMeasured]:
         rate_key = "aggregate_gbytes_per_s" if cfg.incast else "gbytes_per_s"
         outside = [x for x in map(_outside_both_ends, recs) if x is not None]
         shares = [x for x in map(executed_fraction, recs) if x is not None]
+        steal = [x for x in map(host_steal_fraction, recs) if x is not None]
         out[cfg] = SmbdMeasured(med(rate_key), med("server_cpu_s_per_gb"), med("client_cpu_s_per_gb"),
                                 foreign_load(recs)[0], tuple(r.id for r in recs),
                                 _median(outside) if outside and not cfg.incast else None,
                                 spread_pct(values(rate_key)),
                                 None if cfg.incast else spread_pct(values("server_cpu_s_per_gb")),
-                                _median(shares) if shares else None)
+                                _median(shares) if shares else None, _median(steal) if steal else None)
     return out
 
 

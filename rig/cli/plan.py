@@ -291,6 +291,7 @@ VS_COLUMNS = [Column.of("io_size", "I/O size"), Column.of("copy_path"), Column.o
               Column.of("measured_gbytes_per_s", "measured", "{:.4f}"),
               Column.of("gbps_error_pct", "error", "{:+.0f}"),
               Column.of("gbps_spread_pct", "rounds' spread", "{:.0f}"),
+              Column("host_steal_fraction", "host steal [share]", "{:.2f}"),
               Column("executed_fraction", "vCPU time executed [share of guest busy]", "{:.2f}"),
               Column.of("predicted_executed_gbytes_per_s", "predicted at it", "{:.4f}"),
               Column.of("gbps_executed_error_pct", "error", "{:+.0f}"),
@@ -318,6 +319,31 @@ def spread_note(rows: list[dict]) -> str:
             parts.append(f"{what}: median spread {statistics.median(sp for _, sp in both):.0f} %, "
                          f"{sum(e <= sp for e, sp in both)} of {len(both)} points' |error| within it")
     return ("rounds' spread = (max - min) / median over a point's repeated runs; " + "; ".join(parts))
+
+
+def loaded_host_note(rows: list[dict], parts: list) -> str | None:
+    """The points whose records ran on a loaded host (median host steal above rc.LOADED_HOST_STEAL)
+    while the parts did not: named, and the errors over the other points beside them. None where no
+    point is such."""
+    from models import report as model_report
+    from rig import calibrate as rc
+
+    steal = [v for v in map(rc.host_steal_fraction, parts) if v is not None]
+    if steal and statistics.median(steal) > rc.LOADED_HOST_STEAL:
+        return None                     # the parts ran loaded too: like with like, as far as steal goes
+    loaded = [r for r in rows if r["host_steal_fraction"] is not None and r["host_steal_fraction"] > rc.LOADED_HOST_STEAL]
+    if not loaded:
+        return None
+    names = ", ".join(f"{r['copy_path']} {r['op']} {r['io_size']} ({r['host_steal_fraction']:.2f})" for r in loaded)
+    rest = [r for r in rows if r not in loaded and r["gbps_error_pct"] is not None and r["cpu_error_pct"] is not None]
+    errors = (f"the other {len(rest)}: throughput {model_report.error_summary([r['gbps_error_pct'] for r in rest])}; "
+              f"server CPU per GB {model_report.error_summary([r['cpu_error_pct'] for r in rest])}"
+              + (f"; server + ksoftirqd {model_report.error_summary(es)}"
+                 if (es := [r['server_side_cpu_error_pct'] for r in rest if r['server_side_cpu_error_pct'] is not None])
+                 else "") if rest else "no other point")
+    parts_steal = f"{statistics.median(steal):.2f}" if steal else "not recorded"
+    return (f"{len(loaded)} point(s) ran on a loaded host (median host steal over {rc.LOADED_HOST_STEAL:.2f}; the "
+            f"parts' {parts_steal}), not like with like: {names}; {errors}")
 
 
 def vs_measured_table(scenario: str, platform: Optional[str], store: Optional[Path], machine: bool = False) -> Table:
@@ -384,7 +410,7 @@ def vs_measured_table(scenario: str, platform: Optional[str], store: Optional[Pa
                "predicted_softirq_cpu_s_per_gb": pr.softirq_cpu_s_per_gb, "measured_softirq_cpu_s_per_gb": None,
                "server_side_cpu_error_pct": None, "records": 0, "gbps_spread_pct": None,
                "server_cpu_spread_pct": None, "executed_fraction": None, "predicted_executed_gbytes_per_s": None,
-               "gbps_executed_error_pct": None}
+               "gbps_executed_error_pct": None, "host_steal_fraction": None}
         if me is not None and c.incast:
             # an MPI incast's aggregate: the server's total throughput (its records hold no CPU of the whole)
             row.update(measured_gbytes_per_s=me.gbytes_per_s, records=len(me.records),
@@ -393,6 +419,7 @@ def vs_measured_table(scenario: str, platform: Optional[str], store: Optional[Pa
             e_incast.append(row["gbps_error_pct"])
         elif me is not None:
             row.update(measured_gbytes_per_s=me.gbytes_per_s, measured_server_cpu_s_per_gb=me.server_cpu_s_per_gb,
+                       host_steal_fraction=me.host_steal_fraction,
                        gbps_error_pct=model_report.error_pct(pr.gbytes_per_s, me.gbytes_per_s),
                        cpu_error_pct=model_report.error_pct(pr.server_cpu_s_per_gb, me.server_cpu_s_per_gb),
                        measured_both_cpu_s_per_gb=me.server_cpu_s_per_gb + me.client_cpu_s_per_gb,
@@ -453,6 +480,9 @@ def vs_measured_table(scenario: str, platform: Optional[str], store: Optional[Pa
         conditions = rc.conditions_note(parts, smbd)
         if conditions:
             notes.append(conditions)
+        loaded = loaded_host_note(rows, parts)
+        if loaded:
+            notes.append(loaded)
     if left_out:
         notes.append(f"{left_out} smbd records of other places left out (one place per comparison)")
     columns = ([Column.of("io_size_bytes", "I/O size", "{:.0f}")] + VS_COLUMNS[1:]) if machine else VS_COLUMNS

@@ -286,3 +286,55 @@ def test_the_cpu_copy_servers_copy_is_measured_inside_the_whole(copy_parts):
     alone = median(v for r in rc.of_kind(copy_parts, "copy.pread") if not r.params["beside_chain"]
                    for v in r.samples["cpu_s_per_gb"])
     assert median(r.summary["server_copy_cpu_s_per_gb"] for r in cpu_copy) > alone
+
+
+def _with_steal(records, steal_of) -> list:
+    """The records with the host's steal share steal_of(record) (None: left without) in their provenance."""
+    import copy
+    out = []
+    for r in records:
+        r = copy.deepcopy(r)
+        steal = steal_of(r)
+        if steal is not None:
+            r.provenance = {**r.provenance, "host_cpu_under_guest": {"steal_fraction": steal, "busy_fraction": 0.5}}
+        out.append(r)
+    return out
+
+
+def test_points_run_on_a_loaded_host_are_named_and_the_rest_summed_apart(records, session, run_cli, tmp_path):
+    """The session's parts marked as run under host steal 0.01, its cpu-copy 1 MiB records under 0.25
+    and the other smbd records under 0.02: the column holds each point's median steal, a note names the
+    loaded point and gives the errors over the others; with the parts marked loaded too, no such note."""
+    from models.report import error_summary
+
+    def loaded_point(r):
+        return r.name.startswith("smbd.") and r.params.get("copy") == "cpu-copy" \
+            and r.params.get("io_size_bytes") == 1 << 20
+
+    def run(steal_of, name):
+        store = tmp_path / f"{name}.sqlite"
+        with Store(store) as st:
+            for r in _with_steal(records, steal_of):
+                st.insert(r)
+        res = run_cli("plan", "smbdirect-this-host", "--vs-measured", "--platform", str(session["profile"]),
+                      "--store", str(store), "--format", "json")
+        assert res.code == 0, res.err
+        return json.loads(res.out)
+
+    doc = run(lambda r: 0.25 if loaded_point(r) else 0.02 if r.name.startswith("smbd.") else 0.01, "one-loaded")
+    measured = [row for row in doc["rows"] if row["records"]]
+    loaded = [row for row in measured if row["host_steal_fraction"] == 0.25]
+    assert [(row["copy_path"], row["io_size_bytes"]) for row in loaded] == [("cpu-copy", 1 << 20)]
+    assert all(row["host_steal_fraction"] == 0.02 for row in measured if row not in loaded)
+    (note,) = [n for n in doc["notes"] if "loaded host" in n]
+    rest = [row for row in measured if row not in loaded]
+    assert note.startswith("1 point(s) ran on a loaded host") and "the parts' 0.01" in note
+    assert "cpu-copy read 1MiB (0.25)" in note
+    assert f"the other {len(rest)}: throughput {error_summary([r['gbps_error_pct'] for r in rest])}" in note
+    assert f"server CPU per GB {error_summary([r['cpu_error_pct'] for r in rest])}" in note
+
+    both = run(lambda r: 0.25 if loaded_point(r) or not r.name.startswith("smbd.") else 0.02, "parts-loaded")
+    assert not any("loaded host" in n for n in both["notes"])
+    unknown = run(lambda r: None, "unknown")
+    assert all(row["host_steal_fraction"] is None for row in unknown["rows"])
+    assert not any("loaded host" in n for n in unknown["notes"])
