@@ -334,7 +334,7 @@ def loaded_host_note(rows: list[dict], parts: list) -> str | None:
     loaded = [r for r in rows if r["host_steal_fraction"] is not None and r["host_steal_fraction"] > rc.LOADED_HOST_STEAL]
     if not loaded:
         return None
-    names = ", ".join(f"{r['copy_path']} {r['op']} {r['io_size']} ({r['host_steal_fraction']:.2f})" for r in loaded)
+    names = ", ".join(f"{r['copy_path']} {r['op']} {r['io_size']} (steal {r['host_steal_fraction']:.3f})" for r in loaded)
     rest = [r for r in rows if r not in loaded and r["gbps_error_pct"] is not None and r["cpu_error_pct"] is not None]
     errors = (f"the other {len(rest)}: throughput {model_report.error_summary([r['gbps_error_pct'] for r in rest])}; "
               f"server CPU per GB {model_report.error_summary([r['cpu_error_pct'] for r in rest])}"

@@ -329,7 +329,7 @@ def test_points_run_on_a_loaded_host_are_named_and_the_rest_summed_apart(records
     (note,) = [n for n in doc["notes"] if "loaded host" in n]
     rest = [row for row in measured if row not in loaded]
     assert note.startswith("1 point(s) ran on a loaded host") and "the parts' 0.01" in note
-    assert "cpu-copy read 1MiB (0.25)" in note
+    assert "cpu-copy read 1MiB (steal 0.250)" in note
     assert f"the other {len(rest)}: throughput {error_summary([r['gbps_error_pct'] for r in rest])}" in note
     assert f"server CPU per GB {error_summary([r['cpu_error_pct'] for r in rest])}" in note
 
