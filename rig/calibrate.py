@@ -137,16 +137,18 @@ def place_summary(place: Place, records: list[Record]) -> str:
             + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())) + f"; taken {span}")
 
 
-# A guest point whose records ran with the host's steal above this share ran on a loaded host. Measured
-# here (docs/smbd.md, "The 19:32 session and executed time"): at a host steal of 2 % or less the host
-# executed 0.94-1.00 of the guest's busy time, at 12-27 % three `measure smbd` runs got 0.62-0.75.
+# A guest point whose records ran with the host's steal above this share ran on a loaded host: a flag,
+# chosen between what was measured quiet and loaded (docs/smbd.md, "The 19:32 session and executed
+# time"): at a steal of 2 % or less the host executed 0.94-1.00 of the guest's busy time, at 12-27 %
+# three `measure smbd` runs got 0.62-0.75. Steal in spells did not always cost that much (22:07
+# session: 0.87-0.99), so the executed share, not this flag, is what the predictions take.
 LOADED_HOST_STEAL = 0.10
 
 
 def host_steal_fraction(r: Record) -> float | None:
     """The host's steal share over a guest record's span (provenance host_cpu_under_guest); None: not known."""
     v = ((r.provenance or {}).get("host_cpu_under_guest") or {}).get("steal_fraction")
-    return float(v) if isinstance(v, (int, float)) else None
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
 
 
 def conditions_note(parts: list[Record], whole: list[Record]) -> str | None:

@@ -1,6 +1,6 @@
 #!/bin/sh
-# rxe stall at 128 KiB: is it the 129-PSN window (RXE_MAX_UNACKED_PSNS = 128, a 128 KiB response
-# = 128 WRITE packets + 1 SEND at MTU 1024)? Sizes around it at MTU 1024, then 128 KiB at MTU 4096
+# rxe stall at 128 KiB: does it go with the 128-PSN unacked window (RXE_MAX_UNACKED_PSNS; a 128 KiB
+# response = 128 WRITE packets + 1 SEND at MTU 1024)? Sizes around it at MTU 1024, then 128 KiB at MTU 4096
 # (the records land in S: partial ones stalled; counters: completer_retry_err/retry_exceeded_err).
 # run from the checkout: rdmarig guest run --store S -- sh docs/data/smbd-rxe-stall.sh (15 min on 2026-12-01)
 R=.venv/bin/rdmarig
@@ -16,6 +16,6 @@ for i in 1 2 3 4 5; do
 done
 ip link set dev veth0 mtu 4500 && ip link set dev veth1 mtu 4500
 sleep 1
-ibv_devinfo -d rxe0 -i 1 | grep -i mtu
+for d in rxe0 rxe1; do ibv_devinfo -d $d -i 1 | grep -i active_mtu; done
 for i in 1 2 3 4 5; do run 128KiB $i; done
 echo "== done $(date -u +%T)"

@@ -12,6 +12,7 @@ The rows, notes and titles come from models/report.py; this module only picks co
 
 from __future__ import annotations
 
+import math
 import statistics
 import tempfile
 from pathlib import Path
@@ -324,26 +325,28 @@ def spread_note(rows: list[dict]) -> str:
 def loaded_host_note(rows: list[dict], parts: list) -> str | None:
     """The points whose records ran on a loaded host (median host steal above rc.LOADED_HOST_STEAL)
     while the parts did not: named, and the errors over the other points beside them. None where no
-    point is such."""
+    point is such, or where the parts' steal is not known or was above it too (the conditions note
+    gives both sides' medians then)."""
     from models import report as model_report
     from rig import calibrate as rc
 
     steal = [v for v in map(rc.host_steal_fraction, parts) if v is not None]
-    if steal and statistics.median(steal) > rc.LOADED_HOST_STEAL:
-        return None                     # the parts ran loaded too: like with like, as far as steal goes
+    if not steal or statistics.median(steal) > rc.LOADED_HOST_STEAL:
+        return None
     loaded = [r for r in rows if r["host_steal_fraction"] is not None and r["host_steal_fraction"] > rc.LOADED_HOST_STEAL]
     if not loaded:
         return None
     names = ", ".join(f"{r['copy_path']} {r['op']} {r['io_size']} (steal {r['host_steal_fraction']:.3f})" for r in loaded)
-    rest = [r for r in rows if r not in loaded and r["gbps_error_pct"] is not None and r["cpu_error_pct"] is not None]
+    flagged = {id(r) for r in loaded}
+    rest = [r for r in rows if id(r) not in flagged and r["gbps_error_pct"] is not None
+            and r["cpu_error_pct"] is not None and math.isfinite(r["gbps_error_pct"]) and math.isfinite(r["cpu_error_pct"])]
     errors = (f"the other {len(rest)}: throughput {model_report.error_summary([r['gbps_error_pct'] for r in rest])}; "
               f"server CPU per GB {model_report.error_summary([r['cpu_error_pct'] for r in rest])}"
               + (f"; server + ksoftirqd {model_report.error_summary(es)}"
                  if (es := [r['server_side_cpu_error_pct'] for r in rest if r['server_side_cpu_error_pct'] is not None])
                  else "") if rest else "no other point")
-    parts_steal = f"{statistics.median(steal):.2f}" if steal else "not recorded"
     return (f"{len(loaded)} point(s) ran on a loaded host (median host steal over {rc.LOADED_HOST_STEAL:.2f}; the "
-            f"parts' {parts_steal}), not like with like: {names}; {errors}")
+            f"parts' {statistics.median(steal):.2f}), not like with like: {names}; {errors}")
 
 
 def vs_measured_table(scenario: str, platform: Optional[str], store: Optional[Path], machine: bool = False) -> Table:
@@ -414,6 +417,7 @@ def vs_measured_table(scenario: str, platform: Optional[str], store: Optional[Pa
         if me is not None and c.incast:
             # an MPI incast's aggregate: the server's total throughput (its records hold no CPU of the whole)
             row.update(measured_gbytes_per_s=me.gbytes_per_s, records=len(me.records),
+                       host_steal_fraction=me.host_steal_fraction,
                        gbps_error_pct=model_report.error_pct(pr.gbytes_per_s, me.gbytes_per_s),
                        gbps_spread_pct=me.gbps_spread_pct)
             e_incast.append(row["gbps_error_pct"])
