@@ -154,13 +154,11 @@ def host_steal_fraction(r: Record) -> float | None:
 def conditions_note(parts: list[Record], whole: list[Record]) -> str | None:
     """The host's steal and the executed share (guest records' provenance) of the parts against the
     whole, medians: a comparison is honest only where both ran under the same; None where no record says."""
-    def med(records: list[Record], annotation: str, key: str) -> str:
-        values = [v for r in records for v in [((r.provenance or {}).get(annotation) or {}).get(key)]
-                  if isinstance(v, (int, float))]
+    def med(records: list[Record], of) -> str:
+        values = [v for v in map(of, records) if v is not None]
         return f"{_median(values):.2f} ({min(values):.2f}-{max(values):.2f}, {len(values)} records)" if values else "-"
-    rows = [(what, med(parts, a, k), med(whole, a, k)) for what, a, k in (
-        ("host steal share", "host_cpu_under_guest", "steal_fraction"),
-        ("executed share of guest busy time", "guest_cpu_executed", "executed_fraction"))]
+    rows = [(what, med(parts, of), med(whole, of)) for what, of in (
+        ("host steal share", host_steal_fraction), ("executed share of guest busy time", executed_fraction))]
     if all(p == "-" and w == "-" for _, p, w in rows):
         return None
     return "conditions, parts against whole (medians): " + "; ".join(f"{what} {p} against {w}" for what, p, w in rows)

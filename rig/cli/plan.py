@@ -480,7 +480,7 @@ def vs_measured_table(scenario: str, platform: Optional[str], store: Optional[Pa
                      "measured both ends' CPU per GB is too high; re-measure to compare it")
     if place is not None:
         notes.append(rc.place_summary(place, smbd))
-        parts = [r for r in rc.places(rc.of_kind(everything, *rc.PROBES)).get(place, [])]
+        parts = rc.places(rc.of_kind(everything, *rc.PROBES)).get(place, [])
         conditions = rc.conditions_note(parts, smbd)
         if conditions:
             notes.append(conditions)

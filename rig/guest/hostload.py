@@ -181,8 +181,8 @@ def executed(vcpu_samples: list[tuple[float, dict[int, float]]], guest_samples: 
     for cpu in sorted({c for _, v in vcpu_samples + guest_samples for c in v}):
         # each vCPU from the samples that hold it: one read while qemu starts or stops its threads
         # (or a sampling line cut short) does not drop it from every window
-        ends = [at([(t, v[cpu]) for t, v in series if cpu in v], t) for series in (vcpu_samples, guest_samples)
-                for t in (t0, t1)]
+        own = [[(t, v[cpu]) for t, v in series if cpu in v] for series in (vcpu_samples, guest_samples)]
+        ends = [at(series, t) for series in own for t in (t0, t1)]
         if None in ends:
             continue
         e = (ends[1] - ends[0]) / (t1 - t0)
