@@ -412,24 +412,30 @@ class ExchangeCpu:
     server: list[tuple[float, str]]
     client: list[tuple[float, str]]
     data_wrs: int = 0
+    flows_loops: bool = False                  # run by the flows' own serving and client loops
 
 
 def request_estimate(records: list[Record]) -> ExchangeCpu | None:
-    """proto.smbd: each end's CPU per request/response exchange (the protocol's own code: take the
-    message, parse the request, post the data WR, build the response, grant credits, post the SENDs
-    and reap them; and the kernel's work on those one-packet WRs) at the deepest depth measured,
-    where requests wait for the serving thread as in `measure smbd`'s runs and it seldom sleeps.
-    Records from before the part posted a data WR (no `data_wrs`) count as none."""
+    """proto.smbd: each end's CPU per request/response exchange (the flows' serving and client loops
+    at a one-packet READ: take the message, parse the request, post the data WR, build the response,
+    grant credits, post the SENDs and reap them, the client's bookkeeping and block check; and the
+    kernel's work on those one-packet WRs) at the deepest depth measured, where requests wait for
+    the serving thread as in `measure smbd`'s runs and it seldom sleeps. Records from before the
+    part posted a data WR (no `data_wrs`) count as none; records of the part's own loops (no
+    `loops: flows`, before 2026-12-02) give way to the flows' where a store holds both."""
     if not records:
         return None
     deepest = max(int(r.params.get("requests_in_flight") or 0) for r in records)
     at = [r for r in records if int(r.params.get("requests_in_flight") or 0) == deepest]
-    # a store with both kinds: the newer, which holds the data WR
-    data_wrs = max(int(r.params.get("data_wrs") or 0) for r in at)
-    at = [r for r in at if int(r.params.get("data_wrs") or 0) == data_wrs]
+    # a store with several kinds: the newest - the flows' own loops (since 2026-12-02) over the part's
+    # loops with a data WR (2026-12-01) over those without
+    kind = lambda r: (int(r.params.get("data_wrs") or 0), r.params.get("loops") == "flows")  # noqa: E731
+    newest = max(kind(r) for r in at)
+    at = [r for r in at if kind(r) == newest]
+    data_wrs = newest[0]
     server = _samples(at, "server_cpu_seconds_per_exchange")
     client = _samples(at, "client_cpu_seconds_per_exchange")
-    return ExchangeCpu(server, client, data_wrs) if server and len(server) == len(client) else None
+    return ExchangeCpu(server, client, data_wrs, newest[1]) if server and len(server) == len(client) else None
 
 
 def crc32_estimate(records: list[Record]) -> cal.Estimate | None:
@@ -735,7 +741,8 @@ def measured_figures(fit: PlaceFit, base: Platform) -> dict[str, Measured]:
         if request is not None:
             ends, wr, send = request
             exchange = ("with a one-packet data WR (an RDMA WRITE of the named buffer) before the response"
-                        if fit.request.data_wrs else "without bulk data")
+                        if fit.request.data_wrs else "without bulk data") \
+                + (", through the flows' serving and client loops" if fit.request.flows_loops else "")
             apart = {"server": f"one cpu.rdma_wr_time (the response SEND's post + reap, {wr * 1e6:.1f} us)"
                                + (", and for its data WR one more and that WR's one-packet chain"
                                   if fit.request.data_wrs else ""),

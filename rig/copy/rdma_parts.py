@@ -3,7 +3,7 @@ each stored as its own record kind (never an smbd.* record), for `rdmarig calibr
 guest`:
 
     copy.mrreg    MR registration + deregistration per size (rig/copy/mr_register.py)
-    proto.smbd    one SMB Direct request/response exchange without bulk data, per end
+    proto.smbd    one-packet SMB2 READs through the flows' serving and client loops, per end
                   (rig/copy/smbd_exchange.py), at several requests in flight
     copy.crc32    the client's integrity check per byte (rig/copy/crc_check.py)
     copy.pread    the cpu-copy server's pread per byte, alone, beside a soft-RoCE chain of the I/O
@@ -100,11 +100,14 @@ def exchange_sweep(server_device: str | None, client_device: str | None, depths:
         params = {"io_size_bytes": smbd_exchange.IO_SIZE_BYTES, "requests_in_flight": depth,
                   "exchanges": exchanges, "repetitions": repetitions, "request_bytes": request_bytes,
                   "response_bytes": response_bytes, "bulk_bytes": smbd_exchange.DATA_WR_BYTES,
-                  "data_wrs": 1,
+                  "data_wrs": 1, "loops": "flows",
                   "devices": {"server": raw[0]["server"]["device"], "client": raw[0]["client"]["device"]},
-                  "exchange": f"SMB2 READ request (SMB Direct data transfer message, {request_bytes} B) SENT client -> "
-                              f"server, an RDMA WRITE of {smbd_exchange.DATA_WR_BYTES} B of the named buffer (one "
-                              f"packet: the READ's data WR) then the READ response ({response_bytes} B) SENT back"}
+                  "exchange": f"SMB2 READ of {smbd_exchange.DATA_WR_BYTES} B through the flows' serving and client loops "
+                              f"(rig.flows.smbd_serving.Serving, rig.flows.smbd_client.Client, one connection): the "
+                              f"request (SMB Direct data transfer message, {request_bytes} B) SENT client -> server, "
+                              f"an RDMA WRITE of the {smbd_exchange.DATA_WR_BYTES} B from the file's mapping into the "
+                              f"named buffer (one packet: the READ's data WR), then the response ({response_bytes} B) "
+                              f"SENT back, the client checking the block"}
         smp = smbd_exchange.samples(raw, exchanges)
         noise = {"foreign_cpu_per_s": float(np.median(smp["foreign_cpu_per_s"]))}
         summary = finish(summarize(smp, "server_cpu_seconds_per_exchange", what), noise)

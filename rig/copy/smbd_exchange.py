@@ -1,181 +1,117 @@
-"""The SMB Direct protocol's per-I/O work as a part (`proto.smbd`): one request/response exchange
-with a one-packet data WR, between two processes on two RDMA devices, as `measure smbd` runs its ends.
+"""The SMB Direct protocol's per-I/O work as a part (`proto.smbd`): SMB2 READs of one packet, served and
+asked by the flows' own serving and client loops, between two processes on two RDMA devices, as
+`measure smbd` runs its ends.
 
-What each I/O costs besides its data: the client builds an SMB2 READ request naming a registered
-buffer (rig.flows.smbd: read_request, DataTransfer, to_send) and SENDs it; the server takes the
-message (rig.flows.smbd_serving.take_message: credits, repost, parse, reassembly), parses the
-request (parse_request), builds the response (IoResponse) and SENDs it back with the credits it
-grants; the client takes it and parses the response (parse_response). Before its response the
-server RDMA WRITEs the first DATA_WR_BYTES of the named buffer, one packet, through the flows' own
-bulk_wr and post, as `measure smbd` posts a READ's data: the per-I/O work of the data WR (build it,
-post it, reap its completion) is in the part, its bytes are what `measure verbs` measures (the
-calibration takes the one-packet WR's chain out, as it does the SENDs'). Both ends sleep on their
-completion channels when idle (rig.flows.channel.Waiter, after the same 16 empty polls as the
-flows), each in a forked single-threaded process, so each end's CPU is its rusage; the host's
-softirq run by ksoftirqd, counted apart, belongs to neither.
+The server end is rig.flows.smbd_serving.Serving (zero-copy, the file mapping registered once) and
+its `run` loop; the client end is rig.flows.smbd_client.Client and its `run` loop, one connection:
+what each I/O costs besides its data - the client builds an SMB2 READ request naming a registered
+buffer, posts it, takes the response, checks the block and keeps its stamps; the server takes the
+message (credits, repost, parse, reassembly), parses the request, RDMA WRITEs the range into the
+named buffer, builds the response, grants credits and posts it, and reaps the completions. The
+READs ask DATA_WR_BYTES, one packet: the data WR's per-I/O work (build, post, reap) is in the part,
+its bytes are what `measure verbs` measures (the calibration takes the one-packet WR's chain out,
+as it does the SENDs'). Both loops sleep on their completion channels after the same 16 empty
+turns as in `measure smbd`, each end in a forked single-threaded process, so each end's CPU is its
+rusage; the host's softirq run by ksoftirqd, counted apart, belongs to neither.
+
+Until 2026-12-02 the part ran loops of its own, written beside the flows' (no I/O bookkeeping, no
+stamps, no block check): at 4 KiB, one connection, 32 in flight, the flows' loops cost the server
+0.6-0.9 ms and the client 0.75-0.85 ms more per I/O than those (guest, two rounds). Records of
+this part say `loops: flows`.
 
 `depth` requests are kept in flight (bounded by credits, as the flows are); with 1 every exchange
-wakes both ends, with more the ends find work waiting and sleep less (the record counts sleeps).
+wakes both ends, with more the ends find work waiting and sleep less (the record counts sleeps and
+loop turns).
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
-from collections import deque
+import zlib
 from typing import Any
 
 from rig import accounting as acct
 from rig.copy import child
 
-IO_SIZE_BYTES = 65536              # the length the requests name (one credit)
-DATA_WR_BYTES = 64                 # what the server's data WR moves of it: one packet
-MESSAGE_BYTES = 4096               # the channel's message slots (a request is 152 bytes, a response 104)
-RECV_RESERVE = 8
-SEND_SLOTS = 32
+DATA_WR_BYTES = 64                 # what each READ asks, and the server's data WR moves: one packet
+IO_SIZE_BYTES = DATA_WR_BYTES      # the length the requests name
+FILE_BYTES = 64 << 10              # the served file (tmpfs): 1024 blocks the client cycles over
 DEFAULT_DEPTHS = (1, 8, 32)
 TIMEOUT_S = 20.0
 
 
-def _open(device: str | None, depth: int):
-    from rig.flows.channel import Channel
-    from rig.rdma.devices import discover
+def _server(port: Any, depth: int, conn: Any, path: str) -> tuple[Any, Any]:
+    from rig.flows import smbd
+    from rig.flows.smbd_serving import ServeSpec, Serving
+    from rig.launch.smbd_target import buffers_for
     from rig.rdma.player import EventPlayer, PlayerConfig
 
-    port = discover(device)
-    recv_slots = depth + RECV_RESERVE
-    player = EventPlayer(port, PlayerConfig(msg_bytes=MESSAGE_BYTES, slots=1, num_qps=1,
-                                            tx_depth=SEND_SLOTS + 2 * depth + 8, rx_depth=recv_slots + 8))
-    return player, recv_slots, lambda: Channel(player, max_msg_bytes=MESSAGE_BYTES, recv_slots=recv_slots,
-                                               send_slots=SEND_SLOTS, timeout_s=TIMEOUT_S)
+    spec = ServeSpec(op="read", copy="zero-copy", register="once", io_size=IO_SIZE_BYTES,
+                     buffers=buffers_for(IO_SIZE_BYTES, depth),
+                     limits=smbd.Limits(), timeout_s=TIMEOUT_S)
+    player = EventPlayer(port, PlayerConfig(msg_bytes=4096, slots=1, num_qps=1, tx_depth=spec.tx_depth(),
+                                            rx_depth=spec.recv_slots()))
+    conn.send({"endpoint": player.endpoint()})
+    player.connect(conn.recv()["endpoint"])
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return player, Serving(player, spec, fd, FILE_BYTES)
+    finally:
+        os.close(fd)                   # the serving connection keeps its mapping of the file
 
 
-def _stalled(t_last: float, what: str) -> None:
-    if time.monotonic() - t_last > TIMEOUT_S:
-        from rig.rdma.completions import PollTimeout
-        raise PollTimeout(f"{what}: nothing for {TIMEOUT_S:g} s")
-
-
-def _whole_messages(channel, credits, reassembly, params, events: list) -> list[bytes]:
-    """The whole messages the taken events' receives complete (a fragment completes none yet), the
-    flows' own `take_message` doing credits, repost and reassembly; `events` is emptied."""
-    from rig.flows.smbd_serving import take_message
-
-    out = []
-    for e in events:
-        if e.kind == "recv":
-            _msg, whole = take_message(channel, credits, reassembly, params.max_fragmented_receive_size,
-                                       e.slot, e.byte_len)
-            if whole is not None:
-                out.append(whole)
-    events.clear()
-    return out
-
-
-def _serve(channel, credits, params, exchanges: int, player) -> tuple[int, int]:
-    """The server's loop: answer `exchanges` READ requests, each after its one-packet data WR; (sleeps,
-    loop turns)."""
+def _client(port: Any, depth: int, exchanges: int, conn: Any, crcs: list[int]) -> tuple[Any, Any]:
     from rig.flows import smbd
-    from rig.flows.channel import Waiter
+    from rig.flows.smbd_client import Client, ClientPlan, FileView
+    from rig.rdma.player import EventPlayer, PlayerConfig
 
-    reassembly = smbd.Reassembly(params.max_fragmented_receive_size)
-    source = player.alloc(DATA_WR_BYTES)
-    waiter = Waiter(player)
-    events: list = []
-    replies: deque[bytes] = deque()
-    served, target, t_last, turns, tag = 0, smbd.SEND_CREDIT_TARGET, time.monotonic(), 0, 0
-    while served < exchanges:
-        turns += 1
-        channel.take(events)
-        if events:
-            for whole in _whole_messages(channel, credits, reassembly, params, events):
-                req = smbd.parse_request(whole, params.max_read_write_size)
-                tag += 1
-                channel.post(channel.bulk_wr("write", source.addr, source.lkey,
-                                             req.descriptors[0].part(0, DATA_WR_BYTES), tag))
-                replies.append(smbd.IoResponse(req.header.response(), req.length).pack())
-            while replies and credits.send > 0:
-                msg = smbd.DataTransfer(target, credits.to_grant(), data=replies.popleft())
-                channel.post_message(smbd.to_send(msg, credits, params.max_send_size))
-                served += 1
-            waiter.busy()
-            t_last = time.monotonic()
-        else:
-            waiter.idle(lambda: bool(channel.take(events)), t_last + TIMEOUT_S - time.monotonic())
-            _stalled(t_last, "the exchange probe's server")
-    channel.drain()
-    return waiter.sleeps, turns
+    plan = ClientPlan(op="read", io_size=IO_SIZE_BYTES, connections=1, credits=smbd.SEND_CREDIT_TARGET,
+                      in_flight=depth, register="once", ios=exchanges, timeout_s=TIMEOUT_S)
+    player = EventPlayer(port, PlayerConfig(msg_bytes=4096, slots=1, num_qps=1, tx_depth=plan.send_slots() + 8,
+                                            rx_depth=plan.recv_slots()))
+    conn.send({"endpoint": player.endpoint()})
+    player.connect(conn.recv()["endpoint"])
+    return player, Client(player, plan, FileView(FILE_BYTES, len(crcs), crcs))
 
 
-def _ask(channel, credits, params, exchanges: int, depth: int, player) -> tuple[int, int]:
-    """The client's loop: `exchanges` READ requests, `depth` in flight; (sleeps, loop turns)."""
-    from rig.flows import smbd
-    from rig.flows.channel import Waiter
-    from rig.flows.descriptor import BufferDescriptor
-
-    region = player.alloc(IO_SIZE_BYTES, player.V.e.IBV_ACCESS_LOCAL_WRITE | player.V.e.IBV_ACCESS_REMOTE_WRITE)
-    desc = BufferDescriptor(region.addr, region.rkey, IO_SIZE_BYTES)
-    reassembly = smbd.Reassembly(params.max_fragmented_receive_size)
-    waiter = Waiter(player)
-    events: list = []
-    issued = done = outstanding = 0
-    mid, target, t_last, turns = 1, smbd.SEND_CREDIT_TARGET, time.monotonic(), 0
-    while done < exchanges:
-        turns += 1
-        while outstanding < depth and issued < exchanges and credits.send > 0:
-            req = smbd.read_request(mid, 0, desc)
-            mid += req.header.credit_charge
-            msg = smbd.DataTransfer(target, credits.to_grant(), data=req.pack())
-            channel.post_message(smbd.to_send(msg, credits, params.max_send_size))
-            issued, outstanding = issued + 1, outstanding + 1
-        channel.take(events)
-        if events:
-            for whole in _whole_messages(channel, credits, reassembly, params, events):
-                smbd.parse_response(whole)
-                done, outstanding = done + 1, outstanding - 1
-            waiter.busy()
-            t_last = time.monotonic()
-        else:
-            waiter.idle(lambda: bool(channel.take(events)), t_last + TIMEOUT_S - time.monotonic())
-            _stalled(t_last, "the exchange probe's client")
-    channel.drain()
-    return waiter.sleeps, turns
-
-
-def _end(role: str, device: str | None, depth: int, exchanges: int, conn: Any) -> None:
-    """One end, in its own process: open the device, swap endpoints through the parent, negotiate
-    as [MS-SMBD] says, wait for `go`, run the loop, report its CPU."""
+def _end(role: str, device: str | None, depth: int, exchanges: int, conn: Any, path: str, crcs: list[int]) -> None:
+    """One end, in its own process: open the device, swap endpoints through the parent, build the
+    flows' serving connection or client, negotiate as [MS-SMBD] says, wait for `go`, run the loop,
+    report its CPU (the server serves until the parent's `stop`)."""
     child.detach_signals()
     player = None
     try:
-        from rig.flows import smbd
-        from rig.flows.smbd_serving import negotiate_message
+        from rig.accounting import CpuWindow
+        from rig.rdma.devices import discover
 
-        player, recv_slots, make_channel = _open(device, depth)
-        conn.send({"endpoint": player.endpoint()})
-        player.connect(conn.recv()["endpoint"])
-        channel = make_channel()
+        port = discover(device)
+        player, end = (_server(port, depth, conn, path) if role == "server"
+                       else _client(port, depth, exchanges, conn, crcs))
         conn.send({"ready": True})
-        conn.recv()                                            # both channels have their receives posted
-        limits = smbd.Limits()
-        if role == "server":
-            credits = smbd.Credits(posted=recv_slots, receive_max=limits.receive_credit_max)
-            req = smbd.NegotiateRequest.unpack(negotiate_message(channel, credits))
-            resp, params = smbd.accept_request(req, limits, credits)
-            channel.post_message(resp.pack())
-        else:
-            credits = smbd.Credits(posted=recv_slots, receive_max=recv_slots)
-            req = smbd.request_for(limits, min(depth + RECV_RESERVE, limits.send_credit_target))
-            channel.post_message(req.pack())
-            params = smbd.accept_response(smbd.NegotiateResponse.unpack(negotiate_message(channel, credits)),
-                                          req, limits, credits)
+        conn.recv()                                            # both ends have their receives posted
+        end.negotiate()
         conn.send({"negotiated": True})
         conn.recv()                                            # go
         r0, t0 = acct.Rusage.now(), time.perf_counter()
-        sleeps, turns = (_serve(channel, credits, params, exchanges, player) if role == "server"
-                  else _ask(channel, credits, params, exchanges, depth, player))
+        if role == "server":
+            def should_stop() -> bool:
+                return conn.poll() and bool(conn.recv().get("stop"))
+            outcome = end.run(should_stop, TIMEOUT_S + exchanges * 0.5, (conn.fileno(),))
+            if outcome != "stopped":
+                raise RuntimeError(f"the serving loop ended on its {outcome}")
+            sleeps, turns = end.waiter.sleeps, end.turns
+        else:
+            raw = end.run(CpuWindow(scope="process", busy=True))     # as measure smbd runs it
+            if len(raw.done_ns) != exchanges:
+                raise RuntimeError(f"{len(raw.done_ns)} of {exchanges} READs completed")
+            sleeps, turns = raw.sleeps, raw.turns
         ru, wall = acct.Rusage.now() - r0, time.perf_counter() - t0
-        conn.send({"result": {"user_s": ru.user_s, "system_s": ru.system_s, "wall_s": wall, "sleeps": sleeps, "turns": turns,
-                              "device": player.port.device}})
+        conn.send({"result": {"user_s": ru.user_s, "system_s": ru.system_s, "wall_s": wall, "sleeps": sleeps,
+                              "turns": turns, "device": player.port.device}})
+        if role == "server":
+            end.close()
     except BaseException as exc:
         child.report(conn, {"error": f"{type(exc).__name__}: {exc}"})
     finally:
@@ -184,18 +120,31 @@ def _end(role: str, device: str | None, depth: int, exchanges: int, conn: Any) -
         conn.close()
 
 
+def _served_file() -> tuple[str, list[int]]:
+    """A tmpfs file of random bytes and the CRC-32 of each of its READ-sized blocks."""
+    directory = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
+    data = os.urandom(FILE_BYTES)
+    fd, path = tempfile.mkstemp(prefix=f"rdmarig-exchange-{os.getpid()}-", dir=directory)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+    return path, [zlib.crc32(data[i:i + IO_SIZE_BYTES]) for i in range(0, FILE_BYTES, IO_SIZE_BYTES)]
+
+
 def run(server_device: str | None, client_device: str | None, depth: int, exchanges: int) -> dict:
-    """One timed run: a server and a client process, `exchanges` exchanges with `depth` in flight.
-    Returns each end's user and system seconds, sleeps, wall time, and the host's ksoftirqd time and
-    other tenants' CPU over the run."""
+    """One timed run: a server and a client process, `exchanges` READs with `depth` in flight.
+    Returns each end's user and system seconds, sleeps, loop turns, wall time, and the host's
+    ksoftirqd time and other tenants' CPU over the run."""
     import multiprocessing as mp
 
     ctx = mp.get_context("fork")
     ends = {}
+    path, crcs = _served_file()
     try:
         for role, device in (("server", server_device), ("client", client_device)):
             mine, theirs = ctx.Pipe()
-            process = ctx.Process(target=_end, args=(role, device, depth, exchanges, theirs), daemon=True)
+            process = ctx.Process(target=_end, args=(role, device, depth, exchanges, theirs, path, crcs), daemon=True)
             child.start(process)
             theirs.close()
             ends[role] = (process, mine)
@@ -214,10 +163,11 @@ def run(server_device: str | None, client_device: str | None, depth: int, exchan
         before, t0 = acct.HostSnapshot.now(pids), time.perf_counter()
         for _, conn in ends.values():
             conn.send({"go": True})
-        results = {role: child.receive(conn, TIMEOUT_S + exchanges * 0.5, f"exchange {role}")["result"]
-                   for role, (_, conn) in ends.items()}
+        results = {"client": child.receive(c, TIMEOUT_S + exchanges * 0.5, "exchange client")["result"]}
         wall = time.perf_counter() - t0
         delta = acct.host_delta(before, acct.HostSnapshot.now(pids))
+        s.send({"stop": True})
+        results["server"] = child.receive(s, TIMEOUT_S * 3, "exchange server")["result"]
         ours = [acct.Rusage(r["user_s"], r["system_s"]) for r in results.values()]
         return {**results, "ksoftirqd_s": sum(delta["ksoftirqd_s"].values()), "wall_s": wall,
                 **acct.foreign_cpu_per_s(delta, ours, wall)}
@@ -228,6 +178,7 @@ def run(server_device: str | None, client_device: str | None, depth: int, exchan
                 process.terminate()
                 process.join(2)
             conn.close()
+        os.unlink(path)
 
 
 def samples(raw_runs: list[dict], exchanges: int) -> dict[str, list[float]]:

@@ -108,6 +108,7 @@ class ClientRaw:
     stopped_by: str = ""
     registrations: int = 0
     sleeps: int = 0                  # times the loop slept until a completion woke it
+    turns: int = 0                   # loop turns, busy or not
 
 
 class Connection:
@@ -284,9 +285,10 @@ class Client:
         issuing = True
         last_progress = start
         next_tick = start + int(tick_s * 1e9)
-        turn = 0
+        turn = turns = 0
         try:
             while True:
+                turns += 1
                 if issuing:
                     for c in conns:
                         while c.can_issue() and (not total or issued < total):
@@ -336,7 +338,7 @@ class Client:
             raise
         finally:
             raw.end_ns = now()
-            raw.sleeps = waiter.sleeps
+            raw.sleeps, raw.turns = waiter.sleeps, turns
             for c in conns:
                 c._account(raw.end_ns)
             raw.credits_integral = [c.integral for c in conns]

@@ -213,6 +213,7 @@ class Serving:
         self.params: smbd.Negotiated | None = None
         self.reassembly = smbd.Reassembly(spec.limits.max_fragmented_size)
         self.counters = Counters()
+        self.turns = 0                             # loop turns of run(), busy or not
         self.write = spec.op == "write"
         self.source: FileSource | None = None
         self.engine: CpuCopy | AsyncWorkers | None = None
@@ -269,6 +270,7 @@ class Serving:
         turn = 0
         last_progress = time.monotonic()
         while True:
+            self.turns += 1
             ch.take(events)
             done = self.engine.completed() if self.engine is not None else []
             if events or done:

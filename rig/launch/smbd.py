@@ -301,7 +301,7 @@ class SmbdWorkload:
             "credits_in_flight_mean": sum(raw.credits_integral) / span / max(1, raw.connections),
             "credits_in_flight_max": max(raw.credits_max, default=0),
             "short_reads": raw.short_reads, "error_responses": len(raw.errors),
-            "client_registrations": raw.registrations, "client_sleeps": raw.sleeps,
+            "client_registrations": raw.registrations, "client_sleeps": raw.sleeps, "client_turns": raw.turns,
             "integrity_ok": True, "partial": bool(raw.partial),
             "foreign_cpu_per_s": raw.cpu.get("foreign_cpu_per_s"),
         }
@@ -326,6 +326,7 @@ class SmbdWorkload:
             summary["server_short_reads"] = sum(int(c.get("short_reads", 0)) for c in counters)
             summary["server_sleeps"] = sum(int(c.get("sleeps", 0)) for c in counters)
             summary["server_idle_turns"] = sum(int(c.get("idle_turns", 0)) for c in counters)
+            summary["server_turns"] = sum(int(c.get("turns", 0)) for c in counters)
             if self.copy == "cpu-copy":
                 # the serving threads' CPU inside their pread/pwrite calls: the copy as it costs in the whole
                 summary["server_copy_cpu_s_per_gb"] = per_gb(sum(int(c.get("copy_cpu_ns", 0)) for c in counters) * 1e-9)

@@ -195,7 +195,7 @@ def serve_connection(ctrl: TcpConversation, hello: dict[str, Any], index: int, s
     negotiated = serving.params.as_params() if serving.params else {}
     waiter = getattr(serving, "waiter", None)
     counters = {**serving.counters.as_dict(), "sleeps": waiter.sleeps if waiter else 0,
-                "idle_turns": waiter.idle_turns if waiter else 0,
+                "idle_turns": waiter.idle_turns if waiter else 0, "turns": serving.turns,
                 "copy_cpu_ns": serving.engine.cpu_ns if isinstance(serving.engine, CpuCopy) else 0,
                 "woken_by_events": bool(waiter and waiter.events)}
     ctrl.send({"type": "done", "outcome": outcome, "counters": counters, "negotiated": negotiated,

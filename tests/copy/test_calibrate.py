@@ -387,9 +387,10 @@ def test_the_inline_time_comes_from_sleeping_posters_with_wrs_to_spare():
     assert rc.inline_time_estimate(runs + left_out).record_ids == e.record_ids
 
 
-def _exchange(depth: int, server: list[float], client: list[float], data_wrs: int | None):
+def _exchange(depth: int, server: list[float], client: list[float], data_wrs: int | None, loops: str | None = None):
     from rig.records import measured_record
-    params = {"requests_in_flight": depth, **({} if data_wrs is None else {"data_wrs": data_wrs})}
+    params = {"requests_in_flight": depth, **({} if data_wrs is None else {"data_wrs": data_wrs}),
+              **({} if loops is None else {"loops": loops})}
     return measured_record("proto.smbd", params, {"server_cpu_seconds_per_exchange": server,
                                                   "client_cpu_seconds_per_exchange": client}, {})
 
@@ -414,3 +415,16 @@ def test_the_request_times_take_the_data_wr_out_of_the_server_when_the_part_post
     # an end with nothing left after what the model charges it apart gets no figure, the other keeps its own
     ends, _, _ = rc.request_time_estimate(rc.ExchangeCpu([(1e-5, "a")], [(0.9e-3, "a")], 1), {}, base)
     assert ends["server"] is None and ends["client"].value == pytest.approx(0.9e-3 - 2 * wr - send)
+
+
+def test_the_request_times_come_from_the_flows_loops_where_a_store_holds_both_kinds_of_the_part():
+    from rig.copy import smbd_exchange
+    own = [_exchange(32, [1.4e-3], [0.9e-3], 1), _exchange(32, [1.5e-3], [1.0e-3], 1)]
+    flows = [_exchange(32, [2.1e-3], [1.7e-3], 1, "flows"), _exchange(8, [9e-3], [9e-3], 1, "flows")]
+    x = rc.request_estimate(own + flows)
+    assert x.flows_loops and x.data_wrs == 1
+    assert [v for v, _ in x.server] == [2.1e-3] and [v for v, _ in x.client] == [1.7e-3]
+    x = rc.request_estimate(own)
+    assert not x.flows_loops and sorted(v for v, _ in x.server) == [1.4e-3, 1.5e-3]
+    # the part's READs are one packet at any RoCE MTU: the data WR the calibration takes out as one
+    assert smbd_exchange.IO_SIZE_BYTES == smbd_exchange.DATA_WR_BYTES <= 256

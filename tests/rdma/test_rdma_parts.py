@@ -1,5 +1,5 @@
 """The rdma part probes on real soft-RoCE devices (the host tier only sees them skipped): copy.mrreg
-and proto.smbd, the parts `calibrate host --place guest` fits cpu.mr_register_time and
+and proto.smbd (one-packet READs through the flows' serving and client loops), the parts `calibrate host --place guest` fits cpu.mr_register_time and
 cpu.smb_request_time from, each stored as a record with positive CPU figures."""
 
 import pytest
@@ -34,6 +34,9 @@ def test_mrreg_and_exchange_probes_store_their_records(two_devices, tmp_path, ca
             assert whole == pytest.approx(user + system) and whole > 0
         assert r.params["exchanges"] == 50 and r.params["data_wrs"] == 1       # the READ's one-packet data WR
         assert r.params["bulk_bytes"] == smbd_exchange.DATA_WR_BYTES
+        # run by the flows' own loops, which count their turns
+        assert r.params["loops"] == "flows"
+        assert all(t > 0 for t in s["client_turns_per_exchange"] + s["server_turns_per_exchange"])
 
 
 def test_pread_probe_times_the_copy_alone_beside_a_running_chain_and_posting_it(two_devices, tmp_path, capsys,
