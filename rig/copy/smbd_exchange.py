@@ -16,7 +16,7 @@ rusage; the host's softirq run by ksoftirqd, counted apart, belongs to neither.
 
 Until 2026-12-02 the part ran loops of its own, written beside the flows' (no I/O bookkeeping, no
 stamps, no block check): at 4 KiB, one connection, 32 in flight, the flows' loops cost the server
-0.6-0.9 ms and the client 0.75-0.85 ms more per I/O than those (guest, two rounds). Records of
+0.6-1.0 ms and the client 0.7-1.0 ms more per I/O than those (guest, two rounds). Records of
 this part say `loops: flows`.
 
 `depth` requests are kept in flight (bounded by credits, as the flows are); with 1 every exchange
