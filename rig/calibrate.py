@@ -425,13 +425,13 @@ def request_estimate(records: list[Record]) -> ExchangeCpu | None:
     `loops: flows`, before 2026-12-02) give way to the flows' where a store holds both."""
     if not records:
         return None
-    deepest = max(int(r.params.get("requests_in_flight") or 0) for r in records)
-    at = [r for r in records if int(r.params.get("requests_in_flight") or 0) == deepest]
     # a store with several kinds: the newest - the flows' own loops (since 2026-12-02) over the part's
-    # loops with a data WR (2026-12-01) over those without
+    # loops with a data WR (2026-12-01) over those without - and its deepest depth
     kind = lambda r: (int(r.params.get("data_wrs") or 0), r.params.get("loops") == "flows")  # noqa: E731
-    newest = max(kind(r) for r in at)
-    at = [r for r in at if kind(r) == newest]
+    newest = max(kind(r) for r in records)
+    of_kind = [r for r in records if kind(r) == newest]
+    deepest = max(int(r.params.get("requests_in_flight") or 0) for r in of_kind)
+    at = [r for r in of_kind if int(r.params.get("requests_in_flight") or 0) == deepest]
     data_wrs = newest[0]
     server = _samples(at, "server_cpu_seconds_per_exchange")
     client = _samples(at, "client_cpu_seconds_per_exchange")

@@ -10,7 +10,7 @@ guest`:
                   size at the whole's I/Os in flight, and posting that chain itself (rig/copy/pread_copy.py)
 
     python -m rig.copy.rdma_parts [--probe mrreg,exchange,crc32,pread] [--sizes 64KiB..8MiB]
-                                  [--depths 1,8,32] [--exchanges 2000] [--repetitions 5]
+                                  [--depths 1,8,32] [--exchanges 1000] [--repetitions 5]
                                   [--device rxe1 --peer-device rxe0] [--store PATH]
 
 Inside the soft-RoCE guest: `rdmarig guest run -- python -m rig.copy.rdma_parts`. Bad input is

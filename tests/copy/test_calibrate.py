@@ -424,6 +424,9 @@ def test_the_request_times_come_from_the_flows_loops_where_a_store_holds_both_ki
     x = rc.request_estimate(own + flows)
     assert x.flows_loops and x.data_wrs == 1
     assert [v for v, _ in x.server] == [2.1e-3] and [v for v, _ in x.client] == [1.7e-3]
+    # the newest kind first, then its deepest depth: an older record deeper than the flows' does not win
+    x = rc.request_estimate(own + flows + [_exchange(128, [1.7e-3], [1.2e-3], 1)])
+    assert x.flows_loops and [v for v, _ in x.server] == [2.1e-3]
     x = rc.request_estimate(own)
     assert not x.flows_loops and sorted(v for v, _ in x.server) == [1.4e-3, 1.5e-3]
     # the part's READs are one packet at any RoCE MTU: the data WR the calibration takes out as one

@@ -34,9 +34,14 @@ def test_mrreg_and_exchange_probes_store_their_records(two_devices, tmp_path, ca
             assert whole == pytest.approx(user + system) and whole > 0
         assert r.params["exchanges"] == 50 and r.params["data_wrs"] == 1       # the READ's one-packet data WR
         assert r.params["bulk_bytes"] == smbd_exchange.DATA_WR_BYTES
-        # run by the flows' own loops, which count their turns
+        # run by the flows' own loops, which count their turns: each sleep after 16 empty ones
         assert r.params["loops"] == "flows"
-        assert all(t > 0 for t in s["client_turns_per_exchange"] + s["server_turns_per_exchange"])
+        for end in ("server", "client"):
+            for turns, sleeps in zip(s[f"{end}_turns_per_exchange"], s[f"{end}_sleeps_per_exchange"]):
+                assert turns >= 16 * sleeps and turns > 0
+    # the served file is gone with the runs
+    import glob
+    assert not glob.glob("/dev/shm/rdmarig-exchange-*")
 
 
 def test_pread_probe_times_the_copy_alone_beside_a_running_chain_and_posting_it(two_devices, tmp_path, capsys,
