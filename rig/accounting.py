@@ -7,6 +7,9 @@ Sources, read before and after the timed window, arithmetic afterwards:
   reaped with wait4 (perftest). Tick-sampled (HZ=250 here), so +-4 ms per reading.
 - /proc/stat per CPU: user, system, softirq, irq, steal, idle in clock ticks.
 - ksoftirqd/N and kworker run time from /proc/<pid>/schedstat (nanoseconds, exact).
+- /proc/interrupts: the machine's inter-processor interrupts (x86: CAL, TLB, RES), counted, not
+  timed. Under TCG each one stops the receiving vCPU's translated code, and a TLB shootdown empties
+  its whole software TLB, so the same work costs the guest more CPU when they are many.
 
 Softirq served in a task's context (the loopback receive path inside the sender's send(); a veth
 packet received inside a busy-polling verbs loop) is, on a kernel without
@@ -131,6 +134,28 @@ def _run_s(pid: int) -> float:
 
 def read_ksoftirqd_s(pids: dict[int, int]) -> dict[int, float]:
     return {cpu: _run_s(pid) for cpu, pid in pids.items()}
+
+
+IPI_LINES = {"CAL": "function_call_ipis", "TLB": "tlb_shootdown_ipis", "RES": "reschedule_ipis"}
+
+
+def read_ipis(path: str = "/proc/interrupts") -> dict[str, int]:
+    """Machine-wide counts of x86's IPI lines (arch/x86/kernel/irq.c): function calls (CAL, which
+    counts the remote TLB flushes too), TLB shootdowns received (TLB), reschedules (RES), summed
+    over the CPUs; {} where the file or the lines are not there (other architectures)."""
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError:
+        return {}
+    cpus = len(lines[0].split()) if lines else 0
+    out = {}
+    for line in lines[1:]:
+        label, _, rest = line.partition(":")
+        name = IPI_LINES.get(label.strip())
+        if name:
+            counts = rest.split()[:cpus]
+            out[name] = sum(int(c) for c in counts if c.isdigit())
+    return out
 
 
 @dataclass(frozen=True)
@@ -287,6 +312,7 @@ class CpuWindow:
 
     def start(self) -> "CpuWindow":
         self.kworkers0 = {pid: _run_s(pid) for pid in _kworkers()}
+        self.ipis0 = read_ipis()
         self.host0 = HostSnapshot.now(self.pids)
         self.rusage0 = self._rusage()
         self.t0 = time.perf_counter()
@@ -301,11 +327,13 @@ class CpuWindow:
         if ru is None:
             raise ValueError("scope 'given' needs the rusage passed to stop()")
         delta = host_delta(self.host0, HostSnapshot.now(self.pids))
+        ipis = read_ipis()
         out = side_split(ru, self.cpus, delta, softirq_in_task_time(), self.busy, ksoftirqd_exact=True)
         out["rxe_kworker_s"] = rxe_kworker_s(self.kworkers0, _kworkers())
         out["wall_s"] = wall
         out["busy_cpu_per_s"] = _busy(delta["stat"]["cpu"]) / wall if wall > 0 and "cpu" in delta["stat"] else math.nan
         out.update(foreign_cpu_per_s(delta, [ru], wall))
+        out.update({name: n - self.ipis0[name] for name, n in ipis.items() if name in self.ipis0})
         return out
 
     def note(self) -> dict:

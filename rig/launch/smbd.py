@@ -279,7 +279,7 @@ class SmbdWorkload:
     # ---- figures ----------------------------------------------------------------------------
     def summarize(self, raw: Any, far_cpu: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
         import numpy as np
-        from rig.accounting import total_s
+        from rig.accounting import IPI_LINES, total_s
         from rig.rdma.analysis import ended_unix_s
         post = np.asarray(raw.post_ns, dtype=np.int64)
         done = np.asarray(raw.done_ns, dtype=np.int64)
@@ -305,6 +305,9 @@ class SmbdWorkload:
             "integrity_ok": True, "partial": bool(raw.partial),
             "foreign_cpu_per_s": raw.cpu.get("foreign_cpu_per_s"),
         }
+        for name in IPI_LINES.values():        # the machine's, over the client's window
+            if name in raw.cpu and done.size:
+                summary[f"{name}_per_io"] = raw.cpu[name] / done.size
         if raw.errors:
             summary["error_first"] = raw.errors[0]
         if raw.stopped_by:

@@ -188,3 +188,54 @@ def test_a_window_reports_the_cpus_busy_time_per_second():
     # this process burnt ~1 CPU-s/s; the host's busy time includes it (other tenants may add more)
     assert cpu["busy_cpu_per_s"] >= 0.5 * (cpu["user_s"] + cpu["system_raw_s"]) / cpu["wall_s"]
     assert cpu["busy_cpu_per_s"] <= os.cpu_count() + 0.1
+
+
+@pytest.mark.skipif(not acct.read_ipis(), reason="/proc/interrupts has no x86 IPI lines (CAL, TLB, RES) here")
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs: a TLB shootdown goes to another CPU")
+def test_a_window_counts_the_tlb_shootdowns_a_munmap_sends_to_a_sibling_threads_cpu():
+    """A thread unmapping pages it touched while a sibling thread of the same process runs on the
+    other CPU makes the kernel flush that CPU's TLB too: an IPI the window counts."""
+    import hashlib
+    import mmap
+
+    cpus = sorted(os.sched_getaffinity(0))
+    data = os.urandom(4 << 20)
+    started, stop = threading.Event(), threading.Event()
+
+    def sibling():                            # hashlib releases the GIL over large buffers
+        os.sched_setaffinity(0, {cpus[1]})
+        while not stop.is_set():
+            started.set()
+            hashlib.sha256(data).digest()
+
+    thread = threading.Thread(target=sibling)
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {cpus[0]})
+    thread.start()
+    try:
+        assert started.wait(10)
+        window = acct.CpuWindow().start()
+        t_end = time.monotonic() + 0.5
+        while time.monotonic() < t_end:
+            m = mmap.mmap(-1, 1 << 20)
+            m.write(b"x" * (1 << 20))
+            m.close()
+        out = window.stop()
+    finally:
+        stop.set()
+        thread.join()
+        os.sched_setaffinity(0, before)
+    assert out["tlb_shootdown_ipis"] > 0
+    assert out["function_call_ipis"] >= out["tlb_shootdown_ipis"]     # CAL counts the flushes too
+    assert out["reschedule_ipis"] >= 0
+
+
+def test_ipis_are_read_from_the_x86_lines_summed_over_cpus(tmp_path):
+    table = tmp_path / "interrupts"
+    table.write_text("           CPU0       CPU1\n"
+                     "  0:         12          0   IO-APIC   2-edge      timer\n"
+                     "RES:        100         20   Rescheduling interrupts\n"
+                     "CAL:          7          5   Function call interrupts\n"
+                     "TLB:          3          1   TLB shootdowns\n")
+    assert acct.read_ipis(str(table)) == {"reschedule_ipis": 120, "function_call_ipis": 12, "tlb_shootdown_ipis": 4}
+    assert acct.read_ipis(str(tmp_path / "absent")) == {}
