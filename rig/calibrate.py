@@ -48,7 +48,7 @@ PER_CALL_MIN_BYTES = 64 << 10     # below this the probe's Python call cost is c
 HUGE_PAGE = 2 << 20
 BY = "rdmarig calibrate host"
 PROBES = ("copy.memcpy", "copy.socket", "copy.fault", "copy.pin", "copy.pagecopy", "copy.csum",
-          "copy.mrreg", "copy.crc32", "copy.pread", "proto.smbd", "verbs.write.bw", "verbs.read.bw",
+          "copy.mrreg", "copy.crc32", "copy.pread", "copy.handoff", "proto.smbd", "verbs.write.bw", "verbs.read.bw",
           "verbs.send.bw")
 
 
@@ -448,6 +448,14 @@ def crc32_estimate(records: list[Record]) -> cal.Estimate | None:
     return cal.Estimate(GB / e.value, GB / e.high, GB / e.low if e.low > 0 else float("inf"), "bytes/s", e.record_ids)
 
 
+def handoff_estimate(records: list[Record]) -> cal.Estimate | None:
+    """copy.handoff: CPU seconds per READ that io_uring's hand-off to an io-wq worker adds over a
+    pread of the same bytes, over the depths measured; the range: their repetitions. The model
+    charges both one call per I/O apart (cpu.syscall_time)."""
+    values = _samples(records, "handoff_cpu_seconds_per_read")
+    return _median_estimate(values, "s") if values else None
+
+
 # --------------------------------------------------------------------------- software RDMA
 
 VERBS_OPERATION = {"write": 0.0, "send": 0.0, "read": 1.0}   # the model's operation code: who moves the data
@@ -658,6 +666,9 @@ def fit_place(place: Place, records: list[Record]) -> PlaceFit:
     crc = crc32_estimate(of_kind(records, "copy.crc32"))
     if crc is not None:
         extra["cpu.crc32_rate"] = crc
+    handoff = handoff_estimate(of_kind(records, "copy.handoff"))
+    if handoff is not None:
+        extra["cpu.async_handoff_time"] = handoff
     inline = inline_time_estimate(records)
     if inline is not None:
         extra["nic.soft_inline_time"] = inline
@@ -803,6 +814,9 @@ _EXTRA_METHOD = {
     "cpu.tcp_checksum_rate": "copy.csum: the sender's extra CPU per byte with checksum offload off on the veth",
     "cpu.crc32_rate": "copy.crc32: CPU per byte of zlib.crc32 over page-aligned buffers (the smbd client's check), "
                       "over the sizes",
+    "cpu.async_handoff_time": "copy.handoff: the process's CPU per io_uring READ with IOSQE_ASYNC (its io-wq workers "
+                              "included, the submitter's empty polls of the CQ ring left out) less a pread of the "
+                              "same 64 B of a tmpfs file, over the READs in flight measured",
 }
 
 

@@ -117,7 +117,7 @@ FIT_KEYS = ("cpu.copy_rate_cache", "cpu.copy_rate_dram", "cpu.cache_per_core", "
             "cpu.pin_page_time", "cpu.pin_folio_time", "cpu.tcp_checksum_rate", "memory.dram_bandwidth",
             "nic.soft_crc_rate", "nic.soft_packet_time", "nic.soft_wr_time", "cpu.rdma_wr_time",
             "cpu.mr_register_time", "cpu.smb_request_time", "cpu.smb_client_time", "cpu.crc32_rate",
-            "nic.soft_inline_time")
+            "cpu.async_handoff_time", "nic.soft_inline_time")
 PLACES_HELP = ("Whose records to fit: host (this machine), guest (the soft-RoCE guest's: `rdmarig guest run -- "
                "rdmarig measure ...`), or a place as the error listing places prints it. One calibration uses one "
                "place's records only.")

@@ -8,8 +8,10 @@ guest`:
     copy.crc32    the client's integrity check per byte (rig/copy/crc_check.py)
     copy.pread    the cpu-copy server's pread per byte, alone, beside a soft-RoCE chain of the I/O
                   size at the whole's I/Os in flight, and posting that chain itself (rig/copy/pread_copy.py)
+    copy.handoff  the async-workers server's hand-off of a READ to an io-wq worker and back, against
+                  pread, at several READs in flight (rig/copy/uring_handoff.py)
 
-    python -m rig.copy.rdma_parts [--probe mrreg,exchange,crc32,pread] [--sizes 64KiB..8MiB]
+    python -m rig.copy.rdma_parts [--probe mrreg,exchange,crc32,pread,handoff] [--sizes 64KiB..8MiB]
                                   [--depths 1,8,32] [--exchanges 1000] [--repetitions 5]
                                   [--device rxe1 --peer-device rxe0] [--store PATH]
 
@@ -27,13 +29,14 @@ from typing import Iterator
 from results.store import Store
 from rig import accounting as acct
 from rig import records
-from rig.copy import child, crc_check, mr_register, pread_copy, smbd_exchange
+from rig.copy import child, crc_check, mr_register, pread_copy, smbd_exchange, uring_handoff
 from rig.copy.outcome import Outcome, finish, summarize, watched
 from rig.guest import guest_stat
 from scenarios.errors import InputError
 from scenarios.units import parse_size_list
 
-PROBES = ("mrreg", "exchange", "crc32", "pread")
+PROBES = ("mrreg", "exchange", "crc32", "pread", "handoff")
+ASYNC_WORKERS = 4            # measure smbd's default io-wq workers for async-workers
 MAX_SIZE_BYTES = 1 << 30
 DEPTHS = (1, 255)
 EXCHANGES = (10, 1_000_000)
@@ -134,6 +137,29 @@ def crc32_sweep(sizes: list[int], repetitions: int, store: Store | None) -> Iter
         rec = records.store_record(records.measured_record("copy.crc32", params, smp, summary,
                                                            {"cpu": _first_cpu()}), store)
         yield Outcome(what, record=rec, row={"what": what, "median": summary.get("median_cpu_s_per_gb")})
+
+
+def handoff_sweep(depths: list[int], repetitions: int, store: Store | None) -> Iterator[Outcome]:
+    pids = acct.ksoftirqd_pids()
+    for depth in depths:
+        what = f"handoff, {depth} in flight"
+        result, noise, reason = _call(uring_handoff.runs, (depth, ASYNC_WORKERS, repetitions), "handoff probe", pids,
+                                      pinned=False)
+        if reason:
+            yield Outcome(what, skipped=reason)
+            continue
+        params = {"reads_in_flight": depth, "read_bytes": uring_handoff.HANDOFF_READ_BYTES,
+                  "iowq_workers_max": ASYNC_WORKERS, "repetitions": repetitions,
+                  "handoff": "io_uring READ with IOSQE_ASYNC, one io_uring_enter each, reaped from the CQ ring, "
+                             "against pread() of the same bytes of a tmpfs file: the process's CPU per READ (its "
+                             "io-wq workers included) less the submitter's empty polls"}
+        smp = uring_handoff.samples(result)
+        summary = finish(summarize(smp, "handoff_cpu_seconds_per_read", what), noise)
+        rec = records.store_record(records.measured_record("copy.handoff", params, smp, summary,
+                                                           {"cpu_accounting": "CLOCK_PROCESS_CPUTIME_ID (every "
+                                                            "thread of the probe child, io-wq workers included)"}),
+                                   store)
+        yield Outcome(what, record=rec, row={"what": what, "median": summary.get("median_handoff_cpu_seconds_per_read")})
 
 
 PREAD_VARIANTS = ("alone", "beside", "posting")
@@ -245,7 +271,8 @@ def main(argv: list[str] | None = None) -> int:
                   "exchange": lambda: exchange_sweep(server, client, a.depth_list, a.exchange_count,
                                                      a.repetition_count, store),
                   "crc32": lambda: crc32_sweep(a.size_list, a.repetition_count, store),
-                  "pread": lambda: pread_sweep(server, client, a.size_list, a.repetition_count, store)}
+                  "pread": lambda: pread_sweep(server, client, a.size_list, a.repetition_count, store),
+                  "handoff": lambda: handoff_sweep(a.depth_list, a.repetition_count, store)}
         stored = 0
         for probe in a.probes:
             for outcome in sweeps[probe]():

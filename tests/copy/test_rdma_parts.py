@@ -30,6 +30,35 @@ def test_crc32_probe_stores_a_record_per_size(tmp_path, capsys):
         assert r.summary["median_cpu_s_per_gb"] == pytest.approx(sorted(per_gb)[0] + (sorted(per_gb)[1] - sorted(per_gb)[0]) / 2)
 
 
+def test_handoff_probe_stores_what_an_io_wq_worker_adds_over_pread_and_calibrate_takes_its_median(tmp_path, capsys):
+    from statistics import median
+
+    from rig import calibrate as rc
+    from rig.copy.uring import Uring, UringUnavailable
+    try:
+        Uring(entries=2).close()
+    except UringUnavailable as exc:
+        pytest.skip(f"no io_uring here: {exc}")
+    store = tmp_path / "p.sqlite"
+    res = _run(capsys, "--probe", "handoff", "--depths", "1,8", "--repetitions", "2", "--store", str(store))
+    assert res.code == 0, res.err
+    with Store(store) as st:
+        recs = sorted(st.query(kind="measured", name="copy.handoff"), key=lambda r: r.params["reads_in_flight"])
+    assert [r.params["reads_in_flight"] for r in recs] == [1, 8]
+    for r in recs:
+        assert r.params["iowq_workers_max"] == rdma_parts.ASYNC_WORKERS and r.params["read_bytes"] == 64
+        s = r.samples
+        assert len(s["handoff_cpu_seconds_per_read"]) == 2
+        for h, a, p in zip(s["handoff_cpu_seconds_per_read"], s["async_cpu_seconds_per_read"], s["pread_cpu_seconds_per_read"]):
+            assert h == pytest.approx(a - p) and p > 0
+            # an io-wq worker's run around each READ, and the punt and completion, cost more than the READ
+            assert a > 2 * p
+    e = rc.handoff_estimate(recs)
+    assert e.value == pytest.approx(median(v for r in recs for v in r.samples["handoff_cpu_seconds_per_read"]))
+    assert e.unit == "s" and set(e.record_ids) == {r.id for r in recs}
+    assert "copy.handoff" in rc._EXTRA_METHOD["cpu.async_handoff_time"]
+
+
 def test_pread_probe_alone_runs_anywhere_and_beside_a_chain_needs_two_devices(tmp_path, capsys):
     from rig.rdma.devices import list_devices
     if len(list_devices()) > 1:
