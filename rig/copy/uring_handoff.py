@@ -5,8 +5,9 @@ io_uring READs of HANDOFF_READ_BYTES from a tmpfs file (page-cache hits), `depth
 with IOSQE_ASYNC and its own io_uring_enter, as the server submits them (the io-wq workers capped as
 the server caps them), then reaped from the CQ ring's memory; against pread() of the same bytes,
 what the cpu-copy server calls. Per READ, the process's CPU (CLOCK_PROCESS_CPUTIME_ID: the
-submitter and its io-wq workers, which are threads of the process) less the submitter's empty polls
-of the CQ ring (its thread CPU clock around each poll that found nothing). The model charges both
+submitter and its io-wq workers, which are threads of the process) less the submitter's wait for
+completions (its thread CPU clock from the end of its last reap to the poll that finds the next,
+the polling loop's own turns included). The model charges both
 paths one call per I/O (cpu.syscall_time) and the READ's bytes; the difference per READ is what the
 hand-off adds: building the SQE, queueing the work, waking a worker, the worker's run around the
 READ, the completion it posts, reaping it. (An io_uring READ without IOSQE_ASYNC is no baseline:
@@ -36,17 +37,18 @@ def _async(ring, fd: int, base: int, depth: int) -> dict:
             off = ((reads + i) * HANDOFF_READ_BYTES) % FILE_BYTES
             ring.prep_rw(False, fd, base + i * HANDOFF_READ_BYTES, HANDOFF_READ_BYTES, off, i)
             ring.enter(0)
-        got = 0
+        got, w0 = 0, time.thread_time()
         while got < depth:
-            w0 = time.thread_time()
+            t = time.thread_time()
             done = ring.completions()
             if not done:
-                waited += time.thread_time() - w0
                 continue
+            waited += t - w0          # every turn of the loop before this poll found nothing
             for _tag, res, _flags in done:
                 if res != HANDOFF_READ_BYTES:
                     raise RuntimeError(f"io_uring READ returned {res}, not {HANDOFF_READ_BYTES}")
             got += len(done)
+            w0 = time.thread_time()
         reads += depth
         p1 = time.process_time()
         if p1 - p0 >= MIN_TIMING_S:
