@@ -14,12 +14,18 @@ def _run(capsys, *argv: str) -> CliResult:
     return CliResult(code, out.out, out.err)
 
 
-def test_crc32_probe_stores_a_record_per_size(tmp_path, capsys):
+def _stored(capsys, tmp_path, name: str, order_by: str, *argv: str) -> list:
+    """Runs the probes with a store of their own; the records of kind `name`, ordered by a param."""
     store = tmp_path / "p.sqlite"
-    res = _run(capsys, "--probe", "crc32", "--sizes", "64KiB,256KiB", "--repetitions", "2", "--store", str(store))
+    res = _run(capsys, *argv, "--store", str(store))
     assert res.code == 0, res.err
     with Store(store) as st:
-        recs = sorted(st.query(kind="measured", name="copy.crc32"), key=lambda r: r.params["io_size_bytes"])
+        return sorted(st.query(kind="measured", name=name), key=lambda r: r.params[order_by])
+
+
+def test_crc32_probe_stores_a_record_per_size(tmp_path, capsys):
+    recs = _stored(capsys, tmp_path, "copy.crc32", "io_size_bytes",
+                   "--probe", "crc32", "--sizes", "64KiB,256KiB", "--repetitions", "2")
     assert [r.params["io_size_bytes"] for r in recs] == [65536, 262144]
     for r in recs:
         per_gb = r.samples["cpu_s_per_gb"]
@@ -39,11 +45,8 @@ def test_handoff_probe_stores_what_an_io_wq_worker_adds_over_pread_and_calibrate
         Uring(entries=2).close()
     except UringUnavailable as exc:
         pytest.skip(f"no io_uring here: {exc}")
-    store = tmp_path / "p.sqlite"
-    res = _run(capsys, "--probe", "handoff", "--depths", "1,8", "--repetitions", "2", "--store", str(store))
-    assert res.code == 0, res.err
-    with Store(store) as st:
-        recs = sorted(st.query(kind="measured", name="copy.handoff"), key=lambda r: r.params["reads_in_flight"])
+    recs = _stored(capsys, tmp_path, "copy.handoff", "reads_in_flight",
+                   "--probe", "handoff", "--depths", "1,8", "--repetitions", "2")
     assert [r.params["reads_in_flight"] for r in recs] == [1, 8]
     for r in recs:
         assert r.params["iowq_workers_max"] == rdma_parts.ASYNC_WORKERS and r.params["read_bytes"] == 64
