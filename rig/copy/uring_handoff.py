@@ -70,7 +70,7 @@ def _pread(fd: int) -> dict:
 
 
 def runs(depth: int, workers: int, repetitions: int) -> dict:
-    """In the probe child: per variant, a warm-up and `repetitions` timings (see _timing)."""
+    """In the probe child: per variant, a warm-up and `repetitions` timings (_async, _pread)."""
     from rig.copy.buffers import address_of, aligned_buffer
     from rig.copy.uring import Uring
 
