@@ -815,7 +815,7 @@ _EXTRA_METHOD = {
     "cpu.crc32_rate": "copy.crc32: CPU per byte of zlib.crc32 over page-aligned buffers (the smbd client's check), "
                       "over the sizes",
     "cpu.async_handoff_time": "copy.handoff: the process's CPU per io_uring READ with IOSQE_ASYNC (its io-wq workers "
-                              "included, the submitter's empty polls of the CQ ring left out) less a pread of the "
+                              "included, the submitter's wait for completions left out) less a pread of the "
                               "same 64 B of a tmpfs file, over the READs in flight measured",
 }
 

@@ -152,7 +152,7 @@ def handoff_sweep(depths: list[int], repetitions: int, store: Store | None) -> I
                   "iowq_workers_max": ASYNC_WORKERS, "repetitions": repetitions,
                   "handoff": "io_uring READ with IOSQE_ASYNC, one io_uring_enter each, reaped from the CQ ring, "
                              "against pread() of the same bytes of a tmpfs file: the process's CPU per READ (its "
-                             "io-wq workers included) less the submitter's empty polls"}
+                             "io-wq workers included) less the submitter's wait for completions"}
         smp = uring_handoff.samples(result)
         summary = finish(summarize(smp, "handoff_cpu_seconds_per_read", what), noise)
         rec = records.store_record(records.measured_record("copy.handoff", params, smp, summary,

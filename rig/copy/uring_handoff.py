@@ -94,8 +94,8 @@ def runs(depth: int, workers: int, repetitions: int) -> dict:
 
 
 def samples(raw: dict) -> dict[str, list[float]]:
-    """Per repetition: each variant's CPU per READ (less the empty polls) and their difference, the
-    hand-off, in seconds; the async variant's empty polls per READ apart."""
+    """Per repetition: each variant's CPU per READ (less the submitter's wait for completions) and
+    their difference, the hand-off, in seconds; the async variant's wait per READ apart."""
     per_read = {v: [(t["process_s"] - t["waited_s"]) / t["reads"] for t in raw[v]] for v in VARIANTS}
     return {"handoff_cpu_seconds_per_read": [a - p for a, p in zip(per_read["async"], per_read["pread"])],
             "async_cpu_seconds_per_read": per_read["async"],
