@@ -36,7 +36,6 @@ from scenarios.errors import InputError
 from scenarios.units import parse_size_list
 
 PROBES = ("mrreg", "exchange", "crc32", "pread", "handoff")
-ASYNC_WORKERS = 4            # measure smbd's default io-wq workers for async-workers
 MAX_SIZE_BYTES = 1 << 30
 DEPTHS = (1, 255)
 EXCHANGES = (10, 1_000_000)
@@ -140,16 +139,18 @@ def crc32_sweep(sizes: list[int], repetitions: int, store: Store | None) -> Iter
 
 
 def handoff_sweep(depths: list[int], repetitions: int, store: Store | None) -> Iterator[Outcome]:
+    from rig.launch.smbd import DEFAULT_ASYNC_WORKERS     # measure smbd's, which the part mirrors
+
     pids = acct.ksoftirqd_pids()
     for depth in depths:
         what = f"handoff, {depth} in flight"
-        result, noise, reason = _call(uring_handoff.runs, (depth, ASYNC_WORKERS, repetitions), "handoff probe", pids,
-                                      pinned=False)
+        result, noise, reason = _call(uring_handoff.runs, (depth, DEFAULT_ASYNC_WORKERS, repetitions),
+                                      "handoff probe", pids, pinned=False)
         if reason:
             yield Outcome(what, skipped=reason)
             continue
         params = {"reads_in_flight": depth, "read_bytes": uring_handoff.HANDOFF_READ_BYTES,
-                  "iowq_workers_max": ASYNC_WORKERS, "repetitions": repetitions,
+                  "iowq_workers_max": DEFAULT_ASYNC_WORKERS, "repetitions": repetitions,
                   "handoff": "io_uring READ with IOSQE_ASYNC, one io_uring_enter each, reaped from the CQ ring, "
                              "against pread() of the same bytes of a tmpfs file: the process's CPU per READ (its "
                              "io-wq workers included) less the submitter's wait for completions"}

@@ -34,6 +34,7 @@ CLIENT_BUDGET_BYTES = 8 << 20                          # registered buffers per 
                                                        # queues only lengthen every I/O's latency)
 MIN_IN_FLIGHT = 2
 MAX_ASYNC_WORKERS = 256
+DEFAULT_ASYNC_WORKERS = 4      # io-wq workers of async-workers, unless --async-workers says
 MAX_IOS = 10**9
 MIN_FILE_BYTES, MAX_FILE_BYTES = 4096, 64 << 30
 DEFAULT_FILE_BYTES = 64 << 20
@@ -60,7 +61,7 @@ class SmbdOptions:
     connections: int = 2
     credits: int = smbd.SEND_CREDIT_TARGET
     in_flight: int | None = None                 # None: as many as credits and the buffer budget allow
-    async_workers: int = 4
+    async_workers: int = DEFAULT_ASYNC_WORKERS
     duration_s: float = 5.0
     ios: int = 0                                 # > 0: this many I/Os per point instead of --duration
     timeout_s: float = 10.0

@@ -5,6 +5,7 @@ import pytest
 
 from results.store import Store
 from rig.copy import rdma_parts
+from rig.launch.smbd import DEFAULT_ASYNC_WORKERS
 from tests.conftest import CliResult
 
 
@@ -49,7 +50,7 @@ def test_handoff_probe_stores_what_an_io_wq_worker_adds_over_pread_and_calibrate
                    "--probe", "handoff", "--depths", "1,8", "--repetitions", "2")
     assert [r.params["reads_in_flight"] for r in recs] == [1, 8]
     for r in recs:
-        assert r.params["iowq_workers_max"] == rdma_parts.ASYNC_WORKERS and r.params["read_bytes"] == 64
+        assert r.params["iowq_workers_max"] == DEFAULT_ASYNC_WORKERS and r.params["read_bytes"] == 64
         s = r.samples
         assert len(s["handoff_cpu_seconds_per_read"]) == 2
         for h, a, p in zip(s["handoff_cpu_seconds_per_read"], s["async_cpu_seconds_per_read"], s["pread_cpu_seconds_per_read"]):
