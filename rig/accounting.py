@@ -158,6 +158,28 @@ def read_ipis(path: str = "/proc/interrupts") -> dict[str, int]:
     return out
 
 
+def read_context_switches(path: str = "/proc/stat") -> int | None:
+    """The machine's context switches since boot (/proc/stat's ctxt line); None where not there."""
+    try:
+        for line in Path(path).read_text().splitlines():
+            if line.startswith("ctxt "):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def own_switches(scope: str) -> tuple[int, int] | None:
+    """(voluntary, involuntary) context switches so far of this process (every thread: scope
+    "process") or of the calling thread ("thread"); None for other scopes. Under TCG each one changes
+    the page tables a vCPU runs on, and the emulator then rebuilds its software TLB."""
+    who = {"process": resource.RUSAGE_SELF, "thread": resource.RUSAGE_THREAD}.get(scope)
+    if who is None:
+        return None
+    ru = resource.getrusage(who)
+    return ru.ru_nvcsw, ru.ru_nivcsw
+
+
 @dataclass(frozen=True)
 class HostSnapshot:
     stat: dict[str, dict[str, float]]
@@ -313,6 +335,7 @@ class CpuWindow:
     def start(self) -> "CpuWindow":
         self.kworkers0 = {pid: _run_s(pid) for pid in _kworkers()}
         self.ipis0 = read_ipis()
+        self.switches0, self.ctxt0 = own_switches(self.scope), read_context_switches()
         self.host0 = HostSnapshot.now(self.pids)
         self.rusage0 = self._rusage()
         self.t0 = time.perf_counter()
@@ -334,6 +357,18 @@ class CpuWindow:
         out["busy_cpu_per_s"] = _busy(delta["stat"]["cpu"]) / wall if wall > 0 and "cpu" in delta["stat"] else math.nan
         out.update(foreign_cpu_per_s(delta, [ru], wall))
         out.update({name: n - self.ipis0[name] for name, n in ipis.items() if name in self.ipis0})
+        out.update(self._switches())
+        return out
+
+    def _switches(self) -> dict[str, int]:
+        """The side's own context switches over the window, and the machine's (`context_switches`)."""
+        out = {}
+        switches, ctxt = own_switches(self.scope), read_context_switches()
+        if switches is not None and self.switches0 is not None:
+            out["voluntary_switches"] = switches[0] - self.switches0[0]
+            out["involuntary_switches"] = switches[1] - self.switches0[1]
+        if ctxt is not None and self.ctxt0 is not None:
+            out["context_switches"] = ctxt - self.ctxt0
         return out
 
     def note(self) -> dict:

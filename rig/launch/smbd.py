@@ -306,9 +306,13 @@ class SmbdWorkload:
             "integrity_ok": True, "partial": bool(raw.partial),
             "foreign_cpu_per_s": raw.cpu.get("foreign_cpu_per_s"),
         }
-        for name in IPI_LINES.values():        # the machine's, over the client's window
+        for name in (*IPI_LINES.values(), "context_switches"):        # the machine's, over the client's window
             if name in raw.cpu and done.size:
                 summary[f"{name}_per_io"] = raw.cpu[name] / done.size
+        for side, counts, prefix in (("client", raw.cpu, ""), ("server", far_cpu or {}, "serving_")):
+            for kind in ("voluntary", "involuntary"):          # the processes' own, each end's
+                if f"{prefix}{kind}_switches" in counts and done.size:
+                    summary[f"{side}_{kind}_switches_per_io"] = counts[f"{prefix}{kind}_switches"] / done.size
         if raw.errors:
             summary["error_first"] = raw.errors[0]
         if raw.stopped_by:

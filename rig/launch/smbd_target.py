@@ -178,6 +178,7 @@ def serve_connection(ctrl: TcpConversation, hello: dict[str, Any], index: int, s
     ctrl.send({"type": "ready", "endpoint": player.endpoint()})
     ctrl.recv(limits.start_s, "start")
     thread0, process0, t0 = acct.Rusage.thread(), acct.Rusage.now(), time.perf_counter()
+    switches0 = acct.own_switches("thread")
 
     def should_stop() -> bool:
         msg = ctrl.poll()            # PeerGone when the session is gone: the process ends
@@ -192,6 +193,7 @@ def serve_connection(ctrl: TcpConversation, hello: dict[str, Any], index: int, s
     except (CompletionError, PollTimeout) as exc:
         outcome = f"failed: {exc}"
     thread, process = acct.Rusage.thread() - thread0, acct.Rusage.now() - process0
+    switches = acct.own_switches("thread")
     negotiated = serving.params.as_params() if serving.params else {}
     waiter = getattr(serving, "waiter", None)
     counters = {**serving.counters.as_dict(), "sleeps": waiter.sleeps if waiter else 0,
@@ -202,6 +204,8 @@ def serve_connection(ctrl: TcpConversation, hello: dict[str, Any], index: int, s
                "credits_granted": serving.params.credits_requested if serving.params else 0,
                "cpu": {"thread_user_s": thread.user_s, "thread_system_s": thread.system_s,
                        "process_user_s": process.user_s, "process_system_s": process.system_s,
+                       "thread_voluntary_switches": switches[0] - switches0[0],
+                       "thread_involuntary_switches": switches[1] - switches0[1],
                        "wall_s": time.perf_counter() - t0}})
 
 
@@ -388,6 +392,10 @@ class SmbdSession(TargetSession):
         out["serving_system_s"] = max(0.0, thread_system - out.get("softirq_in_process_s", 0.0))
         out["workers_s"] = max(0.0, process.user_s + process.system_s - thread_user - thread_system)
         out["serving_processes"] = len(cpus)
+        for kind in ("voluntary", "involuntary"):
+            counts = [c.get(f"thread_{kind}_switches") for c in cpus]
+            if counts and all(isinstance(n, int) for n in counts):
+                out[f"serving_{kind}_switches"] = sum(counts)
         return out
 
     def _end_children(self) -> None:

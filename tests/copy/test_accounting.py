@@ -239,3 +239,41 @@ def test_ipis_are_read_from_the_x86_lines_summed_over_cpus(tmp_path):
                      "TLB:          3          1   TLB shootdowns\n")
     assert acct.read_ipis(str(table)) == {"reschedule_ipis": 120, "function_call_ipis": 12, "tlb_shootdown_ipis": 4}
     assert acct.read_ipis(str(tmp_path / "absent")) == {}
+
+
+def test_a_window_counts_its_own_sleeps_and_preemptions_as_switches():
+    """Real scheduler: each sleep is a voluntary switch of this process; a busy process sharing its
+    one CPU with another busy process is switched out involuntarily."""
+    import subprocess
+    import sys
+    window = acct.CpuWindow(scope="process", busy=False).start()
+    for _ in range(5):
+        time.sleep(0.002)
+    slept = window.stop()
+    assert slept["voluntary_switches"] >= 5
+    assert slept["context_switches"] >= slept["voluntary_switches"]      # the machine's hold this process's
+
+    mask = os.sched_getaffinity(0)
+    cpu = min(mask)
+    rival = subprocess.Popen([sys.executable, "-c", f"import os; os.sched_setaffinity(0, {{{cpu}}})\nwhile True: pass"])
+    try:
+        os.sched_setaffinity(0, {cpu})
+        time.sleep(0.2)                       # the rival is running on that CPU by now
+        window = acct.CpuWindow(scope="process", busy=True).start()
+        deadline = time.perf_counter() + 0.5
+        while time.perf_counter() < deadline:
+            pass
+        shared = window.stop()
+    finally:
+        os.sched_setaffinity(0, mask)
+        rival.kill()
+        rival.wait()
+    assert shared["involuntary_switches"] > 0
+
+def test_the_machines_context_switches_are_read_from_proc_stat(tmp_path):
+    stat = tmp_path / "stat"
+    stat.write_text("cpu  1 2 3 4 5 6 7 8 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\nintr 5 1 2\nctxt 123456\nbtime 1\n")
+    assert acct.read_context_switches(str(stat)) == 123456
+    stat.write_text("cpu  1 2 3 4 5 6 7 8 0 0\n")
+    assert acct.read_context_switches(str(stat)) is None
+    assert acct.read_context_switches(str(tmp_path / "absent")) is None

@@ -98,6 +98,9 @@ def test_every_variant_moves_checked_blocks(servers, op, copy, register, path):
     assert s["server_turns"] >= s["server_idle_turns"] and s["server_turns"] > 0 and s["client_turns"] > 0
     # the machine's IPIs over the run (x86): two ends on two vCPUs wake each other across them
     assert s["function_call_ipis_per_io"] + s["reschedule_ipis_per_io"] > 0 and s["tlb_shootdown_ipis_per_io"] >= 0
+    # context switches: the machine's over the run, and each end's own (three runnable on two vCPUs)
+    own = [s[f"{side}_{kind}_switches_per_io"] for side in ("server", "client") for kind in ("voluntary", "involuntary")]
+    assert s["context_switches_per_io"] > 0 and min(own) >= 0 and sum(own) > 0
     parts = sum(s[f"server_{k}_cpu_s_per_gb"] for k in ("serving_user", "serving_system", "workers", "softirq",
                                                        "rxe_kworker"))
     assert s["server_cpu_s_per_gb"] == pytest.approx(parts) and s["server_cpu_s_per_gb"] > 0
