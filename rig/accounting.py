@@ -204,6 +204,21 @@ def _busy(fields: dict[str, float]) -> float:
     return sum(fields[f] for f in ("user", "nice", "system", "irq", "softirq", "steal"))
 
 
+def _spread(delta: dict, cpus: Collection[int], wall: float) -> dict[str, float]:
+    """How the window's work sat on its CPUs: the share of ksoftirqd's run time on the CPU that ran
+    most of it (1/n spread evenly over n CPUs, 1 all on one), and the least busy CPU's busy time per
+    second. A soft NIC's deferred chain runs on the CPU its poster sent from, so the CPUs the
+    posters sat on decide whether it spreads."""
+    out = {}
+    ksoft = [delta["ksoftirqd_s"].get(c, 0.0) for c in cpus]
+    if ksoft and sum(ksoft) > 0:
+        out["ksoftirqd_top_share"] = max(ksoft) / sum(ksoft)
+    busy = [_busy(delta["stat"][f"cpu{c}"]) for c in cpus if f"cpu{c}" in delta["stat"]]
+    if busy and wall > 0:
+        out["least_busy_cpu_per_s"] = min(busy) / wall
+    return out
+
+
 def kernel_config_candidates() -> list[Path]:
     """Where this kernel's build configuration may be: /proc/config.gz, /boot, and, inside the
     soft-RoCE guest (whose / is the host's), the kernel the guest was prepared from."""
@@ -358,6 +373,7 @@ class CpuWindow:
         out.update(foreign_cpu_per_s(delta, [ru], wall))
         out.update({name: n - self.ipis0[name] for name, n in ipis.items() if name in self.ipis0})
         out.update(self._switches())
+        out.update(_spread(delta, self.cpus, wall))
         return out
 
     def _switches(self) -> dict[str, int]:

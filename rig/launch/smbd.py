@@ -306,7 +306,10 @@ class SmbdWorkload:
             "integrity_ok": True, "partial": bool(raw.partial),
             "foreign_cpu_per_s": raw.cpu.get("foreign_cpu_per_s"),
         }
-        for name in (*IPI_LINES.values(), "context_switches"):        # the machine's, over the client's window
+        for name in ("ksoftirqd_top_share", "least_busy_cpu_per_s"):   # the machine's, over the client's window
+            if isinstance(raw.cpu.get(name), float):
+                summary[name] = raw.cpu[name]
+        for name in (*IPI_LINES.values(), "context_switches"):
             if name in raw.cpu and done.size:
                 summary[f"{name}_per_io"] = raw.cpu[name] / done.size
         for side, counts, prefix in (("client", raw.cpu, ""), ("server", far_cpu or {}, "serving_")):

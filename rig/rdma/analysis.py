@@ -63,6 +63,9 @@ def _cpu_per_gb(cpu: dict[str, float], nbytes: float, prefix: str = "") -> dict[
     for key in ("system_raw_s", "softirq_in_process_s", "ksoftirqd_s"):    # the parts behind them
         if cpu.get(key) is not None:
             out[f"{prefix}cpu_{key}"] = cpu[key]
+    for key in ("busy_cpu_per_s", "least_busy_cpu_per_s", "ksoftirqd_top_share"):   # the machine's, and where
+        if isinstance(cpu.get(key), float) and cpu[key] == cpu[key]:
+            out[f"{prefix}{key}"] = cpu[key]
     return out
 
 

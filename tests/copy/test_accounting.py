@@ -277,3 +277,13 @@ def test_the_machines_context_switches_are_read_from_proc_stat(tmp_path):
     stat.write_text("cpu  1 2 3 4 5 6 7 8 0 0\n")
     assert acct.read_context_switches(str(stat)) is None
     assert acct.read_context_switches(str(tmp_path / "absent")) is None
+
+
+def test_the_spread_says_where_ksoftirqd_ran_and_how_idle_the_least_busy_cpu_was():
+    def stat(busy_s: float) -> dict[str, float]:
+        return {"user": busy_s, "nice": 0.0, "system": 0.0, "idle": 2.0 - busy_s, "iowait": 0.0, "irq": 0.0,
+                "softirq": 0.0, "steal": 0.0}
+    delta = {"stat": {"cpu": stat(3.0), "cpu0": stat(1.9), "cpu1": stat(1.1)}, "ksoftirqd_s": {0: 0.9, 1: 0.3}}
+    out = acct._spread(delta, [0, 1], wall=2.0)
+    assert out == pytest.approx({"ksoftirqd_top_share": 0.75, "least_busy_cpu_per_s": 0.55})
+    assert "ksoftirqd_top_share" not in acct._spread({**delta, "ksoftirqd_s": {0: 0.0, 1: 0.0}}, [0, 1], 2.0)

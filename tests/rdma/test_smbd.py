@@ -101,6 +101,9 @@ def test_every_variant_moves_checked_blocks(servers, op, copy, register, path):
     # context switches: the machine's over the run, and each end's own (three runnable on two vCPUs)
     own = [s[f"{side}_{kind}_switches_per_io"] for side in ("server", "client") for kind in ("voluntary", "involuntary")]
     assert s["context_switches_per_io"] > 0 and min(own) >= 0 and sum(own) > 0
+    # where the run's work sat: the least busy CPU, and the busiest CPU's share of ksoftirqd's time
+    assert 0 <= s["least_busy_cpu_per_s"] <= s["busy_cpu_per_s"]
+    assert 1 / os.cpu_count() - 1e-9 <= s.get("ksoftirqd_top_share", 1.0) <= 1 + 1e-9
     parts = sum(s[f"server_{k}_cpu_s_per_gb"] for k in ("serving_user", "serving_system", "workers", "softirq",
                                                        "rxe_kworker"))
     assert s["server_cpu_s_per_gb"] == pytest.approx(parts) and s["server_cpu_s_per_gb"] > 0
