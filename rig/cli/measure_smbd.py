@@ -14,6 +14,7 @@ from results.tables import Column, Table, render
 from rig.cli._common import JsonOption, StoreOption, open_store
 from rig.cli._mpi import (JoinTimeoutOption, MpiFlag, PartnersOption, PatternOption, SeedOption, ToleranceOption,
                           mpi_options, refuse_without_mpi, report, split_devices)
+from rig.flows.smbd_serving import DEFAULT_ASYNC_WORKERS
 from scenarios.units import US, parse_size, parse_size_list, parse_time
 
 COLUMNS = [
@@ -43,7 +44,7 @@ def smbd(
     in_flight: Optional[int] = typer.Option(None, "--in-flight", help="I/Os in flight per connection (default: credits, within 32 MiB of buffers)."),
     copy: Optional[str] = typer.Option(None, "--copy", help="Server copy variants: cpu-copy,async-workers,zero-copy (default: all the operation has)."),
     register: str = typer.Option("once", "--register", help="once | per-io: the client's buffers and the zero-copy file mapping."),
-    async_workers: int = typer.Option(4, "--async-workers", help="io-wq workers of async-workers (IORING_REGISTER_IOWQ_MAX_WORKERS)."),
+    async_workers: int = typer.Option(DEFAULT_ASYNC_WORKERS, "--async-workers", help="io-wq workers of async-workers (IORING_REGISTER_IOWQ_MAX_WORKERS)."),
     duration: str = typer.Option("5s", "--duration", "-D", help="Time per point (then the I/Os in flight drain)."),
     ios: int = typer.Option(0, "--ios", help="I/Os per point instead of --duration (0: use --duration)."),
     timeout: str = typer.Option("10s", "--timeout", help="Give up when no response arrives for this long."),

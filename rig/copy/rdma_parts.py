@@ -139,7 +139,7 @@ def crc32_sweep(sizes: list[int], repetitions: int, store: Store | None) -> Iter
 
 
 def handoff_sweep(depths: list[int], repetitions: int, store: Store | None) -> Iterator[Outcome]:
-    from rig.launch.smbd import DEFAULT_ASYNC_WORKERS     # measure smbd's, which the part mirrors
+    from rig.flows.smbd_serving import DEFAULT_ASYNC_WORKERS     # measure smbd's, which the part mirrors
 
     pids = acct.ksoftirqd_pids()
     for depth in depths:

@@ -35,6 +35,7 @@ from rig.flows.channel import Channel, Event
 from rig.rdma.player import Player
 
 COPY_VARIANTS = ("cpu-copy", "async-workers", "zero-copy")
+DEFAULT_ASYNC_WORKERS = 4      # io-wq workers of async-workers, unless --async-workers says
 REGISTER_MODES = ("once", "per-io")
 RECEIVE_RESERVE = 8            # receives posted beyond those granted: a credit violation lands there
 SEND_SLOTS = 32                # response messages in flight

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 from rig.flows import smbd
-from rig.flows.smbd_serving import COPY_VARIANTS, READS_IN_FLIGHT, REGISTER_MODES
+from rig.flows.smbd_serving import COPY_VARIANTS, DEFAULT_ASYNC_WORKERS, READS_IN_FLIGHT, REGISTER_MODES
 from rig.launch import PointResult
 from rig.launch.smbd_target import DEFAULT_PORT, MAX_BLOCKS, MAX_CONNECTIONS, MAX_IO_BYTES, buffers_for, unpack_crcs
 from rig.rdma.handshake import MAX_RUN_SECONDS, ProtocolError, parse_addr
@@ -34,7 +34,6 @@ CLIENT_BUDGET_BYTES = 8 << 20                          # registered buffers per 
                                                        # queues only lengthen every I/O's latency)
 MIN_IN_FLIGHT = 2
 MAX_ASYNC_WORKERS = 256
-DEFAULT_ASYNC_WORKERS = 4      # io-wq workers of async-workers, unless --async-workers says
 MAX_IOS = 10**9
 MIN_FILE_BYTES, MAX_FILE_BYTES = 4096, 64 << 30
 DEFAULT_FILE_BYTES = 64 << 20

@@ -5,7 +5,7 @@ import pytest
 
 from results.store import Store
 from rig.copy import rdma_parts
-from rig.launch.smbd import DEFAULT_ASYNC_WORKERS
+from rig.flows.smbd_serving import DEFAULT_ASYNC_WORKERS
 from tests.conftest import CliResult
 
 
