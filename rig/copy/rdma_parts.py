@@ -10,8 +10,11 @@ guest`:
                   size at the whole's I/Os in flight, and posting that chain itself (rig/copy/pread_copy.py)
     copy.handoff  the async-workers server's hand-off of a READ to an io-wq worker and back, against
                   pread, at several READs in flight (rig/copy/uring_handoff.py)
+    nic.placement where two posters' soft-RoCE chains run: the share of ksoftirqd's time on the busiest
+                  CPU and the CPUs kept busy, per I/O size at measure smbd's in-flight I/Os per
+                  connection, two new posters each window (rig/copy/chain_placement.py)
 
-    python -m rig.copy.rdma_parts [--probe mrreg,exchange,crc32,pread,handoff] [--sizes 64KiB..8MiB]
+    python -m rig.copy.rdma_parts [--probe mrreg,exchange,crc32,pread,handoff,placement] [--sizes 64KiB..8MiB]
                                   [--depths 1,8,32] [--exchanges 1000] [--repetitions 5]
                                   [--device rxe1 --peer-device rxe0] [--store PATH]
 
@@ -29,13 +32,13 @@ from typing import Iterator
 from results.store import Store
 from rig import accounting as acct
 from rig import records
-from rig.copy import child, crc_check, mr_register, pread_copy, smbd_exchange, uring_handoff
+from rig.copy import chain_placement, child, crc_check, mr_register, pread_copy, smbd_exchange, uring_handoff
 from rig.copy.outcome import Outcome, finish, summarize, watched
 from rig.guest import guest_stat
 from scenarios.errors import InputError
 from scenarios.units import parse_size_list
 
-PROBES = ("mrreg", "exchange", "crc32", "pread", "handoff")
+PROBES = ("mrreg", "exchange", "crc32", "pread", "handoff", "placement")
 MAX_SIZE_BYTES = 1 << 30
 DEPTHS = (1, 255)
 EXCHANGES = (10, 1_000_000)
@@ -209,6 +212,38 @@ def pread_sweep(server: str | None, client: str | None, sizes: list[int], repeti
                 yield Outcome(what, record=rec, row={"what": what, "median": summary.get("median_cpu_s_per_gb")})
 
 
+def placement_sweep(server: str | None, client: str | None, sizes: list[int], repetitions: int,
+                    store: Store | None) -> Iterator[Outcome]:
+    """Per size: two posters' chains at measure smbd's in-flight I/Os per connection, `repetitions`
+    windows, each with two new posters."""
+    from rig.launch.smbd import SmbdOptions
+
+    for size in sizes:
+        depth = SmbdOptions().in_flight_for(size)
+        what = f"placement {size} B, 2 posters x {depth} in flight"
+        if not (server and client):
+            yield Outcome(what, skipped="no RDMA device pair for the chains (needs two devices)")
+            continue
+        try:
+            result = chain_placement.runs(server, client, size, depth, repetitions)
+        except RuntimeError as exc:
+            yield Outcome(what, skipped=str(exc))
+            continue
+        params = {"io_size_bytes": size, "posters": chain_placement.POSTERS, "tx_depth": depth,
+                  "repetitions": repetitions, "window_s": chain_placement.WINDOW_S,
+                  "stalled_windows": result["stalled"], "devices": {"server": server, "client": client},
+                  "chains": "per poster process: its own QP pair, RDMA WRITEs of the I/O size from the server's "
+                            "device into the client's, tx_depth in flight, sleeping on completion events past 16 "
+                            "empty turns (the flows' Channel and Waiter), as a measure smbd serving process"}
+        smp = chain_placement.samples(result["runs"])
+        summary = finish(summarize(smp, "ksoftirqd_top_share", what), {})
+        rec = records.store_record(records.measured_record(
+            "nic.placement", params, smp, summary,
+            {"cpu_accounting": "the machine's over each window: ksoftirqd's run time per CPU "
+                               "(/proc/PID/schedstat), each CPU's busy time (/proc/stat)"}), store)
+        yield Outcome(what, record=rec, row={"what": what, "median": summary.get("median_ksoftirqd_top_share")})
+
+
 def _bounded(text: str, option: str, bounds: tuple[int, int]) -> int:
     lo, hi = bounds
     try:
@@ -267,13 +302,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rdmarig: error: {exc}", file=sys.stderr)
         return 2
     try:
-        server, client = _devices(a) if {"mrreg", "exchange", "pread"} & set(a.probes) else (None, None)
+        server, client = _devices(a) if {"mrreg", "exchange", "pread", "placement"} & set(a.probes) else (None, None)
         sweeps = {"mrreg": lambda: mrreg_sweep(server, a.size_list, a.repetition_count, store),
                   "exchange": lambda: exchange_sweep(server, client, a.depth_list, a.exchange_count,
                                                      a.repetition_count, store),
                   "crc32": lambda: crc32_sweep(a.size_list, a.repetition_count, store),
                   "pread": lambda: pread_sweep(server, client, a.size_list, a.repetition_count, store),
-                  "handoff": lambda: handoff_sweep(a.depth_list, a.repetition_count, store)}
+                  "handoff": lambda: handoff_sweep(a.depth_list, a.repetition_count, store),
+                  "placement": lambda: placement_sweep(server, client, a.size_list, a.repetition_count, store)}
         stored = 0
         for probe in a.probes:
             for outcome in sweeps[probe]():

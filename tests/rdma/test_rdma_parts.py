@@ -72,3 +72,32 @@ def test_pread_probe_times_the_copy_alone_beside_a_running_chain_and_posting_it(
     wrs = by["own"].summary["wrs_completed"]
     assert wrs >= 8
     assert pread_copy.sent_packets(two_devices[1]) - sent >= pread_copy.CHAIN_MOVING_PACKETS + wrs * (1 << 20) // 4096
+
+
+def test_placement_probe_times_where_two_new_posters_chains_ran(two_devices, tmp_path, capsys, monkeypatch):
+    """nic.placement: two poster processes, each its own QP pair and 8 WRITEs of 1 MiB in flight,
+    sleeping on completion events; per window the busiest CPU's share of ksoftirqd's time (at least
+    an even split, at most all of it), the least busy CPU at most an even share of the busy time,
+    and the chains moved packets (stalled windows are counted apart)."""
+    import multiprocessing
+    import os
+    import statistics
+    monkeypatch.delenv("RDMARIG_SPOOL", raising=False)
+    store = tmp_path / "parts.sqlite"
+    code = rdma_parts.main(["--probe", "placement", "--sizes", "1MiB", "--repetitions", "2", "--device",
+                            two_devices[1], "--peer-device", two_devices[0], "--store", str(store)])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    with Store(store) as st:
+        (rec,) = st.query(kind="measured", name="nic.placement")
+    assert rec.params["posters"] == 2 and rec.params["tx_depth"] == 8 and rec.params["io_size_bytes"] == 1 << 20
+    s = rec.samples
+    assert len(s["ksoftirqd_top_share"]) + rec.params["stalled_windows"] == 2 and s["ksoftirqd_top_share"]
+    cpus = len(os.sched_getaffinity(0))
+    for top, least, busy, ksoft in zip(s["ksoftirqd_top_share"], s["least_busy_cpu_per_s"], s["busy_cpu_per_s"],
+                                       s["ksoftirqd_s"]):
+        assert 1 / cpus - 1e-9 <= top <= 1 + 1e-9 and ksoft > 0
+        assert 0 <= least <= busy / cpus + 1e-9 and busy > 0
+    assert rec.summary["median_ksoftirqd_top_share"] == pytest.approx(statistics.median(s["ksoftirqd_top_share"]))
+    # both posters of every window are gone with it
+    assert not multiprocessing.active_children()
