@@ -352,3 +352,44 @@ def test_points_run_on_a_loaded_host_are_named_and_the_rest_summed_apart(records
     unknown = run(lambda r: None, "unknown")
     assert all(row["host_steal_fraction"] is None for row in unknown["rows"])
     assert not any("loaded host" in n for n in unknown["notes"])
+
+
+def test_vs_measured_predicts_read_points_at_the_placement_parts_share_of_the_cores(records, session, run_cli,
+                                                                                      tmp_path):
+    """nic.placement records (the part's shape: two posters at a READ point's size and depth) beside the
+    session's: those points get the part's median top share f and a throughput predicted with 1/f of
+    the guest's 2 cores kept busy; the rest get none; the plain prediction does not move."""
+    import shutil
+
+    from results.record import Record
+
+    base = json.loads(run_cli("plan", "smbdirect-this-host", "--vs-measured", "--platform", str(session["profile"]),
+                              "--store", str(session["store"]), "--format", "json").out)["rows"]
+    reads = [r for r in base if r["op"] == "read" and r["clients"] == 1 and r["records"]]
+    picked = {(r["io_size_bytes"], r["credits"], r["connections"]) for r in reads[:1] + reads[-1:]}
+    part = next(r for r in records if r.name == "copy.crc32")       # a part of the session: its place
+    store = tmp_path / "with-placement.sqlite"
+    shutil.copy(session["store"], store)
+    with Store(store) as st:
+        for size, depth, posters in picked:
+            st.insert(Record(kind="measured", name=rc.PLACEMENT_KIND, provenance=dict(part.provenance),
+                             params={"io_size_bytes": size, "tx_depth": depth, "posters": posters},
+                             samples={"ksoftirqd_top_share": [0.6, 0.8, 0.65]}, summary={}))
+    res = run_cli("plan", "smbdirect-this-host", "--vs-measured", "--platform", str(session["profile"]),
+                  "--store", str(store), "--format", "json")
+    assert res.code == 0, res.err
+    table = json.loads(res.out)
+    for before, row in zip(base, table["rows"]):
+        assert row["predicted_gbytes_per_s"] == before["predicted_gbytes_per_s"]
+        if (row["io_size_bytes"], row["credits"], row["connections"]) in picked and row["op"] == "read":
+            assert row["placement_top_share"] == pytest.approx(0.65)
+            # 1/0.65 of the 2 cores busy: where the cores bind (cpu-all), throughput takes that share
+            assert row["predicted_placed_gbytes_per_s"] < row["predicted_gbytes_per_s"]
+            if row["binding"] == "cpu-all":
+                assert row["predicted_placed_gbytes_per_s"] == pytest.approx(row["predicted_gbytes_per_s"] / (0.65 * 2))
+            assert row["gbps_placed_error_pct"] == pytest.approx(
+                100 * (row["predicted_placed_gbytes_per_s"] - row["measured_gbytes_per_s"]) / row["measured_gbytes_per_s"])
+        else:
+            assert row["placement_top_share"] is None and row["predicted_placed_gbytes_per_s"] is None
+    assert any("placement part" in n for n in table["notes"])
+    assert rc.placed_share(0.4, 2) == 1.0 and rc.placed_share(1.0, 2) == 0.5 and rc.placed_share(0.0, 2) == 1.0
