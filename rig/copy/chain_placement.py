@@ -29,9 +29,10 @@ WINDOW_S = 3.0
 WAIT_S = 1.0                        # a poster's longest sleep on its completion channel before it looks again
 
 
-def poster(server: str, client: str, size_bytes: int, depth: int, ready_fd: int) -> None:
+def poster(server: str, client: str, size_bytes: int, depth: int, ready_fd: int, done, index: int) -> None:
     """In a poster process: RDMA WRITE `size_bytes` from `depth` registered buffers on the server's
-    device into one buffer on the client's, forever; one byte on `ready_fd` at its first completion."""
+    device into one buffer on the client's, forever, counting its completions in done[index]; one
+    byte on `ready_fd` at its first completion."""
     child.detach_signals()
     from rig.flows.channel import Channel, Waiter
     from rig.flows.descriptor import BufferDescriptor
@@ -52,6 +53,7 @@ def poster(server: str, client: str, size_bytes: int, depth: int, ready_fd: int)
             ch.take(events)
             if events:
                 free.extend(e.slot for e in events)
+                done[index] += len(events)
                 events.clear()
                 waiter.busy()
                 if not told:
@@ -83,36 +85,41 @@ def _stop(posters: list) -> None:
 
 
 def one_window(server: str, client: str, size_bytes: int, depth: int, seconds: float) -> dict:
-    """Two new posters; once both completed a WRITE, the machine's CPUs over `seconds`."""
+    """Two new posters; once both completed a WRITE, the machine's CPUs over `seconds` and the
+    WRITEs each poster completed in them."""
     ctx = multiprocessing.get_context("fork")
     ready_r, ready_w = os.pipe()
-    posters = [ctx.Process(target=poster, args=(server, client, size_bytes, depth, ready_w), daemon=True)
-               for _ in range(POSTERS)]
+    done = ctx.Array("q", POSTERS, lock=False)        # each poster's completions, in shared memory
+    posters = [ctx.Process(target=poster, args=(server, client, size_bytes, depth, ready_w, done, i), daemon=True)
+               for i in range(POSTERS)]
     try:
         for p in posters:
             child.start(p)
         _await_ready(ready_r, posters, time.monotonic() + CHAIN_START_S)
-        sent0 = sent_packets(server)
+        sent0, done0 = sent_packets(server), list(done)
         window = acct.CpuWindow(scope="given", busy=False).start()
         time.sleep(seconds)
         cpu = window.stop(acct.Rusage(0.0, 0.0))
         sent = sent_packets(server) - sent0 if sent0 >= 0 else -1
+        wrs = [n - n0 for n, n0 in zip(done, done0)]
     finally:
         _stop(posters)
         os.close(ready_r)
         os.close(ready_w)
     return {"ksoftirqd_top_share": cpu.get("ksoftirqd_top_share"), "least_busy_cpu_per_s": cpu.get("least_busy_cpu_per_s"),
             "busy_cpu_per_s": cpu.get("busy_cpu_per_s"), "ksoftirqd_s": cpu.get("ksoftirqd_s"),
-            "wall_s": cpu.get("wall_s"), "sent_packets": sent}
+            "wall_s": cpu.get("wall_s"), "sent_packets": sent, "wrs_per_poster": wrs}
 
 
 def runs(server: str, client: str, size_bytes: int, depth: int, repetitions: int, seconds: float = WINDOW_S) -> dict:
-    """`repetitions` windows, each with two new posters; windows whose chains stalled (fewer than
-    CHAIN_MOVING_PACKETS sent in them: rxe 6.1 can stop a QP, docs/smbd.md) are counted, not kept."""
+    """`repetitions` windows, each with two new posters; windows where a poster's chain stalled (it
+    completed no WRITE in them: rxe 6.1 can stop a QP, docs/smbd.md; or fewer than
+    CHAIN_MOVING_PACKETS went out) are counted, not kept: one chain alone is not two posters' placement."""
     kept, stalled = [], 0
     for _ in range(repetitions):
         w = one_window(server, client, size_bytes, depth, seconds)
-        if w["sent_packets"] >= 0 and w["sent_packets"] < CHAIN_MOVING_PACKETS or w["ksoftirqd_top_share"] is None:
+        if (min(w["wrs_per_poster"]) == 0 or 0 <= w["sent_packets"] < CHAIN_MOVING_PACKETS
+                or w["ksoftirqd_top_share"] is None):
             stalled += 1
             continue
         kept.append(w)
@@ -121,6 +128,10 @@ def runs(server: str, client: str, size_bytes: int, depth: int, repetitions: int
     return {"runs": kept, "stalled": stalled}
 
 
-def samples(raw_runs: list[dict]) -> dict[str, list[float]]:
-    return {k: [float(r[k]) for r in raw_runs] for k in ("ksoftirqd_top_share", "least_busy_cpu_per_s",
-                                                          "busy_cpu_per_s", "ksoftirqd_s", "wall_s")}
+def samples(raw_runs: list[dict], size_bytes: int) -> dict[str, list[float]]:
+    out = {k: [float(r[k]) for r in raw_runs] for k in ("ksoftirqd_top_share", "least_busy_cpu_per_s",
+                                                         "busy_cpu_per_s", "ksoftirqd_s", "wall_s")}
+    # each poster's WRITEs per second, the slower over the faster: 1 when both chains moved alike
+    out["gbytes_per_s"] = [sum(r["wrs_per_poster"]) * size_bytes / r["wall_s"] / 1e9 for r in raw_runs]
+    out["slower_poster_ratio"] = [min(r["wrs_per_poster"]) / max(r["wrs_per_poster"]) for r in raw_runs]
+    return out

@@ -235,7 +235,7 @@ def placement_sweep(server: str | None, client: str | None, sizes: list[int], re
                   "chains": "per poster process: its own QP pair, RDMA WRITEs of the I/O size from the server's "
                             "device into the client's, tx_depth in flight, sleeping on completion events past 16 "
                             "empty turns (the flows' Channel and Waiter), as a measure smbd serving process"}
-        smp = chain_placement.samples(result["runs"])
+        smp = chain_placement.samples(result["runs"], size)
         summary = finish(summarize(smp, "ksoftirqd_top_share", what), {})
         rec = records.store_record(records.measured_record(
             "nic.placement", params, smp, summary,

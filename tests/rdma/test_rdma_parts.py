@@ -98,6 +98,8 @@ def test_placement_probe_times_where_two_new_posters_chains_ran(two_devices, tmp
                                        s["ksoftirqd_s"]):
         assert 1 / cpus - 1e-9 <= top <= 1 + 1e-9 and ksoft > 0
         assert 0 <= least <= busy / cpus + 1e-9 and busy > 0
+    # both posters' chains moved in every window kept
+    assert all(0 < r <= 1 for r in s["slower_poster_ratio"]) and all(g > 0 for g in s["gbytes_per_s"])
     assert rec.summary["median_ksoftirqd_top_share"] == pytest.approx(statistics.median(s["ksoftirqd_top_share"]))
     # both posters of every window are gone with it
     assert not multiprocessing.active_children()
