@@ -1090,36 +1090,6 @@ class SmbdPredicted:
     softirq_cpu_s_per_gb: float = 0.0   # loopback: what ksoftirqd runs (neither end's threads)
 
 
-PLACEMENT_KIND = "nic.placement"
-
-
-def placement_key(c: SmbdConfig) -> tuple[float, int, int] | None:
-    """(I/O size, WRs in flight per poster, posters) of the nic.placement part that has a READ
-    configuration's shape (the server posting each connection's data WRITEs); None for others."""
-    if c.op != "read" or c.incast or c.clients != 1:
-        return None
-    return float(c.io_size), int(c.credits), int(c.connections)
-
-
-def placement_tops(records: Iterable[Record]) -> dict[tuple[float, int, int], float]:
-    """{(I/O size, depth, posters): median over the nic.placement windows of the busiest CPU's share
-    of ksoftirqd's run time} (rig/copy/chain_placement.py)."""
-    by: dict[tuple[float, int, int], list[float]] = defaultdict(list)
-    for r in records:
-        if r.name != PLACEMENT_KIND:
-            continue
-        key = (float(r.params["io_size_bytes"]), int(r.params["tx_depth"]), int(r.params["posters"]))
-        by[key] += [float(v) for v in r.samples.get("ksoftirqd_top_share", []) if isinstance(v, (int, float))]
-    return {k: _median(v) for k, v in by.items() if v}
-
-
-def placed_share(top_share: float, cores: float) -> float:
-    """The share of the cores a run keeps busy when its work follows its chains: 1/f of them, f the
-    busiest core's share of the deferred chains' time (at most all the cores). Measured in the guest:
-    `measure smbd` runs kept min(2, 1/f) CPUs busy within -10..+7 % (docs/smbd.md)."""
-    return min(1.0, 1.0 / (top_share * cores)) if top_share > 0 and cores > 0 else 1.0
-
-
 def smbd_predicted(s, configs: Iterable[SmbdConfig],
                    executed: Mapping[SmbdConfig, float] | None = None) -> dict[SmbdConfig, SmbdPredicted]:
     """The model's figures at each configuration: the scenario on its (calibrated) platform with the
@@ -1127,9 +1097,8 @@ def smbd_predicted(s, configs: Iterable[SmbdConfig],
     Nothing here reads a measured figure: the predictions rest on the platform's figures alone.
     `executed` {configuration: share}: evaluate those configurations (only) with their cores running
     that share of the time (the vCPU time an emulator executed while the point ran: a condition of the
-    measurement, as other tenants' load is; or the share of the cores a part's chains kept in use,
-    `placed_share`; the rest of each core's time is added to `foreign_load`; one socket's cores, as
-    the guest has)."""
+    measurement, as other tenants' load is; the rest of each core's time is added to `foreign_load`;
+    one socket's cores, as the guest has)."""
     from models import report
     from models.sweep import evaluate_grid
     from scenarios.schema import OPERATIONS, with_params

@@ -296,9 +296,6 @@ VS_COLUMNS = [Column.of("io_size", "I/O size"), Column.of("copy_path"), Column.o
               Column("executed_fraction", "vCPU time executed [share of guest busy]", "{:.2f}"),
               Column.of("predicted_executed_gbytes_per_s", "predicted at it", "{:.4f}"),
               Column.of("gbps_executed_error_pct", "error", "{:+.0f}"),
-              Column("placement_top_share", "chains' busiest CPU (placement part) [share]", "{:.2f}"),
-              Column.of("predicted_placed_gbytes_per_s", "predicted at it", "{:.4f}"),
-              Column.of("gbps_placed_error_pct", "error", "{:+.0f}"),
               Column.of("predicted_server_cpu_s_per_gb", "predicted server", "{:.2f}"),
               Column.of("measured_server_cpu_s_per_gb", "measured server", "{:.2f}"),
               Column.of("cpu_error_pct", "error", "{:+.0f}"),
@@ -401,14 +398,7 @@ def vs_measured_table(scenario: str, platform: Optional[str], store: Optional[Pa
     shares = {c: m.executed_fraction for c, m in (measured or {}).items()
               if m.executed_fraction is not None and not c.incast}
     at_share = rc.smbd_predicted(s, configs, shares) if shares else {}
-    # the placement part (nic.placement) at each READ point's size, depth and connections: where two
-    # posters' chains gathered, and with it the share of the cores a run keeps busy
-    placement = rc.placement_tops(rc.places(rc.of_kind(everything, rc.PLACEMENT_KIND)).get(place, [])
-                                  if place is not None else rc.of_kind(everything, rc.PLACEMENT_KIND))
-    tops = {c: placement[k] for c in configs if (k := rc.placement_key(c)) in placement}
-    at_place = rc.smbd_predicted(s, configs, {c: rc.placed_share(f, s.platform.cpu.cores) for c, f in tops.items()}) \
-        if tops else {}
-    rows, eg, ec, eb, es, e_incast, ex, ep = [], [], [], [], [], [], [], []
+    rows, eg, ec, eb, es, e_incast, ex = [], [], [], [], [], [], []
     for c in configs:
         pr, me = predicted.get(c), measured.get(c)
         if pr is None:
@@ -423,9 +413,7 @@ def vs_measured_table(scenario: str, platform: Optional[str], store: Optional[Pa
                "predicted_softirq_cpu_s_per_gb": pr.softirq_cpu_s_per_gb, "measured_softirq_cpu_s_per_gb": None,
                "server_side_cpu_error_pct": None, "records": 0, "gbps_spread_pct": None,
                "server_cpu_spread_pct": None, "executed_fraction": None, "predicted_executed_gbytes_per_s": None,
-               "gbps_executed_error_pct": None, "host_steal_fraction": None, "placement_top_share": tops.get(c),
-               "predicted_placed_gbytes_per_s": at_place[c].gbytes_per_s if c in at_place else None,
-               "gbps_placed_error_pct": None}
+               "gbps_executed_error_pct": None, "host_steal_fraction": None}
         if me is not None and c.incast:
             # an MPI incast's aggregate: the server's total throughput (its records hold no CPU of the whole)
             row.update(measured_gbytes_per_s=me.gbytes_per_s, records=len(me.records),
@@ -450,9 +438,6 @@ def vs_measured_table(scenario: str, platform: Optional[str], store: Optional[Pa
                            predicted_executed_gbytes_per_s=at_share[c].gbytes_per_s,
                            gbps_executed_error_pct=model_report.error_pct(at_share[c].gbytes_per_s, me.gbytes_per_s))
                 ex.append(row["gbps_executed_error_pct"])
-            if c in at_place:
-                row["gbps_placed_error_pct"] = model_report.error_pct(at_place[c].gbytes_per_s, me.gbytes_per_s)
-                ep.append(row["gbps_placed_error_pct"])
             eb.append(row["both_cpu_error_pct"])
             if me.softirq_cpu_s_per_gb is not None:
                 # one kernel: the serving processes and the kernel threads that ran the rest of their posts' chains
@@ -472,10 +457,6 @@ def vs_measured_table(scenario: str, platform: Optional[str], store: Optional[Pa
              *([f"throughput predicted with the vCPU time the host executed while each point ran (its records' "
                 f"executed share of their guest busy time; the rest of each vCPU's time as other tenants' load): "
                 f"{model_report.error_summary(ex)}"] if ex else []),
-             *([f"throughput predicted with the share of the cores a run keeps busy when its work follows its "
-                f"soft-RoCE chains, 1/f of them (f: the busiest CPU's share of ksoftirqd's time in the placement "
-                f"part, nic.placement, two posters at the point's size and depth; a part, never the smbd records): "
-                f"{model_report.error_summary(ep)}"] if ep else []),
              *([f"CPU in executed time: {converted} of {len(everything)} records carry the share of their guest "
                 f"CPU time the host executed (provenance guest_cpu_executed) and are compared in executed "
                 f"seconds, parts and whole alike (rig/executed_time.py); the rest in guest seconds"] if converted else []),
