@@ -9,8 +9,7 @@ V="--device rxe1 --peer-device rxe0 --op write"
 for round in 1 2; do
   echo "== round $round parts: rdma_parts $(date -u +%T)"
   # mrreg, exchange, crc32, pread (the cpu-copy server's pread alone, beside a WRITE chain, and
-  # posting that chain itself), handoff (the async-workers server's io-wq hand-off, since 2026-12-02)
-  # and placement (two posters' chains: where ksoftirqd ran, the CPUs kept busy; since 5cb4ab4)
+  # posting that chain itself) and handoff (the async-workers server's io-wq hand-off, since 2026-12-02)
   $P -m rig.copy.rdma_parts --sizes 64KiB..8MiB --depths 1,8,32 --exchanges 500 --repetitions 3
   echo "== round $round parts: measure verbs $(date -u +%T)"
   $R measure verbs $V --size 64,256,1KiB,4KiB,16KiB,64KiB,256KiB,1MiB --duration 2s

@@ -12,7 +12,8 @@ guest`:
                   pread, at several READs in flight (rig/copy/uring_handoff.py)
     nic.placement where two posters' soft-RoCE chains run: the share of ksoftirqd's time on the busiest
                   CPU and the CPUs kept busy, per I/O size at measure smbd's in-flight I/Os per
-                  connection, two new posters each window (rig/copy/chain_placement.py)
+                  connection, two new posters each window (rig/copy/chain_placement.py; only with
+                  --probe placement: no calibrated figure takes it)
 
     python -m rig.copy.rdma_parts [--probe mrreg,exchange,crc32,pread,handoff,placement] [--sizes 64KiB..8MiB]
                                   [--depths 1,8,32] [--exchanges 1000] [--repetitions 5]
@@ -39,6 +40,8 @@ from scenarios.errors import InputError
 from scenarios.units import parse_size_list
 
 PROBES = ("mrreg", "exchange", "crc32", "pread", "handoff", "placement")
+# what runs without --probe: the parts calibrate takes (placement feeds no figure: docs/smbd.md)
+DEFAULT_PROBES = ("mrreg", "exchange", "crc32", "pread", "handoff")
 MAX_SIZE_BYTES = 1 << 30
 DEPTHS = (1, 255)
 EXCHANGES = (10, 1_000_000)
@@ -257,7 +260,7 @@ def _bounded(text: str, option: str, bounds: tuple[int, int]) -> int:
 
 def parse(argv: list[str]) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m rig.copy.rdma_parts", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--probe", default=",".join(PROBES))
+    ap.add_argument("--probe", default=",".join(DEFAULT_PROBES))
     ap.add_argument("--sizes", default="64KiB..8MiB")
     ap.add_argument("--depths", default=",".join(str(d) for d in smbd_exchange.DEFAULT_DEPTHS))
     ap.add_argument("--exchanges", default="1000")
