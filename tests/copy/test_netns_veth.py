@@ -80,12 +80,14 @@ def test_interrupt_cleans_namespaces_and_keeps_records(tmp_path):
     _need_root()
     store = tmp_path / "r.sqlite"
     # a session of its own, so the Ctrl-C goes to the whole process group as a terminal sends it:
-    # the probe's sender and receiver children get it too
+    # the probe's sender and receiver children get it too. SIGINT at its default, as under a terminal:
+    # a shell's background job (a CI started with `&`) ignores it, and an ignored SIGINT is inherited
     proc = subprocess.Popen(
         [sys.executable, "-m", "rig.cli", "measure", "copy", "--probe", "socket", "--via", "veth",
          "--paths", "sendfile", "--sizes", "64KiB,256KiB,1MiB,2MiB,4MiB,8MiB", "--repetitions", "1",
          "--duration", "0.3s", "--store", str(store)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 90  # generous: the host tier shares two busy cores
     while time.monotonic() < deadline and proc.poll() is None:  # wait for the first completed configuration
         if _count(store):
