@@ -10,7 +10,11 @@ woken by a completion is woken where that completion ran, so the chains of two p
 one CPU while the other idles. In `measure smbd` runs the CPUs kept busy followed 1/f within -10..+7 %
 (docs/smbd.md). `measure verbs --events --qps 2` posts both QPs from one process, so its chains follow
 one poster and cannot show this. Each repetition starts two new posters, as each `measure smbd` run
-forks new serving processes: where the scheduler puts them is what varies."""
+forks new serving processes: where the scheduler puts them is what varies.
+
+Found (2026-12-02, guest): two posters alone spread their chains evenly (f 0.50 at 128 KiB-8 MiB)
+while `measure smbd` runs of the same boot gathered (0.53-0.68 at 8 MiB): the gathering comes with
+the client's wake-ups, so this part feeds no calibrated figure and runs only when asked for."""
 
 from __future__ import annotations
 
