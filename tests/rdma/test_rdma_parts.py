@@ -77,7 +77,8 @@ def test_pread_probe_times_the_copy_alone_beside_a_running_chain_and_posting_it(
 def test_placement_probe_times_where_two_new_posters_chains_ran(two_devices, tmp_path, capsys, monkeypatch):
     """nic.placement: two poster processes, each its own QP pair and 8 WRITEs of 1 MiB in flight,
     sleeping on completion events; per window the busiest CPU's share of ksoftirqd's time (at least
-    an even split, at most all of it), the least busy CPU at most an even share of the busy time,
+    an even split, at most all of it), the least busy CPU at most an even share of the busy time
+    (to a tick),
     and the chains moved packets (stalled windows are counted apart)."""
     import multiprocessing
     import os
@@ -97,7 +98,8 @@ def test_placement_probe_times_where_two_new_posters_chains_ran(two_devices, tmp
     for top, least, busy, ksoft in zip(s["ksoftirqd_top_share"], s["least_busy_cpu_per_s"], s["busy_cpu_per_s"],
                                        s["ksoftirqd_s"]):
         assert 1 / cpus - 1e-9 <= top <= 1 + 1e-9 and ksoft > 0
-        assert 0 <= least <= busy / cpus + 1e-9 and busy > 0
+        # /proc/stat counts in 10 ms ticks, the CPUs' lines and their sum each a tick or two apart
+        assert 0 <= least <= busy / cpus + 0.02 and busy > 0
     # both posters' chains moved in every window kept
     assert all(0 < r <= 1 for r in s["slower_poster_ratio"]) and all(g > 0 for g in s["gbytes_per_s"])
     assert rec.summary["median_ksoftirqd_top_share"] == pytest.approx(statistics.median(s["ksoftirqd_top_share"]))
