@@ -26,7 +26,7 @@ import time
 
 from rig import accounting as acct
 from rig.copy import child
-from rig.copy.pread_copy import CHAIN_MOVING_PACKETS, CHAIN_START_S, sent_packets
+from rig.copy.pread_copy import CHAIN_MOVING_PACKETS, CHAIN_START_S, sent_packets, write_chain
 
 POSTERS = 2
 WINDOW_S = 3.0
@@ -38,18 +38,9 @@ def poster(server: str, client: str, size_bytes: int, depth: int, ready_fd: int,
     device into one buffer on the client's, forever, counting its completions in done[index]; one
     byte on `ready_fd` at its first completion."""
     child.detach_signals()
-    from rig.flows.channel import Channel, Waiter
-    from rig.flows.descriptor import BufferDescriptor
-    from rig.launch.local import loopback
-    from rig.rdma.player import EventPlayer, PlayerConfig
+    from rig.flows.channel import Waiter
 
-    cfg = PlayerConfig(msg_bytes=4096, slots=1, num_qps=1, tx_depth=depth, rx_depth=1)
-    a, b = loopback(cfg, device=server, peer_device=client, player_class=EventPlayer)
-    ch = Channel(a, max_msg_bytes=0, recv_slots=0, send_slots=0, timeout_s=CHAIN_START_S)
-    target = b.alloc(size_bytes)
-    desc = BufferDescriptor(target.addr, target.rkey, size_bytes)
-    slots = [a.alloc(size_bytes) for _ in range(depth)]
-    wrs = [ch.bulk_wr("write", r.addr, r.lkey, desc, cookie=i) for i, r in enumerate(slots)]
+    a, _b, ch, _slots, wrs = write_chain(server, client, size_bytes, depth)    # _b, _slots: held while it posts
     waiter = Waiter(a)
     free, events, told = list(range(depth)), [], False
     while True:

@@ -63,27 +63,43 @@ def runs(path: str, size_bytes: int, repetitions: int) -> dict:
     return {"runs": out}
 
 
-def posting_runs(path: str, size_bytes: int, repetitions: int, server: str, client: str, depth: int) -> dict:
-    """In the probe child: as runs(), but the copying thread posts the chain itself, as a cpu-copy
-    serving thread does: each pread fills one of `depth` registered buffers, which the thread then
-    RDMA WRITEs from the server's device to the client's; with all `depth` outstanding it reaps, and
-    past 16 empty turns sleeps on the completion event (the flows' Channel and Waiter). Thread CPU
-    inside the preads only."""
-    from rig.flows.channel import Channel, Waiter
+def write_chain(server: str, client: str, size_bytes: int, depth: int) -> tuple:
+    """The posting end of a soft-RoCE WRITE chain, in this process: (a, b, channel, slots, wrs), the
+    players on the server's and the client's device (a posts, sleeping on its completion events),
+    a's Channel, `depth` registered buffers of `size_bytes` on a and, for each, its RDMA WRITE into
+    one buffer on b (cookie: the buffer's index). The caller closes a and b."""
+    from rig.flows.channel import Channel
     from rig.flows.descriptor import BufferDescriptor
     from rig.launch.local import loopback
     from rig.rdma.player import EventPlayer, PlayerConfig
 
     cfg = PlayerConfig(msg_bytes=4096, slots=1, num_qps=1, tx_depth=depth, rx_depth=1)
     a, b = loopback(cfg, device=server, peer_device=client, player_class=EventPlayer)
-    fd = os.open(path, os.O_RDONLY)
     try:
         ch = Channel(a, max_msg_bytes=0, recv_slots=0, send_slots=0, timeout_s=CHAIN_START_S)
         target = b.alloc(size_bytes)
         desc = BufferDescriptor(target.addr, target.rkey, size_bytes)
         slots = [a.alloc(size_bytes) for _ in range(depth)]
-        views = [memoryview(r.view()).cast("B") for r in slots]
         wrs = [ch.bulk_wr("write", r.addr, r.lkey, desc, cookie=i) for i, r in enumerate(slots)]
+    except BaseException:
+        a.close()
+        b.close()
+        raise
+    return a, b, ch, slots, wrs
+
+
+def posting_runs(path: str, size_bytes: int, repetitions: int, server: str, client: str, depth: int) -> dict:
+    """In the probe child: as runs(), but the copying thread posts the chain itself, as a cpu-copy
+    serving thread does: each pread fills one of `depth` registered buffers, which the thread then
+    RDMA WRITEs from the server's device to the client's; with all `depth` outstanding it reaps, and
+    past 16 empty turns sleeps on the completion event (the flows' Channel and Waiter). Thread CPU
+    inside the preads only."""
+    from rig.flows.channel import Waiter
+
+    a, b, ch, slots, wrs = write_chain(server, client, size_bytes, depth)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        views = [memoryview(r.view()).cast("B") for r in slots]
         waiter = Waiter(a)
         ranges = os.fstat(fd).st_size // size_bytes
         for i in range(ranges):
