@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import json
+import zlib
 from typing import Iterable, Iterator
 
 from results.record import Record
@@ -13,6 +15,29 @@ from results.tables import csv_cell
 
 def export_jsonl(records: Iterable[Record]) -> str:
     return "".join(r.to_json() + "\n" for r in records)
+
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+class DamagedGzip(ValueError):
+    pass
+
+
+def gzipped(text: str) -> bytes:
+    """`text` gzip-compressed with no timestamp, so one export of one store is one byte string
+    (a committed session stays the same file when exported again)."""
+    return gzip.compress(text.encode("utf-8"), mtime=0)
+
+
+def ungzipped(data: bytes) -> bytes:
+    """`data` as written: decompressed when it starts with gzip's magic bytes, else unchanged."""
+    if not data.startswith(GZIP_MAGIC):
+        return data
+    try:
+        return gzip.decompress(data)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DamagedGzip(str(exc) or type(exc).__name__) from None
 
 
 def export_csv(records: Iterable[Record]) -> str:

@@ -138,8 +138,8 @@ _EXPORTERS = {"jsonl": export_mod.export_jsonl, "csv": export_mod.export_csv}
 def export(
     fmt: str = typer.Option("jsonl", "--format", help="jsonl (whole records) or csv (summary rows; "
                             "counts and sizes as integers)"),
-    out: Optional[Path] = typer.Option(None, "--out", help="file to write, in an existing directory; "
-                                       "default: stdout"),
+    out: Optional[Path] = typer.Option(None, "--out", help="file to write, in an existing directory "
+                                       "(a name ending in .gz is written gzip-compressed); default: stdout"),
     kind: Optional[str] = typer.Option(None, help="measured or modelled"),
     name: Optional[str] = typer.Option(None, help="record name or prefix"),
     store: Optional[Path] = StoreOption,
@@ -154,7 +154,7 @@ def export(
         records = st.query(kind=kind, name=name)
     text = _EXPORTERS[fmt](records)
     if out is not None:
-        write_output(out, text)
+        write_output(out, export_mod.gzipped(text) if out.suffix == ".gz" else text)
         typer.echo(f"wrote {len(records)} records to {out}", err=True)
     else:
         write_stdout(text)
@@ -163,17 +163,23 @@ def export(
 
 @app.command("import")
 def import_(
-    file: Path = typer.Argument(..., help="JSON lines of records, as `rdmarig results export` writes them"),
+    file: Path = typer.Argument(..., help="JSON lines of records, as `rdmarig results export` writes them "
+                                "(plain or gzip-compressed)"),
     store: Optional[Path] = StoreOption,
 ) -> None:
     """Add records from a JSON-lines file to a store, skipping ids it has: how the records saved
     from a damaged store go into a new one."""
     try:
-        text = file.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise InputError(f"{file} is not UTF-8 text", "import a file written by `rdmarig results export`") from None
+        data = file.read_bytes()
     except OSError as exc:
         raise InputError(f"{file}: cannot read ({exc.strerror})", "check the path") from None
+    try:
+        text = export_mod.ungzipped(data).decode("utf-8")
+    except export_mod.DamagedGzip as exc:
+        raise InputError(f"{file} is a damaged gzip file ({exc})",
+                         "export the records again with `rdmarig results export --out FILE.jsonl.gz`") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{file} is not UTF-8 text", "import a file written by `rdmarig results export`") from None
     records = []
     for number, line in enumerate(text.splitlines(), 1):
         if line.strip():

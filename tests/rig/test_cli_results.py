@@ -77,6 +77,19 @@ def test_results_list_show_export(tmp_path, run_cli):
     assert "summary.median_gbytes_per_s" in csv_path.read_text()
 
 
+def test_gzip_export_imports_back_whole_and_is_the_same_bytes_each_time(store, tmp_path, run_cli):
+    """A session too large to commit as text goes out as .jsonl.gz and comes back record for record."""
+    first, again = tmp_path / "s.jsonl.gz", tmp_path / "again.jsonl.gz"
+    assert run_cli("results", "export", "--out", str(first)).code == 0
+    assert run_cli("results", "export", "--out", str(again)).code == 0
+    assert first.read_bytes()[:2] == b"\x1f\x8b" and first.read_bytes() == again.read_bytes()
+    fresh = tmp_path / "fresh.sqlite"
+    res = run_cli("results", "import", str(first), "--store", str(fresh))
+    assert res.code == 0 and "imported 10 records" in res.err, res.err
+    with Store(store) as a, Store(fresh) as b:
+        assert sorted(r.to_json() for r in a.query()) == sorted(r.to_json() for r in b.query())
+
+
 def test_list_says_newest_n_of_all(store, run_cli):
     res = run_cli("results", "list", "--limit", "3")
     assert res.code == 0 and f"### newest 3 of 10 records in {store}" in res.out
@@ -139,6 +152,14 @@ def _good_jsonl(tmp: Path) -> Path:
     return p
 
 
+def _cut_gzip(tmp: Path) -> Path:
+    import gzip
+
+    p = tmp / "cut.jsonl.gz"
+    p.write_bytes(gzip.compress((Record(kind="measured", name="x").to_json() + "\n").encode())[:30])
+    return p
+
+
 def _regular_file(tmp: Path) -> Path:
     p = tmp / "plain"
     p.write_text("")
@@ -178,6 +199,7 @@ BAD_INPUT = [
     (["results", "show", "ab", "--store", "{page1}"], 2, "its first page is damaged"),
     (["results", "import", "{tmp}/missing.jsonl"], 2, "missing.jsonl: cannot read"),
     (["results", "import", "{bad}"], 2, "bad.jsonl line 2: not JSON"),
+    (["results", "import", "{cut}"], 2, "cut.jsonl.gz is a damaged gzip file"),
     (["results", "import", "{good}", "--store", "{foreign}"], 2, "not an rdmarig result store"),
     (["results", "import", "{good}", "--store", "{text}"], 2, "is not an SQLite database"),
 ]
@@ -187,7 +209,7 @@ BAD_INPUT = [
 def test_bad_input_is_one_line(store, tmp_path, run_cli, argv, code, fragment):
     paths = {"tmp": tmp_path, "store": store, "plain": _regular_file(tmp_path), "text": _text_file(tmp_path),
              "foreign": _foreign_db(tmp_path), "page1": _first_page_damaged(tmp_path), "bad": _bad_jsonl(tmp_path),
-             "good": _good_jsonl(tmp_path)}
+             "good": _good_jsonl(tmp_path), "cut": _cut_gzip(tmp_path)}
     before = {p: p.read_bytes() for p in paths.values() if p.is_file()}
     run_cli(*[a.format(**paths) for a in argv]).one_line_error(code, fragment)
     assert {p: p.read_bytes() for p in before} == before        # a refused command changed no file
