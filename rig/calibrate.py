@@ -965,6 +965,7 @@ class SmbdConfig:
     register: str = "once"              # the client's registration: once | per-io
     clients: int = 1                    # client hosts served at once (an MPI incast: ranks - 1)
     incast: bool = False                # the aggregate of an MPI incast run (the server's total throughput)
+    serving_cpus: str = ""              # the serving processes' CPUs, connection by connection (1/0); "": unpinned
 
 
 def smbd_path(copy: str, register: str) -> str:
@@ -979,9 +980,18 @@ def smbd_config(r: Record) -> SmbdConfig | None:
                           path=smbd_path(str(p["copy"]), str(p.get("register", "once"))),
                           connections=int(p["connections"]), credits=int(p["ios_in_flight_per_connection"]),
                           workers=int(p.get("async_workers_max") or 0), register=str(p.get("register", "once")),
-                          clients=int(p["ranks"]) - 1 if r.name in INCAST_NAMES else 1, incast=r.name in INCAST_NAMES)
+                          clients=int(p["ranks"]) - 1 if r.name in INCAST_NAMES else 1, incast=r.name in INCAST_NAMES,
+                          serving_cpus=pinned_label(p.get("serving_cpus")))
     except (KeyError, TypeError, ValueError):
         return None
+
+
+def pinned_label(serving_cpus: object) -> str:
+    """A record's serving_cpus ([[0], [1]]: each serving process's CPUs, as the server pinned them) as
+    one label ("1/0"); "" for a run whose serving processes the scheduler placed."""
+    if not isinstance(serving_cpus, list) or not serving_cpus:
+        return ""
+    return "/".join(",".join(str(c) for c in cpus) if isinstance(cpus, list) else "?" for cpus in serving_cpus)
 
 
 INCAST_NAMES = ("mpi.smbd.read", "mpi.smbd.write")     # the aggregate of a `measure smbd --mpi` run

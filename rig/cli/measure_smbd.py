@@ -57,6 +57,9 @@ def smbd(
     peer_gid_index: Optional[int] = typer.Option(None, "--peer-gid-index", help="GID index on --peer-device."),
     file: Optional[Path] = typer.Option(None, "--file", help="Both ends here: serve this file (READ) instead of a scratch file."),
     file_size: str = typer.Option("64MiB", "--file-size", help="Both ends here: size of the scratch file."),
+    serving_cpus: Optional[str] = typer.Option(None, "--serving-cpus", help="Both ends here: pin connection i's serving "
+                                               "process to CPU i of this list (0,1 or 0-3; default: the scheduler "
+                                               "places them)."),
     mpi: bool = MpiFlag,
     pattern: Optional[str] = PatternOption,
     partners: int = PartnersOption,
@@ -69,6 +72,7 @@ def smbd(
 ) -> None:
     """SMB2 READ/WRITE over SMB Direct (real RDMA): throughput, latency, server CPU per copy variant."""
     from rig.launch.smbd import SmbdOptions, describe
+    from rig.launch.smbd_target import parse_cpus
     from rig.progress import Progress
 
     device, devices = split_devices(device, mpi)
@@ -79,7 +83,8 @@ def smbd(
         async_workers=async_workers, duration_s=parse_time(duration, "--duration"), ios=ios,
         timeout_s=parse_time(timeout, "--timeout"), device=device, port=ib_port, gid_index=gid_index,
         peer_device=peer_device, peer_gid_index=peer_gid_index, peer_addr=peer,
-        file=str(file) if file is not None else None, file_bytes=int(parse_size(file_size, "--file-size")))
+        file=str(file) if file is not None else None, file_bytes=int(parse_size(file_size, "--file-size")),
+        serving_cpus=parse_cpus(serving_cpus) if serving_cpus is not None else ())
     opts.check()
     if mpi:
         from rig.launch.smbd import check_mpi, run_mpi

@@ -393,7 +393,7 @@ def vs_measured_table(scenario: str, platform: Optional[str], store: Optional[Pa
     s = load_scenario(scenario, platform=plat)
     measured = rc.smbd_measured(smbd)
     configs = sorted(measured or rc.scenario_configs(s),
-                     key=lambda c: (c.op, c.path, c.clients, c.connections, c.credits, c.io_size))
+                     key=lambda c: (c.op, c.path, c.clients, c.connections, c.credits, c.serving_cpus, c.io_size))
     predicted = rc.smbd_predicted(s, configs)
     shares = {c: m.executed_fraction for c, m in (measured or {}).items()
               if m.executed_fraction is not None and not c.incast}
@@ -405,7 +405,7 @@ def vs_measured_table(scenario: str, platform: Optional[str], store: Optional[Pa
             continue
         row = {"io_size": format_size(c.io_size), "io_size_bytes": c.io_size, "copy_path": c.path, "op": c.op,
                "clients": c.clients, "connections": c.connections, "credits": c.credits,
-               "predicted_gbytes_per_s": pr.gbytes_per_s,
+               "serving_cpus": c.serving_cpus, "predicted_gbytes_per_s": pr.gbytes_per_s,
                "predicted_server_cpu_s_per_gb": pr.server_cpu_s_per_gb, "binding": pr.binding,
                "predicted_both_cpu_s_per_gb": pr.server_cpu_s_per_gb + pr.client_cpu_s_per_gb + pr.softirq_cpu_s_per_gb,
                "measured_gbytes_per_s": None, "measured_server_cpu_s_per_gb": None, "gbps_error_pct": None,
@@ -490,4 +490,7 @@ def vs_measured_table(scenario: str, platform: Optional[str], store: Optional[Pa
     if left_out:
         notes.append(f"{left_out} smbd records of other places left out (one place per comparison)")
     columns = ([Column.of("io_size_bytes", "I/O size", "{:.0f}")] + VS_COLUMNS[1:]) if machine else VS_COLUMNS
+    if any(r["serving_cpus"] for r in rows):
+        # runs with --serving-cpus: which CPU each connection's serving process ran on ("" = the scheduler's choice)
+        columns = columns[:6] + [Column("serving_cpus", "serving CPUs")] + columns[6:]
     return Table(f"{s.name} on {plat.name}: predicted vs measured", columns, rows, notes)

@@ -72,6 +72,7 @@ class SmbdOptions:
     peer_addr: str | None = None
     file: str | None = None                      # loopback: serve this file (READ) instead of a made one
     file_bytes: int = DEFAULT_FILE_BYTES         # loopback: the made file's size
+    serving_cpus: tuple[int, ...] = ()           # loopback: connection i's serving process on CPU [i % len]
 
     def copy_list(self) -> list[str]:
         return list(self.copies) if self.copies is not None else copies_for(self.op)
@@ -132,6 +133,10 @@ class SmbdOptions:
             if self.file is not None:
                 raise InputError("--file names the file of a local server; with --peer the server serves its "
                                  "own --file", "drop --file, or drop --peer to serve it here")
+            if self.serving_cpus:
+                raise InputError("--serving-cpus pins a local server's processes; with --peer the server pins "
+                                 "its own", "drop --serving-cpus, and start the server with "
+                                 "`rdmarig serve smbd --serving-cpus LIST`")
             try:
                 parse_addr(self.peer_addr, DEFAULT_PORT)
             except ValueError as exc:
@@ -270,6 +275,9 @@ class SmbdWorkload:
             d["duration_s"] = p.duration_s
         if negotiated:
             d.update(negotiated[0].as_params())
+        placed = [c.get("cpus") for c in self.far.get("connections", []) if isinstance(c, dict)]
+        if placed and all(isinstance(c, list) for c in placed):
+            d["serving_cpus"] = placed          # as the server pinned them (any server: here or --peer)
         return d
 
     def _negotiated(self) -> list[Any]:
@@ -444,7 +452,7 @@ def target(opts: SmbdOptions) -> Iterator[Target]:
     try:
         served = ServedFile(path, allow_write=opts.file is None,
                             limits=smbd.Limits(max_read_write_size=opts.max_read_write()))
-        pid, (host, port) = start_local(served, Where(server, None, opts.peer_gid_index))
+        pid, (host, port) = start_local(served, Where(server, None, opts.peer_gid_index, opts.serving_cpus))
         yield Target(f"{host}:{port}", "loopback", {"client": client, "server": server}, client, pid)
     finally:
         if pid is not None:
@@ -472,7 +480,8 @@ def describe(opts: SmbdOptions) -> str:
     sizes = opts.sizes
     span = format_size(sizes[0]) if len(sizes) == 1 else f"{format_size(sizes[0])}..{format_size(sizes[-1])}"
     return (f"smbd {opts.op}: {len(sizes) * len(opts.copy_list())} point(s), {span}, {', '.join(opts.copy_list())}, "
-            f"{opts.connections} connection(s), credits {opts.credits}, register {opts.register}")
+            f"{opts.connections} connection(s), credits {opts.credits}, register {opts.register}"
+            + (f", serving processes on CPUs {','.join(map(str, opts.serving_cpus))}" if opts.serving_cpus else ""))
 
 
 # ---- many clients under mpirun / srun (--mpi) -------------------------------------------------
@@ -480,7 +489,8 @@ def describe(opts: SmbdOptions) -> str:
 def check_mpi(opts: SmbdOptions) -> None:
     """What `measure smbd --mpi` cannot do (the MPI options are checked by MpiOptions.check)."""
     for flag, used in (("--peer", opts.peer_addr), ("--peer-device", opts.peer_device),
-                       ("--peer-gid-index", opts.peer_gid_index is not None), ("--file", opts.file)):
+                       ("--peer-gid-index", opts.peer_gid_index is not None), ("--file", opts.file),
+                       ("--serving-cpus", opts.serving_cpus)):
         if used:
             raise InputError(f"--mpi pairs ranks: {flag} does not apply",
                              f"drop {flag} (target ranks serve a scratch file of --file-size on their own device)")

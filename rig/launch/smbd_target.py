@@ -147,11 +147,47 @@ class ServedFile:
 
 @dataclass(frozen=True)
 class Where:
-    """The RDMA port the serving processes use."""
+    """The RDMA port the serving processes use, and the CPUs they are pinned to: connection i's
+    process to serving_cpus[i % len] (empty: wherever the scheduler puts them)."""
 
     device: str | None = None
     ib_port: int | None = None
     gid_index: int | None = None
+    serving_cpus: tuple[int, ...] = ()
+
+
+def parse_cpus(text: str, flag: str = "--serving-cpus") -> tuple[int, ...]:
+    """A CPU list as taskset and fio's cpus_allowed write it (0,1 or 0-3,8), in the order given;
+    every CPU one this process may run on."""
+    from scenarios.errors import InputError
+    allowed = os.sched_getaffinity(0)
+    have = _cpu_ranges(sorted(allowed))
+    out: list[int] = []
+    for part in (x.strip() for x in text.split(",")):
+        try:
+            lo, _, hi = part.partition("-")
+            first, last = int(lo), int(hi) if hi else int(lo)
+        except ValueError:
+            raise InputError(f"{flag} {text!r}: {part!r} is not a CPU number or range",
+                             f"write CPUs as 0,1 or 0-3 (this machine's: {have})") from None
+        if first < 0 or last < first:
+            raise InputError(f"{flag} {text!r}: {part!r} is not a CPU range", f"write it low-high, e.g. {have}")
+        for cpu in range(first, last + 1):
+            if cpu not in allowed:
+                raise InputError(f"{flag} {text!r}: CPU {cpu} is not one this process may run on",
+                                 f"name CPUs of {have}")
+            out.append(cpu)
+    return tuple(out)
+
+
+def _cpu_ranges(cpus: list[int]) -> str:
+    runs: list[list[int]] = []
+    for c in cpus:
+        if runs and c == runs[-1][1] + 1:
+            runs[-1][1] = c
+        else:
+            runs.append([c, c])
+    return ",".join(f"{a}" if a == b else f"{a}-{b}" for a, b in runs)
 
 
 # ---- one serving process --------------------------------------------------------------------
@@ -166,6 +202,8 @@ def serve_connection(ctrl: TcpConversation, hello: dict[str, Any], index: int, s
     from rig.rdma.devices import discover
     from rig.rdma.player import EventPlayer, PlayerConfig
 
+    if where.serving_cpus:
+        os.sched_setaffinity(0, {where.serving_cpus[index % len(where.serving_cpus)]})
     spec = ServeSpec(op=hello["op"], copy=hello["copy"], register=hello["register"], io_size=hello["io_size_bytes"],
                      buffers=buffers_for(hello["io_size_bytes"], hello["in_flight"]),
                      async_workers=hello["async_workers"], limits=served.limits, timeout_s=limits.silence_s)
@@ -200,7 +238,8 @@ def serve_connection(ctrl: TcpConversation, hello: dict[str, Any], index: int, s
                 "idle_turns": waiter.idle_turns if waiter else 0, "turns": serving.turns,
                 "copy_cpu_ns": serving.engine.cpu_ns if isinstance(serving.engine, CpuCopy) else 0,
                 "woken_by_events": bool(waiter and waiter.events)}
-    ctrl.send({"type": "done", "outcome": outcome, "counters": counters, "negotiated": negotiated,
+    placed = {"cpus": sorted(os.sched_getaffinity(0))} if where.serving_cpus else {}
+    ctrl.send({"type": "done", "outcome": outcome, "counters": counters, "negotiated": negotiated, **placed,
                "credits_granted": serving.params.credits_requested if serving.params else 0,
                "cpu": {"thread_user_s": thread.user_s, "thread_system_s": thread.system_s,
                        "process_user_s": process.user_s, "process_system_s": process.system_s,
@@ -301,7 +340,9 @@ class SmbdSession(TargetSession):
                                 "connections": [{"outcome": a.get("outcome", a.get("error", "no answer")),
                                                  "counters": a.get("counters", {}),
                                                  "negotiated": a.get("negotiated", {}),
-                                                 "credits_granted": a.get("credits_granted", 0)} for a in answers]}
+                                                 "credits_granted": a.get("credits_granted", 0),
+                                                 **({"cpus": a["cpus"]} if "cpus" in a else {})}
+                                                for a in answers]}
         if write:
             fd = os.open(self.served.path, os.O_RDONLY)
             try:

@@ -4,6 +4,7 @@ the part probes' fits derived by hand, the calibrated profile citing them, and `
 smbdirect-this-host --vs-measured` pairing every stored smbd configuration with its prediction."""
 
 import json
+import re
 from pathlib import Path
 from statistics import median
 
@@ -352,3 +353,38 @@ def test_points_run_on_a_loaded_host_are_named_and_the_rest_summed_apart(records
     unknown = run(lambda r: None, "unknown")
     assert all(row["host_steal_fraction"] is None for row in unknown["rows"])
     assert not any("loaded host" in n for n in unknown["notes"])
+
+
+def test_pinned_runs_are_points_of_their_own(records, session, run_cli, tmp_path):
+    """Records of `measure smbd --serving-cpus` (params serving_cpus, as the server pinned them) pair
+    with the same prediction as their unpinned point but are not pooled with it: a row of their own,
+    its CPUs shown."""
+    import copy
+    import uuid
+
+    point = [r for r in rc.smbd_records(records) if rc.smbd_config(r).path == "zero-copy"
+             and r.params.get("io_size_bytes") == 1 << 20]
+    pinned = []
+    for r in point:
+        r = copy.deepcopy(r)
+        r.id = uuid.uuid4().hex
+        r.params = {**r.params, "serving_cpus": [[1], [0]]}
+        r.summary = {**r.summary, "gbytes_per_s": 2 * r.summary["gbytes_per_s"]}
+        pinned.append(r)
+    store = tmp_path / "pinned.sqlite"
+    with Store(store) as st:
+        for r in [*records, *pinned]:
+            st.insert(r)
+    res = run_cli("plan", "smbdirect-this-host", "--vs-measured", "--platform", str(session["profile"]),
+                  "--store", str(store), "--format", "json")
+    assert res.code == 0, res.err
+    rows = [row for row in json.loads(res.out)["rows"] if row["copy_path"] == "zero-copy"
+            and row["io_size_bytes"] == 1 << 20]
+    (free,) = [row for row in rows if row["serving_cpus"] == ""]
+    (held,) = [row for row in rows if row["serving_cpus"] == "1/0"]
+    assert held["records"] == free["records"] == len(point)
+    assert held["predicted_gbytes_per_s"] == free["predicted_gbytes_per_s"]
+    assert held["measured_gbytes_per_s"] == pytest.approx(2 * free["measured_gbytes_per_s"])
+    text = run_cli("plan", "smbdirect-this-host", "--vs-measured", "--platform", str(session["profile"]),
+                   "--store", str(store)).out
+    assert "serving CPUs" in text and re.search(r"\| 1/0 +\|", text)

@@ -134,6 +134,25 @@ def test_every_variant_moves_checked_blocks(servers, op, copy, register, path):
     assert p["async_workers_max"] == (2 if copy == "async-workers" else 0)
 
 
+def test_pinned_serving_processes_run_where_named_and_the_record_says_so(two_devices, served, servers):
+    """--serving-cpus: connection i's serving process on CPU i of the list, as the server's processes
+    report it (their affinity after pinning); a run without it carries no such param."""
+    cpus = sorted(os.sched_getaffinity(0))
+    order = (cpus[-1], cpus[0])                    # the order given, connection by connection
+    pid, (host, port) = start_local(ServedFile(served), Where(two_devices[1], serving_cpus=order), Limits(silence_s=20.0),
+                                    max_concurrent=1)
+    try:
+        target = Target(f"{host}:{port}", "loopback", {"client": two_devices[0], "server": two_devices[1]},
+                        two_devices[0], pid)
+        point = run_point(_opts(copies=["cpu-copy"]), target, IO, "cpu-copy")
+    finally:
+        stop_local(pid)
+    assert point.summary["integrity_ok"] and point.summary["ios"] == 24
+    assert point.params["serving_cpus"] == [[order[0]], [order[1]]]
+    free = _served_with_busy_retry(_opts(copies=["cpu-copy"]), servers["veth"], "cpu-copy")
+    assert "serving_cpus" not in free.params
+
+
 class Rogue(SmbdWorkload):
     """Six connections, each breaking (or probing) the protocol its own way."""
 

@@ -38,12 +38,20 @@ MEASURE = [
     (["--op", "write", "--file", "{file}"], "--op write would overwrite --file"),
     (["--file-size", "1KiB"], "--file-size 1KiB is out of range"),
     (["--op", "write", "-c", "64", "--in-flight", "255"], "exceeds the 8192 blocks a WRITE run checks"),
+    (["--serving-cpus", "4096"], "--serving-cpus '4096': CPU 4096 is not one this process may run on; name CPUs of"),
+    (["--serving-cpus", "0,x"], "--serving-cpus '0,x': 'x' is not a CPU number or range"),
+    (["--serving-cpus", "1-0"], "--serving-cpus '1-0': '1-0' is not a CPU range"),
+    (["--serving-cpus", ""], "is not a CPU number or range"),
+    (["--peer", "198.18.0.2", "--serving-cpus", "0"], "with --peer the server pins its own"),
 ]
 
 SERVE = [
     (["smbd", "--bind", "127.0.0.1", "--port", "0"], "serve smbd needs a file to serve; pass --file PATH"),
     (["frob", "--bind", "127.0.0.1"], "serve 'frob': no such server"),
-    (["--bind", "127.0.0.1", "--file", "{file}"], "--file and --allow-write belong to `rdmarig serve smbd`"),
+    (["--bind", "127.0.0.1", "--file", "{file}"], "--file, --allow-write and --serving-cpus belong to `rdmarig serve smbd`"),
+    (["--bind", "127.0.0.1", "--serving-cpus", "0"], "--serving-cpus belong to `rdmarig serve smbd`"),
+    (["smbd", "--bind", "127.0.0.1", "--port", "0", "--file", "{file}", "--serving-cpus", "4096"],
+     "CPU 4096 is not one this process may run on"),
     (["smbd", "--bind", "127.0.0.1", "--port", "0", "--file", "{missing}"], "No such file"),
     (["smbd", "--bind", "127.0.0.1", "--port", "0", "--file", "{empty}"], "is empty"),
     (["smbd", "--bind", "127.0.0.1", "--port", "0", "--file", "{dir}"], "is not a regular file"),
@@ -77,3 +85,15 @@ def test_measure_smbd_bad_input(run_cli, paths, tmp_path, argv, fragment):
 @pytest.mark.parametrize("argv,fragment", SERVE, ids=[" ".join(a) for a, _ in SERVE])
 def test_serve_smbd_bad_input(run_cli, paths, argv, fragment):
     run_cli("serve", *[a.format(**paths) for a in argv]).one_line_error(2, fragment)
+
+
+def test_cpu_lists_read_as_taskset_writes_them():
+    import os
+
+    from rig.launch.smbd_target import parse_cpus
+    cpus = sorted(os.sched_getaffinity(0))
+    assert parse_cpus(str(cpus[0])) == (cpus[0],)
+    assert parse_cpus(f"{cpus[-1]},{cpus[0]}") == (cpus[-1], cpus[0])          # the order given: connection i
+    assert parse_cpus(f"{cpus[0]}-{cpus[0]}") == (cpus[0],)
+    if cpus[:2] == [cpus[0], cpus[0] + 1]:
+        assert parse_cpus(f"{cpus[0]}-{cpus[0] + 1},{cpus[0]}") == (cpus[0], cpus[0] + 1, cpus[0])
