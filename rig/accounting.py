@@ -96,13 +96,23 @@ _STAT_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "s
 
 def read_proc_stat(path: str = "/proc/stat") -> dict[str, dict[str, float]]:
     """{'cpu': {...}, 'cpu0': {...}, ...} in seconds."""
-    out: dict[str, dict[str, float]] = {}
-    for line in Path(path).read_text().splitlines():
-        if not line.startswith("cpu"):
-            break
-        name, *values = line.split()
-        out[name] = {f: int(v) / TICKS_PER_S for f, v in zip(_STAT_FIELDS, values)}
-    return out
+    return _parse_stat(Path(path).read_text())[0]
+
+
+def _parse_stat(text: str) -> tuple[dict[str, dict[str, float]], int | None]:
+    """/proc/stat's CPU lines (in seconds) and its ctxt count (None where the line is not there)."""
+    cpus: dict[str, dict[str, float]] = {}
+    ctxt = None
+    for line in text.splitlines():
+        if line.startswith("cpu"):
+            name, *values = line.split()
+            cpus[name] = {f: int(v) / TICKS_PER_S for f, v in zip(_STAT_FIELDS, values)}
+        elif line.startswith("ctxt "):
+            try:
+                ctxt = int(line.split()[1])
+            except (ValueError, IndexError):
+                pass
+    return cpus, ctxt
 
 
 def _kernel_threads(prefixes: tuple[str, ...]) -> dict[int, str]:
@@ -161,12 +171,9 @@ def read_ipis(path: str = "/proc/interrupts") -> dict[str, int]:
 def read_context_switches(path: str = "/proc/stat") -> int | None:
     """The machine's context switches since boot (/proc/stat's ctxt line); None where not there."""
     try:
-        for line in Path(path).read_text().splitlines():
-            if line.startswith("ctxt "):
-                return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
+        return _parse_stat(Path(path).read_text())[1]
+    except OSError:
+        return None
 
 
 def own_switches(scope: str) -> tuple[int, int] | None:
@@ -184,10 +191,12 @@ def own_switches(scope: str) -> tuple[int, int] | None:
 class HostSnapshot:
     stat: dict[str, dict[str, float]]
     ksoftirqd_s: dict[int, float]
+    context_switches: int | None = None      # the machine's since boot (/proc/stat ctxt)
 
     @staticmethod
     def now(pids: dict[int, int]) -> "HostSnapshot":
-        return HostSnapshot(read_proc_stat(), read_ksoftirqd_s(pids))
+        stat, ctxt = _parse_stat(Path("/proc/stat").read_text())
+        return HostSnapshot(stat, read_ksoftirqd_s(pids), ctxt)
 
 
 def host_delta(before: HostSnapshot, after: HostSnapshot) -> dict:
@@ -350,7 +359,7 @@ class CpuWindow:
     def start(self) -> "CpuWindow":
         self.kworkers0 = {pid: _run_s(pid) for pid in _kworkers()}
         self.ipis0 = read_ipis()
-        self.switches0, self.ctxt0 = own_switches(self.scope), read_context_switches()
+        self.switches0 = own_switches(self.scope)
         self.host0 = HostSnapshot.now(self.pids)
         self.rusage0 = self._rusage()
         self.t0 = time.perf_counter()
@@ -364,7 +373,8 @@ class CpuWindow:
         ru = self._rusage() - self.rusage0 if self.scope != "given" else rusage
         if ru is None:
             raise ValueError("scope 'given' needs the rusage passed to stop()")
-        delta = host_delta(self.host0, HostSnapshot.now(self.pids))
+        host1 = HostSnapshot.now(self.pids)
+        delta = host_delta(self.host0, host1)
         ipis = read_ipis()
         out = side_split(ru, self.cpus, delta, softirq_in_task_time(), self.busy, ksoftirqd_exact=True)
         out["rxe_kworker_s"] = rxe_kworker_s(self.kworkers0, _kworkers())
@@ -372,19 +382,19 @@ class CpuWindow:
         out["busy_cpu_per_s"] = _busy(delta["stat"]["cpu"]) / wall if wall > 0 and "cpu" in delta["stat"] else math.nan
         out.update(foreign_cpu_per_s(delta, [ru], wall))
         out.update({name: n - self.ipis0[name] for name, n in ipis.items() if name in self.ipis0})
-        out.update(self._switches())
+        out.update(self._switches(host1.context_switches))
         out.update(_spread(delta, self.cpus, wall))
         return out
 
-    def _switches(self) -> dict[str, int]:
+    def _switches(self, ctxt: int | None) -> dict[str, int]:
         """The side's own context switches over the window, and the machine's (`context_switches`)."""
         out = {}
-        switches, ctxt = own_switches(self.scope), read_context_switches()
+        switches, ctxt0 = own_switches(self.scope), self.host0.context_switches
         if switches is not None and self.switches0 is not None:
             out["voluntary_switches"] = switches[0] - self.switches0[0]
             out["involuntary_switches"] = switches[1] - self.switches0[1]
-        if ctxt is not None and self.ctxt0 is not None:
-            out["context_switches"] = ctxt - self.ctxt0
+        if ctxt is not None and ctxt0 is not None:
+            out["context_switches"] = ctxt - ctxt0
         return out
 
     def note(self) -> dict:
