@@ -1125,7 +1125,9 @@ def smbd_predicted(s, configs: Iterable[SmbdConfig],
         if path not in names:
             continue
         patched = with_params(s, {"workload.connections": conns, "workload.outstanding_per_connection": credits,
-                                  "workload.io_cores": conns, "workload.client_cores": conns,
+                                  # one serving process per connection, every client's (an incast's
+                                  # sessions each fork their own); each client host runs its own
+                                  "workload.io_cores": conns * clients, "workload.client_cores": conns,
                                   "workload.async_workers": workers or s.workload.async_workers,
                                   "workload.client_registers_per_io": float(register == "per-io"),
                                   "workload.clients": clients,
