@@ -2,7 +2,8 @@
 # One guest session: the parts (rdma part probes, measure verbs, measure copy) and the whole
 # (measure smbd), rounds interleaved, for `rdmarig plan smbdirect-this-host --vs-measured` (docs/smbd.md).
 #   rdmarig guest run --timeout 75min --store S -- sh docs/data/smbd-vs-measured.sh
-# (2026-12-01 16:59 UTC: 55 min, with 5 rxe stalls of 10 s and the 2-8 MiB points at 6 s)
+# (2026-12-01 16:59 UTC: 55 min, with 5 rxe stalls of 10 s and the 2-8 MiB points at 6 s;
+# 2026-12-02 08:26 UTC, a quiet host, no stall: 28 min, before the pinned points)
 R=.venv/bin/rdmarig
 P=.venv/bin/python
 V="--device rxe1 --peer-device rxe0 --op write"
@@ -29,6 +30,15 @@ for round in 1 2; do
   for copy in cpu-copy async-workers zero-copy; do
     for point in 64KiB:3s 128KiB:3s 256KiB:3s 512KiB:3s 1MiB:3s 2MiB:6s 4MiB:6s 8MiB:6s; do
       $R measure smbd --op read --io-size ${point%:*} --copy $copy --duration ${point#*:}
+    done
+  done
+  echo "== round $round whole: measure smbd --serving-cpus 0,1 $(date -u +%T)"
+  # the same points with connection i's serving process pinned to CPU i: the model counts every
+  # CPU-second usable, and unpinned runs at 8 MiB left a vCPU idle up to a fifth of the time
+  # (2026-12-02 09:02 UTC: 1.61-1.95 CPUs busy unpinned, 1.97-1.99 pinned; docs/smbd.md)
+  for copy in cpu-copy async-workers zero-copy; do
+    for point in 64KiB:3s 256KiB:3s 1MiB:3s 8MiB:6s; do
+      $R measure smbd --op read --io-size ${point%:*} --copy $copy --duration ${point#*:} --serving-cpus 0,1
     done
   done
   if [ "$round" = 1 ]; then
