@@ -265,8 +265,12 @@ def evaluate(p: Mapping[str, np.ndarray], table: DemandTable, engine_names: tupl
     # where the host's runnable threads outnumber its free cores the scheduler shares them equally
     # a soft NIC on loopback: a connection's deferred chain stays on the CPU its poster sent from
     # (veth's netif_rx queues on the sending CPU, rxe schedules its tasklets where it runs), and
-    # the posters sit on any core: the cores they occupy, as RSS's queues
-    flow_queues = np.where(soft & loop, resources.occupied_queues(host_cores, conns),
+    # the posters sit on any core: the cores they occupy, as RSS's queues; pinned round robin to
+    # k cores, min(connections, k) of them
+    pinned = g("workload.serving_pinned_cores")
+    placed = np.where(pinned > 0, np.minimum(np.minimum(conns, np.maximum(pinned, 1.0)), host_cores),
+                      resources.occupied_queues(host_cores, conns))
+    flow_queues = np.where(soft & loop, placed,
                            np.where(soft, np.minimum(conns, host_cores),
                                     resources.occupied_queues(np.minimum(g("nic.rss_queues"), host_cores), conns)))
     # on loopback those ksoftirqds run on the host's cores beside the spinning threads

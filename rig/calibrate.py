@@ -994,6 +994,15 @@ def pinned_label(serving_cpus: object) -> str:
     return "/".join(",".join(str(c) for c in cpus) if isinstance(cpus, list) else "?" for cpus in serving_cpus)
 
 
+def pinned_cores(label: str) -> int:
+    """The cores a pinned_label's serving processes were pinned to, one CPU each (0: unpinned, or a
+    process allowed several CPUs, which the scheduler then places)."""
+    sets = [part.split(",") for part in label.split("/")] if label else []
+    if not sets or any(len(cpus) != 1 for cpus in sets):
+        return 0
+    return len({cpus[0] for cpus in sets})
+
+
 INCAST_NAMES = ("mpi.smbd.read", "mpi.smbd.write")     # the aggregate of a `measure smbd --mpi` run
 
 
@@ -1119,18 +1128,21 @@ def smbd_predicted(s, configs: Iterable[SmbdConfig],
         if executed is not None and c not in executed:
             continue
         share = executed[c] if executed is not None else None
-        groups[(c.op, c.path, c.connections, c.credits, c.workers, c.register, c.clients, share)].append(c)
+        groups[(c.op, c.path, c.connections, c.credits, c.workers, c.register, c.clients, pinned_cores(c.serving_cpus),
+                share)].append(c)
     out = {}
-    for (op, path, conns, credits, workers, register, clients, share), cs in groups.items():
+    for (op, path, conns, credits, workers, register, clients, pinned, share), cs in groups.items():
         if path not in names:
             continue
         patched = with_params(s, {"workload.connections": conns, "workload.outstanding_per_connection": credits,
                                   # one serving process per connection, every client's (an incast's
                                   # sessions each fork their own); each client host runs its own
-                                  "workload.io_cores": conns * clients, "workload.client_cores": conns,
+                                  # (pinned: the cores they were pinned to)
+                                  "workload.io_cores": min(conns * clients, pinned) if pinned else conns * clients,
+                                  "workload.client_cores": conns,
                                   "workload.async_workers": workers or s.workload.async_workers,
                                   "workload.client_registers_per_io": float(register == "per-io"),
-                                  "workload.clients": clients,
+                                  "workload.clients": clients, "workload.serving_pinned_cores": pinned,
                                   **({"workload.foreign_load": s.workload.foreign_load
                                       + s.platform.cpu.cores * (1.0 - min(share, 1.0))}
                                      if share is not None else {})})

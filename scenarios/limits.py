@@ -114,6 +114,8 @@ COMPLETION_LATENCY = span("10ns", "10ms", parse_time, "a completion takes 10 ns 
 CONNECTIONS = count(1, 65535, "one client address has at most 65535 ports to a server port")
 # Cores the client gives to I/O; 0: the client is not modelled (a client that never limits).
 CLIENT_CORES = count(0, 8192, "0 (client not modelled) up to the 8192 CPUs Linux manages")
+# Cores the serving threads are pinned to, one connection's thread per core round robin; 0: unpinned.
+PINNED_CORES = count(0, 8192, "0 (the scheduler places the serving threads) up to the 8192 CPUs Linux manages")
 # Client hosts one server serves at once (incast): every client holds at least one connection,
 # and a server port accepts at most 65535 connections per client address.
 CLIENTS = count(1, 65535, "1 client host up to 65535, the bound connections have")

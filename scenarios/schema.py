@@ -102,6 +102,7 @@ class Workload:
     client_checks_data: bool = False  # the client computes a CRC-32 of every byte it reads (rdmarig's own client does)
     client_registers_per_io: bool = False  # the client registers (pins) its buffer for every I/O, not once
     poster_polls: bool = False      # the posting thread polls its CQ while it waits (measure verbs without --events)
+    serving_pinned_cores: int = 0   # serving threads pinned round robin to this many cores (--serving-cpus); 0: unpinned
 
 
 @dataclass(frozen=True)
@@ -187,6 +188,7 @@ WORKLOAD_FIELDS = (
     F.flag("client_checks_data", default=False),
     F.flag("client_registers_per_io", default=False),
     F.flag("poster_polls", default=False),
+    F.whole("serving_pinned_cores", L.PINNED_CORES, default=0),
     F.other("io_sizes"),            # the I/O sizes may sit here instead of under [sweep]
 )
 # link.count and link.rate come from `links = "2x200Gbit/s"`; as fields they serve sweeps (the

@@ -371,9 +371,9 @@ def test_points_run_on_a_loaded_host_are_named_and_the_rest_summed_apart(records
 
 
 def test_pinned_runs_are_points_of_their_own(records, session, run_cli, tmp_path):
-    """Records of `measure smbd --serving-cpus` (params serving_cpus, as the server pinned them) pair
-    with the same prediction as their unpinned point but are not pooled with it: a row of their own,
-    its CPUs shown."""
+    """Records of `measure smbd --serving-cpus` (params serving_cpus, as the server pinned them) are not
+    pooled with their unpinned point: a row of their own, its CPUs shown, predicted with the serving
+    processes on the cores they were pinned to (workload.serving_pinned_cores)."""
     import copy
     import uuid
 
@@ -398,8 +398,19 @@ def test_pinned_runs_are_points_of_their_own(records, session, run_cli, tmp_path
     (free,) = [row for row in rows if row["serving_cpus"] == ""]
     (held,) = [row for row in rows if row["serving_cpus"] == "1/0"]
     assert held["records"] == free["records"] == len(point)
-    assert held["predicted_gbytes_per_s"] == free["predicted_gbytes_per_s"]
+    from scenarios.schema import load_platform, load_scenario
+    s = load_scenario("smbdirect-this-host", platform=load_platform(str(session["profile"])))
+    cfg = rc.smbd_config(pinned[0])
+    assert cfg.serving_cpus == "1/0" and rc.pinned_cores(cfg.serving_cpus) == 2
+    assert held["predicted_gbytes_per_s"] == pytest.approx(rc.smbd_predicted(s, [cfg])[cfg].gbytes_per_s)
+    assert held["predicted_gbytes_per_s"] >= free["predicted_gbytes_per_s"]      # two cores for the chains
     assert held["measured_gbytes_per_s"] == pytest.approx(2 * free["measured_gbytes_per_s"])
     text = run_cli("plan", "smbdirect-this-host", "--vs-measured", "--platform", str(session["profile"]),
                    "--store", str(store)).out
     assert "serving CPUs" in text and re.search(r"\| 1/0 +\|", text)
+
+
+def test_pinned_cores_of_a_label():
+    assert rc.pinned_cores("") == 0 and rc.pinned_cores("0,1/0,1") == 0      # allowed both: the scheduler's
+    assert rc.pinned_cores("1/0") == 2 and rc.pinned_cores("0/0") == 1 and rc.pinned_cores("0/1/0") == 2
+    assert rc.pinned_label([[1], [0]]) == "1/0" and rc.pinned_label(None) == "" and rc.pinned_label([]) == ""

@@ -606,6 +606,13 @@ def test_ksoftirqd_runs_what_a_soft_chain_needs_beyond_the_softirq_budget(tmp_pa
     q = c.cores
     assert cap(two, 0, "cpu-flows") == pytest.approx(
         q * (1 - (1 - 1 / q) ** 2) * MiB / two.result.flow_seconds_per_io.flat[0])
+    # serving threads pinned round robin to k cores (measure smbd --serving-cpus): their chains sit on
+    # min(connections, k) of them, whatever the scheduler would have done
+    for k, cores in ((1, 1), (2, 2), (3, 2)):
+        pinned = evaluate_grid(split, {"workload.io_size": [MiB], "workload.connections": [2],
+                                       "workload.serving_pinned_cores": [k]}, paths=[0])
+        assert cap(pinned, 0, "cpu-flows") == pytest.approx(min(cores, q) * MiB / two.result.flow_seconds_per_io.flat[0])
+        assert cap(pinned, 0, "cpu-all") == pytest.approx(cap(two, 0, "cpu-all"))      # the same work
 
 
 
