@@ -489,11 +489,13 @@ def describe(opts: SmbdOptions) -> str:
 def check_mpi(opts: SmbdOptions) -> None:
     """What `measure smbd --mpi` cannot do (the MPI options are checked by MpiOptions.check)."""
     for flag, used in (("--peer", opts.peer_addr), ("--peer-device", opts.peer_device),
-                       ("--peer-gid-index", opts.peer_gid_index is not None), ("--file", opts.file),
-                       ("--serving-cpus", opts.serving_cpus)):
+                       ("--peer-gid-index", opts.peer_gid_index is not None), ("--file", opts.file)):
         if used:
             raise InputError(f"--mpi pairs ranks: {flag} does not apply",
                              f"drop {flag} (target ranks serve a scratch file of --file-size on their own device)")
+    if opts.serving_cpus:
+        raise InputError("--mpi: --serving-cpus does not apply (ranks share hosts, and each target rank's serving "
+                         "processes run where the scheduler puts them)", "drop --serving-cpus")
     if len(opts.copy_list()) != 1:
         raise InputError(f"--mpi runs one copy variant per run, not {len(opts.copy_list())}",
                          f"name one: --copy {opts.copy_list()[0]}")

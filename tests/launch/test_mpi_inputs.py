@@ -41,6 +41,7 @@ SMBD_ROWS = [
     (["--mpi", "--copy", "cpu-copy", "--peer", "198.18.0.2"], "--peer does not apply"),
     (["--mpi", "--copy", "cpu-copy", "--peer-device", "rxe1"], "--peer-device does not apply"),
     (["--mpi", "--copy", "cpu-copy", "--file", "/etc/hostname"], "--file does not apply"),
+    (["--mpi", "--copy", "cpu-copy", "--serving-cpus", "0"], "--mpi: --serving-cpus does not apply"),
     (["--mpi", "--copy", "zero-copy", "--pattern", "ring"], "--pattern 'ring' is not a pattern"),
     (["--mpi", "--copy", "cpu-copy", "--tolerance", "2"], "--tolerance '2' is out of range"),
     (["--mpi", "--copy", "cpu-copy", "--device", "rxe0,"], "--device 'rxe0,' has an empty name"),
