@@ -268,7 +268,7 @@ def evaluate(p: Mapping[str, np.ndarray], table: DemandTable, engine_names: tupl
     # the posters sit on any core: the cores they occupy, as RSS's queues; pinned round robin to
     # k cores, min(connections, k) of them
     pinned = g("workload.serving_pinned_cores")
-    placed = np.where(pinned > 0, np.minimum(np.minimum(conns, np.maximum(pinned, 1.0)), host_cores),
+    placed = np.where(pinned > 0, np.minimum(np.minimum(conns, pinned), host_cores),
                       resources.occupied_queues(host_cores, conns))
     flow_queues = np.where(soft & loop, placed,
                            np.where(soft, np.minimum(conns, host_cores),

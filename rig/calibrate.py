@@ -965,7 +965,7 @@ class SmbdConfig:
     register: str = "once"              # the client's registration: once | per-io
     clients: int = 1                    # client hosts served at once (an MPI incast: ranks - 1)
     incast: bool = False                # the aggregate of an MPI incast run (the server's total throughput)
-    serving_cpus: str = ""              # the serving processes' CPUs, connection by connection (1/0); "": unpinned
+    serving_cpus: tuple[tuple[int, ...], ...] = ()   # each serving process's CPUs as pinned; (): unpinned
 
 
 def smbd_path(copy: str, register: str) -> str:
@@ -981,23 +981,27 @@ def smbd_config(r: Record) -> SmbdConfig | None:
                           connections=int(p["connections"]), credits=int(p["ios_in_flight_per_connection"]),
                           workers=int(p.get("async_workers_max") or 0), register=str(p.get("register", "once")),
                           clients=int(p["ranks"]) - 1 if r.name in INCAST_NAMES else 1, incast=r.name in INCAST_NAMES,
-                          serving_cpus=pinned_label(p.get("serving_cpus")))
+                          serving_cpus=pinned_sets(p.get("serving_cpus")))
     except (KeyError, TypeError, ValueError):
         return None
 
 
-def pinned_label(serving_cpus: object) -> str:
-    """A record's serving_cpus ([[0], [1]]: each serving process's CPUs, as the server pinned them) as
-    one label ("1/0"); "" for a run whose serving processes the scheduler placed."""
-    if not isinstance(serving_cpus, list) or not serving_cpus:
-        return ""
-    return "/".join(",".join(str(c) for c in cpus) if isinstance(cpus, list) else "?" for cpus in serving_cpus)
+def pinned_sets(serving_cpus: object) -> tuple[tuple[int, ...], ...]:
+    """A record's serving_cpus ([[1], [0]]: each serving process's CPUs, as the server pinned them)
+    as a configuration's key; () for a run whose serving processes the scheduler placed."""
+    if not isinstance(serving_cpus, list) or not all(isinstance(cpus, list) for cpus in serving_cpus):
+        return ()
+    return tuple(tuple(int(c) for c in cpus) for cpus in serving_cpus)
 
 
-def pinned_cores(label: str) -> int:
-    """The cores a pinned_label's serving processes were pinned to, one CPU each (0: unpinned, or a
-    process allowed several CPUs, which the scheduler then places)."""
-    sets = [part.split(",") for part in label.split("/")] if label else []
+def pinned_label(sets: tuple[tuple[int, ...], ...]) -> str:
+    """Pinned CPU sets as one table cell, connection by connection ("1/0"); "" unpinned."""
+    return "/".join(",".join(map(str, cpus)) for cpus in sets)
+
+
+def pinned_cores(sets: tuple[tuple[int, ...], ...]) -> int:
+    """The cores the serving processes were pinned to, one CPU each (0: unpinned, or a process
+    allowed several CPUs, which the scheduler then places)."""
     if not sets or any(len(cpus) != 1 for cpus in sets):
         return 0
     return len({cpus[0] for cpus in sets})

@@ -405,7 +405,7 @@ def vs_measured_table(scenario: str, platform: Optional[str], store: Optional[Pa
             continue
         row = {"io_size": format_size(c.io_size), "io_size_bytes": c.io_size, "copy_path": c.path, "op": c.op,
                "clients": c.clients, "connections": c.connections, "credits": c.credits,
-               "serving_cpus": c.serving_cpus, "predicted_gbytes_per_s": pr.gbytes_per_s,
+               "serving_cpus": rc.pinned_label(c.serving_cpus), "predicted_gbytes_per_s": pr.gbytes_per_s,
                "predicted_server_cpu_s_per_gb": pr.server_cpu_s_per_gb, "binding": pr.binding,
                "predicted_both_cpu_s_per_gb": pr.server_cpu_s_per_gb + pr.client_cpu_s_per_gb + pr.softirq_cpu_s_per_gb,
                "measured_gbytes_per_s": None, "measured_server_cpu_s_per_gb": None, "gbps_error_pct": None,
@@ -492,5 +492,6 @@ def vs_measured_table(scenario: str, platform: Optional[str], store: Optional[Pa
     columns = ([Column.of("io_size_bytes", "I/O size", "{:.0f}")] + VS_COLUMNS[1:]) if machine else VS_COLUMNS
     if any(r["serving_cpus"] for r in rows):
         # runs with --serving-cpus: which CPU each connection's serving process ran on ("" = the scheduler's choice)
-        columns = columns[:6] + [Column("serving_cpus", "serving CPUs")] + columns[6:]
+        after = next(i for i, col in enumerate(columns) if col.key == "credits") + 1
+        columns = columns[:after] + [Column("serving_cpus", "serving CPUs")] + columns[after:]
     return Table(f"{s.name} on {plat.name}: predicted vs measured", columns, rows, notes)

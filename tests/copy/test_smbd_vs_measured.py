@@ -122,7 +122,8 @@ def test_vs_measured_pairs_every_smbd_configuration_with_its_prediction(records,
     assert len(rows) == len(by_config)
     within_spread = [0, 0]          # points with rounds' spread, those whose server-CPU miss is within it
     for row in rows:
-        cfg = next(c for c in by_config if (c.op, c.io_size, c.path, c.connections, c.credits, c.serving_cpus) == (
+        cfg = next(c for c in by_config if (c.op, c.io_size, c.path, c.connections, c.credits,
+                                            rc.pinned_label(c.serving_cpus)) == (
             row["op"], float(row["io_size_bytes"]), row["copy_path"], row["connections"], row["credits"],
             row.get("serving_cpus", "")))
         recs = by_config[cfg]
@@ -407,7 +408,7 @@ def test_pinned_runs_are_points_of_their_own(records, session, run_cli, tmp_path
     from scenarios.schema import load_platform, load_scenario
     s = load_scenario("smbdirect-this-host", platform=load_platform(str(session["profile"])))
     cfg = rc.smbd_config(pinned[0])
-    assert cfg.serving_cpus == "1/0" and rc.pinned_cores(cfg.serving_cpus) == 2
+    assert cfg.serving_cpus == ((1,), (0,)) and rc.pinned_cores(cfg.serving_cpus) == 2
     assert held["predicted_gbytes_per_s"] == pytest.approx(rc.smbd_predicted(s, [cfg])[cfg].gbytes_per_s)
     assert held["predicted_gbytes_per_s"] >= free["predicted_gbytes_per_s"]      # two cores for the chains
     assert held["measured_gbytes_per_s"] == pytest.approx(2 * free["measured_gbytes_per_s"])
@@ -417,6 +418,8 @@ def test_pinned_runs_are_points_of_their_own(records, session, run_cli, tmp_path
 
 
 def test_pinned_cores_of_a_label():
-    assert rc.pinned_cores("") == 0 and rc.pinned_cores("0,1/0,1") == 0      # allowed both: the scheduler's
-    assert rc.pinned_cores("1/0") == 2 and rc.pinned_cores("0/0") == 1 and rc.pinned_cores("0/1/0") == 2
-    assert rc.pinned_label([[1], [0]]) == "1/0" and rc.pinned_label(None) == "" and rc.pinned_label([]) == ""
+    assert rc.pinned_cores(()) == 0 and rc.pinned_cores(((0, 1), (0, 1))) == 0      # allowed both: the scheduler's
+    assert rc.pinned_cores(((1,), (0,))) == 2 and rc.pinned_cores(((0,), (0,))) == 1
+    assert rc.pinned_cores(((0,), (1,), (0,))) == 2
+    assert rc.pinned_label(rc.pinned_sets([[1], [0]])) == "1/0" and rc.pinned_label(rc.pinned_sets(None)) == ""
+    assert rc.pinned_label(rc.pinned_sets([])) == "" and rc.pinned_label(((0, 1), (2,))) == "0,1/2"
